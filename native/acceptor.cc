@@ -1,0 +1,290 @@
+#include "acceptor.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "accept_errors.h"
+#include "listen_socket.h"
+
+namespace ntl {
+namespace {
+
+// Kinds of event reported to JS; JS builds the Error objects (code, errno, syscall).
+enum EventKind : int32_t { kEventRetry = 0, kEventPause = 1, kEventFatal = 2 };
+
+void OnHandleClosed(uv_handle_t* handle) {
+  auto* loop = static_cast<AcceptLoop*>(handle->data);
+  if (--loop->handles_open > 0) return;
+  if (loop->owner != nullptr) loop->owner->Detach(loop->counters);
+  if (loop->cleanup_hook != nullptr) {
+    // Tells Node the environment may finish tearing down: nothing of ours is left on its loop.
+    napi_remove_async_cleanup_hook(loop->cleanup_hook);
+  }
+  delete loop;
+}
+
+// Stops polling, closes the listening fd at once (so the port is free when this returns) and
+// starts closing the libuv handles. Safe to call twice. Makes no JS calls.
+void BeginClose(AcceptLoop* loop) {
+  if (loop->closing) return;
+  loop->closing = true;
+  loop->polling = false;
+  // uv_close on a poll handle stops it and removes the fd from epoll/kqueue before returning,
+  // so closing the fd right after is safe.
+  uv_close(reinterpret_cast<uv_handle_t*>(&loop->poll), OnHandleClosed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&loop->resume_timer), OnHandleClosed);
+  if (loop->listen_fd >= 0) {
+    close(loop->listen_fd);
+    loop->listen_fd = -1;
+  }
+  loop->on_batch.Reset();
+  loop->on_event.Reset();
+  loop->async_context.reset();
+}
+
+void OnEnvironmentTeardown(napi_async_cleanup_hook_handle, void* arg) {
+  // A worker thread or the process is exiting: release everything without calling into JS.
+  BeginClose(static_cast<AcceptLoop*>(arg));
+}
+
+void CallJs(AcceptLoop* loop, Napi::FunctionReference& callback, std::initializer_list<napi_value> args) {
+  if (loop->closing || callback.IsEmpty()) return;
+  Napi::Env env(loop->env);
+  try {
+    callback.MakeCallback(env.Global(), args, *loop->async_context);
+  } catch (const Napi::Error& error) {
+    // The JS side catches its own errors, so this is a bug there: surface it the way Node
+    // surfaces an exception thrown from any I/O callback.
+    napi_fatal_exception(loop->env, error.Value());
+  }
+}
+
+void DeliverBatch(AcceptLoop* loop) {
+  if (loop->batch.empty()) return;
+  Napi::Env env(loop->env);
+  Napi::HandleScope scope(env);
+  size_t count = loop->batch.size();
+  Napi::Int32Array fds = Napi::Int32Array::New(env, count);
+  for (size_t i = 0; i < count; i++) fds[i] = loop->batch[i];
+  loop->batch.clear();
+  CallJs(loop, loop->on_batch, {fds});
+  // Whatever JS did not take is still ours to close (JS threw, or the listener closed
+  // during the callback).
+  int32_t* slots = fds.Data();
+  for (size_t i = 0; i < count; i++) {
+    if (slots[i] >= 0) close(slots[i]);
+  }
+}
+
+void ReportEvent(AcceptLoop* loop, EventKind kind, int err, uint64_t delay_ms) {
+  Napi::Env env(loop->env);
+  Napi::HandleScope scope(env);
+  CallJs(loop, loop->on_event,
+         {Napi::Number::New(env, kind), Napi::Number::New(env, err),
+          Napi::Number::New(env, static_cast<double>(delay_ms))});
+}
+
+void OnResume(uv_timer_t* timer);
+
+void Pause(AcceptLoop* loop) {
+  // Out of descriptors: the pending connection stays in the backlog and is served once
+  // descriptors free up. Not polling until the timer fires is what keeps this from spinning.
+  uv_poll_stop(&loop->poll);
+  loop->polling = false;
+  loop->counters.pauses++;
+  uint64_t delay = loop->next_pause_ms;
+  loop->next_pause_ms = delay * 2 > loop->pause_max_ms ? loop->pause_max_ms : delay * 2;
+  uv_timer_start(&loop->resume_timer, OnResume, delay, 0);
+}
+
+void OnReadable(uv_poll_t* handle, int status, int) {
+  auto* loop = static_cast<AcceptLoop*>(handle->data);
+  if (loop->closing) return;
+
+  int fatal_errno = status < 0 ? -status : 0;
+  bool paused = false;
+  int pause_errno = 0;
+  // Retried errnos are reported after the batch, so connections accepted first are not delayed.
+  std::vector<int> retried;
+
+  // Retries count against the batch limit too, so a socket that keeps failing cannot hold the loop.
+  size_t attempts = 0;
+  while (fatal_errno == 0 && attempts < loop->batch_limit) {
+    int fd = AcceptNonBlocking(loop->listen_fd);
+    if (fd >= 0) {
+      attempts++;
+      loop->batch.push_back(fd);
+      continue;
+    }
+    int err = errno;
+    AcceptErrorAction action = ClassifyAcceptError(err);
+    if (action == AcceptErrorAction::kRetryNow) continue;
+    if (action == AcceptErrorAction::kBatchDone) break;
+    if (action == AcceptErrorAction::kRetryCounted) {
+      attempts++;
+      loop->counters.retries_by_errno[err]++;
+      retried.push_back(err);
+      continue;
+    }
+    if (action == AcceptErrorAction::kPause) {
+      paused = true;
+      pause_errno = err;
+      break;
+    }
+    fatal_errno = err;
+  }
+
+  if (!loop->batch.empty()) {
+    loop->counters.accepted += loop->batch.size();
+    loop->counters.batches++;
+    if (!paused) loop->next_pause_ms = loop->pause_min_ms;
+  }
+  uint64_t pause_delay = loop->next_pause_ms;
+  if (paused) Pause(loop);
+
+  DeliverBatch(loop);
+  for (int err : retried) ReportEvent(loop, kEventRetry, err, 0);
+  if (paused) ReportEvent(loop, kEventPause, pause_errno, pause_delay);
+  if (fatal_errno != 0 && !loop->closing) {
+    // The original re-raises here and its server stops; the listening socket goes first so
+    // no client is accepted by a listener that is already failing.
+    ReportEvent(loop, kEventFatal, fatal_errno, 0);
+    BeginClose(loop);
+  }
+}
+
+void OnResume(uv_timer_t* timer) {
+  auto* loop = static_cast<AcceptLoop*>(timer->data);
+  if (loop->closing) return;
+  uv_poll_start(&loop->poll, UV_READABLE, OnReadable);
+  loop->polling = true;
+}
+
+uint64_t OptionalUint(const Napi::Object& options, const char* name, uint64_t fallback) {
+  Napi::Value value = options.Get(name);
+  if (!value.IsNumber()) return fallback;
+  double number = value.As<Napi::Number>().DoubleValue();
+  return number >= 1 ? static_cast<uint64_t>(number) : fallback;
+}
+
+}  // namespace
+
+Napi::Function Acceptor::Define(Napi::Env env) {
+  return DefineClass(env, "Acceptor",
+                     {
+                         InstanceMethod<&Acceptor::Start>("start"),
+                         InstanceMethod<&Acceptor::Close>("close"),
+                         InstanceMethod<&Acceptor::Stats>("stats"),
+                         InstanceMethod<&Acceptor::Address>("address"),
+                         InstanceMethod<&Acceptor::Ref>("ref"),
+                         InstanceMethod<&Acceptor::Unref>("unref"),
+                     });
+}
+
+Acceptor::Acceptor(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Acceptor>(info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 4 || !info[0].IsNumber() || !info[1].IsFunction() || !info[2].IsFunction() ||
+      !info[3].IsObject()) {
+    throw Napi::TypeError::New(env, "Acceptor(listenFd, onBatch, onEvent, options)");
+  }
+  int listen_fd = info[0].As<Napi::Number>().Int32Value();
+  Napi::Object options = info[3].As<Napi::Object>();
+
+  uv_loop_t* uv_loop = nullptr;
+  if (napi_get_uv_event_loop(env, &uv_loop) != napi_ok) {
+    throw Napi::Error::New(env, "no libuv loop for this environment");
+  }
+
+  auto* loop = new AcceptLoop();
+  loop->env = env;
+  loop->owner = this;
+  loop->listen_fd = listen_fd;  // ownership moves here: closed by BeginClose from now on
+  loop->batch_limit = OptionalUint(options, "batchLimit", 128);
+  loop->pause_min_ms = OptionalUint(options, "pauseMinMs", 5);
+  loop->pause_max_ms = OptionalUint(options, "pauseMaxMs", 1000);
+  loop->next_pause_ms = loop->pause_min_ms;
+  loop->batch.reserve(loop->batch_limit);
+  loop->on_batch = Napi::Persistent(info[1].As<Napi::Function>());
+  loop->on_event = Napi::Persistent(info[2].As<Napi::Function>());
+  loop->async_context = std::make_unique<Napi::AsyncContext>(env, "native-tls-listener:accept");
+
+  uv_poll_init(uv_loop, &loop->poll, listen_fd);
+  uv_timer_init(uv_loop, &loop->resume_timer);
+  loop->poll.data = loop;
+  loop->resume_timer.data = loop;
+  loop->handles_open = 2;
+  napi_add_async_cleanup_hook(env, OnEnvironmentTeardown, loop, &loop->cleanup_hook);
+  loop_ = loop;
+}
+
+Acceptor::~Acceptor() {
+  // Collected while still open (its owner dropped it without close()): close, without JS.
+  if (loop_ != nullptr) {
+    loop_->owner = nullptr;
+    BeginClose(loop_);
+  }
+}
+
+Napi::Value Acceptor::Start(const Napi::CallbackInfo& info) {
+  if (loop_ == nullptr || loop_->closing) {
+    throw Napi::Error::New(info.Env(), "acceptor is closed");
+  }
+  if (!loop_->polling) {
+    uv_poll_start(&loop_->poll, UV_READABLE, OnReadable);
+    loop_->polling = true;
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value Acceptor::Close(const Napi::CallbackInfo& info) {
+  if (loop_ != nullptr) BeginClose(loop_);
+  return info.Env().Undefined();
+}
+
+Napi::Value Acceptor::Ref(const Napi::CallbackInfo& info) {
+  if (loop_ != nullptr && !loop_->closing) {
+    uv_ref(reinterpret_cast<uv_handle_t*>(&loop_->poll));
+    uv_ref(reinterpret_cast<uv_handle_t*>(&loop_->resume_timer));
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value Acceptor::Unref(const Napi::CallbackInfo& info) {
+  if (loop_ != nullptr && !loop_->closing) {
+    uv_unref(reinterpret_cast<uv_handle_t*>(&loop_->poll));
+    uv_unref(reinterpret_cast<uv_handle_t*>(&loop_->resume_timer));
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value Acceptor::Stats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const AcceptCounters& counters = loop_ != nullptr ? loop_->counters : counters_;
+  Napi::Object stats = Napi::Object::New(env);
+  stats.Set("accepted", Napi::Number::New(env, static_cast<double>(counters.accepted)));
+  stats.Set("batches", Napi::Number::New(env, static_cast<double>(counters.batches)));
+  stats.Set("pauses", Napi::Number::New(env, static_cast<double>(counters.pauses)));
+  Napi::Object retries = Napi::Object::New(env);
+  for (const auto& entry : counters.retries_by_errno) {
+    retries.Set(Napi::Number::New(env, entry.first).ToString(),
+                Napi::Number::New(env, static_cast<double>(entry.second)));
+  }
+  stats.Set("retriesByErrno", retries);
+  stats.Set("closed", Napi::Boolean::New(env, loop_ == nullptr || loop_->closing));
+  return stats;
+}
+
+Napi::Value Acceptor::Address(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (loop_ == nullptr || loop_->closing) return env.Null();
+  LocalAddress local = GetLocalAddress(loop_->listen_fd);
+  if (local.err != 0) return env.Null();
+  Napi::Object address = Napi::Object::New(env);
+  address.Set("address", local.address);
+  address.Set("family", local.family == 6 ? "IPv6" : "IPv4");
+  address.Set("port", local.port);
+  return address;
+}
+
+}  // namespace ntl

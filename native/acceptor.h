@@ -1,0 +1,83 @@
+// The accept loop: polls a listening socket on the owning thread's libuv loop, accepts in
+// batches and hands each batch of descriptors to JS in one MakeCallback.
+//
+// Descriptor ownership, written down once:
+//  - the listening fd belongs to the AcceptLoop from construction (opened here or adopted)
+//    until Close()/the cleanup hook closes it;
+//  - an accepted fd belongs to the AcceptLoop from accept() until JS takes it: JS takes a
+//    descriptor by overwriting its slot in the batch's Int32Array with -1. After the callback
+//    returns (or throws), every slot still >= 0 is closed here.
+#pragma once
+
+#include <napi.h>
+#include <uv.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <vector>
+
+namespace ntl {
+
+class Acceptor;
+
+struct AcceptCounters {
+  uint64_t accepted = 0;
+  uint64_t batches = 0;
+  uint64_t pauses = 0;
+  std::map<int, uint64_t> retries_by_errno;
+};
+
+// Lives on the heap apart from the JS object, because libuv handles outlive it: uv_close()
+// completes on a later loop turn, possibly after the JS object was collected.
+struct AcceptLoop {
+  uv_poll_t poll;
+  uv_timer_t resume_timer;
+  int listen_fd = -1;
+  int handles_open = 0;
+  bool closing = false;
+  bool polling = false;
+  Acceptor* owner = nullptr;
+  napi_env env = nullptr;
+  napi_async_cleanup_hook_handle cleanup_hook = nullptr;
+
+  Napi::FunctionReference on_batch;
+  Napi::FunctionReference on_event;
+  std::unique_ptr<Napi::AsyncContext> async_context;
+
+  size_t batch_limit = 128;
+  uint64_t pause_min_ms = 5;
+  uint64_t pause_max_ms = 1000;
+  uint64_t next_pause_ms = 5;
+
+  AcceptCounters counters;
+  std::vector<int> batch;
+};
+
+class Acceptor : public Napi::ObjectWrap<Acceptor> {
+ public:
+  static Napi::Function Define(Napi::Env env);
+
+  // new Acceptor(listenFd, onBatch(fds: Int32Array), onEvent(kind, errno, delayMs), options)
+  explicit Acceptor(const Napi::CallbackInfo& info);
+  ~Acceptor() override;
+
+  // The loop is gone; its counters stay readable (the registry's "accepted" comes from here).
+  void Detach(const AcceptCounters& final_counters) {
+    counters_ = final_counters;
+    loop_ = nullptr;
+  }
+
+ private:
+  Napi::Value Start(const Napi::CallbackInfo& info);
+  Napi::Value Close(const Napi::CallbackInfo& info);
+  Napi::Value Stats(const Napi::CallbackInfo& info);
+  Napi::Value Address(const Napi::CallbackInfo& info);
+  Napi::Value Ref(const Napi::CallbackInfo& info);
+  Napi::Value Unref(const Napi::CallbackInfo& info);
+
+  AcceptLoop* loop_ = nullptr;
+  AcceptCounters counters_;
+};
+
+}  // namespace ntl

@@ -1,0 +1,147 @@
+#include "listen_socket.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace ntl {
+namespace {
+
+bool SetNonBlockingCloexec(int fd) {
+  int flags = fcntl(fd, F_GETFL);
+  if (flags == -1 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1) return false;
+  int fd_flags = fcntl(fd, F_GETFD);
+  return fd_flags != -1 && fcntl(fd, F_SETFD, fd_flags | FD_CLOEXEC) != -1;
+}
+
+ListenResult Fail(int fd, const char* syscall) {
+  ListenResult result;
+  result.err = errno;
+  result.syscall = syscall;
+  if (fd >= 0) close(fd);
+  return result;
+}
+
+}  // namespace
+
+ListenResult OpenListenSocket(int family, const std::string& numeric_address, int port, int backlog) {
+  sockaddr_storage storage;
+  std::memset(&storage, 0, sizeof storage);
+  socklen_t length = 0;
+  if (family == 6) {
+    auto* addr = reinterpret_cast<sockaddr_in6*>(&storage);
+    addr->sin6_family = AF_INET6;
+    addr->sin6_port = htons(static_cast<uint16_t>(port));
+    if (inet_pton(AF_INET6, numeric_address.c_str(), &addr->sin6_addr) != 1) {
+      errno = EINVAL;
+      return Fail(-1, "inet_pton");
+    }
+    length = sizeof(sockaddr_in6);
+  } else {
+    auto* addr = reinterpret_cast<sockaddr_in*>(&storage);
+    addr->sin_family = AF_INET;
+    addr->sin_port = htons(static_cast<uint16_t>(port));
+    if (inet_pton(AF_INET, numeric_address.c_str(), &addr->sin_addr) != 1) {
+      errno = EINVAL;
+      return Fail(-1, "inet_pton");
+    }
+    length = sizeof(sockaddr_in);
+  }
+
+#ifdef SOCK_CLOEXEC
+  int fd = socket(storage.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd == -1) return Fail(-1, "socket");
+#else
+  int fd = socket(storage.ss_family, SOCK_STREAM, 0);
+  if (fd == -1) return Fail(-1, "socket");
+  if (!SetNonBlockingCloexec(fd)) return Fail(fd, "fcntl");
+#endif
+
+  int on = 1;
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) == -1) return Fail(fd, "setsockopt");
+  // IPV6_V6ONLY stays at the system default (off on Linux), so `::` also serves IPv4 clients,
+  // as the original's wildcard listener does.
+  if (bind(fd, reinterpret_cast<sockaddr*>(&storage), length) == -1) return Fail(fd, "bind");
+  if (listen(fd, backlog) == -1) return Fail(fd, "listen");
+
+  ListenResult result;
+  result.fd = fd;
+  return result;
+}
+
+ListenResult PrepareAdoptedSocket(int fd) {
+  int accepting = 0;
+  socklen_t length = sizeof accepting;
+#ifdef SO_ACCEPTCONN
+  if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &length) == -1) return Fail(-1, "getsockopt");
+  if (!accepting) {
+    errno = EINVAL;
+    return Fail(-1, "listen");
+  }
+#endif
+  int type = 0;
+  length = sizeof type;
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &length) == -1) return Fail(-1, "getsockopt");
+  if (type != SOCK_STREAM) {
+    errno = ENOTSOCK;
+    return Fail(-1, "getsockopt");
+  }
+  if (!SetNonBlockingCloexec(fd)) return Fail(-1, "fcntl");
+  ListenResult result;
+  result.fd = fd;
+  return result;
+}
+
+LocalAddress GetLocalAddress(int fd) {
+  LocalAddress local;
+  sockaddr_storage storage;
+  socklen_t length = sizeof storage;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&storage), &length) == -1) {
+    local.err = errno;
+    return local;
+  }
+  char text[INET6_ADDRSTRLEN] = {0};
+  if (storage.ss_family == AF_INET6) {
+    auto* addr = reinterpret_cast<sockaddr_in6*>(&storage);
+    inet_ntop(AF_INET6, &addr->sin6_addr, text, sizeof text);
+    local.family = 6;
+    local.port = ntohs(addr->sin6_port);
+  } else if (storage.ss_family == AF_INET) {
+    auto* addr = reinterpret_cast<sockaddr_in*>(&storage);
+    inet_ntop(AF_INET, &addr->sin_addr, text, sizeof text);
+    local.family = 4;
+    local.port = ntohs(addr->sin_port);
+  } else {
+    local.err = EAFNOSUPPORT;
+    return local;
+  }
+  local.address = text;
+  return local;
+}
+
+int AcceptNonBlocking(int listen_fd) {
+#if defined(__linux__)
+  return accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+#else
+  int fd = accept(listen_fd, nullptr, nullptr);
+  if (fd == -1) return -1;
+  if (!SetNonBlockingCloexec(fd)) {
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return -1;
+  }
+#ifdef SO_NOSIGPIPE
+  int on = 1;
+  setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &on, sizeof on);
+#endif
+  return fd;
+#endif
+}
+
+}  // namespace ntl

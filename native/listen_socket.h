@@ -1,0 +1,35 @@
+// Creating (or adopting) the listening socket. Knows nothing of the event loop or of JS.
+#pragma once
+
+#include <string>
+
+namespace ntl {
+
+struct ListenResult {
+  int fd = -1;     // owned by the caller on success
+  int err = 0;     // errno on failure
+  const char* syscall = nullptr;  // which call failed
+};
+
+// Binds a non-blocking, close-on-exec, SO_REUSEADDR stream socket to a numeric address
+// (already resolved by the caller) and listens with `backlog`.
+ListenResult OpenListenSocket(int family, const std::string& numeric_address, int port, int backlog);
+
+// Checks that `fd` is a listening stream socket and makes it non-blocking and close-on-exec.
+// Ownership of `fd` does not change here; the caller decides.
+ListenResult PrepareAdoptedSocket(int fd);
+
+struct LocalAddress {
+  int err = 0;
+  int family = 0;  // 4 or 6
+  std::string address;
+  int port = 0;
+};
+
+LocalAddress GetLocalAddress(int fd);
+
+// accept() on a non-blocking listening socket, with the accepted socket non-blocking and
+// close-on-exec (accept4 where it exists, accept + fcntl elsewhere). Returns fd or -1 with errno.
+int AcceptNonBlocking(int listen_fd);
+
+}  // namespace ntl

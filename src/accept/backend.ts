@@ -1,0 +1,44 @@
+// The seam between "something accepts connections" and the listener that serves them.
+// Two implementations: the native acceptor (native_backend.ts) and net.Server (js_backend.ts).
+import type net from 'node:net';
+import type { ResolvedAddress } from '../native/binding.js';
+import type { SystemError } from '../errors.js';
+
+export type BackendKind = 'native' | 'js';
+
+export type ListenTarget =
+  | { kind: 'address'; address: ResolvedAddress; backlog: number }
+  | { kind: 'fd'; fd: number; backlog: number };
+
+export interface AcceptSink {
+  /**
+   * Native backend: a batch of accepted descriptors. The sink takes a descriptor by writing
+   * -1 into its slot; what it leaves is closed by the acceptor when this returns.
+   */
+  onDescriptors(fds: Int32Array): void;
+  /** JS backend: a connection already wrapped by net.Server. */
+  onSocket(socket: net.Socket): void;
+  onRetry(error: SystemError): void;
+  onPause(error: SystemError, delayMs: number): void;
+  /** The backend has already closed its listening socket when this is called. */
+  onFatal(error: SystemError): void;
+}
+
+export interface AcceptCounters {
+  /** Counted by the accepting side itself, before any JS wrapping can lose a descriptor. */
+  accepted: number;
+  pauses: number;
+  retriesByErrno: Record<string, number>;
+}
+
+export interface AcceptBackend {
+  readonly kind: BackendKind;
+  /** Binds (or adopts) and starts accepting; resolves with the bound address. */
+  open(target: ListenTarget): Promise<net.AddressInfo>;
+  address(): net.AddressInfo | null;
+  counters(): AcceptCounters;
+  /** Closes the listening socket at once (the port is free when this returns); idempotent. */
+  close(): void;
+  ref(): void;
+  unref(): void;
+}

@@ -1,0 +1,74 @@
+// Every error this package hands to users carries a `code` from this table; errors of system
+// calls also carry `errno` and `syscall`, built the way Node's own net.js builds them.
+import os from 'node:os';
+import util from 'node:util';
+
+export const ErrorCodes = {
+  NATIVE_UNAVAILABLE: 'ERR_NATIVE_UNAVAILABLE',
+  INVALID_OPTION: 'ERR_INVALID_OPTION',
+  INVALID_CREDENTIAL: 'ERR_INVALID_CREDENTIAL',
+  RESOLVE_FAILED: 'ERR_RESOLVE_FAILED',
+  LISTENER_CLOSED: 'ERR_LISTENER_CLOSED',
+  ALREADY_LISTENING: 'ERR_ALREADY_LISTENING',
+  TLS_HANDSHAKE_TIMEOUT: 'ERR_TLS_HANDSHAKE_TIMEOUT',
+  TLS_CLIENT_HELLO_INVALID: 'ERR_TLS_CLIENT_HELLO_INVALID',
+  CLIENT_CERT_REJECTED: 'ERR_CLIENT_CERT_REJECTED',
+  CONNECTION_SETUP_FAILED: 'ERR_CONNECTION_SETUP_FAILED',
+  HANDLER_FAILED: 'ERR_HANDLER_FAILED',
+  IDLE_TIMEOUT: 'ERR_IDLE_TIMEOUT',
+} as const;
+
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
+
+export interface CodedError extends Error {
+  code: string;
+}
+
+export function codedError(code: ErrorCode, message: string, extra: Record<string, unknown> = {}): CodedError {
+  const error = new Error(message) as CodedError;
+  error.code = code;
+  Object.assign(error, extra);
+  return error;
+}
+
+export interface SystemError extends CodedError {
+  errno: number;
+  syscall: string;
+  address?: string;
+  port?: number;
+}
+
+// The accept(2) retry set has two names for one number on Linux (EOPNOTSUPP/ENOTSUP,
+// EAGAIN/EWOULDBLOCK); report the name the policy and its docs use.
+const preferredNames = ['EOPNOTSUPP', 'EAGAIN'];
+
+const errnoNames = new Map<number, string>();
+for (const [name, value] of Object.entries(os.constants.errno)) {
+  if (!errnoNames.has(value) || preferredNames.includes(name)) errnoNames.set(value, name);
+}
+
+/** The symbolic name of a positive errno on this platform ('EMFILE'), or 'E<number>'. */
+export function errnoName(errno: number): string {
+  return errnoNames.get(errno) ?? `E${errno}`;
+}
+
+function describeErrno(errno: number): string {
+  try {
+    // util.getSystemErrorMap is keyed by libuv's negative codes, which are -errno on Unix.
+    return util.getSystemErrorMap().get(-errno)?.[1] ?? 'unknown error';
+  } catch {
+    return 'unknown error';
+  }
+}
+
+export function systemError(errno: number, syscall: string, where?: { address?: string; port?: number }): SystemError {
+  const code = errnoName(errno);
+  const place = where?.address !== undefined ? ` ${where.address}${where.port !== undefined ? `:${where.port}` : ''}` : '';
+  const error = new Error(`${syscall} ${code}${place}: ${describeErrno(errno)}`) as SystemError;
+  error.code = code;
+  error.errno = errno;
+  error.syscall = syscall;
+  if (where?.address !== undefined) error.address = where.address;
+  if (where?.port !== undefined) error.port = where.port;
+  return error;
+}

@@ -1,0 +1,106 @@
+// The exact book of every connection's life: accepted (counted by the acceptor), active
+// (tracked here from registration until its descriptor is released) and closed.
+// leaked = accepted - closed - active exposes a descriptor lost anywhere in between.
+import type net from 'node:net';
+
+export type ConnectionPhase = 'setup' | 'handler' | 'closing';
+
+export interface ConnectionRecord {
+  readonly id: number;
+  /** The socket that owns the descriptor (the net.Socket under any TLS layer). */
+  readonly socket: net.Socket;
+  /** The descriptor number while open, for audit(); null where the platform hides it. */
+  readonly fd: number | null;
+  readonly openedAt: number;
+  phase: ConnectionPhase;
+  /** The socket handed to the handler (a TLSSocket for TLS listeners), once there is one. */
+  served?: net.Socket;
+}
+
+export interface SetupCounters {
+  completed: number;
+  failed: number;
+  timedOut: number;
+}
+
+export interface RegistryCounters {
+  closed: number;
+  active: number;
+  handshakes: SetupCounters;
+  sni: { sniCredential: number; primaryCredential: number };
+  handlerErrors: number;
+  idleTimeouts: number;
+}
+
+export class ConnectionRegistry {
+  // Entries leave the map the moment their descriptor is released, so the map never keeps
+  // a finished connection alive (the original holds weak references for the same reason).
+  private readonly active = new Map<number, ConnectionRecord>();
+  private lastId = 0;
+  private closed = 0;
+  private readonly emptyWaiters: Array<() => void> = [];
+  readonly handshakes: SetupCounters = { completed: 0, failed: 0, timedOut: 0 };
+  readonly sni = { sniCredential: 0, primaryCredential: 0 };
+  handlerErrors = 0;
+  idleTimeouts = 0;
+
+  /** Ids count 1, 2, 3, ... per listener, one for every accepted connection. */
+  nextId(): number {
+    return ++this.lastId;
+  }
+
+  register(id: number, socket: net.Socket, fd: number | null): ConnectionRecord {
+    const record: ConnectionRecord = { id, socket, fd, openedAt: Date.now(), phase: 'setup' };
+    this.active.set(id, record);
+    return record;
+  }
+
+  /** The connection's descriptor is released: counted once, whatever ended it. */
+  release(id: number): void {
+    if (!this.active.delete(id)) return;
+    this.closed++;
+    if (this.active.size === 0) this.notifyEmpty();
+  }
+
+  /** A descriptor that was closed before it could be registered (its wrapping failed). */
+  releaseUnregistered(): void {
+    this.closed++;
+  }
+
+  get(id: number): ConnectionRecord | undefined {
+    return this.active.get(id);
+  }
+
+  records(): IterableIterator<ConnectionRecord> {
+    return this.active.values();
+  }
+
+  get activeCount(): number {
+    return this.active.size;
+  }
+
+  get closedCount(): number {
+    return this.closed;
+  }
+
+  /** Resolves once no connection is active. */
+  whenEmpty(): Promise<void> {
+    if (this.active.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.emptyWaiters.push(resolve));
+  }
+
+  private notifyEmpty(): void {
+    for (const waiter of this.emptyWaiters.splice(0)) waiter();
+  }
+
+  counters(): RegistryCounters {
+    return {
+      closed: this.closed,
+      active: this.active.size,
+      handshakes: { ...this.handshakes },
+      sni: { ...this.sni },
+      handlerErrors: this.handlerErrors,
+      idleTimeouts: this.idleTimeouts,
+    };
+  }
+}

@@ -1,0 +1,33 @@
+// The plain-TCP listener (the original's local control-port variant): no setup stage, the
+// handler gets the socket as soon as it is accepted.
+import type net from 'node:net';
+import { Listener } from './listener.js';
+import type { BaseListenerOptions, ConnectionSetup, Handler, ListenerDependencies } from './listener.js';
+
+export interface TCPConnectionInfo {
+  id: number;
+}
+
+export interface TCPListenerOptions extends BaseListenerOptions {
+  port: number | string;
+}
+
+const noSetup: ConnectionSetup<net.Socket, TCPConnectionInfo> = {
+  start(socket, record, done) {
+    done(socket, { id: record.id });
+  },
+};
+
+export class TCPListener extends Listener<net.Socket, TCPConnectionInfo> {
+  constructor(options: TCPListenerOptions, handler: Handler<net.Socket, TCPConnectionInfo>, dependencies?: ListenerDependencies) {
+    super(options, noSetup, handler, dependencies);
+  }
+}
+
+/** A plain-TCP listener, on 127.0.0.1 unless `host` says otherwise. Call listen() to start. */
+export function createLocalTCPListener(
+  options: TCPListenerOptions,
+  handler: Handler<net.Socket, TCPConnectionInfo>,
+): TCPListener {
+  return new TCPListener({ ...options, host: options.host ?? '127.0.0.1' }, handler);
+}
