@@ -3,7 +3,10 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { webcrypto } from 'node:crypto';
-import type * as X509 from '@peculiar/x509';
+// @peculiar/x509 resolves its algorithms through tsyringe, which needs the Reflect metadata
+// API loaded first.
+import 'reflect-metadata';
+import * as x509 from '@peculiar/x509';
 
 // No DOM lib in this project: the Web Crypto types live in Node's namespace.
 type CryptoKey = webcrypto.CryptoKey;
@@ -12,44 +15,7 @@ type EcKeyGenParams = webcrypto.EcKeyGenParams;
 type RsaHashedKeyGenParams = webcrypto.RsaHashedKeyGenParams;
 type EcdsaParams = webcrypto.EcdsaParams;
 
-// @peculiar/x509 2.x resolves its algorithms through tsyringe, which throws at
-// load time unless the Reflect metadata API exists. The package expects the
-// application to import a polyfill (reflect-metadata); the project has none as
-// a dependency, so this installs the three class-level calls tsyringe makes.
-// It is installed before the dynamic import below because static imports
-// would be evaluated before this module's body, and it defers to a real
-// polyfill when one is already loaded.
-installReflectMetadataFallback();
-const x509: typeof X509 = await import('@peculiar/x509');
 x509.cryptoProvider.set(globalThis.crypto);
-
-function installReflectMetadataFallback(): void {
-  if ('getMetadata' in Reflect) return;
-  const store = new WeakMap<object, Map<unknown, unknown>>();
-  const own = (target: object): Map<unknown, unknown> => {
-    let entries = store.get(target);
-    if (entries === undefined) {
-      entries = new Map();
-      store.set(target, entries);
-    }
-    return entries;
-  };
-  Object.assign(Reflect, {
-    defineMetadata(key: unknown, value: unknown, target: object): void {
-      own(target).set(key, value);
-    },
-    getOwnMetadata(key: unknown, target: object): unknown {
-      return store.get(target)?.get(key);
-    },
-    getMetadata(key: unknown, target: object): unknown {
-      for (let t: object | null = target; t !== null; t = Object.getPrototypeOf(t) as object | null) {
-        const entries = store.get(t);
-        if (entries?.has(key) === true) return entries.get(key);
-      }
-      return undefined;
-    },
-  });
-}
 
 export interface CertAndKey {
   /** Certificate, PEM. */
@@ -110,7 +76,7 @@ const HOUR_MS = 60 * 60 * 1000;
 const DAY_MS = 24 * HOUR_MS;
 
 interface Identity {
-  readonly cert: X509.X509Certificate;
+  readonly cert: x509.X509Certificate;
   readonly keys: CryptoKeyPair;
 }
 
@@ -151,7 +117,7 @@ async function issue(spec: CertSpec): Promise<Identity> {
   const leafUsage = rsa
     ? x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment
     : x509.KeyUsageFlags.digitalSignature;
-  const extensions: X509.Extension[] = [
+  const extensions: x509.Extension[] = [
     new x509.BasicConstraintsExtension(isCa, undefined, true),
     new x509.KeyUsagesExtension(
       isCa ? x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign : leafUsage,
@@ -174,7 +140,7 @@ async function issue(spec: CertSpec): Promise<Identity> {
       ]),
     );
   }
-  const altNames: X509.JsonGeneralNames = [
+  const altNames: x509.JsonGeneralNames = [
     ...(spec.dnsNames ?? []).map((value) => ({ type: 'dns' as const, value })),
     ...(spec.ipAddresses ?? []).map((value) => ({ type: 'ip' as const, value })),
   ];
