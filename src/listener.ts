@@ -74,9 +74,14 @@ export interface ConnectionSetup<S extends net.Socket, I extends { id: number }>
   start(
     socket: net.Socket,
     record: ConnectionRecord,
-    done: (served: S, info: I) => void,
+    done: (served: S, info: I, handshake?: HandshakeOutcome) => void,
     fail: (error: CodedError, kind: 'failed' | 'timedOut') => void,
   ): void;
+}
+
+/** What a setup stage with a handshake reports on success, for the statistics. */
+export interface HandshakeOutcome {
+  sniCredentialUsed: boolean;
 }
 
 export type Handler<S extends net.Socket, I> = (socket: S, info: I) => void | Promise<void>;
@@ -285,9 +290,10 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
     this.setup.start(
       socket,
       record,
-      (served, info) => {
+      (served, info, handshake) => {
         if (settled) return;
         settled = true;
+        if (handshake) this.countHandshake(record, handshake);
         this.serve(record, served, info);
       },
       (error, kind) => {
@@ -304,6 +310,13 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
       const target = record.served ?? socket;
       target.destroy(codedError(ErrorCodes.IDLE_TIMEOUT, `connection ${record.id} idle for ${this.options.idleTimeout} ms`));
     });
+  }
+
+  private countHandshake(record: ConnectionRecord, handshake: HandshakeOutcome): void {
+    this.registry.handshakes.completed++;
+    if (handshake.sniCredentialUsed) this.registry.sni.sniCredential++;
+    else this.registry.sni.primaryCredential++;
+    if (channels.handshakeDone.hasSubscribers) channels.handshakeDone.publish({ listener: this, id: record.id, ...handshake });
   }
 
   private failSetup(record: ConnectionRecord, error: CodedError, kind: 'failed' | 'timedOut'): void {

@@ -1,0 +1,18 @@
+// ALPN with the original's semantics: the first protocol in the CLIENT's list that the
+// server supports wins, and no overlap means no protocol, not a failed handshake.
+// Node selects by server preference and aborts on no overlap, so the listener decides from
+// the ClientHello and then offers the TLSSocket exactly the chosen protocol (or none).
+
+export function chooseAlpnProtocol(clientProtocols: readonly string[], serverProtocols: readonly string[]): string | undefined {
+  return clientProtocols.find((protocol) => serverProtocols.includes(protocol));
+}
+
+/** Wire-format one-entry protocol lists, built once per server protocol. */
+export function wireProtocolLists(serverProtocols: readonly string[]): Map<string, Buffer> {
+  const lists = new Map<string, Buffer>();
+  for (const protocol of serverProtocols) {
+    const name = Buffer.from(protocol, 'latin1');
+    lists.set(protocol, Buffer.concat([Buffer.from([name.length]), name]));
+  }
+  return lists;
+}

@@ -1,0 +1,45 @@
+// Reads a connection's first bytes until they hold a whole ClientHello (bounded by the
+// parser's cap), then puts them back so the TLSSocket created next reads them as if
+// untouched (Node feeds a wrapped socket's buffered data to the TLS layer).
+import type net from 'node:net';
+import { parseClientHello } from './client_hello.js';
+import { codedError, ErrorCodes } from '../errors.js';
+import type { CodedError } from '../errors.js';
+
+export interface ClientHelloSummary {
+  servername?: string;
+  alpnProtocols: string[];
+}
+
+export function readClientHello(
+  socket: net.Socket,
+  onHello: (hello: ClientHelloSummary) => void,
+  onFailure: (error: CodedError) => void,
+): void {
+  let buffered: Buffer = Buffer.alloc(0);
+  const finish = (): void => {
+    socket.off('data', onData);
+    socket.off('end', onEnd);
+  };
+  const onData = (chunk: Buffer): void => {
+    buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
+    const parsed = parseClientHello(buffered);
+    if (parsed.kind === 'incomplete') return;
+    finish();
+    if (parsed.kind === 'invalid') {
+      onFailure(codedError(ErrorCodes.TLS_CLIENT_HELLO_INVALID, `invalid TLS ClientHello: ${parsed.reason}`));
+      return;
+    }
+    socket.pause();
+    socket.unshift(buffered);
+    const hello: ClientHelloSummary = { alpnProtocols: parsed.alpnProtocols };
+    if (parsed.servername !== undefined) hello.servername = parsed.servername;
+    onHello(hello);
+  };
+  const onEnd = (): void => {
+    finish();
+    onFailure(codedError(ErrorCodes.TLS_CLIENT_HELLO_INVALID, 'the client closed before sending a whole ClientHello'));
+  };
+  socket.on('data', onData);
+  socket.on('end', onEnd);
+}

@@ -1,0 +1,94 @@
+// Server credentials: loading them from files the way the original does (certificate file,
+// then the CA file appended to the chain, then the key) and turning each into a secure
+// context once, never per connection.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import tls from 'node:tls';
+import { codedError, ErrorCodes } from '../errors.js';
+import type { CodedError } from '../errors.js';
+
+/** PEM key and certificate; `cert` may hold a chain (leaf first). */
+export interface ServerCredential {
+  key: string | Buffer;
+  cert: string | Buffer;
+}
+
+export interface CredentialFiles {
+  certificateFile: string;
+  privateKeyFile: string;
+  /** Appended to the certificate chain the server sends. */
+  caCertificateFile?: string;
+}
+
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+
+function invalid(file: string, problem: string, cause?: unknown): CodedError {
+  return codedError(ErrorCodes.INVALID_CREDENTIAL, `${file}: ${problem}`, { file, ...(cause !== undefined ? { cause } : {}) });
+}
+
+function readText(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'unreadable';
+    throw invalid(file, code === 'ENOENT' ? 'no such file' : `cannot read it (${code})`, error);
+  }
+}
+
+function certificatesIn(file: string, text: string): crypto.X509Certificate[] {
+  const blocks = text.match(PEM_CERTIFICATE);
+  if (!blocks) throw invalid(file, 'not a PEM certificate file (no BEGIN CERTIFICATE block)');
+  return blocks.map((block, index) => {
+    try {
+      return new crypto.X509Certificate(block);
+    } catch (error) {
+      throw invalid(file, `certificate ${index + 1} does not parse: ${(error as Error).message}`, error);
+    }
+  });
+}
+
+export function loadServerCredential(files: CredentialFiles): ServerCredential {
+  const certText = readText(files.certificateFile);
+  const [leaf] = certificatesIn(files.certificateFile, certText);
+  let chain = certText.trimEnd() + '\n';
+  if (files.caCertificateFile !== undefined) {
+    const caText = readText(files.caCertificateFile);
+    certificatesIn(files.caCertificateFile, caText);
+    chain += caText.trimEnd() + '\n';
+  }
+  const keyText = readText(files.privateKeyFile);
+  let key: crypto.KeyObject;
+  try {
+    key = crypto.createPrivateKey(keyText);
+  } catch (error) {
+    throw invalid(files.privateKeyFile, `not a PEM private key: ${(error as Error).message}`, error);
+  }
+  if (leaf && !leaf.checkPrivateKey(key)) {
+    throw invalid(files.privateKeyFile, `the key does not match the certificate in ${files.certificateFile}`);
+  }
+  return { key: keyText, cert: chain };
+}
+
+/** SHA-256 of the DER of the first certificate in the file: how clients pin the server. */
+export function loadFingerprint(certificateFile: string): Buffer {
+  const [first] = certificatesIn(certificateFile, readText(certificateFile));
+  if (!first) throw invalid(certificateFile, 'no certificate');
+  return crypto.createHash('sha256').update(first.raw).digest();
+}
+
+function isSecureContext(value: unknown): value is tls.SecureContext {
+  return typeof value === 'object' && value !== null && 'context' in value && !('key' in value && 'cert' in value);
+}
+
+/** Builds the context once; `which` names the option in errors ('credential', 'sniCredential'). */
+export function toSecureContext(credential: ServerCredential | tls.SecureContext, which: string): tls.SecureContext {
+  if (isSecureContext(credential)) return credential;
+  if (typeof credential !== 'object' || credential === null || !credential.key || !credential.cert) {
+    throw codedError(ErrorCodes.INVALID_CREDENTIAL, `${which} needs key and cert (PEM), or a tls.SecureContext`);
+  }
+  try {
+    return tls.createSecureContext({ key: credential.key, cert: credential.cert, minVersion: 'TLSv1.2' });
+  } catch (error) {
+    throw codedError(ErrorCodes.INVALID_CREDENTIAL, `${which}: ${(error as Error).message}`, { cause: error });
+  }
+}

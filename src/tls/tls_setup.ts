@@ -1,0 +1,138 @@
+// The TLS setup stage of each connection: choose the credential (SNI) and the protocol
+// (ALPN), run the handshake under one timeout, check the client's certificate chain, and
+// hand the handler a TLSSocket that is ready, or fail the connection with a coded error.
+import type net from 'node:net';
+import tls from 'node:tls';
+import type { X509Certificate } from 'node:crypto';
+import type { ConnectionSetup } from '../listener.js';
+import type { ConnectionRecord } from '../registry.js';
+import { codedError, ErrorCodes } from '../errors.js';
+import type { CodedError } from '../errors.js';
+import { chooseAlpnProtocol, wireProtocolLists } from './alpn.js';
+import { readClientHello } from './client_hello_reader.js';
+import type { ClientHelloSummary } from './client_hello_reader.js';
+import { peerCertificateChain } from './peer_chain.js';
+import { createClientCertRejectedError, validateClientChain } from './client_certificate.js';
+
+export interface ConnectionInfo {
+  id: number;
+  /** The client sent SNI and the SNI credential served it. */
+  sniCredentialUsed: boolean;
+  servername?: string;
+  alpnProtocol: string | false;
+  /** The chain the client presented, leaf first; [] when none was asked for or sent. */
+  peerCertificateChain: X509Certificate[];
+}
+
+export interface TlsSetupOptions {
+  context: tls.SecureContext;
+  sniContext?: tls.SecureContext;
+  alpn?: readonly string[];
+  requestClientCert: boolean;
+  handshakeTimeout: number;
+}
+
+function asCoded(error: unknown): CodedError {
+  if (error instanceof Error && typeof (error as Partial<CodedError>).code === 'string') return error as CodedError;
+  return codedError(ErrorCodes.CONNECTION_SETUP_FAILED, error instanceof Error ? error.message : String(error), { cause: error });
+}
+
+export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> {
+  private readonly alpnLists: Map<string, Buffer>;
+  private readonly serverAlpn: readonly string[];
+
+  constructor(private readonly options: TlsSetupOptions) {
+    this.serverAlpn = options.alpn ?? [];
+    this.alpnLists = wireProtocolLists(this.serverAlpn);
+  }
+
+  start(
+    socket: net.Socket,
+    record: ConnectionRecord,
+    done: (served: tls.TLSSocket, info: ConnectionInfo, handshake: { sniCredentialUsed: boolean }) => void,
+    fail: (error: CodedError, kind: 'failed' | 'timedOut') => void,
+  ): void {
+    let finished = false;
+    const timer = setTimeout(() => {
+      finish();
+      fail(
+        codedError(ErrorCodes.TLS_HANDSHAKE_TIMEOUT, `TLS setup of connection ${record.id} took longer than ${this.options.handshakeTimeout} ms`),
+        'timedOut',
+      );
+    }, this.options.handshakeTimeout);
+    const finish = (): boolean => {
+      if (finished) return false;
+      finished = true;
+      clearTimeout(timer);
+      return true;
+    };
+    const failWith = (error: unknown): void => {
+      if (finish()) fail(asCoded(error), 'failed');
+    };
+    const closedEarly = (): void =>
+      failWith(codedError(ErrorCodes.CONNECTION_SETUP_FAILED, `connection ${record.id} closed before TLS setup finished`));
+    socket.once('close', closedEarly);
+
+    const handshake = (hello: ClientHelloSummary | undefined): void => {
+      if (finished) return;
+      const tlsSocket = this.wrap(socket, hello);
+      record.served = tlsSocket;
+      tlsSocket.once('error', failWith);
+      tlsSocket.once('secure', () => {
+        if (finished) return;
+        const info = this.describe(tlsSocket, record.id, hello);
+        if (this.options.requestClientCert) {
+          const verdict = validateClientChain(info.peerCertificateChain);
+          if (!verdict.accepted) {
+            failWith(createClientCertRejectedError(verdict));
+            return;
+          }
+        }
+        finish();
+        socket.off('close', closedEarly);
+        tlsSocket.off('error', failWith);
+        done(tlsSocket, info, { sniCredentialUsed: info.sniCredentialUsed });
+      });
+    };
+
+    // Only client-preference ALPN needs the ClientHello before the TLSSocket exists; without
+    // it, Node's own SNI callback is enough and the first bytes go straight to OpenSSL.
+    if (this.serverAlpn.length > 0) readClientHello(socket, handshake, failWith);
+    else handshake(undefined);
+  }
+
+  private wrap(socket: net.Socket, hello: ClientHelloSummary | undefined): tls.TLSSocket {
+    const { context, sniContext, requestClientCert } = this.options;
+    const options: tls.TLSSocketOptions = {
+      isServer: true,
+      secureContext: hello?.servername !== undefined && sniContext ? sniContext : context,
+      requestCert: requestClientCert,
+      // Chains are judged by the original's rules after the handshake, not by OpenSSL's store.
+      rejectUnauthorized: false,
+    };
+    if (hello) {
+      const chosen = chooseAlpnProtocol(hello.alpnProtocols, this.serverAlpn);
+      const wire = chosen !== undefined ? this.alpnLists.get(chosen) : undefined;
+      if (wire) options.ALPNProtocols = wire;
+    } else if (sniContext) {
+      // Node calls this only when the client sent a server name.
+      options.SNICallback = (_servername, callback) => callback(null, sniContext);
+    }
+    return new tls.TLSSocket(socket, options);
+  }
+
+  private describe(tlsSocket: tls.TLSSocket, id: number, hello: ClientHelloSummary | undefined): ConnectionInfo {
+    // `servername` is set by Node on server sockets but missing from its type definitions.
+    const seen = (tlsSocket as unknown as { servername?: unknown }).servername;
+    const servername = hello ? hello.servername : typeof seen === 'string' ? seen : undefined;
+    const sniCredentialUsed = this.options.sniContext !== undefined && servername !== undefined;
+    const info: ConnectionInfo = {
+      id,
+      sniCredentialUsed,
+      alpnProtocol: tlsSocket.alpnProtocol ?? false,
+      peerCertificateChain: this.options.requestClientCert ? peerCertificateChain(tlsSocket) : [],
+    };
+    if (servername !== undefined) info.servername = servername;
+    return info;
+  }
+}
