@@ -23,6 +23,9 @@ import type { ConnectionRecord } from './registry.js';
 import { codedError, errnoName, ErrorCodes } from './errors.js';
 import type { CodedError, SystemError } from './errors.js';
 import { channels, debug } from './diagnostics.js';
+import { formatPrometheus } from './metrics.js';
+import { auditDescriptors } from './audit.js';
+import type { AuditReport } from './audit.js';
 
 export interface BaseListenerOptions {
   /** Port number or service name ('https'); 0 picks a free port. */
@@ -156,6 +159,7 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
       (address) => {
         if (this.state !== 'opening') throw codedError(ErrorCodes.LISTENER_CLOSED, 'the listener was closed while opening');
         this.state = 'listening';
+        this.lastPort = address.port;
         debug('listening on %s:%d (%s backend)', address.address, address.port, this.backend);
         this.emit('listening', address);
         return address;
@@ -202,6 +206,22 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
       idleTimeouts: book.idleTimeouts,
     };
   }
+
+  /** The statistics in the Prometheus text format; `labels` are added to every sample. */
+  metrics(labels: Readonly<Record<string, string>> = {}): string {
+    return formatPrometheus(this.stats(), labels);
+  }
+
+  /**
+   * Cross-checks the registry with the process's descriptors: tracked connections whose
+   * descriptor is gone, and (on Linux) open connections on this port that nobody tracks.
+   */
+  audit(): AuditReport {
+    const port = this.acceptBackend.address()?.port ?? this.lastPort;
+    return auditDescriptors([...this.registry.records()].map(({ id, fd }) => ({ id, fd })), port);
+  }
+
+  private lastPort: number | null = null;
 
   /** Keep the process alive while listening (the default), or not. */
   ref(): this {

@@ -11,6 +11,27 @@ export interface ClientHelloSummary {
   alpnProtocols: string[];
 }
 
+const RECORD_HEADER_BYTES = 5;
+const MAX_RECORD_BODY = 16 * 1024;
+const HANDSHAKE_RECORD = 0x16;
+
+/**
+ * True when the bytes end on a record boundary (or a record header is bogus, which the parser
+ * rejects). Parsing only then keeps a client that sends one byte per packet from costing a
+ * parse of the whole buffer per byte.
+ */
+function endsOnRecordBoundary(data: Buffer): boolean {
+  let offset = 0;
+  while (offset < data.length) {
+    if (data[offset] !== HANDSHAKE_RECORD) return true;
+    if (offset + RECORD_HEADER_BYTES > data.length) return false;
+    const bodyLength = data.readUInt16BE(offset + 3);
+    if (bodyLength > MAX_RECORD_BODY) return true;
+    offset += RECORD_HEADER_BYTES + bodyLength;
+  }
+  return offset === data.length;
+}
+
 export function readClientHello(
   socket: net.Socket,
   onHello: (hello: ClientHelloSummary) => void,
@@ -23,6 +44,7 @@ export function readClientHello(
   };
   const onData = (chunk: Buffer): void => {
     buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
+    if (!endsOnRecordBoundary(buffered)) return;
     const parsed = parseClientHello(buffered);
     if (parsed.kind === 'incomplete') return;
     finish();

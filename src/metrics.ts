@@ -1,0 +1,68 @@
+// The listener's statistics in the Prometheus text exposition format (version 0.0.4), so a
+// user can serve them from any HTTP endpoint. Counters end in _total; gauges do not.
+import type { ListenerStats } from './listener.js';
+
+export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+
+const PREFIX = 'native_tls_listener_';
+
+type Labels = Readonly<Record<string, string>>;
+
+function escapeLabelValue(value: string): string {
+  return value.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+}
+
+function formatLabels(labels: Labels): string {
+  const entries = Object.entries(labels);
+  if (entries.length === 0) return '';
+  return `{${entries.map(([name, value]) => `${name}="${escapeLabelValue(value)}"`).join(',')}}`;
+}
+
+class Exposition {
+  private readonly lines: string[] = [];
+
+  constructor(private readonly constantLabels: Labels) {}
+
+  family(name: string, type: 'counter' | 'gauge', help: string, samples: Array<[Labels, number]>): void {
+    this.lines.push(`# HELP ${PREFIX}${name} ${help}`, `# TYPE ${PREFIX}${name} ${type}`);
+    for (const [labels, value] of samples) {
+      this.lines.push(`${PREFIX}${name}${formatLabels({ ...this.constantLabels, ...labels })} ${value}`);
+    }
+  }
+
+  toString(): string {
+    return this.lines.join('\n') + '\n';
+  }
+}
+
+const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+
+export function formatPrometheus(stats: ListenerStats, constantLabels: Labels = {}): string {
+  for (const name of Object.keys(constantLabels)) {
+    if (!LABEL_NAME.test(name)) throw new TypeError(`invalid Prometheus label name: ${name}`);
+  }
+  const out = new Exposition(constantLabels);
+  out.family('connections_accepted_total', 'counter', 'Connections accepted by the listening socket.', [[{}, stats.accepted]]);
+  out.family('connections_closed_total', 'counter', 'Connections whose descriptor has been released.', [[{}, stats.closed]]);
+  out.family('connections_active', 'gauge', 'Connections open and tracked.', [[{}, stats.active]]);
+  out.family('connections_leaked', 'gauge', 'Accepted connections neither closed nor tracked (should be 0).', [[{}, stats.leaked]]);
+  out.family('handshakes_total', 'counter', 'TLS setups by result.', [
+    [{ result: 'completed' }, stats.handshakes.completed],
+    [{ result: 'failed' }, stats.handshakes.failed],
+    [{ result: 'timed_out' }, stats.handshakes.timedOut],
+  ]);
+  out.family('handshakes_by_credential_total', 'counter', 'Completed TLS setups by the credential that served them.', [
+    [{ credential: 'sni' }, stats.sni.sniCredential],
+    [{ credential: 'primary' }, stats.sni.primaryCredential],
+  ]);
+  out.family(
+    'accept_retries_total',
+    'counter',
+    'accept() calls retried after a network error of the pending connection.',
+    Object.entries(stats.acceptRetries).map(([code, count]): [Labels, number] => [{ code }, count]),
+  );
+  out.family('accept_pauses_total', 'counter', 'Times accepting paused for lack of descriptors or memory.', [[{}, stats.acceptPauses]]);
+  out.family('handler_errors_total', 'counter', 'Handlers that threw or rejected.', [[{}, stats.handlerErrors]]);
+  out.family('idle_timeouts_total', 'counter', 'Connections closed by the idle timeout.', [[{}, stats.idleTimeouts]]);
+  return out.toString();
+}
