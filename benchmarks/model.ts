@@ -1,0 +1,183 @@
+// What the benchmark measures (scenarios, contenders, figures, goals) and the shape of
+// benchmarks/results/*.json. The harness, the table, the SVG and the README section all read
+// these definitions, so a figure is named and explained in one place.
+import type { CertKind } from './certs.js';
+import type { Summary } from './stats.js';
+
+export type ContenderId = 'node' | 'native' | 'js' | 'c';
+
+export const CONTENDERS: Record<ContenderId, { label: string; description: string }> = {
+  node: { label: 'node', description: 'bare Node: net.createServer / tls.createServer with a prebuilt secure context (the baseline)' },
+  native: { label: 'native', description: "this package, backend: 'native' (the C++ accept loop)" },
+  js: { label: 'js', description: "this package, backend: 'js' (pure JS)" },
+  c: { label: 'C', description: 'trivial C server (epoll + accept4, OpenSSL): the load generator’s ceiling, not a contender' },
+};
+
+export const BASELINE: ContenderId = 'node';
+
+export type ScenarioKind = 'throughput' | 'latency' | 'memory';
+export type ScenarioId = 'tcp-churn' | 'tls-full-ecdsa' | 'tls-full-rsa' | 'tls-resume' | 'latency-tcp' | 'latency-tls' | 'idle-memory';
+
+export interface ScenarioDef {
+  id: ScenarioId;
+  title: string;
+  kind: ScenarioKind;
+  transport: 'tcp' | 'tls';
+  cert?: CertKind;
+  /** loadgen mode for the measured load (throughput) or the warm-up (latency) */
+  loadgenMode: 'tcp-churn' | 'tls-full' | 'tls-resume';
+  headline: FigureId;
+  /** latency scenarios: the throughput scenario whose capacity sets the offered rate */
+  capacityFrom?: ScenarioId;
+}
+
+export const SCENARIOS: readonly ScenarioDef[] = [
+  { id: 'tcp-churn', title: 'Plain TCP churn (connect, 1 byte, close)', kind: 'throughput', transport: 'tcp', loadgenMode: 'tcp-churn', headline: 'cpuPerConnUs' },
+  { id: 'tls-full-ecdsa', title: 'TLS 1.3 full handshake, ECDSA P-256', kind: 'throughput', transport: 'tls', cert: 'ecdsa-p256', loadgenMode: 'tls-full', headline: 'cpuPerConnUs' },
+  { id: 'tls-full-rsa', title: 'TLS 1.3 full handshake, RSA-2048', kind: 'throughput', transport: 'tls', cert: 'rsa-2048', loadgenMode: 'tls-full', headline: 'cpuPerConnUs' },
+  { id: 'tls-resume', title: 'TLS 1.3 resumed handshake (session ticket), ECDSA P-256', kind: 'throughput', transport: 'tls', cert: 'ecdsa-p256', loadgenMode: 'tls-resume', headline: 'cpuPerConnUs' },
+  { id: 'latency-tcp', title: 'Latency at a fixed rate, plain TCP (connect to first byte)', kind: 'latency', transport: 'tcp', loadgenMode: 'tcp-churn', headline: 'p99Us', capacityFrom: 'tcp-churn' },
+  { id: 'latency-tls', title: 'Latency at a fixed rate, TLS 1.3 full handshake ECDSA (connect to first byte)', kind: 'latency', transport: 'tls', cert: 'ecdsa-p256', loadgenMode: 'tls-full', headline: 'p99Us', capacityFrom: 'tls-full-ecdsa' },
+  { id: 'idle-memory', title: 'Memory per idle TLS connection (ECDSA P-256)', kind: 'memory', transport: 'tls', cert: 'ecdsa-p256', loadgenMode: 'tls-full', headline: 'rssPerConnKiB' },
+];
+
+export type FigureId =
+  | 'cpuPerConnUs'
+  | 'connsPerSec'
+  | 'serverCpuCores'
+  | 'loadgenCpuCores'
+  | 'otherCpuCores'
+  | 'stealCores'
+  | 'errors'
+  | 'resumedFraction'
+  | 'p50Us'
+  | 'p99Us'
+  | 'p999Us'
+  | 'meanUs'
+  | 'offeredRate'
+  | 'achievedRate'
+  | 'samples'
+  | 'rssPerConnKiB'
+  | 'heapPerConnKiB'
+  | 'setupCpuPerConnUs';
+
+export interface FigureDef {
+  label: string;
+  unit: string;
+  /** 'lower' or 'higher' is better; 'none' for context figures (no ratio is computed) */
+  better: 'lower' | 'higher' | 'none';
+  description: string;
+}
+
+export const FIGURES: Record<FigureId, FigureDef> = {
+  cpuPerConnUs: { label: 'server CPU/conn', unit: 'µs', better: 'lower', description: "server process CPU time (user+sys, its own process.cpuUsage() or getrusage) over the measured window, divided by the connections completed in it" },
+  connsPerSec: { label: 'throughput', unit: 'conns/s', better: 'higher', description: 'connections completed per second by the load generator (closed loop, fixed concurrency)' },
+  serverCpuCores: { label: 'server CPU', unit: 'cores', better: 'none', description: 'server CPU time / wall time of the window (1.0 = one core busy)' },
+  loadgenCpuCores: { label: 'loadgen CPU', unit: 'cores', better: 'none', description: 'the load generator’s own CPU time / wall time (near 1.0: the load generator is the limit)' },
+  otherCpuCores: { label: 'other CPU', unit: 'cores', better: 'none', description: 'CPU used during the window by every process except the server and the load generator (from /proc/stat): interference; near 0 on a quiet machine' },
+  stealCores: { label: 'steal', unit: 'cores', better: 'none', description: 'CPU time the hypervisor took from this VM during the window (/proc/stat steal)' },
+  errors: { label: 'errors', unit: 'conns', better: 'none', description: 'connections that failed (refused, reset, timed out, wrong certificate or TLS version)' },
+  resumedFraction: { label: 'resumed', unit: 'fraction', better: 'none', description: 'fraction of handshakes that actually resumed the session' },
+  p50Us: { label: 'p50', unit: 'µs', better: 'lower', description: 'median connect() to first byte' },
+  p99Us: { label: 'p99', unit: 'µs', better: 'lower', description: '99th percentile connect() to first byte' },
+  p999Us: { label: 'p99.9', unit: 'µs', better: 'lower', description: '99.9th percentile connect() to first byte' },
+  meanUs: { label: 'mean', unit: 'µs', better: 'lower', description: 'mean connect() to first byte' },
+  offeredRate: { label: 'offered rate', unit: 'conns/s', better: 'none', description: 'fixed arrival rate (about half the slowest contender’s measured capacity)' },
+  achievedRate: { label: 'achieved rate', unit: 'conns/s', better: 'none', description: 'connections completed per second at the offered rate' },
+  samples: { label: 'samples', unit: 'conns', better: 'none', description: 'latency samples in the trial' },
+  rssPerConnKiB: { label: 'RSS/idle conn', unit: 'KiB', better: 'lower', description: 'server RSS growth with the idle TLS connections held (after a full GC), divided by their number' },
+  heapPerConnKiB: { label: 'heap+external/conn', unit: 'KiB', better: 'lower', description: 'V8 heapUsed + external growth per held connection (Node processes only)' },
+  setupCpuPerConnUs: { label: 'setup CPU/conn', unit: 'µs', better: 'lower', description: 'server CPU spent bringing the idle connections up, per connection' },
+};
+
+export interface Goal {
+  id: string;
+  text: string;
+  scenario: ScenarioId;
+  figure: FigureId;
+  contender: ContenderId;
+  /** met when the median ratio contender/baseline is <= target */
+  target: number;
+}
+
+export const GOALS: readonly Goal[] = [
+  { id: 'tcp-cpu', text: 'plain TCP: native CPU/conn <= 0.7x net.createServer', scenario: 'tcp-churn', figure: 'cpuPerConnUs', contender: 'native', target: 0.7 },
+  { id: 'tls-full-ecdsa-cpu', text: 'TLS full handshake (ECDSA): native CPU/conn <= 0.9x tls.createServer', scenario: 'tls-full-ecdsa', figure: 'cpuPerConnUs', contender: 'native', target: 0.9 },
+  { id: 'tls-full-rsa-cpu', text: 'TLS full handshake (RSA): native CPU/conn <= 0.9x tls.createServer', scenario: 'tls-full-rsa', figure: 'cpuPerConnUs', contender: 'native', target: 0.9 },
+  { id: 'latency-tcp-p99', text: 'p99 at a fixed rate (TCP): native <= 0.8x net.createServer', scenario: 'latency-tcp', figure: 'p99Us', contender: 'native', target: 0.8 },
+  { id: 'latency-tls-p99', text: 'p99 at a fixed rate (TLS): native <= 0.8x tls.createServer', scenario: 'latency-tls', figure: 'p99Us', contender: 'native', target: 0.8 },
+  { id: 'idle-memory', text: 'memory per idle TLS connection: native <= tls.createServer', scenario: 'idle-memory', figure: 'rssPerConnKiB', contender: 'native', target: 1.0 },
+];
+
+// ---- results file ---------------------------------------------------------------------
+
+export interface TrialResult {
+  round: number;
+  contender: ContenderId;
+  ok: boolean;
+  error?: string;
+  warnings?: string[];
+  figures: Partial<Record<FigureId, number>>;
+  /** the load generator's JSON line and the server's report, as they came */
+  raw?: { loadgen?: Record<string, unknown>; server?: Record<string, unknown>; serverBefore?: Record<string, unknown> };
+}
+
+export interface ContenderResult {
+  figures: Partial<Record<FigureId, Summary>>;
+  /** contender / baseline, trial by trial within each round */
+  ratios: Partial<Record<FigureId, Summary>>;
+  trials: TrialResult[];
+}
+
+export interface ScenarioResult {
+  id: ScenarioId;
+  title: string;
+  kind: ScenarioKind;
+  headline: FigureId;
+  settings: Record<string, number | string>;
+  contenders: Partial<Record<ContenderId, ContenderResult>>;
+  /** throughput scenarios: the load generator against the trivial C server */
+  ceiling?: { connsPerSec: Summary | null; loadgenCpuCores: Summary | null; fastestNodeContender: { contender: ContenderId; connsPerSec: number } | null };
+}
+
+export interface NodeVersions {
+  node: string;
+  openssl: string;
+  uv: string;
+  v8: string;
+}
+
+export interface NodeRun {
+  execPath: string;
+  versions: NodeVersions;
+  scenarios: Partial<Record<ScenarioId, ScenarioResult>>;
+}
+
+export interface GoalResult extends Goal {
+  nodeVersion: string;
+  ratio: Summary | null;
+  met: boolean | null;
+}
+
+export interface Machine {
+  cpuModel: string;
+  cores: number;
+  memoryGiB: number;
+  os: string;
+  arch: string;
+}
+
+export interface BenchResults {
+  schema: 1;
+  generatedAt: string;
+  quick: boolean;
+  command: string;
+  durationSeconds: number;
+  machine: Machine;
+  loadgen: { openssl: string; compiler: string };
+  settings: Record<string, number | string | boolean>;
+  /** keyed by Node version, e.g. "20.20.2" */
+  runs: Record<string, NodeRun>;
+  goals: GoalResult[];
+  failures: string[];
+}

@@ -1,0 +1,207 @@
+// One benchmark trial's server process (spawned by benchmarks/run.ts, one process per trial).
+//
+//   node dist/benchmarks/server.js --contender native|js|node --transport tcp|tls
+//                                  [--handler end|hold] [--cert FILE --key FILE]
+//
+// Listens on 127.0.0.1:0 and prints {"type":"ready","port":..,"pid":..,"versions":{..}} on
+// stdout. Then answers one JSON line per command line on stdin:
+//   mark    resets the CPU and connection counters (the measured window starts here)
+//   report  {"type":"report","cpuUserUs","cpuSystemUs","rss","heapUsed","external","connections",..}
+//           deltas since the last mark, from this process's own process.cpuUsage()
+//   gc      runs a full GC when started with --expose-gc (memory scenario), then answers
+//   exit    closes the listener and exits (so does EOF on stdin)
+//
+// Every contender runs the same handler: after the connection is accepted (TCP) or its TLS
+// handshake is done, `end`: socket.end('x'); `hold`: socket.write('x') and keep it open until
+// the peer closes. The only difference between contenders is who accepts the connection.
+import fs from 'node:fs';
+import net from 'node:net';
+import readline from 'node:readline';
+import tls from 'node:tls';
+import * as pkg from '../src/index.js';
+
+export type Contender = 'native' | 'js' | 'node';
+export type Transport = 'tcp' | 'tls';
+export type HandlerKind = 'end' | 'hold';
+
+/** What the harness needs of the package's listeners. */
+interface BenchListener {
+  listen(): Promise<net.AddressInfo>;
+  close(): Promise<void>;
+  stats(): unknown;
+}
+
+type BenchHandler<S> = (socket: S, info: { id: number }) => void | Promise<void>;
+
+interface PackageApi {
+  createLocalTCPListener(
+    options: { port: number | string; host?: string; backlog?: number; backend?: 'native' | 'js' },
+    handler: BenchHandler<net.Socket>,
+  ): BenchListener;
+  createListener(
+    options: {
+      port?: number | string;
+      host?: string;
+      backlog?: number;
+      backend?: 'native' | 'js';
+      credential: { key: string | Buffer; cert: string | Buffer } | tls.SecureContext;
+    },
+    handler: BenchHandler<tls.TLSSocket>,
+  ): BenchListener;
+}
+
+const BACKLOG = 1024;
+const HOST = '127.0.0.1';
+
+function parseArgs(argv: string[]): { contender: Contender; transport: Transport; handler: HandlerKind; cert?: string; key?: string } {
+  const values = new Map<string, string>();
+  for (let i = 0; i < argv.length; i += 2) {
+    const name = argv[i];
+    const value = argv[i + 1];
+    if (name === undefined || !name.startsWith('--') || value === undefined) throw new Error(`bad arguments: ${argv.join(' ')}`);
+    values.set(name.slice(2), value);
+  }
+  const contender = values.get('contender');
+  const transport = values.get('transport');
+  const handler = values.get('handler') ?? 'end';
+  if (contender !== 'native' && contender !== 'js' && contender !== 'node') throw new Error(`--contender must be native|js|node`);
+  if (transport !== 'tcp' && transport !== 'tls') throw new Error('--transport must be tcp|tls');
+  if (handler !== 'end' && handler !== 'hold') throw new Error('--handler must be end|hold');
+  const cert = values.get('cert');
+  const key = values.get('key');
+  if (transport === 'tls' && (cert === undefined || key === undefined)) throw new Error('tls needs --cert and --key');
+  return { contender, transport, handler, ...(cert !== undefined ? { cert } : {}), ...(key !== undefined ? { key } : {}) };
+}
+
+function packageApi(): PackageApi {
+  // Looked up on the module namespace so that this file compiles while the package's exports
+  // are still growing; a missing function is reported when a trial needs it.
+  const api = pkg as unknown as Partial<PackageApi>;
+  const { createLocalTCPListener, createListener } = api;
+  if (typeof createLocalTCPListener !== 'function' || typeof createListener !== 'function') {
+    throw new Error('the package does not export createLocalTCPListener and createListener (src/index.ts)');
+  }
+  return { createLocalTCPListener, createListener };
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  let connections = 0;
+  const noop = (): void => {};
+
+  // The one handler, for every contender.
+  const end = (socket: net.Socket): void => {
+    connections++;
+    socket.on('error', noop);
+    socket.end('x');
+  };
+  const hold = (socket: net.Socket): Promise<void> => {
+    connections++;
+    socket.on('error', noop);
+    socket.write('x');
+    return new Promise((resolve) => socket.once('close', () => resolve()));
+  };
+  const handler = args.handler === 'end' ? end : hold;
+
+  let close: () => Promise<void>;
+  let port: number;
+  let listenerStats: () => unknown = () => null;
+
+  if (args.transport === 'tls') {
+    const key = fs.readFileSync(args.key as string);
+    const cert = fs.readFileSync(args.cert as string);
+    if (args.contender === 'node') {
+      const secureContext = tls.createSecureContext({ key, cert });
+      const server = tls.createServer({ key, cert, secureContext }, handler);
+      server.on('tlsClientError', noop);
+      port = await listenNode(server);
+      close = () => new Promise((resolve) => server.close(() => resolve()));
+    } else {
+      const listener = packageApi().createListener({ port: 0, host: HOST, backlog: BACKLOG, backend: args.contender, credential: { key, cert } }, handler);
+      port = (await listener.listen()).port;
+      close = () => listener.close();
+      listenerStats = () => listener.stats();
+    }
+  } else {
+    if (args.contender === 'node') {
+      const server = net.createServer(handler);
+      port = await listenNode(server);
+      close = () => new Promise((resolve) => server.close(() => resolve()));
+    } else {
+      const listener = packageApi().createLocalTCPListener({ port: 0, host: HOST, backlog: BACKLOG, backend: args.contender }, handler);
+      port = (await listener.listen()).port;
+      close = () => listener.close();
+      listenerStats = () => listener.stats();
+    }
+  }
+
+  const send = (message: Record<string, unknown>): void => {
+    process.stdout.write(`${JSON.stringify(message)}\n`);
+  };
+  send({ type: 'ready', port, pid: process.pid, contender: args.contender, versions: process.versions, execPath: process.execPath });
+
+  let markCpu = process.cpuUsage();
+  const gc = (globalThis as { gc?: () => void }).gc;
+  let exiting = false;
+  const exit = (): void => {
+    if (exiting) return;
+    exiting = true;
+    // Held connections would keep close() waiting; the harness has what it needs.
+    const timer = setTimeout(() => process.exit(0), 500);
+    timer.unref();
+    close().then(
+      () => process.exit(0),
+      () => process.exit(0),
+    );
+  };
+
+  const lines = readline.createInterface({ input: process.stdin });
+  lines.on('line', (line) => {
+    const command = line.trim();
+    if (command === 'mark') {
+      connections = 0;
+      markCpu = process.cpuUsage();
+      send({ type: 'mark' });
+    } else if (command === 'report') {
+      const cpu = process.cpuUsage(markCpu);
+      const memory = process.memoryUsage();
+      send({
+        type: 'report',
+        cpuUserUs: cpu.user,
+        cpuSystemUs: cpu.system,
+        rss: memory.rss,
+        heapUsed: memory.heapUsed,
+        external: memory.external,
+        connections,
+        listener: listenerStats(),
+      });
+    } else if (command === 'gc') {
+      if (gc) {
+        gc();
+        gc();
+      }
+      send({ type: 'gc', collected: gc !== undefined });
+    } else if (command === 'exit') {
+      exit();
+    } else if (command !== '') {
+      send({ type: 'error', message: `unknown command ${command}` });
+    }
+  });
+  lines.on('close', exit);
+}
+
+function listenNode(server: net.Server): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ port: 0, host: HOST, backlog: BACKLOG }, () => {
+      const address = server.address();
+      if (address === null || typeof address === 'string') reject(new Error('no address'));
+      else resolve(address.port);
+    });
+  });
+}
+
+main().catch((error: unknown) => {
+  process.stdout.write(`${JSON.stringify({ type: 'fatal', message: error instanceof Error ? error.message : String(error) })}\n`);
+  process.exit(1);
+});
