@@ -89,10 +89,15 @@ export interface HandshakeOutcome {
 
 export type Handler<S extends net.Socket, I> = (socket: S, info: I) => void | Promise<void>;
 
-/** Wraps an accepted descriptor in a socket that owns it. */
-export type DescriptorAdopter = (fd: number) => net.Socket;
+/**
+ * Wraps an accepted descriptor in a socket that owns it. It may instead return null, meaning
+ * "taken, not wrapped": the adopter keeps the descriptor for itself, and the listener neither
+ * tracks nor closes it, so it counts as `leaked` (and shows in audit().untracked on Linux).
+ * That is the seam a test uses to lose a descriptor between accept and registration.
+ */
+export type DescriptorAdopter = (fd: number) => net.Socket | null;
 
-export const adoptDescriptor: DescriptorAdopter = (fd) => new net.Socket({ fd, readable: true, writable: true });
+export const adoptDescriptor: (fd: number) => net.Socket = (fd) => new net.Socket({ fd, readable: true, writable: true });
 
 /** Parts of the listener a test (or an embedder) can replace. */
 export interface ListenerDependencies {
@@ -246,7 +251,7 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
 
   private adoptAccepted(fd: number): void {
     const id = this.registry.nextId();
-    let socket: net.Socket;
+    let socket: net.Socket | null;
     try {
       socket = this.adopt(fd);
     } catch (error) {
@@ -261,6 +266,10 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
         cause: error,
       });
       this.emit('connectionError', failure, { id });
+      return;
+    }
+    if (socket === null) {
+      debug('descriptor %d was taken by the adopter: neither tracked nor closed here', fd);
       return;
     }
     this.track(id, socket, fd);
