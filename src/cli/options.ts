@@ -1,0 +1,177 @@
+// The command line: flags -> a validated configuration. Every mistake the user can make on
+// the command line ends here, with the usage text and exit status 2, before anything starts.
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import envPaths from 'env-paths';
+import type { BackendKind, CredentialFiles } from '../index.js';
+
+export const EXIT_USAGE = 2;
+
+export interface CliOptions {
+  host: string;
+  port: number;
+  /** Where the default PKI lives (used only for the credentials not given as files). */
+  stateDir: string;
+  /** --cert/--key/--ca; absent: the default PKI's server certificate. */
+  credential?: CredentialFiles;
+  /** --sni-cert/--sni-key; absent: the default PKI's localhost certificate, or none with --cert. */
+  sniCredential?: CredentialFiles;
+  alpn?: string[];
+  requestClientCert: boolean;
+  handshakeTimeout?: number;
+  backend?: BackendKind;
+  logTLSErrors: boolean;
+}
+
+export type ParseOutcome = { kind: 'run'; options: CliOptions } | { kind: 'exit'; code: number };
+
+export interface ParseIo {
+  writeOut(text: string): void;
+  writeErr(text: string): void;
+}
+
+const DEFAULT_HOST = '127.0.0.1';
+const DEFAULT_PORT = 8443;
+const MAX_ALPN_NAME_BYTES = 255;
+
+/** The state directory when --state-dir is not given: the user's config directory. */
+export function defaultStateDir(): string {
+  // No suffix: the directory is the package's own, not a Node.js app's ('-nodejs').
+  return envPaths('native-tls-listener', { suffix: '' }).config;
+}
+
+function parsePort(value: string): number {
+  const port = Number(value);
+  if (!/^\d+$/.test(value) || port > 65535) throw new InvalidArgumentError('Expected an integer from 0 to 65535 (0 picks a free port).');
+  return port;
+}
+
+function parseTimeout(value: string): number {
+  const ms = Number(value);
+  if (!/^\d+$/.test(value) || ms < 1) throw new InvalidArgumentError('Expected a positive whole number of milliseconds.');
+  return ms;
+}
+
+function parseAlpn(value: string): string[] {
+  const protocols = value.split(',').map((name) => name.trim());
+  const bad = protocols.find((name) => name.length === 0 || Buffer.byteLength(name) > MAX_ALPN_NAME_BYTES);
+  if (bad !== undefined) {
+    throw new InvalidArgumentError(`Expected protocol names of 1 to ${MAX_ALPN_NAME_BYTES} bytes, comma-separated (h2,http/1.1).`);
+  }
+  return protocols;
+}
+
+function parseNonEmpty(value: string): string {
+  if (value.length === 0) throw new InvalidArgumentError('Expected a value, got an empty one.');
+  return value;
+}
+
+interface RawFlags {
+  host: string;
+  port: number;
+  stateDir: string;
+  cert?: string;
+  key?: string;
+  ca?: string;
+  sniCert?: string;
+  sniKey?: string;
+  alpn?: string[];
+  requestClientCert?: boolean;
+  handshakeTimeout?: number;
+  backend?: BackendKind;
+  logTlsErrors?: boolean;
+}
+
+function buildProgram(version: string, io: ParseIo): Command {
+  const stateDir = defaultStateDir();
+  return new Command('native-tls-listener')
+    .description(
+      'A TLS server on the native-tls-listener package. Clients that send no SNI reach a line protocol ' +
+        '(echo, stats, quit); clients that send SNI (browsers, curl https://localhost:PORT) reach HTTPS: ' +
+        '/ (live statistics), /stats (JSON), /metrics (Prometheus).',
+    )
+    .version(version, '-V, --version', 'print the version and exit')
+    .helpOption('-h, --help', 'print this help and exit')
+    .addOption(new Option('--host <address>', 'address or name to listen on').default(DEFAULT_HOST).argParser(parseNonEmpty))
+    .addOption(new Option('--port <number>', 'port to listen on; 0 picks a free one').default(DEFAULT_PORT).argParser(parsePort))
+    .addOption(
+      new Option('--state-dir <dir>', 'where the default CA and certificates are created and kept')
+        .argParser(parseNonEmpty)
+        .default(stateDir, stateDir),
+    )
+    .addOption(new Option('--cert <file>', 'server certificate (PEM) for clients without SNI, instead of the default').argParser(parseNonEmpty))
+    .addOption(new Option('--key <file>', 'private key (PEM) of --cert').argParser(parseNonEmpty))
+    .addOption(new Option('--ca <file>', 'CA certificate (PEM) appended to the chain of --cert; its fingerprint is shown').argParser(parseNonEmpty))
+    .addOption(new Option('--sni-cert <file>', 'certificate (PEM) for clients that send SNI; these get HTTPS').argParser(parseNonEmpty))
+    .addOption(new Option('--sni-key <file>', 'private key (PEM) of --sni-cert').argParser(parseNonEmpty))
+    .addOption(new Option('--alpn <protocols>', 'ALPN protocols, comma-separated; the client\'s first supported one wins').argParser(parseAlpn))
+    .addOption(new Option('--request-client-cert', 'ask clients for a certificate (never required)'))
+    .addOption(new Option('--handshake-timeout <ms>', 'time allowed for the whole TLS setup (default: 60000)').argParser(parseTimeout))
+    .addOption(new Option('--backend <kind>', 'accept backend (default: native when built, else js)').choices(['native', 'js']))
+    .addOption(new Option('--log-tls-errors', 'log every failed TLS setup to stderr'))
+    .addHelpText(
+      'after',
+      '\nWithout --cert, a CA, a server certificate (127.0.0.1) and a localhost\n' +
+        'certificate for SNI clients are created on first run in the state directory\n' +
+        'and reused after, so the CA fingerprint stays the same. With --cert and no\n' +
+        '--sni-cert, clients with SNI get the line protocol too.\n\n' +
+        'Exit status: 0 after a clean shutdown (SIGINT, SIGTERM); 1 when the server\n' +
+        'cannot start (bad certificate or key, address in use, permission denied) or\n' +
+        'fails, or a second signal cuts the shutdown short; 2 for a bad command line.',
+    )
+    .showHelpAfterError("Usage: native-tls-listener [options]\nRun 'native-tls-listener --help' for the options.")
+    .configureOutput({ writeOut: (text) => io.writeOut(text), writeErr: (text) => io.writeErr(text) })
+    .exitOverride();
+}
+
+function pairedFiles(
+  program: Command,
+  [certFlag, cert]: [string, string | undefined],
+  [keyFlag, key]: [string, string | undefined],
+): { certificateFile: string; privateKeyFile: string } | undefined {
+  if (cert === undefined && key === undefined) return undefined;
+  if (cert === undefined || key === undefined) {
+    program.error(`error: ${cert === undefined ? certFlag : keyFlag} is required with ${cert === undefined ? keyFlag : certFlag}`, {
+      exitCode: EXIT_USAGE,
+      code: 'cli.unpairedCredential',
+    });
+  }
+  return { certificateFile: cert, privateKeyFile: key };
+}
+
+function toOptions(program: Command, flags: RawFlags): CliOptions {
+  const primary = pairedFiles(program, ['--cert', flags.cert], ['--key', flags.key]);
+  if (flags.ca !== undefined && primary === undefined) {
+    program.error('error: --ca needs --cert and --key', { exitCode: EXIT_USAGE, code: 'cli.caWithoutCert' });
+  }
+  const sni = pairedFiles(program, ['--sni-cert', flags.sniCert], ['--sni-key', flags.sniKey]);
+  const options: CliOptions = {
+    host: flags.host,
+    port: flags.port,
+    stateDir: flags.stateDir,
+    requestClientCert: flags.requestClientCert === true,
+    logTLSErrors: flags.logTlsErrors === true,
+  };
+  if (primary) options.credential = flags.ca !== undefined ? { ...primary, caCertificateFile: flags.ca } : primary;
+  if (sni) options.sniCredential = sni;
+  if (flags.alpn !== undefined) options.alpn = flags.alpn;
+  if (flags.handshakeTimeout !== undefined) options.handshakeTimeout = flags.handshakeTimeout;
+  if (flags.backend !== undefined) options.backend = flags.backend;
+  return options;
+}
+
+/**
+ * Parses `args` (without the node and script paths). Help and version are printed here and
+ * end with status 0; every usage error is printed with the help and ends with status 2.
+ */
+export function parseCommandLine(args: readonly string[], version: string, io: ParseIo): ParseOutcome {
+  const program = buildProgram(version, io);
+  try {
+    program.parse([...args], { from: 'user' });
+    return { kind: 'run', options: toOptions(program, program.opts<RawFlags>()) };
+  } catch (error) {
+    if (!(error instanceof CommanderError)) throw error;
+    // Commander has already printed the help, the version, or the error and the usage.
+    const finished = error.code === 'commander.helpDisplayed' || error.code === 'commander.version';
+    return { kind: 'exit', code: finished ? 0 : EXIT_USAGE };
+  }
+}
