@@ -1,0 +1,191 @@
+// The PKI the CLI serves with when no certificate is given: a CA, a server certificate for
+// clients without SNI and a localhost certificate for clients with SNI, created on first run
+// in the state directory and reused after, so the CA fingerprint clients pin stays the same.
+// Server certificates are re-issued (by the same CA) when they are missing, broken or close
+// to expiry; the CA itself is never replaced behind the user's back.
+import crypto from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { CredentialFiles } from '../index.js';
+import { createCertificateAuthority, issueServerCertificate } from './certificates.js';
+import type { PemPair, ServerCertificateSpec } from './certificates.js';
+import { StartupError } from './startup_error.js';
+
+export interface DefaultPki {
+  dir: string;
+  caCertificateFile: string;
+  /** Served to clients that send no SNI; the chain includes the CA. */
+  server: CredentialFiles;
+  /** Served to clients that send SNI (localhost). */
+  sni: CredentialFiles;
+  /** This run created the CA (so its fingerprint is new). */
+  createdCa: boolean;
+  /** Server certificates this run issued again ('server', 'sni'). */
+  reissued: string[];
+}
+
+type LeafName = 'server' | 'sni';
+
+const CA_COMMON_NAME = 'native-tls-listener CA';
+const CA_VALIDITY_DAYS = 3650;
+// Within the 398 days browsers allow a server certificate.
+const LEAF_VALIDITY_DAYS = 397;
+const RENEW_BEFORE_MS = 30 * 24 * 60 * 60 * 1000;
+
+const LEAVES: Record<LeafName, ServerCertificateSpec> = {
+  server: { commonName: 'native-tls-listener server', dnsNames: [], ipAddresses: ['127.0.0.1', '::1'], validityDays: LEAF_VALIDITY_DAYS },
+  sni: { commonName: 'localhost', dnsNames: ['localhost'], ipAddresses: [], validityDays: LEAF_VALIDITY_DAYS },
+};
+
+const KEY_MODE = 0o600;
+const CERT_MODE = 0o644;
+const DIR_MODE = 0o700;
+
+function certFile(dir: string, stem: string): string {
+  return path.join(dir, `${stem}.pem`);
+}
+
+function keyFile(dir: string, stem: string): string {
+  return path.join(dir, `${stem}.key`);
+}
+
+function errnoCode(error: unknown): string | undefined {
+  return (error as NodeJS.ErrnoException | null)?.code;
+}
+
+async function readIfPresent(file: string): Promise<string | undefined> {
+  try {
+    return await fs.readFile(file, 'utf8');
+  } catch (error) {
+    if (errnoCode(error) === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+/** Writes via a temporary file and rename, so a reader never sees half a file. */
+async function writeAtomically(file: string, text: string, mode: number): Promise<void> {
+  const temporary = `${file}.${process.pid}.tmp`;
+  await fs.writeFile(temporary, text, { mode });
+  await fs.rename(temporary, file);
+}
+
+async function writePair(dir: string, stem: string, pair: PemPair): Promise<void> {
+  // Key first: a certificate on disk always has its key beside it.
+  await writeAtomically(keyFile(dir, stem), pair.key, KEY_MODE);
+  await writeAtomically(certFile(dir, stem), pair.cert, CERT_MODE);
+}
+
+async function createAll(): Promise<Record<'ca' | LeafName, PemPair>> {
+  const ca = await createCertificateAuthority(CA_COMMON_NAME, CA_VALIDITY_DAYS);
+  const [server, sni] = await Promise.all([issueServerCertificate(ca, LEAVES.server), issueServerCertificate(ca, LEAVES.sni)]);
+  return { ca, server, sni };
+}
+
+/**
+ * Puts a fresh PKI in `dir`. It is written into a sibling temporary directory that is then
+ * renamed onto `dir`: two first runs at once cannot mix their CAs, the loser finds the
+ * winner's. Returns false when `dir` already held a CA by then.
+ */
+async function createInto(dir: string): Promise<boolean> {
+  const pki = await createAll();
+  const parent = path.dirname(dir);
+  await fs.mkdir(parent, { recursive: true, mode: DIR_MODE });
+  const staging = await fs.mkdtemp(path.join(parent, `.${path.basename(dir)}.new-`));
+  try {
+    for (const stem of ['ca', 'server', 'sni'] as const) {
+      await fs.writeFile(keyFile(staging, stem), pki[stem].key, { mode: KEY_MODE });
+      await fs.writeFile(certFile(staging, stem), pki[stem].cert, { mode: CERT_MODE });
+    }
+    try {
+      // rename(2) replaces a missing or empty directory, and fails on one with files in it.
+      await fs.rename(staging, dir);
+      return true;
+    } catch (error) {
+      if (errnoCode(error) !== 'ENOTEMPTY' && errnoCode(error) !== 'EEXIST') throw error;
+    }
+  } finally {
+    await fs.rm(staging, { recursive: true, force: true });
+  }
+  if ((await readIfPresent(certFile(dir, 'ca'))) !== undefined) return false;
+  // A directory of the user's with other files in it: add ours beside them, CA certificate
+  // last, since its presence is what marks the PKI as made.
+  for (const stem of ['server', 'sni'] as const) await writePair(dir, stem, pki[stem]);
+  await writeAtomically(keyFile(dir, 'ca'), pki.ca.key, KEY_MODE);
+  await writeAtomically(certFile(dir, 'ca'), pki.ca.cert, CERT_MODE);
+  return true;
+}
+
+function loadCa(dir: string, certText: string, keyText: string | undefined): { pair: PemPair; cert: crypto.X509Certificate } {
+  const fix = `delete ${dir} to create a new CA (its fingerprint will change)`;
+  let cert: crypto.X509Certificate;
+  try {
+    cert = new crypto.X509Certificate(certText);
+  } catch (error) {
+    throw new StartupError(`${certFile(dir, 'ca')}: not a PEM certificate (${(error as Error).message}); ${fix}`, { cause: error });
+  }
+  if (keyText === undefined) throw new StartupError(`${keyFile(dir, 'ca')}: missing, so no certificate can be issued; ${fix}`);
+  let key: crypto.KeyObject;
+  try {
+    key = crypto.createPrivateKey(keyText);
+  } catch (error) {
+    throw new StartupError(`${keyFile(dir, 'ca')}: not a PEM private key (${(error as Error).message}); ${fix}`, { cause: error });
+  }
+  if (!cert.checkPrivateKey(key)) throw new StartupError(`${keyFile(dir, 'ca')}: does not match ${certFile(dir, 'ca')}; ${fix}`);
+  return { pair: { cert: certText, key: keyText }, cert };
+}
+
+/** Whether the stored leaf can be served as it is: parses, matches its key, signed by the CA, not about to expire. */
+async function leafIsUsable(dir: string, stem: LeafName, ca: crypto.X509Certificate): Promise<boolean> {
+  const [certText, keyText] = await Promise.all([readIfPresent(certFile(dir, stem)), readIfPresent(keyFile(dir, stem))]);
+  if (certText === undefined || keyText === undefined) return false;
+  try {
+    const cert = new crypto.X509Certificate(certText);
+    return (
+      cert.checkPrivateKey(crypto.createPrivateKey(keyText)) &&
+      cert.checkIssued(ca) &&
+      cert.verify(ca.publicKey) &&
+      Date.parse(cert.validTo) - Date.now() > RENEW_BEFORE_MS
+    );
+  } catch {
+    return false;
+  }
+}
+
+function filesIn(dir: string, createdCa: boolean, reissued: LeafName[]): DefaultPki {
+  const caCertificateFile = certFile(dir, 'ca');
+  const files = (stem: LeafName): CredentialFiles => ({
+    certificateFile: certFile(dir, stem),
+    privateKeyFile: keyFile(dir, stem),
+    caCertificateFile,
+  });
+  return { dir, caCertificateFile, server: files('server'), sni: files('sni'), createdCa, reissued };
+}
+
+async function ensure(dir: string): Promise<DefaultPki> {
+  const caText = await readIfPresent(certFile(dir, 'ca'));
+  if (caText === undefined) {
+    if (await createInto(dir)) return filesIn(dir, true, []);
+    return ensure(dir);
+  }
+  const ca = loadCa(dir, caText, await readIfPresent(keyFile(dir, 'ca')));
+  const reissued: LeafName[] = [];
+  for (const stem of ['server', 'sni'] as const) {
+    if (await leafIsUsable(dir, stem, ca.cert)) continue;
+    await writePair(dir, stem, await issueServerCertificate(ca.pair, LEAVES[stem]));
+    reissued.push(stem);
+  }
+  return filesIn(dir, false, reissued);
+}
+
+/** The default PKI in `dir`, created or repaired as needed. Rejects with a StartupError. */
+export async function ensureDefaultPki(dir: string): Promise<DefaultPki> {
+  const absolute = path.resolve(dir);
+  try {
+    return await ensure(absolute);
+  } catch (error) {
+    if (error instanceof StartupError) throw error;
+    // Node's file system errors name the code, the problem and the path.
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new StartupError(`cannot keep the default certificates in ${absolute}: ${reason}`, { cause: error });
+  }
+}
