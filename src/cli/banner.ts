@@ -1,0 +1,88 @@
+// What the CLI tells the user: on start, where it listens and how to try it (commands that
+// verify the server against its CA, so they show the fingerprint is the real one); on stop,
+// the final statistics.
+import net from 'node:net';
+import type { ListenerStats } from '../index.js';
+
+export interface BannerFacts {
+  version: string;
+  /** The bound address (the real port when 0 was asked for). */
+  address: net.AddressInfo;
+  backend: string;
+  /** SHA-256 of the first certificate in `trustFile`. */
+  fingerprint: Buffer;
+  /** What the fingerprint is of ('CA' for the default PKI or --ca, else 'certificate'). */
+  fingerprintOf: string;
+  /** The file a client trusts: the CA, or the certificate itself. */
+  trustFile: string;
+  /** When there is an SNI credential: the name HTTPS is served for, and the file that verifies it. */
+  https?: { name: string; trustFile: string };
+  /** Extra lines (where the default PKI lives, what was just created). */
+  notes: readonly string[];
+}
+
+/** `AB:CD:...`, the way `openssl x509 -fingerprint -sha256` prints it. */
+export function formatFingerprint(digest: Buffer): string {
+  return [...digest].map((byte) => byte.toString(16).padStart(2, '0').toUpperCase()).join(':');
+}
+
+/** An address a local client can connect to: wildcards become loopback. */
+export function connectHost(address: string): string {
+  if (address === '0.0.0.0') return '127.0.0.1';
+  if (address === '::') return '::1';
+  return address;
+}
+
+function isLoopback(host: string): boolean {
+  return host === '::1' || host.startsWith('127.');
+}
+
+function hostPort(host: string, port: number): string {
+  return net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** A shell word: quoted only when it needs to be. */
+function shellWord(word: string): string {
+  return /^[\w@%+=:,./[\]-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+export function opensslCommand(facts: BannerFacts): string {
+  const host = connectHost(facts.address.address);
+  // s_client sends no SNI for an IP address, so this reaches the line protocol.
+  return ['openssl', 's_client', '-quiet', '-connect', hostPort(host, facts.address.port), '-CAfile', facts.trustFile]
+    .map(shellWord)
+    .join(' ');
+}
+
+export function curlCommand(address: net.AddressInfo, https: { name: string; trustFile: string }): string {
+  const host = connectHost(address.address);
+  const { port } = address;
+  const { name } = https;
+  const words = ['curl', '--cacert', https.trustFile];
+  // `localhost` finds a loopback listener by itself; any other pairing needs curl told where.
+  if (!(name === 'localhost' && isLoopback(host))) words.push('--resolve', `${name}:${port}:${net.isIPv6(host) ? `[${host}]` : host}`);
+  words.push(`https://${name}:${port}/`);
+  return words.map(shellWord).join(' ');
+}
+
+export function startBanner(facts: BannerFacts): string {
+  const lines = [
+    `native-tls-listener ${facts.version}`,
+    `listening on ${hostPort(facts.address.address, facts.address.port)} (${facts.backend} backend)`,
+    `${facts.fingerprintOf} fingerprint (SHA-256): ${formatFingerprint(facts.fingerprint)}`,
+    ...facts.notes,
+    'clients without SNI get a line protocol (stats, quit, help; other lines are echoed):',
+    `  ${opensslCommand(facts)}`,
+  ];
+  if (facts.https !== undefined) {
+    lines.push('clients with SNI get HTTPS (/, /stats, /metrics):', `  ${curlCommand(facts.address, facts.https)}`);
+  } else {
+    lines.push('no SNI certificate (--sni-cert), so clients with SNI get the line protocol too');
+  }
+  lines.push('stop with Ctrl-C (SIGINT) or SIGTERM');
+  return `${lines.join('\n')}\n`;
+}
+
+export function finalStatsLine(stats: ListenerStats): string {
+  return `final stats: ${JSON.stringify(stats)}\n`;
+}
