@@ -351,11 +351,12 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
   private failSetup(record: ConnectionRecord, error: CodedError, kind: 'failed' | 'timedOut'): void {
     if (kind === 'timedOut') this.registry.handshakes.timedOut++;
     else this.registry.handshakes.failed++;
-    (record.served ?? record.socket).destroy();
-    record.socket.destroy();
+    // The peer's address is read before destroy(), after which Node no longer has it.
     const info: SetupFailureInfo = { id: record.id };
     if (record.socket.remoteAddress !== undefined) info.remoteAddress = record.socket.remoteAddress;
     if (record.socket.remotePort !== undefined) info.remotePort = record.socket.remotePort;
+    (record.served ?? record.socket).destroy();
+    record.socket.destroy();
     if (channels.handshakeFailed.hasSubscribers) channels.handshakeFailed.publish({ listener: this, error, info });
     this.emit('tlsClientError', error, info);
   }

@@ -89,6 +89,9 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
           }
         }
         finish();
+        // tls.Server clears this on its sockets when they are secure; Node's HTTP/2 server
+        // waits for it to be false, so a hand-built server socket must clear it too.
+        (tlsSocket as unknown as { secureConnecting: boolean }).secureConnecting = false;
         socket.off('close', closedEarly);
         tlsSocket.off('error', failWith);
         done(tlsSocket, info, { sniCredentialUsed: info.sniCredentialUsed });
