@@ -80,14 +80,36 @@ function isSecureContext(value: unknown): value is tls.SecureContext {
   return typeof value === 'object' && value !== null && 'context' in value && !('key' in value && 'cert' in value);
 }
 
-/** Builds the context once; `which` names the option in errors ('credential', 'sniCredential'). */
-export function toSecureContext(credential: ServerCredential | tls.SecureContext, which: string): tls.SecureContext {
+export interface ContextPurpose {
+  /** The listener asks clients for certificates. */
+  requestClientCert: boolean;
+}
+
+/**
+ * Builds the context once; `which` names the option in errors ('credential', 'sniCredential').
+ *
+ * When client certificates are requested, session tickets are off: a resumed session carries
+ * only the client's leaf, not the chain it sent, so the chain rules could not be applied
+ * (and OpenSSL refuses to resume under a requested certificate without a session id context).
+ * Every such connection gets a full handshake and a full chain, as in the original. A
+ * caller-built SecureContext is used as it is.
+ */
+export function toSecureContext(
+  credential: ServerCredential | tls.SecureContext,
+  which: string,
+  purpose: ContextPurpose = { requestClientCert: false },
+): tls.SecureContext {
   if (isSecureContext(credential)) return credential;
   if (typeof credential !== 'object' || credential === null || !credential.key || !credential.cert) {
     throw codedError(ErrorCodes.INVALID_CREDENTIAL, `${which} needs key and cert (PEM), or a tls.SecureContext`);
   }
   try {
-    return tls.createSecureContext({ key: credential.key, cert: credential.cert, minVersion: 'TLSv1.2' });
+    return tls.createSecureContext({
+      key: credential.key,
+      cert: credential.cert,
+      minVersion: 'TLSv1.2',
+      ...(purpose.requestClientCert ? { secureOptions: crypto.constants.SSL_OP_NO_TICKET } : {}),
+    });
   } catch (error) {
     throw codedError(ErrorCodes.INVALID_CREDENTIAL, `${which}: ${(error as Error).message}`, { cause: error });
   }

@@ -73,11 +73,14 @@ export class TLSListener extends Listener<tls.TLSSocket, ConnectionInfo> {
   constructor(options: ListenerOptions, handler: ConnectionHandler, dependencies?: ListenerDependencies) {
     if (typeof options !== 'object' || options === null) throw codedError(ErrorCodes.INVALID_OPTION, 'options must be an object');
     validateTlsOptions(options);
+    const purpose = { requestClientCert: options.requestClientCert === true };
     const setup = new TlsSetup({
-      context: toSecureContext(options.credential, 'credential'),
-      ...(options.sniCredential !== undefined ? { sniContext: toSecureContext(options.sniCredential, 'sniCredential') } : {}),
+      context: toSecureContext(options.credential, 'credential', purpose),
+      ...(options.sniCredential !== undefined
+        ? { sniContext: toSecureContext(options.sniCredential, 'sniCredential', purpose) }
+        : {}),
       ...(options.alpn !== undefined ? { alpn: options.alpn } : {}),
-      requestClientCert: options.requestClientCert === true,
+      requestClientCert: purpose.requestClientCert,
       handshakeTimeout: options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
     });
     const serveHttp = options.http !== undefined ? routeToHttp(options.http) : undefined;
