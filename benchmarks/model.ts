@@ -90,6 +90,9 @@ export const FIGURES: Record<FigureId, FigureDef> = {
   setupCpuPerConnUs: { label: 'setup CPU/conn', unit: 'µs', better: 'lower', description: 'server CPU spent bringing the idle connections up, per connection' },
 };
 
+/** Above this much CPU used by other processes during a trial's window, the trial is flagged. */
+export const INTERFERENCE_CORES = 0.15;
+
 export interface Goal {
   id: string;
   text: string;

@@ -5,10 +5,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { BASELINE, CONTENDERS, FIGURES, GOALS, SCENARIOS } from './model.js';
+import { BASELINE, CONTENDERS, FIGURES, GOALS, INTERFERENCE_CORES, SCENARIOS } from './model.js';
 import type { BenchResults, ContenderId } from './model.js';
 import { readmePath, resultsDir } from './paths.js';
-import { fmt } from './report.js';
+import { fmt, fmtGoalRatio, interferenceSummary } from './report.js';
 import type { Summary } from './stats.js';
 
 export const START = '<!-- bench:start -->';
@@ -76,6 +76,17 @@ export function renderSection(results: BenchResults): string {
       lines.push('');
       lines.push(`Load generator ceiling against the trivial C server, same run: ${ceilings.join('; ')}.`);
     }
+    const busy = interferenceSummary(run);
+    lines.push('');
+    lines.push(
+      `Interference: ${busy.flagged} of ${busy.trials} measured windows ran while other processes used more than ${INTERFERENCE_CORES} cores ` +
+        `(median ${busy.medianOther.toFixed(2)}); per-trial figures, including \`otherCpuCores\`, are in the JSON.`,
+    );
+  }
+  const waited = results.settings.waitedForQuietSeconds;
+  if (typeof waited === 'number' && waited > 0) {
+    lines.push('');
+    lines.push(`The harness waited ${waited} s in all for the machine to be quiet before trials; ${String(results.settings.trialsStartedOnABusyMachine)} trial(s) started on a busy machine anyway.`);
   }
   lines.push('');
   lines.push('Goals (reported, never asserted):');
@@ -85,7 +96,7 @@ export function renderSection(results: BenchResults): string {
   for (const goal of GOALS) {
     const cells = versions.map((v) => {
       const g = results.goals.find((r) => r.id === goal.id && r.nodeVersion === v);
-      return g?.ratio ? `${g.ratio.median.toFixed(2)}x, ${g.met ? 'met' : 'not met'}` : 'n/a';
+      return g?.ratio ? `${fmtGoalRatio(g.ratio.median, g.target)}, ${g.met ? 'met' : 'not met'}` : 'n/a';
     });
     lines.push(`| ${goal.text} | ${cells.join(' | ')} |`);
   }

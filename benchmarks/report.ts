@@ -1,5 +1,5 @@
 // The terminal table and the SVG chart, both made from a results file (BenchResults).
-import { BASELINE, CONTENDERS, FIGURES, GOALS, SCENARIOS } from './model.js';
+import { BASELINE, CONTENDERS, FIGURES, GOALS, INTERFERENCE_CORES, SCENARIOS } from './model.js';
 import type { BenchResults, ContenderId, FigureId, NodeRun, ScenarioResult } from './model.js';
 import type { Summary } from './stats.js';
 
@@ -24,6 +24,29 @@ export function fmtRatio(summary: Summary | undefined): string {
   if (!summary) return '-';
   const m = `${summary.median.toFixed(2)}x`;
   return summary.n <= 1 ? m : `${m} [${summary.min.toFixed(2)}-${summary.max.toFixed(2)}]`;
+}
+
+/** A goal's ratio: two decimals, three when two would hide which side of the target it is on. */
+export function fmtGoalRatio(median: number, target: number): string {
+  return `${median.toFixed(Math.abs(median - target) < 0.005 ? 3 : 2)}x`;
+}
+
+/** How many of a Node run's trials ran next to other work (other CPU above the threshold). */
+export function interferenceSummary(run: NodeRun): { trials: number; flagged: number; medianOther: number } {
+  const others: number[] = [];
+  let trials = 0;
+  for (const scenario of Object.values(run.scenarios)) {
+    for (const contender of Object.values(scenario.contenders)) {
+      for (const trial of contender.trials) {
+        if (!trial.ok) continue;
+        trials++;
+        const other = trial.figures.otherCpuCores;
+        if (typeof other === 'number') others.push(other);
+      }
+    }
+  }
+  const sorted = others.sort((a, b) => a - b);
+  return { trials, flagged: others.filter((o) => o > INTERFERENCE_CORES).length, medianOther: sorted[Math.floor(sorted.length / 2)] ?? 0 };
 }
 
 function pad(text: string, width: number): string {
@@ -58,6 +81,8 @@ export function formatTable(results: BenchResults): string {
   for (const [version, run] of Object.entries(results.runs)) {
     out.push('');
     out.push(nodeHeading(version, run));
+    const busy = interferenceSummary(run);
+    out.push(`  ${busy.flagged} of ${busy.trials} measured windows had other processes using more than ${INTERFERENCE_CORES} cores (column "other CPU")`);
     for (const def of SCENARIOS) {
       const scenario = run.scenarios[def.id];
       if (!scenario) continue;
@@ -95,7 +120,7 @@ export function formatTable(results: BenchResults): string {
       const cells = [`  ${goal.text}`];
       for (const version of Object.keys(results.runs)) {
         const g = results.goals.find((r) => r.id === goal.id && r.nodeVersion === version);
-        cells.push(`Node ${version}: ${g?.ratio ? `${g.ratio.median.toFixed(2)}x ${g.met ? 'met' : 'NOT met'}` : 'n/a'}`);
+        cells.push(`Node ${version}: ${g?.ratio ? `${fmtGoalRatio(g.ratio.median, g.target)} ${g.met ? 'met' : 'NOT met'}` : 'n/a'}`);
       }
       rows.push(cells);
     }

@@ -12,6 +12,8 @@
 //                      A full run without --node/--node24 runs on this Node and on Node 24.
 //   --out FILE         write the results here instead
 //   --pin              pin the server to CPU 1 and the load generator to CPU 0
+//   --nice             run the servers and the load generator at priority -10 (root only): on a
+//                      shared machine, other work then takes less from the trials
 //   --no-readme        do not regenerate the README section
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -40,7 +42,7 @@ import type {
   TrialResult,
 } from './model.js';
 import { node24CacheDir, readmePath, repoRoot, resultsDir, serverScript } from './paths.js';
-import { round, roundSummary, summarize } from './stats.js';
+import { round, roundSummary, stringifyLayered, summarize } from './stats.js';
 import { formatTable, renderRatiosSvg } from './report.js';
 import { updateReadme } from './readme-section.js';
 
@@ -53,6 +55,7 @@ interface Options {
   nodes: string[];
   out: string | null;
   pin: boolean;
+  nice: boolean;
   readme: boolean;
 }
 
@@ -70,12 +73,12 @@ interface Timings {
 }
 
 const FULL: Timings = {
-  roundsThroughput: 5,
+  roundsThroughput: 4,
   roundsLatency: 3,
   roundsMemory: 3,
   warmSeconds: 0.5,
   measureSeconds: 2,
-  latencySeconds: 4,
+  latencySeconds: 3.5,
   concurrency: 64,
   holdConnections: 5000,
   holdWarmConnections: 300,
@@ -99,13 +102,13 @@ const ORDER: readonly ContenderId[] = ['node', 'native', 'js', 'c'];
 
 function usage(message?: string): never {
   if (message) console.error(`bench: ${message}`);
-  console.error('usage: npm run bench [-- --quick] [--rounds N] [--scenario ID[,ID]] [--node24] [--node PATH|current] [--out FILE] [--pin] [--no-readme]');
+  console.error('usage: npm run bench [-- --quick] [--rounds N] [--scenario ID[,ID]] [--node24] [--node PATH|current] [--out FILE] [--pin] [--nice] [--no-readme]');
   console.error(`scenarios: ${SCENARIOS.map((s) => s.id).join(', ')}`);
   process.exit(2);
 }
 
 function parseOptions(argv: string[]): Options {
-  const options: Options = { quick: false, rounds: null, scenarios: [], nodes: [], out: null, pin: false, readme: true };
+  const options: Options = { quick: false, rounds: null, scenarios: [], nodes: [], out: null, pin: false, nice: false, readme: true };
   let node24 = false;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
@@ -128,6 +131,7 @@ function parseOptions(argv: string[]): Options {
     else if (arg === '--node') options.nodes.push(value());
     else if (arg === '--out') options.out = path.resolve(value());
     else if (arg === '--pin') options.pin = true;
+    else if (arg === '--nice') options.nice = true;
     else if (arg === '--no-readme') options.readme = false;
     else if (arg === '--help' || arg === '-h') usage();
     else usage(`unknown option ${arg}`);
@@ -145,6 +149,9 @@ class Progress {
   private estimatedDone = 0;
   private readonly started = Date.now();
   private readonly tty = process.stderr.isTTY === true;
+  private lastLine = '';
+  /** ms spent waiting for a quiet machine: not part of the rate the ETA extrapolates */
+  waitedMs = 0;
 
   constructor(
     private readonly total: number,
@@ -152,7 +159,7 @@ class Progress {
   ) {}
 
   private eta(): string {
-    const elapsed = (Date.now() - this.started) / 1000;
+    const elapsed = (Date.now() - this.started - this.waitedMs) / 1000;
     if (this.estimatedDone <= 0) return `~${formatDuration(this.estimatedTotal)} left`;
     const left = (this.estimatedTotal - this.estimatedDone) * (elapsed / this.estimatedDone);
     return `~${formatDuration(left)} left`;
@@ -160,8 +167,12 @@ class Progress {
 
   show(text: string): void {
     const line = `[${this.done + 1}/${this.total} ${formatDuration((Date.now() - this.started) / 1000)} ${this.eta()}] ${text}`;
-    if (this.tty) process.stderr.write(`\r\x1b[2K${line.slice(0, (process.stderr.columns || 120) - 1)}`);
-    else process.stderr.write(`${line}\n`);
+    if (this.tty) {
+      process.stderr.write(`\r\x1b[2K${line.slice(0, (process.stderr.columns || 120) - 1)}`);
+    } else if (text !== this.lastLine) {
+      process.stderr.write(`${line}\n`); // a log, not a terminal: each step once
+    }
+    this.lastLine = text;
   }
 
   trialDone(estimate: number): void {
@@ -287,7 +298,9 @@ async function waitForQuiet(budget: { leftMs: number; waitedMs: number; loadedSt
     }
     budget.leftMs -= spent;
     budget.waitedMs += spent;
-    progress.show(`${label} | waiting for the machine to be quiet (${busy.toFixed(2)} cores busy elsewhere)`);
+    progress.waitedMs += spent;
+    progress.show(`${label} | waiting for the machine to be quiet (other work is using the CPU)`);
+    if (process.stderr.isTTY === true) progress.show(`${label} | waiting for the machine to be quiet (${busy.toFixed(2)} cores busy elsewhere)`);
   }
 }
 
@@ -317,6 +330,7 @@ async function startServer(ctx: Context, scenario: ScenarioDef, contender: Conte
   const env = { ...process.env };
   delete env.NODE_OPTIONS;
   const channel = new LineChannel(command, args, `${contender} server`, env);
+  raisePriority(ctx, channel);
   try {
     const ready = await channel.expect('ready', 20_000);
     const port = num(ready, 'port');
@@ -339,12 +353,22 @@ async function ask(server: ServerHandle, command: 'mark' | 'report' | 'gc', time
   return server.channel.expect(command, timeoutMs);
 }
 
+function raisePriority(ctx: Context, channel: LineChannel): void {
+  if (!ctx.options.nice || channel.pid === undefined) return;
+  try {
+    os.setPriority(channel.pid, -10);
+  } catch {
+    // not permitted (not root): the run goes on at normal priority
+  }
+}
+
 function loadgenArgs(ctx: Context, mode: string, port: number, extra: (string | number)[]): string[] {
   return [mode, '--port', String(port), ...extra.map(String), ...(ctx.options.pin ? ['--cpu', '0'] : [])];
 }
 
 async function runLoadgen(ctx: Context, args: string[], timeoutMs: number): Promise<Message> {
   const channel = new LineChannel(ctx.bins.loadgen, args, 'loadgen');
+  raisePriority(ctx, channel);
   channel.endInput();
   try {
     const result = await channel.next(timeoutMs);
@@ -443,6 +467,7 @@ async function latencyTrial(ctx: Context, scenario: ScenarioDef, contender: Cont
 async function holdConnections(ctx: Context, scenario: ScenarioDef, port: number, count: number): Promise<{ channel: LineChannel; up: Message }> {
   const args = loadgenArgs(ctx, 'hold', port, ['--hold', count, '--concurrency', 64, '--max-time', 600, ...certArgs(ctx, scenario)]);
   const channel = new LineChannel(ctx.bins.loadgen, args, 'loadgen hold');
+  raisePriority(ctx, channel);
   try {
     const first = await channel.next(60_000 + count * 20);
     if (first.event !== 'up') throw new Error(`hold: ${JSON.stringify(first)}`);
@@ -558,8 +583,12 @@ async function runTrial(ctx: Context, scenario: ScenarioDef, contender: Contende
     if (scenario.kind === 'latency') return await latencyTrial(ctx, scenario, contender, roundNo, rate);
     return await memoryTrial(ctx, scenario, contender, roundNo);
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    return { round: roundNo, contender, ok: false, error: message, figures: {} };
+    const message = (error instanceof Error ? error.message : String(error))
+      .split('\n')
+      .map((line) => line.trim())
+      .filter((line) => line !== '' && !line.startsWith('at ') && !line.startsWith('^'))
+      .join(' | ');
+    return { round: roundNo, contender, ok: false, error: message.slice(0, 600), figures: {} };
   }
 }
 
@@ -654,7 +683,7 @@ async function main(): Promise<void> {
   const failures: string[] = [];
   const runs: Record<string, NodeRun> = {};
   let loadgenOpenssl = 'unknown';
-  const quiet = { leftMs: (options.quick ? 10 : 180) * 1000, waitedMs: 0, loadedStarts: 0 };
+  const quiet = { leftMs: (options.quick ? 10 : 120) * 1000, waitedMs: 0, loadedStarts: 0 };
   try {
     const nodeBins: string[] = [];
     for (const spec of options.nodes) {
@@ -705,6 +734,7 @@ async function main(): Promise<void> {
     settings: {
       ...timings,
       pinned: options.pin,
+      niced: options.nice,
       contenderOrder: ORDER.join(','),
       waitedForQuietSeconds: Math.round(quiet.waitedMs / 1000),
       trialsStartedOnABusyMachine: quiet.loadedStarts,
@@ -717,7 +747,8 @@ async function main(): Promise<void> {
   const complete = options.scenarios.length === SCENARIOS.length;
   const outFile = options.out ?? path.join(resultsDir, options.quick ? 'quick.json' : complete ? 'latest.json' : 'custom.json');
   fs.mkdirSync(path.dirname(outFile), { recursive: true });
-  fs.writeFileSync(outFile, `${JSON.stringify(results, null, 2)}\n`);
+  // runs > version > scenarios > id > contenders > id > trials > one line per trial
+  fs.writeFileSync(outFile, `${stringifyLayered(results, 8)}\n`);
   const svgFile = outFile.endsWith('latest.json') ? path.join(path.dirname(outFile), 'ratios.svg') : outFile.replace(/\.json$/, '') + '-ratios.svg';
   fs.writeFileSync(svgFile, renderRatiosSvg(results));
 

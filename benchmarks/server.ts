@@ -18,37 +18,11 @@ import fs from 'node:fs';
 import net from 'node:net';
 import readline from 'node:readline';
 import tls from 'node:tls';
-import * as pkg from '../src/index.js';
+import { createListener, createLocalTCPListener } from '../src/index.js';
 
 export type Contender = 'native' | 'js' | 'node';
 export type Transport = 'tcp' | 'tls';
 export type HandlerKind = 'end' | 'hold';
-
-/** What the harness needs of the package's listeners. */
-interface BenchListener {
-  listen(): Promise<net.AddressInfo>;
-  close(): Promise<void>;
-  stats(): unknown;
-}
-
-type BenchHandler<S> = (socket: S, info: { id: number }) => void | Promise<void>;
-
-interface PackageApi {
-  createLocalTCPListener(
-    options: { port: number | string; host?: string; backlog?: number; backend?: 'native' | 'js' },
-    handler: BenchHandler<net.Socket>,
-  ): BenchListener;
-  createListener(
-    options: {
-      port?: number | string;
-      host?: string;
-      backlog?: number;
-      backend?: 'native' | 'js';
-      credential: { key: string | Buffer; cert: string | Buffer } | tls.SecureContext;
-    },
-    handler: BenchHandler<tls.TLSSocket>,
-  ): BenchListener;
-}
 
 const BACKLOG = 1024;
 const HOST = '127.0.0.1';
@@ -71,17 +45,6 @@ function parseArgs(argv: string[]): { contender: Contender; transport: Transport
   const key = values.get('key');
   if (transport === 'tls' && (cert === undefined || key === undefined)) throw new Error('tls needs --cert and --key');
   return { contender, transport, handler, ...(cert !== undefined ? { cert } : {}), ...(key !== undefined ? { key } : {}) };
-}
-
-function packageApi(): PackageApi {
-  // Looked up on the module namespace so that this file compiles while the package's exports
-  // are still growing; a missing function is reported when a trial needs it.
-  const api = pkg as unknown as Partial<PackageApi>;
-  const { createLocalTCPListener, createListener } = api;
-  if (typeof createLocalTCPListener !== 'function' || typeof createListener !== 'function') {
-    throw new Error('the package does not export createLocalTCPListener and createListener (src/index.ts)');
-  }
-  return { createLocalTCPListener, createListener };
 }
 
 async function main(): Promise<void> {
@@ -117,7 +80,7 @@ async function main(): Promise<void> {
       port = await listenNode(server);
       close = () => new Promise((resolve) => server.close(() => resolve()));
     } else {
-      const listener = packageApi().createListener({ port: 0, host: HOST, backlog: BACKLOG, backend: args.contender, credential: { key, cert } }, handler);
+      const listener = createListener({ port: 0, host: HOST, backlog: BACKLOG, backend: args.contender, credential: { key, cert } }, handler);
       port = (await listener.listen()).port;
       close = () => listener.close();
       listenerStats = () => listener.stats();
@@ -128,7 +91,7 @@ async function main(): Promise<void> {
       port = await listenNode(server);
       close = () => new Promise((resolve) => server.close(() => resolve()));
     } else {
-      const listener = packageApi().createLocalTCPListener({ port: 0, host: HOST, backlog: BACKLOG, backend: args.contender }, handler);
+      const listener = createLocalTCPListener({ port: 0, host: HOST, backlog: BACKLOG, backend: args.contender }, handler);
       port = (await listener.listen()).port;
       close = () => listener.close();
       listenerStats = () => listener.stats();

@@ -30,6 +30,22 @@ export function round(value: number, digits = 4): number {
   return Math.round(value * factor) / factor;
 }
 
+/**
+ * JSON indented down to `depth` levels, each deeper value on one line: a results file stays
+ * readable and diffable (one line per trial) at a third of the fully indented size.
+ */
+export function stringifyLayered(value: unknown, depth: number, indent = ''): string {
+  if (depth <= 0 || value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+  const inner = `${indent}  `;
+  if (Array.isArray(value)) {
+    if (value.length === 0) return '[]';
+    return `[\n${value.map((v) => inner + stringifyLayered(v, depth - 1, inner)).join(',\n')}\n${indent}]`;
+  }
+  const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined);
+  if (entries.length === 0) return '{}';
+  return `{\n${entries.map(([k, v]) => `${inner}${JSON.stringify(k)}: ${stringifyLayered(v, depth - 1, inner)}`).join(',\n')}\n${indent}}`;
+}
+
 export function roundSummary(summary: Summary): Summary {
   return { min: round(summary.min), median: round(summary.median), max: round(summary.max), n: summary.n };
 }
