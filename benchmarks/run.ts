@@ -417,6 +417,9 @@ async function throughputTrial(ctx: Context, scenario: ScenarioDef, contender: C
       errors: num(lg, 'errors'),
     };
     interference(cpuBefore, cpuUs / 1e6, lg, figures, warnings);
+    if (scenario.loadgenMode === 'tls-full' && num(lg, 'resumed') > 0) {
+      warnings.push(`${num(lg, 'resumed')} handshakes resumed in a full-handshake scenario`);
+    }
     if (scenario.loadgenMode === 'tls-resume') {
       figures.resumedFraction = num(lg, 'resumed_fraction');
       if (figures.resumedFraction < 0.9) warnings.push(`only ${(figures.resumedFraction * 100).toFixed(1)}% of handshakes resumed`);
