@@ -48,41 +48,72 @@ void OnEnvironmentTeardown(napi_async_cleanup_hook_handle, void* arg) {
   BeginClose(static_cast<AcceptLoop*>(arg));
 }
 
-void CallJs(AcceptLoop* loop, Napi::FunctionReference& callback, std::initializer_list<napi_value> args) {
+// CallJs, DeliverBatch and ReportEvent run inside libuv callbacks and use the plain N-API
+// calls, checking each status: once the environment can no longer run JS (a worker being
+// terminated still finishes its current loop turn, and this poll handle may be readable in
+// it, before the cleanup hook runs), N-API calls fail, and node-addon-api would turn that
+// into a C++ exception (std::terminate from a C callback) or, building the Napi::Error
+// itself, a fatal error. Here a failed call just means: JS took nothing.
+
+// Returns after the callback ran (a JS exception it threw is reported as uncaught), or
+// without calling anything when the environment cannot run JS.
+void CallJs(AcceptLoop* loop, Napi::FunctionReference& callback, size_t argc, const napi_value* argv) {
   if (loop->closing || callback.IsEmpty()) return;
-  Napi::Env env(loop->env);
-  try {
-    callback.MakeCallback(env.Global(), args, *loop->async_context);
-  } catch (const Napi::Error& error) {
-    // The JS side catches its own errors, so this is a bug there: surface it the way Node
-    // surfaces an exception thrown from any I/O callback.
-    napi_fatal_exception(loop->env, error.Value());
+  napi_env env = loop->env;
+  napi_value global = nullptr;
+  napi_value function = nullptr;
+  napi_value result = nullptr;
+  if (napi_get_global(env, &global) != napi_ok) return;
+  if (napi_get_reference_value(env, callback, &function) != napi_ok || function == nullptr) return;
+  if (napi_make_callback(env, *loop->async_context, global, function, argc, argv, &result) == napi_ok) return;
+  // The JS side catches its own errors, so this is a bug there: surface it the way Node
+  // surfaces an exception thrown from any I/O callback.
+  bool pending = false;
+  napi_value error = nullptr;
+  if (napi_is_exception_pending(env, &pending) == napi_ok && pending &&
+      napi_get_and_clear_last_exception(env, &error) == napi_ok && error != nullptr) {
+    napi_fatal_exception(env, error);
   }
 }
 
 void DeliverBatch(AcceptLoop* loop) {
   if (loop->batch.empty()) return;
-  Napi::Env env(loop->env);
-  Napi::HandleScope scope(env);
+  napi_env env = loop->env;
   size_t count = loop->batch.size();
-  Napi::Int32Array fds = Napi::Int32Array::New(env, count);
-  for (size_t i = 0; i < count; i++) fds[i] = loop->batch[i];
-  loop->batch.clear();
-  CallJs(loop, loop->on_batch, {fds});
-  // Whatever JS did not take is still ours to close (JS threw, or the listener closed
-  // during the callback).
-  int32_t* slots = fds.Data();
-  for (size_t i = 0; i < count; i++) {
-    if (slots[i] >= 0) close(slots[i]);
+  napi_handle_scope scope = nullptr;
+  if (napi_open_handle_scope(env, &scope) == napi_ok) {
+    void* data = nullptr;
+    napi_value buffer = nullptr;
+    napi_value fds = nullptr;
+    if (napi_create_arraybuffer(env, count * sizeof(int32_t), &data, &buffer) == napi_ok &&
+        napi_create_typedarray(env, napi_int32_array, count, buffer, 0, &fds) == napi_ok) {
+      int32_t* slots = static_cast<int32_t*>(data);
+      for (size_t i = 0; i < count; i++) slots[i] = loop->batch[i];
+      loop->batch.clear();
+      CallJs(loop, loop->on_batch, 1, &fds);
+      // Whatever JS did not take is still ours to close (JS threw, the listener closed
+      // during the callback, or JS could not run at all).
+      for (size_t i = 0; i < count; i++) {
+        if (slots[i] >= 0) close(slots[i]);
+      }
+    }
+    napi_close_handle_scope(env, scope);
   }
+  // No array to hand over: every descriptor is still ours.
+  for (int fd : loop->batch) close(fd);
+  loop->batch.clear();
 }
 
 void ReportEvent(AcceptLoop* loop, EventKind kind, int err, uint64_t delay_ms) {
-  Napi::Env env(loop->env);
-  Napi::HandleScope scope(env);
-  CallJs(loop, loop->on_event,
-         {Napi::Number::New(env, kind), Napi::Number::New(env, err),
-          Napi::Number::New(env, static_cast<double>(delay_ms))});
+  napi_env env = loop->env;
+  napi_handle_scope scope = nullptr;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value args[3] = {nullptr, nullptr, nullptr};
+  if (napi_create_int32(env, kind, &args[0]) == napi_ok && napi_create_int32(env, err, &args[1]) == napi_ok &&
+      napi_create_double(env, static_cast<double>(delay_ms), &args[2]) == napi_ok) {
+    CallJs(loop, loop->on_event, 3, args);
+  }
+  napi_close_handle_scope(env, scope);
 }
 
 void OnResume(uv_timer_t* timer);
