@@ -157,6 +157,9 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
 
   /** Binds and starts accepting; resolves with the bound address. */
   listen(): Promise<net.AddressInfo> {
+    if (this.state === 'closing' || this.state === 'closed') {
+      return Promise.reject(codedError(ErrorCodes.LISTENER_CLOSED, 'the listener is closed'));
+    }
     if (this.listenPromise) return this.listenPromise;
     if (this.state !== 'new') return Promise.reject(codedError(ErrorCodes.LISTENER_CLOSED, 'the listener is closed'));
     this.state = 'opening';
