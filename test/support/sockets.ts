@@ -1,0 +1,170 @@
+// Real loopback clients and small waiting helpers. Every wait is bounded: a test that would
+// hang fails with a message saying what it was waiting for instead.
+import net from 'node:net';
+
+export const DEFAULT_WAIT_MS = 5000;
+
+/** Polls `predicate` every 10 ms until it holds; rejects after `timeoutMs` naming `what`. */
+export async function waitUntil(predicate: () => boolean, what: string, timeoutMs = DEFAULT_WAIT_MS): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await delay(10);
+  }
+}
+
+export function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Races `promise` against a timer; the timer never keeps the process alive. */
+export function within<T>(promise: Promise<T>, what: string, timeoutMs = DEFAULT_WAIT_MS): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs);
+    timer.unref();
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** A client that keeps every byte it receives and remembers how the connection ended. */
+export class Client {
+  received = '';
+  ended = false;
+  closed = false;
+  error: NodeJS.ErrnoException | null = null;
+  private readonly closedPromise: Promise<void>;
+
+  constructor(readonly socket: net.Socket) {
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => {
+      this.received += chunk;
+    });
+    socket.on('end', () => {
+      this.ended = true;
+    });
+    socket.on('error', (error: NodeJS.ErrnoException) => {
+      this.error = error;
+    });
+    this.closedPromise = new Promise((resolve) =>
+      socket.once('close', () => {
+        this.closed = true;
+        resolve();
+      }),
+    );
+  }
+
+  /** The first line the server sent (without the newline). */
+  async line(index = 0, timeoutMs = DEFAULT_WAIT_MS): Promise<string> {
+    await waitUntil(
+      () => this.received.split('\n').length > index + 1 || this.closed,
+      `line ${index} from the server (got ${JSON.stringify(this.received)})`,
+      timeoutMs,
+    );
+    const line = this.received.split('\n')[index];
+    if (line === undefined || this.received.split('\n').length <= index + 1) {
+      throw new Error(`the connection closed before line ${index} arrived (got ${JSON.stringify(this.received)})`);
+    }
+    return line;
+  }
+
+  whenClosed(timeoutMs = DEFAULT_WAIT_MS): Promise<void> {
+    return within(this.closedPromise, 'the client connection to close', timeoutMs);
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+}
+
+/** Connects to host:port; resolves once connected, rejects with the connect error. */
+export function connect(port: number, host = '127.0.0.1', timeoutMs = DEFAULT_WAIT_MS): Promise<Client> {
+  return within(
+    new Promise<Client>((resolve, reject) => {
+      const socket = net.connect({ port, host });
+      const onError = (error: Error): void => {
+        socket.destroy();
+        reject(error);
+      };
+      socket.once('error', onError);
+      socket.once('connect', () => {
+        socket.off('error', onError);
+        resolve(new Client(socket));
+      });
+    }),
+    `a connection to ${host}:${port}`,
+    timeoutMs,
+  );
+}
+
+/** The code of the error a connection attempt ends with, or 'connected'. */
+export async function connectOutcome(port: number, host = '127.0.0.1'): Promise<string> {
+  try {
+    const client = await connect(port, host);
+    client.destroy();
+    return 'connected';
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code ?? String(error);
+  }
+}
+
+/** Whether a plain net.Server can bind host:port right now (it is closed again before returning). */
+export function canBind(port: number, host = '127.0.0.1'): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', () => resolve(false));
+    server.listen({ port, host, exclusive: true }, () => server.close(() => resolve(true)));
+  });
+}
+
+/** A net.Server listening on host:0, to occupy a port or to lend its descriptor. */
+export function listeningServer(host = '127.0.0.1'): Promise<{ server: net.Server; port: number }> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer((socket) => socket.destroy());
+    server.once('error', reject);
+    server.listen({ port: 0, host }, () => {
+      const address = server.address() as net.AddressInfo;
+      resolve({ server, port: address.port });
+    });
+  });
+}
+
+export function closeServer(server: net.Server): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server.listening) {
+      resolve();
+      return;
+    }
+    server.close(() => resolve());
+  });
+}
+
+/** The descriptor under a Node socket or server (Node keeps it on the internal handle). */
+export function handleFd(target: net.Socket | net.Server): number {
+  const handle = (target as unknown as { _handle?: { fd?: unknown } | null })._handle;
+  if (typeof handle?.fd !== 'number' || handle.fd < 0) throw new Error('no descriptor on this handle');
+  return handle.fd;
+}
+
+/** Collects cleanup steps and runs them all (newest first), even when some fail. */
+export class Cleanup {
+  private steps: Array<() => unknown> = [];
+
+  add(step: () => unknown): void {
+    this.steps.push(step);
+  }
+
+  async run(): Promise<void> {
+    const steps = this.steps.reverse();
+    this.steps = [];
+    const failures: unknown[] = [];
+    for (const step of steps) {
+      try {
+        await within(Promise.resolve().then(step), 'a cleanup step', 10_000);
+      } catch (error) {
+        failures.push(error);
+      }
+    }
+    if (failures.length > 0) throw new AggregateError(failures, 'cleanup failed');
+  }
+}
