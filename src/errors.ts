@@ -49,7 +49,7 @@ for (const [name, value] of Object.entries(os.constants.errno)) {
 
 /** The symbolic name of a positive errno on this platform ('EMFILE'), or 'E<number>'. */
 export function errnoName(errno: number): string {
-  return errnoNames.get(errno) ?? `E${errno}`;
+  return errnoNames.get(errno) ?? util.getSystemErrorMap().get(-errno)?.[0] ?? `E${errno}`;
 }
 
 function describeErrno(errno: number): string {
