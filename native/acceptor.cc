@@ -13,6 +13,9 @@ namespace {
 // Kinds of event reported to JS; JS builds the Error objects (code, errno, syscall).
 enum EventKind : int32_t { kEventRetry = 0, kEventPause = 1, kEventFatal = 2 };
 
+// A batch slot JS has taken but not yet settled (see acceptor.h; -2 is settled).
+constexpr int32_t kSlotTaken = -1;
+
 void OnHandleClosed(uv_handle_t* handle) {
   auto* loop = static_cast<AcceptLoop*>(handle->data);
   if (--loop->handles_open > 0) return;
@@ -55,17 +58,17 @@ void OnEnvironmentTeardown(napi_async_cleanup_hook_handle, void* arg) {
 // into a C++ exception (std::terminate from a C callback) or, building the Napi::Error
 // itself, a fatal error. Here a failed call just means: JS took nothing.
 
-// Returns after the callback ran (a JS exception it threw is reported as uncaught), or
-// without calling anything when the environment cannot run JS.
-void CallJs(AcceptLoop* loop, Napi::FunctionReference& callback, size_t argc, const napi_value* argv) {
-  if (loop->closing || callback.IsEmpty()) return;
+// Returns true when the callback ran to its end. A JS exception it threw is reported as
+// uncaught; false also when the environment cannot run JS (a terminating worker).
+bool CallJs(AcceptLoop* loop, Napi::FunctionReference& callback, size_t argc, const napi_value* argv) {
+  if (loop->closing || callback.IsEmpty()) return false;
   napi_env env = loop->env;
   napi_value global = nullptr;
   napi_value function = nullptr;
   napi_value result = nullptr;
-  if (napi_get_global(env, &global) != napi_ok) return;
-  if (napi_get_reference_value(env, callback, &function) != napi_ok || function == nullptr) return;
-  if (napi_make_callback(env, *loop->async_context, global, function, argc, argv, &result) == napi_ok) return;
+  if (napi_get_global(env, &global) != napi_ok) return false;
+  if (napi_get_reference_value(env, callback, &function) != napi_ok || function == nullptr) return false;
+  if (napi_make_callback(env, *loop->async_context, global, function, argc, argv, &result) == napi_ok) return true;
   // The JS side catches its own errors, so this is a bug there: surface it the way Node
   // surfaces an exception thrown from any I/O callback.
   bool pending = false;
@@ -74,6 +77,27 @@ void CallJs(AcceptLoop* loop, Napi::FunctionReference& callback, size_t argc, co
       napi_get_and_clear_last_exception(env, &error) == napi_ok && error != nullptr) {
     napi_fatal_exception(env, error);
   }
+  return false;
+}
+
+struct HandleSearch {
+  int fd;
+  bool found;
+};
+
+// True when a libuv stream handle on this loop has `fd` open (and so will close it).
+bool OwnedByLoopHandle(AcceptLoop* loop, int fd) {
+  HandleSearch search{fd, false};
+  uv_walk(
+      loop->poll.loop,
+      [](uv_handle_t* handle, void* arg) {
+        auto* wanted = static_cast<HandleSearch*>(arg);
+        if (handle->type != UV_TCP && handle->type != UV_NAMED_PIPE) return;
+        uv_os_fd_t handle_fd = -1;
+        if (uv_fileno(handle, &handle_fd) == 0 && handle_fd == wanted->fd) wanted->found = true;
+      },
+      &search);
+  return search.found;
 }
 
 void DeliverBatch(AcceptLoop* loop) {
@@ -89,13 +113,20 @@ void DeliverBatch(AcceptLoop* loop) {
         napi_create_typedarray(env, napi_int32_array, count, buffer, 0, &fds) == napi_ok) {
       int32_t* slots = static_cast<int32_t*>(data);
       for (size_t i = 0; i < count; i++) slots[i] = loop->batch[i];
-      loop->batch.clear();
-      CallJs(loop, loop->on_batch, 1, &fds);
-      // Whatever JS did not take is still ours to close (JS threw, the listener closed
-      // during the callback, or JS could not run at all).
+      bool completed = CallJs(loop, loop->on_batch, 1, &fds);
       for (size_t i = 0; i < count; i++) {
-        if (slots[i] >= 0) close(slots[i]);
+        if (slots[i] >= 0) {
+          // Not taken by JS (JS threw, the listener closed during the callback, or JS could
+          // not run at all): still ours to close.
+          close(slots[i]);
+        } else if (slots[i] == kSlotTaken && !completed && !OwnedByLoopHandle(loop, loop->batch[i])) {
+          // Taken, but the callback was cut short (a worker terminated mid-batch) before a
+          // socket's handle came to own it: nobody else will ever close it. One that a
+          // handle does own is left to that handle, never closed twice.
+          close(loop->batch[i]);
+        }
       }
+      loop->batch.clear();
     }
     napi_close_handle_scope(env, scope);
   }

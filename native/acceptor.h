@@ -4,9 +4,11 @@
 // Descriptor ownership, written down once:
 //  - the listening fd belongs to the AcceptLoop from construction (opened here or adopted)
 //    until Close()/the cleanup hook closes it;
-//  - an accepted fd belongs to the AcceptLoop from accept() until JS takes it: JS takes a
-//    descriptor by overwriting its slot in the batch's Int32Array with -1. After the callback
-//    returns (or throws), every slot still >= 0 is closed here.
+//  - an accepted fd belongs to the AcceptLoop from accept() until JS takes it. JS marks its
+//    slot in the batch's Int32Array -1 (taken, being wrapped), then -2 (settled: a socket's
+//    libuv handle owns it, or JS closed it). After the callback, every slot still >= 0 is
+//    closed here; so is a -1 slot when the callback was cut short (a worker terminated while
+//    wrapping) and no libuv handle on the loop has the fd, so it is never closed twice.
 #pragma once
 
 #include <napi.h>

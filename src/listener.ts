@@ -3,9 +3,10 @@
 // for TCP, the TLS handshake for TLS), hands the result to the handler, and closes.
 //
 // Descriptor ownership on this side:
-//  - native backend: a descriptor becomes ours when onDescriptors writes -1 into its slot;
+//  - native backend: a descriptor becomes ours when onDescriptors marks its slot taken (-1);
 //    adoptDescriptor() then wraps it in a net.Socket, whose libuv handle owns it from then on
-//    (and closes it when the socket closes). If wrapping throws, we close it ourselves.
+//    (and closes it when the socket closes), and the slot is marked settled (-2). If wrapping
+//    throws, we close it ourselves.
 //  - js backend: net.Server hands us a net.Socket that already owns its descriptor.
 //  - either way the connection is registered at once and released on the socket's 'close',
 //    which Node emits after the handle (and so the descriptor) is closed.
@@ -106,6 +107,9 @@ export interface ListenerDependencies {
 }
 
 const DEFAULT_BACKLOG = 1024;
+/** Batch slot states written for the acceptor (see native/acceptor.h). */
+const SLOT_TAKEN = -1;
+const SLOT_SETTLED = -2;
 const DEFAULT_GRACEFUL_CLOSE_MS = 5000;
 
 function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
@@ -149,7 +153,7 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
     this.acceptBackend =
       kind === 'native' && binding
         ? new NativeAcceptBackend(binding, this, dependencies.acceptorOptions)
-        : new JsAcceptBackend(this);
+        : new JsAcceptBackend(this, binding);
     this.resolverBinding = binding;
   }
 
@@ -247,35 +251,41 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
   onDescriptors(fds: Int32Array): void {
     for (let i = 0; i < fds.length; i++) {
       const fd = fds[i] as number;
-      fds[i] = -1; // ownership moves to JS here
-      this.adoptAccepted(fd);
+      const id = this.registry.nextId();
+      // TAKEN: from here the acceptor closes this descriptor only if the callback is cut short
+      // (a worker terminated) before a socket's handle came to own it.
+      fds[i] = SLOT_TAKEN;
+      let socket: net.Socket | null;
+      try {
+        socket = this.adopt(fd);
+      } catch (error) {
+        fds[i] = SLOT_SETTLED;
+        this.releaseUnwrapped(fd, id, error);
+        continue;
+      }
+      // SETTLED: the socket's handle owns it (or, for null, the adopter does). No call sits
+      // between adopt() returning and this store, so termination cannot land in between.
+      fds[i] = SLOT_SETTLED;
+      if (socket === null) {
+        debug('descriptor %d was taken by the adopter: neither tracked nor closed here', fd);
+        continue;
+      }
+      this.track(id, socket, fd);
     }
   }
 
-  private adoptAccepted(fd: number): void {
-    const id = this.registry.nextId();
-    let socket: net.Socket | null;
+  /** Wrapping failed: nothing owns the descriptor but us, so close it and count it closed. */
+  private releaseUnwrapped(fd: number, id: number, error: unknown): void {
     try {
-      socket = this.adopt(fd);
-    } catch (error) {
-      // Nothing owns the descriptor yet but us: close it so it is counted closed, not leaked.
-      try {
-        fs.closeSync(fd);
-      } catch {
-        // already closed by the failed wrap; either way it is released
-      }
-      this.registry.releaseUnregistered();
-      const failure = codedError(ErrorCodes.CONNECTION_SETUP_FAILED, `wrapping descriptor ${fd} failed: ${errorOf(error).message}`, {
-        cause: error,
-      });
-      this.emit('connectionError', failure, { id });
-      return;
+      fs.closeSync(fd);
+    } catch {
+      // already closed by the failed wrap; either way it is released
     }
-    if (socket === null) {
-      debug('descriptor %d was taken by the adopter: neither tracked nor closed here', fd);
-      return;
-    }
-    this.track(id, socket, fd);
+    this.registry.releaseUnregistered();
+    const failure = codedError(ErrorCodes.CONNECTION_SETUP_FAILED, `wrapping descriptor ${fd} failed: ${errorOf(error).message}`, {
+      cause: error,
+    });
+    this.emit('connectionError', failure, { id });
   }
 
   onSocket(socket: net.Socket): void {

@@ -37,8 +37,11 @@ export interface AcceptorOptions {
 }
 
 /**
- * `onBatch` receives accepted descriptors. JS takes ownership of a descriptor by writing -1
- * into its slot; every slot still >= 0 when the callback returns is closed by the addon.
+ * `onBatch` receives accepted descriptors. Each slot says who owns its descriptor:
+ *  - >= 0 (untouched): the addon, which closes it when the callback returns;
+ *  - -1 (taken): JS is wrapping it; if the callback is cut short (a terminated worker), the
+ *    addon closes it unless a libuv handle already owns it;
+ *  - -2 (settled): a socket's handle (or JS itself) owns it; the addon never touches it.
  */
 export type BatchCallback = (fds: Int32Array) => void;
 export type AcceptEventCallback = (kind: AcceptEventKind, errno: number, delayMs: number) => void;
