@@ -3,7 +3,20 @@
 import net from 'node:net';
 import type { AcceptBackend, AcceptCounters, AcceptSink, ListenTarget } from './backend.js';
 import { classifyAcceptError } from './accept_policy.js';
+import { codedError, ErrorCodes, systemError } from '../errors.js';
 import type { SystemError } from '../errors.js';
+import type { NativeBinding } from '../native/binding.js';
+
+// libuv defers a bind() failure to listen(), so Node reports EADDRINUSE from 'listen' with a
+// negative errno; report it as the native backend does (positive errno, the call that failed).
+const BIND_ERRORS = new Set(['EADDRINUSE', 'EADDRNOTAVAIL', 'EACCES']);
+
+function normalizeListenError(error: SystemError, target: ListenTarget): Error {
+  if (typeof error.errno !== 'number') return error;
+  const syscall = BIND_ERRORS.has(error.code) ? 'bind' : error.syscall;
+  const where = target.kind === 'address' ? { address: target.address.address, port: target.address.port } : {};
+  return systemError(Math.abs(error.errno), syscall, where);
+}
 
 export class JsAcceptBackend implements AcceptBackend {
   readonly kind = 'js' as const;
@@ -14,7 +27,11 @@ export class JsAcceptBackend implements AcceptBackend {
   private listening = false;
   private closed = false;
 
-  constructor(private readonly sink: AcceptSink) {
+  constructor(
+    private readonly sink: AcceptSink,
+    /** The addon, when it loads: used only to prepare an adopted descriptor. */
+    private readonly binding: NativeBinding | null = null,
+  ) {
     this.server = net.createServer({ noDelay: false }, (socket) => {
       this.accepted++;
       this.sink.onSocket(socket);
@@ -22,11 +39,22 @@ export class JsAcceptBackend implements AcceptBackend {
   }
 
   open(target: ListenTarget): Promise<net.AddressInfo> {
+    if (target.kind === 'fd' && this.binding) {
+      // net.Server adopts a descriptor as it is; make it non-blocking and close-on-exec the
+      // way the native backend does, so a child process never inherits the listening socket.
+      const outcome = this.binding.prepareAdoptedSocket(target.fd);
+      if ('errno' in outcome) return Promise.reject(systemError(outcome.errno, outcome.syscall));
+    }
     return new Promise((resolve, reject) => {
-      const onListenError = (error: Error): void => reject(error);
+      const onListenError = (error: SystemError): void => reject(normalizeListenError(error, target));
       this.server.once('error', onListenError);
       const onListening = (): void => {
         this.server.off('error', onListenError);
+        if (this.closed) {
+          this.server.close();
+          reject(codedError(ErrorCodes.LISTENER_CLOSED, 'the listener was closed while opening'));
+          return;
+        }
         this.server.on('error', (error: SystemError) => this.onServerError(error));
         this.listening = true;
         const address = this.address();
@@ -46,8 +74,10 @@ export class JsAcceptBackend implements AcceptBackend {
 
   private onServerError(error: SystemError): void {
     const action = classifyAcceptError(error.code);
+    // Node's errors carry libuv's negative errno; the statistics key by the positive one.
+    const errno = String(Math.abs(error.errno));
     if (error.syscall === 'accept' && action === 'retry') {
-      this.retriesByErrno[String(error.errno)] = (this.retriesByErrno[String(error.errno)] ?? 0) + 1;
+      this.retriesByErrno[errno] = (this.retriesByErrno[errno] ?? 0) + 1;
       this.sink.onRetry(error);
     } else if (error.syscall === 'accept' && action === 'pause') {
       this.pauses++;

@@ -3,7 +3,7 @@ import type net from 'node:net';
 import type { AcceptBackend, AcceptCounters, AcceptSink, ListenTarget } from './backend.js';
 import { AcceptEventKind } from '../native/binding.js';
 import type { AcceptorOptions, ListenOutcome, NativeAcceptor, NativeBinding } from '../native/binding.js';
-import { systemError } from '../errors.js';
+import { codedError, ErrorCodes, systemError } from '../errors.js';
 
 export class NativeAcceptBackend implements AcceptBackend {
   readonly kind = 'native' as const;
@@ -34,7 +34,7 @@ export class NativeAcceptBackend implements AcceptBackend {
     );
     if (this.closed) {
       this.acceptor.close();
-      return Promise.reject(new Error('closed while opening'));
+      return Promise.reject(codedError(ErrorCodes.LISTENER_CLOSED, 'the listener was closed while opening'));
     }
     this.acceptor.start();
     const address = this.address();
