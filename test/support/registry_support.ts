@@ -4,55 +4,20 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
+import { waitUntil as waitUntilBounded, within as withinBounded } from './waiting.js';
+
+export { Cleanup, delay } from './waiting.js';
 
 export const WAIT_MS = 10_000;
 
-export function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/** waitUntil with this suite's longer default. */
+export function waitUntil(predicate: () => boolean, what: string | (() => string), timeoutMs = WAIT_MS): Promise<void> {
+  return waitUntilBounded(predicate, what, timeoutMs);
 }
 
-/** Polls `predicate` every 10 ms until it holds; rejects after `timeoutMs`, naming `what`. */
-export async function waitUntil(predicate: () => boolean, what: string | (() => string), timeoutMs = WAIT_MS): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof what === 'function' ? what() : what}`);
-    }
-    await delay(10);
-  }
-}
-
-/** Races `promise` against a timer that never keeps the process alive. */
+/** within with this suite's longer default. */
 export function within<T>(promise: Promise<T>, what: string, timeoutMs = WAIT_MS): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs);
-    timer.unref();
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-/** Cleanup steps run newest first, each bounded, all of them even when some fail. */
-export class Cleanup {
-  private steps: Array<() => unknown> = [];
-
-  add(step: () => unknown): void {
-    this.steps.push(step);
-  }
-
-  async run(): Promise<void> {
-    const steps = this.steps.reverse();
-    this.steps = [];
-    const failures: unknown[] = [];
-    for (const step of steps) {
-      try {
-        await within(Promise.resolve().then(step), 'a cleanup step', 15_000);
-      } catch (error) {
-        failures.push(error);
-      }
-    }
-    if (failures.length > 0) throw new AggregateError(failures, 'cleanup failed');
-  }
+  return withinBounded(promise, what, timeoutMs);
 }
 
 // ---- descriptors, from /proc (Linux) ------------------------------------------------------

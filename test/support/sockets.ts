@@ -1,31 +1,9 @@
 // Real loopback clients and small waiting helpers. Every wait is bounded: a test that would
 // hang fails with a message saying what it was waiting for instead.
 import net from 'node:net';
+import { DEFAULT_WAIT_MS, waitUntil, within } from './waiting.js';
 
-export const DEFAULT_WAIT_MS = 5000;
-
-/** Polls `predicate` every 10 ms until it holds; rejects after `timeoutMs` naming `what`. */
-export async function waitUntil(predicate: () => boolean, what: string, timeoutMs = DEFAULT_WAIT_MS): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await delay(10);
-  }
-}
-
-export function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Races `promise` against a timer; the timer never keeps the process alive. */
-export function within<T>(promise: Promise<T>, what: string, timeoutMs = DEFAULT_WAIT_MS): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs);
-    timer.unref();
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
+export { Cleanup, DEFAULT_WAIT_MS, delay, waitUntil, within } from './waiting.js';
 
 /** A client that keeps every byte it receives and remembers how the connection ended. */
 export class Client {
@@ -146,25 +124,3 @@ export function handleFd(target: net.Socket | net.Server): number {
   return handle.fd;
 }
 
-/** Collects cleanup steps and runs them all (newest first), even when some fail. */
-export class Cleanup {
-  private steps: Array<() => unknown> = [];
-
-  add(step: () => unknown): void {
-    this.steps.push(step);
-  }
-
-  async run(): Promise<void> {
-    const steps = this.steps.reverse();
-    this.steps = [];
-    const failures: unknown[] = [];
-    for (const step of steps) {
-      try {
-        await within(Promise.resolve().then(step), 'a cleanup step', 10_000);
-      } catch (error) {
-        failures.push(error);
-      }
-    }
-    if (failures.length > 0) throw new AggregateError(failures, 'cleanup failed');
-  }
-}

@@ -10,58 +10,12 @@ import type { ConnectionHandler, ListenerOptions } from '../../src/tls/tls_liste
 import type { ConnectionInfo } from '../../src/tls/tls_setup.js';
 import type { SetupFailureInfo } from '../../src/listener.js';
 import { expect } from 'chai';
+import { Cleanup, DEFAULT_WAIT_MS, waitUntil, within } from './waiting.js';
+
+export { Cleanup, DEFAULT_WAIT_MS, delay, waitUntil, within } from './waiting.js';
 
 export const BACKENDS = ['native', 'js'] as const;
 
-export const DEFAULT_WAIT_MS = 5000;
-
-export function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Polls `predicate` every 10 ms until it holds; rejects after `timeoutMs` naming `what`. */
-export async function waitUntil(predicate: () => boolean, what: string, timeoutMs = DEFAULT_WAIT_MS): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await delay(10);
-  }
-}
-
-/** Races `promise` against a timer that never keeps the process alive. */
-export function within<T>(promise: Promise<T>, what: string, timeoutMs = DEFAULT_WAIT_MS): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs);
-    timer.unref();
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-/** Cleanup steps run newest first, each bounded in time, all of them even when some fail. */
-export class Cleanup {
-  private steps: Array<() => unknown> = [];
-
-  add(step: () => unknown): void {
-    this.steps.push(step);
-  }
-
-  async run(): Promise<void> {
-    const steps = this.steps.reverse();
-    this.steps = [];
-    const failures: unknown[] = [];
-    for (const step of steps) {
-      try {
-        await within(Promise.resolve().then(step), 'a cleanup step', 10_000);
-      } catch (error) {
-        failures.push(error);
-      }
-    }
-    if (failures.length > 0) throw new AggregateError(failures, 'cleanup failed');
-  }
-}
-
-/** Error as the listener reports it: a code always, a reason for client-certificate rejections. */
 export type ReportedError = Error & { code?: string; reason?: string; cause?: unknown };
 
 export interface RunningListener {
