@@ -135,6 +135,10 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
   private state: 'new' | 'opening' | 'listening' | 'closing' | 'closed' = 'new';
   private closePromise: Promise<void> | null = null;
   private listenPromise: Promise<net.AddressInfo> | null = null;
+  /** The addon, when it loads: its resolver serves both backends. */
+  private readonly resolverBinding: ReturnType<typeof chooseBackend>['binding'];
+  /** The port last bound, for audit() after the listening socket is gone. */
+  private lastPort: number | null = null;
 
   constructor(
     options: BaseListenerOptions,
@@ -156,8 +160,6 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
         : new JsAcceptBackend(this, binding);
     this.resolverBinding = binding;
   }
-
-  private readonly resolverBinding: ReturnType<typeof chooseBackend>['binding'];
 
   /** Binds and starts accepting; resolves with the bound address. */
   listen(): Promise<net.AddressInfo> {
@@ -232,8 +234,6 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
     const port = this.acceptBackend.address()?.port ?? this.lastPort;
     return auditDescriptors([...this.registry.records()].map(({ id, fd }) => ({ id, fd })), port);
   }
-
-  private lastPort: number | null = null;
 
   /** Keep the process alive while listening (the default), or not. */
   ref(): this {
