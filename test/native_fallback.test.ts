@@ -1,0 +1,97 @@
+// Where the addon cannot load, the package still serves through the pure-JS backend with one
+// clear warning, and asking for the native backend explicitly is an error naming every path
+// tried. The package is copied, without its build/ directory, into a temporary directory:
+// the real loader, looking in the real places, finds nothing there.
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { expect } from 'chai';
+import { repoRoot } from './support/paths.js';
+
+const execFileAsync = promisify(execFile);
+
+// Runs in the copied package: serves one client on the default backend, then tries 'native'.
+const PROBE = `
+import net from 'node:net';
+import { createLocalTCPListener, nativeAvailable } from 'native-tls-listener';
+const warnings = [];
+process.on('warning', (warning) => warnings.push({ code: warning.code, message: warning.message }));
+const listeners = [];
+for (let i = 0; i < 2; i++) {
+  const listener = createLocalTCPListener({ port: 0 }, (socket) => socket.end('served'));
+  listeners.push(listener);
+}
+const { port } = await listeners[0].listen();
+const reply = await new Promise((resolve, reject) => {
+  let data = '';
+  net.connect(port, '127.0.0.1').on('data', (chunk) => (data += chunk)).on('end', () => resolve(data)).on('error', reject);
+});
+let explicit = null;
+try {
+  createLocalTCPListener({ port: 0, backend: 'native' }, () => {});
+} catch (error) {
+  explicit = { code: error.code, message: error.message, tried: error.tried };
+}
+await Promise.all(listeners.map((listener) => listener.close()));
+await new Promise((resolve) => setImmediate(resolve));
+console.log(JSON.stringify({ nativeAvailable: nativeAvailable(), backends: listeners.map((l) => l.backend), reply, explicit, warnings }));
+`;
+
+interface ProbeResult {
+  nativeAvailable: boolean;
+  backends: string[];
+  reply: string;
+  explicit: { code: string; message: string; tried: string[] } | null;
+  warnings: Array<{ code: string; message: string }>;
+}
+
+describe('without a loadable addon', function () {
+  this.timeout(30_000);
+  let packageDir: string;
+  let result: ProbeResult;
+
+  before(async function () {
+    packageDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ntl-no-addon-'));
+    // A package named native-tls-listener (so the probe imports it by name, through its exports
+    // map) with the compiled sources and dependencies, and no build/ or build-cmake/.
+    fs.copyFileSync(path.join(repoRoot, 'package.json'), path.join(packageDir, 'package.json'));
+    fs.cpSync(path.join(repoRoot, 'dist', 'src'), path.join(packageDir, 'dist', 'src'), { recursive: true });
+    fs.symlinkSync(path.join(repoRoot, 'node_modules'), path.join(packageDir, 'node_modules'));
+    fs.writeFileSync(path.join(packageDir, 'probe.mjs'), PROBE);
+    const { stdout } = await execFileAsync(process.execPath, ['probe.mjs'], { cwd: packageDir, timeout: 20_000 });
+    result = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as ProbeResult;
+  });
+
+  after(function () {
+    if (packageDir) fs.rmSync(packageDir, { recursive: true, force: true });
+  });
+
+  it('reports the addon unavailable', function () {
+    expect(result.nativeAvailable).to.equal(false);
+  });
+
+  it('serves through the pure-JS backend by default', function () {
+    expect(result.backends).to.deep.equal(['js', 'js']);
+    expect(result.reply).to.equal('served');
+  });
+
+  it('warns once, however many listeners are created', function () {
+    const ours = result.warnings.filter((warning) => warning.code === 'NTL_NATIVE_UNAVAILABLE');
+    expect(ours).to.have.length(1);
+    expect(ours[0]?.message).to.match(/native acceptor is not available.*pure-JS backend/);
+  });
+
+  it("throws ERR_NATIVE_UNAVAILABLE naming every path tried when backend: 'native' is asked for", function () {
+    expect(result.explicit).to.not.equal(null);
+    expect(result.explicit?.code).to.equal('ERR_NATIVE_UNAVAILABLE');
+    const tried = result.explicit?.tried ?? [];
+    expect(tried).to.have.length.greaterThanOrEqual(4);
+    for (const candidate of ['build/Release', 'build/Debug', 'build-cmake/Release']) {
+      const full = path.join(packageDir, candidate, 'native_acceptor.node');
+      expect(tried.some((line) => line.startsWith(full))).to.equal(true, `tried ${full}`);
+      expect(result.explicit?.message).to.contain(full);
+    }
+  });
+});
