@@ -167,7 +167,6 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
       return Promise.reject(codedError(ErrorCodes.LISTENER_CLOSED, 'the listener is closed'));
     }
     if (this.listenPromise) return this.listenPromise;
-    if (this.state !== 'new') return Promise.reject(codedError(ErrorCodes.LISTENER_CLOSED, 'the listener is closed'));
     this.state = 'opening';
     this.listenPromise = this.open().then(
       (address) => {

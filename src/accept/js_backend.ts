@@ -72,6 +72,8 @@ export class JsAcceptBackend implements AcceptBackend {
     });
   }
 
+  // libuv >= 1.45 (Node >= 20.3) retries or swallows accept() errors itself, so on current
+  // Node this sees none; it keeps the policy for the libuv versions that still report them.
   private onServerError(error: SystemError): void {
     const action = classifyAcceptError(error.code);
     // Node's errors carry libuv's negative errno; the statistics key by the positive one.
