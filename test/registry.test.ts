@@ -189,7 +189,7 @@ describe('close() with hundreds of active TLS connections: resolves, releases ev
         expect(book(listener.stats())).to.deep.equal({ accepted: COUNT, closed: COUNT, active: 0, leaked: 0 });
         expect(descriptorsOnPort(port, 'connections'), 'server-side descriptors left open').to.deep.equal([]);
         expect(listener.audit()).to.deep.equal({ tracked: 0, closedButTracked: [], untracked: [] });
-        await within(Promise.all(peers.map((peer) => peer.whenClosed)), 'every client to see its connection close');
+        await within(Promise.all(peers.map((peer) => peer.closing)), 'every client to see its connection close');
 
         await within(successor.close(), 'the successor to close');
         expect(descriptorsOnPort(port)).to.deep.equal([]);
@@ -248,7 +248,7 @@ describe('close({ gracefulTimeout }): ends connections, lets peers finish, destr
           closed = true;
         });
         await handshaking.closedWithin();
-        await within(Promise.all(cooperative.map((peer) => peer.whenClosed)), 'the cooperating clients to close');
+        await within(Promise.all(cooperative.map((peer) => peer.closing)), 'the cooperating clients to close');
         expect(closed, 'close() resolved while stubborn clients still had their grace period').to.equal(false);
         expect(listener.stats().active, 'connections still open after the cooperating ones closed').to.equal(STUBBORN);
         for (const peer of [...cooperative, ...stubborn]) expect(peer.ended, 'a client got end').to.equal(true);

@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
+import { Client } from './sockets.js';
 import { waitUntil as waitUntilBounded, within as withinBounded } from './waiting.js';
 
 export { Cleanup, delay } from './waiting.js';
@@ -118,39 +119,10 @@ export function inodeOpen(inode: string): boolean {
 
 // ---- clients ------------------------------------------------------------------------------
 
-/** A client socket (plain or TLS) that records what it received and how it ended. */
-export class Peer<S extends net.Socket = net.Socket> {
-  received = '';
-  ended = false;
-  closed = false;
-  error: NodeJS.ErrnoException | null = null;
-  readonly whenClosed: Promise<void>;
-
-  constructor(readonly socket: S) {
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => {
-      this.received += chunk;
-    });
-    socket.on('end', () => {
-      this.ended = true;
-    });
-    socket.on('error', (error: NodeJS.ErrnoException) => {
-      this.error = error;
-    });
-    this.whenClosed = new Promise((resolve) =>
-      socket.once('close', () => {
-        this.closed = true;
-        resolve();
-      }),
-    );
-  }
-
+/** A client socket (plain or TLS) with this suite's longer default wait. */
+export class Peer<S extends net.Socket = net.Socket> extends Client<S> {
   closedWithin(timeoutMs = WAIT_MS): Promise<void> {
-    return within(this.whenClosed, 'the client connection to close', timeoutMs);
-  }
-
-  destroy(): void {
-    this.socket.destroy();
+    return this.whenClosed(timeoutMs);
   }
 }
 

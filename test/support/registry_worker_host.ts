@@ -146,7 +146,7 @@ async function cycle(config: TlsWorkerConfig, ca: string, withFlood: boolean): P
     const exitCode = await within(worker.terminate(), 'worker.terminate()');
     const onPortAfterTerminate = descriptorsOnPort(port);
     const floodAttempts = flooding ? await within(flooding.stop(), 'the flood to stop') : 0;
-    await within(Promise.all(peers.map((peer) => peer.whenClosed)), 'every client of the worker to see its connection close').catch(
+    await within(Promise.all(peers.map((peer) => peer.closing)), 'every client of the worker to see its connection close').catch(
       () => undefined,
     );
     const clientsClosed = peers.filter((peer) => peer.closed).length;

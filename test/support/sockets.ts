@@ -5,15 +5,19 @@ import { DEFAULT_WAIT_MS, waitUntil, within } from './waiting.js';
 
 export { Cleanup, DEFAULT_WAIT_MS, delay, waitUntil, within } from './waiting.js';
 
-/** A client that keeps every byte it receives and remembers how the connection ended. */
-export class Client {
+/**
+ * A client socket (plain or TLS) that keeps every byte it receives and remembers how the
+ * connection ended. The other suites' clients build on this one.
+ */
+export class Client<S extends net.Socket = net.Socket> {
   received = '';
   ended = false;
   closed = false;
   error: NodeJS.ErrnoException | null = null;
-  private readonly closedPromise: Promise<void>;
+  /** Settles when the socket has closed (unbounded: see whenClosed for a bounded wait). */
+  readonly closing: Promise<void>;
 
-  constructor(readonly socket: net.Socket) {
+  constructor(readonly socket: S) {
     socket.setEncoding('utf8');
     socket.on('data', (chunk: string) => {
       this.received += chunk;
@@ -24,7 +28,7 @@ export class Client {
     socket.on('error', (error: NodeJS.ErrnoException) => {
       this.error = error;
     });
-    this.closedPromise = new Promise((resolve) =>
+    this.closing = new Promise((resolve) =>
       socket.once('close', () => {
         this.closed = true;
         resolve();
@@ -47,7 +51,7 @@ export class Client {
   }
 
   whenClosed(timeoutMs = DEFAULT_WAIT_MS): Promise<void> {
-    return within(this.closedPromise, 'the client connection to close', timeoutMs);
+    return within(this.closing, 'the client connection to close', timeoutMs);
   }
 
   destroy(): void {

@@ -11,6 +11,7 @@ import type { ConnectionInfo } from '../../src/tls/tls_setup.js';
 import type { SetupFailureInfo } from '../../src/listener.js';
 import { expect } from 'chai';
 import { Cleanup, DEFAULT_WAIT_MS, waitUntil, within } from './waiting.js';
+import { Client } from './sockets.js';
 
 export { Cleanup, DEFAULT_WAIT_MS, delay, waitUntil, within } from './waiting.js';
 
@@ -82,20 +83,15 @@ export function greet(text: string): ConnectionHandler {
   };
 }
 
-/** A tls.connect client that records how the handshake and the connection went. */
-export class TlsClient {
-  received = '';
+/** A tls.connect client that also records how the handshake went. */
+export class TlsClient extends Client<tls.TLSSocket> {
   secure = false;
-  ended = false;
-  closed = false;
-  error: NodeJS.ErrnoException | null = null;
   session: Buffer | undefined;
   /** The client's port, kept once connected (the socket forgets it when closed). */
   localPort: number | undefined;
-  private readonly closedPromise: Promise<void>;
 
-  constructor(readonly socket: tls.TLSSocket) {
-    socket.setEncoding('utf8');
+  constructor(socket: tls.TLSSocket) {
+    super(socket);
     socket.once('connect', () => {
       this.localPort = socket.localPort;
     });
@@ -105,21 +101,6 @@ export class TlsClient {
     socket.on('session', (session: Buffer) => {
       this.session = session;
     });
-    socket.on('data', (chunk: string) => {
-      this.received += chunk;
-    });
-    socket.on('end', () => {
-      this.ended = true;
-    });
-    socket.on('error', (error: NodeJS.ErrnoException) => {
-      this.error = error;
-    });
-    this.closedPromise = new Promise((resolve) =>
-      socket.once('close', () => {
-        this.closed = true;
-        resolve();
-      }),
-    );
   }
 
   /** Resolves once the handshake finished; rejects if the connection failed first. */
@@ -136,18 +117,10 @@ export class TlsClient {
     }
   }
 
-  whenClosed(timeoutMs = DEFAULT_WAIT_MS): Promise<void> {
-    return within(this.closedPromise, 'the TLS client connection to close', timeoutMs);
-  }
-
   /** The subject CN of the certificate the server presented. */
   serverCommonName(): string | undefined {
     const cn = this.socket.getPeerCertificate().subject?.CN;
     return Array.isArray(cn) ? cn[0] : cn;
-  }
-
-  destroy(): void {
-    this.socket.destroy();
   }
 }
 
