@@ -17,18 +17,24 @@ const execFileAsync = promisify(execFile);
 export const LINUX_ERRNO = {
   EPERM: 1,
   EINTR: 4,
+  EBADF: 9,
   EAGAIN: 11,
   ENOMEM: 12,
+  EINVAL: 22,
   ENFILE: 23,
   EMFILE: 24,
+  ENOSR: 63,
   ENONET: 64,
   EPROTO: 71,
   ENOPROTOOPT: 92,
+  EPROTONOSUPPORT: 93,
+  ESOCKTNOSUPPORT: 94,
   EOPNOTSUPP: 95,
   ENETDOWN: 100,
   ENETUNREACH: 101,
   ECONNABORTED: 103,
   ENOBUFS: 105,
+  ETIMEDOUT: 110,
   EHOSTDOWN: 112,
   EHOSTUNREACH: 113,
 } as const;
@@ -38,12 +44,26 @@ export type ErrnoName = keyof typeof LINUX_ERRNO;
 /** A schedule entry: an errno name, or 'pass' to let that accept call through. */
 export type Fault = ErrnoName | 'pass';
 
-/** The environment that makes a child's accept calls fail as scheduled. */
-export function faultEnvironment(shim: string, faults: readonly Fault[]): Record<string, string> {
+/** A fault that lasts: every accept call that would find a connection fails while `whileExists` exists. */
+export interface PersistentFault {
+  errno: ErrnoName;
+  whileExists: string;
+}
+
+/**
+ * The environment that makes a child's accept calls fail as scheduled, then (with
+ * `persistent`) fail for as long as a file exists, so a test decides when the fault ends.
+ */
+export function faultEnvironment(
+  shim: string,
+  faults: readonly Fault[],
+  persistent?: PersistentFault,
+): Record<string, string> {
   return {
     LD_PRELOAD: shim,
     NTL_ACCEPT_FAULTS: faults.map((fault) => (fault === 'pass' ? 0 : LINUX_ERRNO[fault])).join(','),
     NTL_ACCEPT_FAULTS_TRACE: '1',
+    ...(persistent ? { NTL_ACCEPT_FAULT_WHILE: `${LINUX_ERRNO[persistent.errno]}:${persistent.whileExists}` } : {}),
   };
 }
 
