@@ -4,8 +4,9 @@
 
 namespace ntl {
 
-// Every errno is guarded: not every platform defines every name (macOS has no ENONET),
-// and on Linux EAGAIN == EWOULDBLOCK and EOPNOTSUPP == ENOTSUP, so a switch would not compile.
+// Every errno is guarded: not every platform defines every name (macOS has no ENONET or
+// ENOSR), and on Linux EAGAIN == EWOULDBLOCK and EOPNOTSUPP == ENOTSUP, so a switch would
+// not compile.
 AcceptErrorAction ClassifyAcceptError(int err) {
   if (err == EINTR) return AcceptErrorAction::kRetryNow;
   if (err == EAGAIN) return AcceptErrorAction::kBatchDone;
@@ -13,6 +14,10 @@ AcceptErrorAction ClassifyAcceptError(int err) {
   if (err == EWOULDBLOCK) return AcceptErrorAction::kBatchDone;
 #endif
 
+  // The original's set (the network errors accept(2) says to treat like EAGAIN), then what
+  // else accept(2) lists for one pending connection: EPERM (a firewall rule or security module
+  // refused it), ETIMEDOUT, ENOSR, ESOCKTNOSUPPORT, EPROTONOSUPPORT. None says the listening
+  // socket is broken, so none may close it and every connection with it.
   static const int kRetrySet[] = {
 #ifdef ECONNABORTED
       ECONNABORTED,
@@ -41,6 +46,21 @@ AcceptErrorAction ClassifyAcceptError(int err) {
 #ifdef ENETUNREACH
       ENETUNREACH,
 #endif
+#ifdef EPERM
+      EPERM,
+#endif
+#ifdef ETIMEDOUT
+      ETIMEDOUT,
+#endif
+#ifdef ENOSR
+      ENOSR,
+#endif
+#ifdef ESOCKTNOSUPPORT
+      ESOCKTNOSUPPORT,
+#endif
+#ifdef EPROTONOSUPPORT
+      EPROTONOSUPPORT,
+#endif
   };
   for (int retryable : kRetrySet) {
     if (err == retryable) return AcceptErrorAction::kRetryCounted;
@@ -63,7 +83,22 @@ AcceptErrorAction ClassifyAcceptError(int err) {
   for (int exhausted : kPauseSet) {
     if (err == exhausted) return AcceptErrorAction::kPause;
   }
+  // What is left means the listening socket itself is unusable (EBADF, EINVAL: not listening,
+  // ENOTSOCK, EFAULT) or an errno accept(2) does not document: retrying cannot help.
   return AcceptErrorAction::kFatal;
+}
+
+bool RetryStreak::Record(int err) {
+  if (err != errno_) {
+    errno_ = err;
+    length_ = 0;
+  }
+  return ++length_ >= kLimit;
+}
+
+void RetryStreak::Reset() {
+  errno_ = 0;
+  length_ = 0;
 }
 
 }  // namespace ntl

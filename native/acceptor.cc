@@ -150,8 +150,9 @@ void ReportEvent(AcceptLoop* loop, EventKind kind, int err, uint64_t delay_ms) {
 void OnResume(uv_timer_t* timer);
 
 void Pause(AcceptLoop* loop) {
-  // Out of descriptors: the pending connection stays in the backlog and is served once
-  // descriptors free up. Not polling until the timer fires is what keeps this from spinning.
+  // Out of descriptors, or a pending connection that keeps failing the same way: it stays in
+  // the backlog and is tried again when the timer fires. Not polling until then is what keeps
+  // this from spinning.
   uv_poll_stop(&loop->poll);
   loop->polling = false;
   loop->counters.pauses++;
@@ -177,16 +178,26 @@ void OnReadable(uv_poll_t* handle, int status, int) {
     if (fd >= 0) {
       attempts++;
       loop->batch.push_back(fd);
+      loop->retry_streak.Reset();
       continue;
     }
     int err = errno;
     AcceptErrorAction action = ClassifyAcceptError(err);
     if (action == AcceptErrorAction::kRetryNow) continue;
-    if (action == AcceptErrorAction::kBatchDone) break;
+    if (action == AcceptErrorAction::kBatchDone) {
+      loop->retry_streak.Reset();
+      break;
+    }
     if (action == AcceptErrorAction::kRetryCounted) {
       attempts++;
       loop->counters.retries_by_errno[err]++;
       retried.push_back(err);
+      if (loop->retry_streak.Record(err)) {
+        // The same errno again and again: most likely one connection failing on every call.
+        paused = true;
+        pause_errno = err;
+        break;
+      }
       continue;
     }
     if (action == AcceptErrorAction::kPause) {
@@ -195,6 +206,12 @@ void OnReadable(uv_poll_t* handle, int status, int) {
       break;
     }
     fatal_errno = err;
+  }
+  if (!paused && fatal_errno == 0 && loop->batch.empty() && !retried.empty() && attempts >= loop->batch_limit) {
+    // A whole batch of retries (errnos that take turns, so no streak) and nothing accepted:
+    // polling again at once would find the same, so this backs off too.
+    paused = true;
+    pause_errno = retried.back();
   }
 
   if (!loop->batch.empty()) {

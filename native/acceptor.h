@@ -19,6 +19,8 @@
 #include <memory>
 #include <vector>
 
+#include "accept_errors.h"
+
 namespace ntl {
 
 class Acceptor;
@@ -53,6 +55,7 @@ struct AcceptLoop {
   uint64_t next_pause_ms = 5;
 
   AcceptCounters counters;
+  RetryStreak retry_streak;
   std::vector<int> batch;
 };
 

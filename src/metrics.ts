@@ -61,7 +61,7 @@ export function formatPrometheus(stats: ListenerStats, constantLabels: Labels = 
     'accept() calls retried after a network error of the pending connection.',
     Object.entries(stats.acceptRetries).map(([code, count]): [Labels, number] => [{ code }, count]),
   );
-  out.family('accept_pauses_total', 'counter', 'Times accepting paused for lack of descriptors or memory.', [[{}, stats.acceptPauses]]);
+  out.family('accept_pauses_total', 'counter', 'Times accepting paused: out of descriptors or memory, or one accept() error repeating.', [[{}, stats.acceptPauses]]);
   out.family('handler_errors_total', 'counter', 'Handlers that threw or rejected.', [[{}, stats.handlerErrors]]);
   out.family('idle_timeouts_total', 'counter', 'Connections closed by the idle timeout.', [[{}, stats.idleTimeouts]]);
   return out.toString();

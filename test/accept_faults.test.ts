@@ -7,11 +7,15 @@
 // binary) calls libc's accept4() too, so the shim reaches both. libuv has its own policy in
 // front of ours: it ignores ECONNABORTED silently and answers EMFILE/ENFILE with its
 // reserve-descriptor trick (accept the pending connection and drop it), reporting nothing.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { expect } from 'chai';
 import { ChildListener } from './support/child_listener.js';
 import type { ChildConfig, ErrorReport } from './support/child_protocol.js';
 import { LINUX_ERRNO, buildAcceptFaultShim, faultEnvironment } from './support/fault_shim.js';
-import type { BuiltShim, ErrnoName, Fault } from './support/fault_shim.js';
+import type { BuiltShim, ErrnoName, Fault, PersistentFault } from './support/fault_shim.js';
+import { cpuTimeMs } from './support/proc.js';
 import { Cleanup, connect, connectOutcome, delay } from './support/sockets.js';
 import type { Client } from './support/sockets.js';
 
@@ -30,6 +34,12 @@ const RETRY_SET: readonly ErrnoName[] = [
   'ENETUNREACH',
 ];
 
+/**
+ * What else accept(2) says one pending connection can fail with (EPERM: a firewall rule or
+ * security module refused it), beyond the original's set: retried the same way here.
+ */
+const PER_CONNECTION_SET: readonly ErrnoName[] = ['EPERM', 'ETIMEDOUT', 'ENOSR', 'ESOCKTNOSUPPORT', 'EPROTONOSUPPORT'];
+
 let shim: Promise<BuiltShim | null> | undefined;
 
 /** The shim's path, built once for the whole file; skips the test where there is no C compiler. */
@@ -44,14 +54,21 @@ async function requireShim(context: Mocha.Context): Promise<string> {
   return built.path;
 }
 
-async function startChild(cleanup: Cleanup, shimPath: string, config: ChildConfig, faults: readonly Fault[]): Promise<{
+async function startChild(
+  cleanup: Cleanup,
+  shimPath: string,
+  config: ChildConfig,
+  faults: readonly Fault[],
+  persistent?: PersistentFault,
+): Promise<{
   child: ChildListener;
   port: number;
+  pid: number;
 }> {
-  const child = ChildListener.start(config, { env: faultEnvironment(shimPath, faults) });
+  const child = ChildListener.start(config, { env: faultEnvironment(shimPath, faults, persistent) });
   cleanup.add(() => child.stop());
   const listening = await child.waitFor('listening');
-  return { child, port: listening.port };
+  return { child, port: listening.port, pid: listening.pid };
 }
 
 async function client(cleanup: Cleanup, port: number): Promise<Client> {
@@ -92,6 +109,136 @@ describe('accept() errors of the retry set: retried, counted and reported, the c
   });
 });
 
+describe('accept() errors of one pending connection beyond the original set (EPERM, ETIMEDOUT, ...): retried like it', () => {
+  const cleanup = new Cleanup();
+  afterEach(() => cleanup.run());
+
+  it(`native backend: one acceptRetry and one count per errno (${PER_CONNECTION_SET.length}), the client served, an established connection untouched`, async function () {
+    const { child, port } = await startChild(
+      cleanup,
+      await requireShim(this),
+      { backend: 'native', host: '127.0.0.1', mode: 'hold' },
+      ['pass', ...PER_CONNECTION_SET],
+    );
+    const established = await client(cleanup, port);
+    expect(await established.line(), child.transcript()).to.equal('hello 1');
+
+    // The second client's accept fails once with each errno before it is accepted.
+    const next = await client(cleanup, port);
+    expect(await next.line(), child.transcript()).to.equal('hello 2');
+    await child.waitFor('acceptRetry', () => child.all('acceptRetry').length === PER_CONNECTION_SET.length);
+    const { stats } = await child.request({ cmd: 'stats' }, 'stats');
+
+    expect(child.all('acceptRetry').map((event) => withoutMessage(event.error))).to.deep.equal(
+      PER_CONNECTION_SET.map(expected),
+    );
+    expect(stats.acceptRetries).to.deep.equal(Object.fromEntries(PER_CONNECTION_SET.map((name) => [name, 1])));
+    expect({ accepted: stats.accepted, active: stats.active, pauses: stats.acceptPauses }).to.deep.equal({
+      accepted: 2,
+      active: 2,
+      pauses: 0,
+    });
+    expect(child.all('error')).to.deep.equal([]);
+    expect(established.closed, 'the established connection is still open').to.equal(false);
+    expect((await child.request({ cmd: 'release' }, 'released')).count).to.equal(2);
+    await established.whenClosed();
+    await next.whenClosed();
+  });
+});
+
+describe('a retry errno that persists (a pending connection refused again and again): accepting backs off instead of spinning', () => {
+  // EPERM from a security hook leaves the connection queued, so the listening socket stays
+  // readable and every accept() fails the same way: without a back-off, a busy loop.
+  const MEASURE_MS = 1000;
+  /** A busy loop would use ~100% of a core; a listener backing off a few percent at most. */
+  const MAX_CPU_SHARE = 0.2;
+  /** A busy loop fails accept() tens of thousands of times a second; backing off, a few dozen. */
+  const MAX_RETRIES_WHILE_MEASURED = 1000;
+  const cleanup = new Cleanup();
+  afterEach(() => cleanup.run());
+
+  it('native backend: EPERM on every call pauses with growing delays, idles, then serves once it stops; established connections survive', async function () {
+    this.timeout(30_000);
+    const shimPath = await requireShim(this);
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'ntl-accept-fault-'));
+    cleanup.add(() => rm(dir, { recursive: true, force: true }));
+    const faulting = path.join(dir, 'faulting');
+    const { child, port, pid } = await startChild(
+      cleanup,
+      shimPath,
+      { backend: 'native', host: '127.0.0.1', mode: 'hold', acceptorOptions: { pauseMinMs: 5, pauseMaxMs: 200 } },
+      [],
+      { errno: 'EPERM', whileExists: faulting },
+    );
+    const established = await client(cleanup, port);
+    expect(await established.line(), child.transcript()).to.equal('hello 1');
+
+    await writeFile(faulting, '');
+    const refused = await client(cleanup, port);
+    await child.waitFor('acceptRetry');
+    const before = (await child.request({ cmd: 'stats' }, 'stats')).stats;
+
+    const cpuBefore = cpuTimeMs(pid);
+    const wallBefore = Date.now();
+    await delay(MEASURE_MS);
+    const cpuUsed = cpuTimeMs(pid) - cpuBefore;
+    const wall = Date.now() - wallBefore;
+    const during = (await child.request({ cmd: 'stats' }, 'stats')).stats;
+    const retries = (during.acceptRetries.EPERM ?? 0) - (before.acceptRetries.EPERM ?? 0);
+    console.log(
+      `      native: ${during.acceptRetries.EPERM} EPERM, ${during.acceptPauses} pauses so far; ` +
+        `${retries} EPERM and ${cpuUsed.toFixed(0)} ms CPU in ${wall} ms while refused (${((cpuUsed / wall) * 100).toFixed(1)}%)`,
+    );
+    expect(cpuUsed / wall, `CPU share while every accept fails (${cpuUsed} ms in ${wall} ms)`).to.be.below(MAX_CPU_SHARE);
+    expect(retries, 'accept() calls failed with EPERM during the measurement').to.be.below(MAX_RETRIES_WHILE_MEASURED);
+    expect(during.acceptPauses, 'the back-off kept trying during the measurement').to.be.above(before.acceptPauses);
+
+    const pauses = child.all('acceptPaused');
+    expect([...new Set(pauses.map((event) => JSON.stringify(withoutMessage(event.error))))]).to.deep.equal([
+      JSON.stringify(expected('EPERM')),
+    ]);
+    expect(pauses.slice(0, 6).map((event) => event.delayMs)).to.deep.equal([5, 10, 20, 40, 80, 160]);
+    expect(Math.max(...pauses.map((event) => event.delayMs)), 'delays stop at pauseMaxMs').to.equal(200);
+    expect(refused.received, 'the refused client is still queued, not served').to.equal('');
+
+    await rm(faulting);
+    expect(await refused.line(0, 5000), child.transcript()).to.equal('hello 2');
+    const { stats } = await child.request({ cmd: 'stats' }, 'stats');
+    expect({ accepted: stats.accepted, active: stats.active, leaked: stats.leaked }).to.deep.equal({
+      accepted: 2,
+      active: 2,
+      leaked: 0,
+    });
+    expect(child.all('error')).to.deep.equal([]);
+    expect(child.all('acceptRetry').length, 'every retried EPERM was reported').to.equal(stats.acceptRetries.EPERM);
+    expect(established.closed, 'the established connection is still open').to.equal(false);
+    expect((await child.request({ cmd: 'release' }, 'released')).count).to.equal(2);
+    await established.whenClosed();
+  });
+
+  it('native backend: a whole batch spent on retries whose errnos take turns (no streak) backs off too', async function () {
+    const turns: Fault[] = ['EPERM', 'ETIMEDOUT', 'EPERM', 'ETIMEDOUT'];
+    const { child, port } = await startChild(
+      cleanup,
+      await requireShim(this),
+      { backend: 'native', host: '127.0.0.1', mode: 'serve', acceptorOptions: { batchLimit: turns.length, pauseMinMs: 5 } },
+      turns,
+    );
+    const c = await client(cleanup, port);
+    expect(await c.line(), child.transcript()).to.equal('hello 1');
+    await child.waitFor('acceptPaused');
+    const paused = child.all('acceptPaused').map((event) => ({ error: withoutMessage(event.error), delayMs: event.delayMs }));
+    expect(paused).to.deep.equal([{ error: expected('ETIMEDOUT'), delayMs: 5 }]);
+    const { stats } = await child.request({ cmd: 'stats' }, 'stats');
+    expect({ retries: stats.acceptRetries, pauses: stats.acceptPauses, accepted: stats.accepted }).to.deep.equal({
+      retries: { EPERM: 2, ETIMEDOUT: 2 },
+      pauses: 1,
+      accepted: 1,
+    });
+    expect(child.all('error')).to.deep.equal([]);
+  });
+});
+
 describe('js backend: libuv retries every accept() error itself, before the listener can see it', () => {
   // Since libuv 1.45, uv__server_io returns on any accept() error and tries again on the next
   // poll (EMFILE/ENFILE aside): Node never emits them, so this backend has no retry events,
@@ -101,7 +248,8 @@ describe('js backend: libuv retries every accept() error itself, before the list
 
   const cases: Array<[string, readonly Fault[]]> = [
     ['the retry set', RETRY_SET],
-    ['EPERM, which the native backend treats as fatal', ['EPERM']],
+    ['EPERM, ETIMEDOUT, ENOSR, ESOCKTNOSUPPORT, EPROTONOSUPPORT', PER_CONNECTION_SET],
+    ['EINVAL, which the native backend treats as fatal', ['EINVAL']],
   ];
   for (const [what, faults] of cases) {
     it(`serves the client after ${what}, reporting and counting nothing`, async function () {
@@ -203,17 +351,17 @@ describe('any other accept() error is fatal: error event, listener closed, count
   const cleanup = new Cleanup();
   afterEach(() => cleanup.run());
 
-  it('native backend: EPERM emits error, closes every connection and the port, and leaks nothing', async function () {
+  it('native backend: EINVAL (the socket is not listening) emits error, closes every connection and the port, and leaks nothing', async function () {
     const shimPath = await requireShim(this);
     const config: ChildConfig = { backend: 'native', host: '127.0.0.1', mode: 'hold' };
-    const { child, port } = await startChild(cleanup, shimPath, config, ['pass', 'EPERM']);
+    const { child, port } = await startChild(cleanup, shimPath, config, ['pass', 'EINVAL']);
     const held = await client(cleanup, port);
     expect(await held.line(), child.transcript()).to.equal('hello 1');
 
-    // The second client's accept fails with EPERM.
+    // The second client's accept fails with EINVAL.
     const failing = await client(cleanup, port);
     const failure = await child.waitFor('error');
-    expect(withoutMessage(failure.error)).to.deep.equal(expected('EPERM'));
+    expect(withoutMessage(failure.error)).to.deep.equal(expected('EINVAL'));
     expect(failure.stats.accepted, 'accepted === closed + active when the error is emitted').to.equal(
       failure.stats.closed + failure.stats.active,
     );

@@ -1,7 +1,12 @@
 // The errno policy of accept(), by name, for what only JS sees (net.Server's accept errors).
 // The native acceptor applies the same table in native/accept_errors.cc.
 
-/** The original's retry set: network errors of the pending connection (accept(2)). */
+/**
+ * Errors of one pending connection, retried: the original's set (the network errors
+ * accept(2) says to treat like EAGAIN), then what else accept(2) lists for a pending
+ * connection (EPERM: a firewall rule or security module refused it), which the original
+ * would let stop the server.
+ */
 export const RETRY_CODES: ReadonlySet<string> = new Set([
   'ECONNABORTED',
   'ENETDOWN',
@@ -13,6 +18,11 @@ export const RETRY_CODES: ReadonlySet<string> = new Set([
   'EOPNOTSUPP',
   'ENOTSUP',
   'ENETUNREACH',
+  'EPERM',
+  'ETIMEDOUT',
+  'ENOSR',
+  'ESOCKTNOSUPPORT',
+  'EPROTONOSUPPORT',
 ]);
 
 /** Out of descriptors or kernel memory: the original dies here; this package backs off. */
@@ -20,6 +30,7 @@ export const PAUSE_CODES: ReadonlySet<string> = new Set(['EMFILE', 'ENFILE', 'EN
 
 export type AcceptErrorAction = 'retry' | 'pause' | 'fatal';
 
+/** Anything else means the listening socket itself is unusable (EBADF, EINVAL, ENOTSOCK, EFAULT, ...). */
 export function classifyAcceptError(code: string): AcceptErrorAction {
   if (RETRY_CODES.has(code)) return 'retry';
   if (PAUSE_CODES.has(code)) return 'pause';
