@@ -64,8 +64,13 @@ ListenResult OpenListenSocket(int family, const std::string& numeric_address, in
 
   int on = 1;
   if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) == -1) return Fail(fd, "setsockopt");
-  // IPV6_V6ONLY stays at the system default (off on Linux), so `::` also serves IPv4 clients,
-  // as the original's wildcard listener does.
+  if (storage.ss_family == AF_INET6) {
+    // The system default follows net.ipv6.bindv6only, which is 1 on some hosts (and the BSDs'
+    // default): cleared here, as libuv does, so `::` also serves IPv4 clients (as IPv4-mapped
+    // addresses), as the original's wildcard listener does.
+    int off = 0;
+    if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off) == -1) return Fail(fd, "setsockopt");
+  }
   if (bind(fd, reinterpret_cast<sockaddr*>(&storage), length) == -1) return Fail(fd, "bind");
   if (listen(fd, backlog) == -1) return Fail(fd, "listen");
 

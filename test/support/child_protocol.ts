@@ -25,6 +25,8 @@ export type ChildCommand =
   | { cmd: 'release' }
   | { cmd: 'close' }
   | { cmd: 'fdinfo'; fd: number }
+  /** Connect to host:port from inside the child (its network namespace) and report the first line. */
+  | { cmd: 'connectTo'; host: string; port: number }
   | { cmd: 'exit' };
 
 export interface ErrorReport {
@@ -57,4 +59,6 @@ export type ChildEvent =
   | { event: 'close'; stats: ListenerStats }
   | { event: 'stats'; stats: ListenerStats; descriptors: number | null }
   | { event: 'released'; count: number }
+  /** The answer to connectTo: the first line received, or how the connection failed. */
+  | { event: 'clientResult'; host: string; line: string | null; error: ErrorReport | null }
   | ({ event: 'fdinfo' } & DescriptorInfo);
