@@ -4,9 +4,8 @@
 
 namespace ntl {
 
-// Every errno is guarded: not every platform defines every name (macOS has no ENONET or
-// ENOSR), and on Linux EAGAIN == EWOULDBLOCK and EOPNOTSUPP == ENOTSUP, so a switch would
-// not compile.
+// Every errno is guarded: not every platform defines every name (macOS has no ENONET), and
+// on Linux EAGAIN == EWOULDBLOCK and EOPNOTSUPP == ENOTSUP, so a switch would not compile.
 AcceptErrorAction ClassifyAcceptError(int err) {
   if (err == EINTR) return AcceptErrorAction::kRetryNow;
   if (err == EAGAIN) return AcceptErrorAction::kBatchDone;
