@@ -49,7 +49,8 @@ export interface ListenerStats {
   active: number;
   /** accepted - closed - active: connections lost without being closed. Should stay 0. */
   leaked: number;
-  handshakes: { completed: number; failed: number; timedOut: number };
+  /** TLS setups: completed; failed or timed out by the client; aborted by close(). */
+  handshakes: { completed: number; failed: number; timedOut: number; aborted: number };
   /** accept() retries by errno name ('ECONNABORTED': 3) */
   acceptRetries: Record<string, number>;
   acceptPauses: number;
@@ -314,7 +315,10 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
   // ---- Connection lifecycle --------------------------------------------------------------
 
   private track(id: number, socket: net.Socket, fd: number | null): void {
-    const record = this.registry.register(id, socket, fd);
+    // The peer's address is read now, while the socket is surely open: a connection that fails
+    // later by closing (FIN, RST, a timeout) can no longer be asked, and every report of it
+    // (tlsClientError, logs) still names the client. Node caches it for the handler too.
+    const record = this.registry.register(id, socket, fd, peerOf(socket));
     socket.once('close', () => {
       this.registry.release(id);
       if (channels.connectionClose.hasSubscribers) channels.connectionClose.publish({ listener: this, id });
@@ -348,6 +352,8 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
   private watchIdle(record: ConnectionRecord, socket: net.Socket): void {
     socket.setTimeout(this.options.idleTimeout ?? 0, () => {
       this.registry.idleTimeouts++;
+      // Whichever layer notices the destroy first, a setup that ends here ends as idle.
+      record.endedBy ??= 'idle';
       const target = record.served ?? socket;
       target.destroy(codedError(ErrorCodes.IDLE_TIMEOUT, `connection ${record.id} idle for ${this.options.idleTimeout} ms`));
     });
@@ -361,16 +367,23 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
   }
 
   private failSetup(record: ConnectionRecord, error: CodedError, kind: 'failed' | 'timedOut'): void {
-    if (kind === 'timedOut') this.registry.handshakes.timedOut++;
-    else this.registry.handshakes.failed++;
-    // The peer's address is read before destroy(), after which Node no longer has it.
-    const info: SetupFailureInfo = { id: record.id };
-    if (record.socket.remoteAddress !== undefined) info.remoteAddress = record.socket.remoteAddress;
-    if (record.socket.remotePort !== undefined) info.remotePort = record.socket.remotePort;
     (record.served ?? record.socket).destroy();
     record.socket.destroy();
-    if (channels.handshakeFailed.hasSubscribers) channels.handshakeFailed.publish({ listener: this, error, info });
-    this.emit('tlsClientError', error, info);
+    if (record.endedBy === 'listener') {
+      // close() (or a fatal accept error) cut the handshake short: not the client's failure.
+      this.registry.handshakes.aborted++;
+      return;
+    }
+    // One code per cause, whichever layer saw the end first.
+    const failure =
+      record.endedBy === 'idle' && error.code !== ErrorCodes.IDLE_TIMEOUT
+        ? codedError(ErrorCodes.IDLE_TIMEOUT, `connection ${record.id} idle for ${this.options.idleTimeout} ms during setup`, { cause: error })
+        : error;
+    if (kind === 'timedOut') this.registry.handshakes.timedOut++;
+    else this.registry.handshakes.failed++;
+    const info: SetupFailureInfo = { id: record.id, ...record.peer };
+    if (channels.handshakeFailed.hasSubscribers) channels.handshakeFailed.publish({ listener: this, error: failure, info });
+    this.emit('tlsClientError', failure, info);
   }
 
   private serve(record: ConnectionRecord, served: S, info: I): void {
@@ -408,16 +421,33 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
     this.emit('connectionError', failure, info);
   }
 
-  /** end(), then destroy() if the peer has not closed within the graceful timeout. */
-  private closeGracefully(record: ConnectionRecord, served: net.Socket, timeout = this.gracefulCloseTimeout): void {
+  /**
+   * The handler is done: end(), drop whatever the peer still sends, and destroy() if the peer
+   * has not closed within the graceful timeout (the original's graceful close: shutdown, then
+   * read until EOF or the timeout).
+   */
+  private closeGracefully(record: ConnectionRecord, served: net.Socket): void {
     if (record.socket.destroyed) return;
     record.phase = 'closing';
+    // Unref'd: one connection's peer lingering must not keep the process alive by itself.
     const timer = setTimeout(() => {
       served.destroy();
       record.socket.destroy();
-    }, timeout);
+    }, this.gracefulCloseTimeout);
     timer.unref();
     record.socket.once('close', () => clearTimeout(timer));
+    served.end();
+    // Reading and dropping the rest lets the peer's FIN be seen: a socket paused on unread
+    // data never sees it.
+    served.resume();
+  }
+
+  /**
+   * A graceful close() reached a connection whose handler still runs: end our side and leave
+   * the input to the handler; close()'s deadline destroys it if it does not finish in time.
+   */
+  private endWhileHandling(record: ConnectionRecord, served: net.Socket): void {
+    if (record.socket.destroyed) return;
     served.end();
   }
 
@@ -428,22 +458,30 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
    */
   close(options: CloseOptions = {}): Promise<void> {
     if (this.closePromise) return this.closePromise;
+    validateCloseOptions(options);
     const previous = this.state;
     this.state = 'closing';
     this.acceptBackend.close();
-    const graceful = options.gracefulTimeout;
+    const graceful = options.gracefulTimeout ?? 0;
     for (const record of [...this.registry.records()]) {
-      if (graceful !== undefined && graceful > 0 && record.phase !== 'setup') {
-        this.closeGracefully(record, record.served ?? record.socket, graceful);
-      } else {
-        (record.served ?? record.socket).destroy();
-        record.socket.destroy();
-      }
+      if (graceful === 0 || record.phase === 'setup') this.abort(record);
+      // A connection already closing keeps its course; the deadline below bounds it.
+      else if (record.phase === 'handler') this.endWhileHandling(record, record.served ?? record.socket);
+    }
+    // The one deadline of a graceful close. Unlike the per-connection timers it keeps the
+    // process alive: a peer that never reads or never closes must not leave close() pending
+    // (and the code awaiting it never run) while the event loop drains and the process exits.
+    let deadline: NodeJS.Timeout | undefined;
+    if (graceful > 0 && this.registry.activeCount > 0) {
+      deadline = setTimeout(() => {
+        for (const record of [...this.registry.records()]) this.abort(record);
+      }, graceful);
     }
     const opening = previous === 'opening' && this.listenPromise ? this.listenPromise.catch(() => undefined) : Promise.resolve();
     this.closePromise = opening
       .then(() => this.registry.whenEmpty())
       .then(() => {
+        clearTimeout(deadline);
         this.state = 'closed';
         debug('closed: %j', this.stats());
         if (channels.listenerClose.hasSubscribers) channels.listenerClose.publish({ listener: this, stats: this.stats() });
@@ -451,23 +489,45 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
       });
     return this.closePromise;
   }
+
+  /** Destroys a connection on the listener's own initiative (close()), not the client's. */
+  private abort(record: ConnectionRecord): void {
+    record.endedBy ??= 'listener';
+    (record.served ?? record.socket).destroy();
+    record.socket.destroy();
+  }
+}
+
+/** The largest delay setTimeout() honours; above it Node fires after 1 ms instead. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Throws ERR_INVALID_OPTION unless `value` is undefined or an integer in [min, max]. */
+export function checkInteger(name: string, value: unknown, min: number, max: number): void {
+  if (value === undefined) return;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw codedError(ErrorCodes.INVALID_OPTION, `${name} must be an integer from ${min} to ${max}, got ${String(value)}`);
+  }
 }
 
 function validateBaseOptions(options: BaseListenerOptions): void {
   if (typeof options !== 'object' || options === null) throw codedError(ErrorCodes.INVALID_OPTION, 'options must be an object');
-  const positive = (name: keyof BaseListenerOptions): void => {
-    const value = options[name];
-    if (value !== undefined && (typeof value !== 'number' || !Number.isFinite(value) || value < 0)) {
-      throw codedError(ErrorCodes.INVALID_OPTION, `${name} must be a non-negative number, got ${String(value)}`);
-    }
-  };
-  positive('backlog');
-  positive('gracefulCloseTimeout');
-  positive('idleTimeout');
-  if (options.fd !== undefined && (!Number.isInteger(options.fd) || options.fd < 0)) {
-    throw codedError(ErrorCodes.INVALID_OPTION, `fd must be a descriptor number, got ${String(options.fd)}`);
-  }
+  // Each of these reaches a system call or a timer: a fraction, NaN, Infinity or a huge value
+  // would be truncated, wrapped or (for timers) turned into 1 ms, never what was asked.
+  checkInteger('backlog', options.backlog, 0, 2 ** 31 - 1);
+  checkInteger('gracefulCloseTimeout', options.gracefulCloseTimeout, 0, MAX_TIMER_MS);
+  checkInteger('idleTimeout', options.idleTimeout, 0, MAX_TIMER_MS);
+  checkInteger('fd', options.fd, 0, 2 ** 31 - 1);
   if (options.fd === undefined && options.port === undefined) {
     throw codedError(ErrorCodes.INVALID_OPTION, 'either port or fd is required');
   }
+}
+
+function validateCloseOptions(options: CloseOptions): void {
+  if (typeof options !== 'object' || options === null) throw codedError(ErrorCodes.INVALID_OPTION, 'close options must be an object');
+  checkInteger('gracefulTimeout', options.gracefulTimeout, 0, MAX_TIMER_MS);
+}
+
+function peerOf(socket: net.Socket): { remoteAddress?: string; remotePort?: number } {
+  const { remoteAddress, remotePort } = socket;
+  return remoteAddress !== undefined && remotePort !== undefined ? { remoteAddress, remotePort } : {};
 }

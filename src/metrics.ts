@@ -50,6 +50,7 @@ export function formatPrometheus(stats: ListenerStats, constantLabels: Labels = 
     [{ result: 'completed' }, stats.handshakes.completed],
     [{ result: 'failed' }, stats.handshakes.failed],
     [{ result: 'timed_out' }, stats.handshakes.timedOut],
+    [{ result: 'aborted' }, stats.handshakes.aborted],
   ]);
   out.family('handshakes_by_credential_total', 'counter', 'Completed TLS setups by the credential that served them.', [
     [{ credential: 'sni' }, stats.sni.sniCredential],

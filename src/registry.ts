@@ -15,12 +15,19 @@ export interface ConnectionRecord {
   phase: ConnectionPhase;
   /** The socket handed to the handler (a TLSSocket for TLS listeners), once there is one. */
   served?: net.Socket;
+  /** The peer, read at accept; empty where the socket had none (already reset, or a pipe). */
+  readonly peer: { remoteAddress?: string; remotePort?: number };
+  /** Set when the listener itself ends the connection: by close(), or the idle timeout. */
+  endedBy?: 'listener' | 'idle';
 }
 
 export interface SetupCounters {
   completed: number;
+  /** The client failed the setup: a TLS error, a rejected certificate, a close, an idle timeout. */
   failed: number;
   timedOut: number;
+  /** The listener cut the setup short (close()): not counted as a client failure. */
+  aborted: number;
 }
 
 export interface RegistryCounters {
@@ -39,7 +46,7 @@ export class ConnectionRegistry {
   private lastId = 0;
   private closed = 0;
   private readonly emptyWaiters: Array<() => void> = [];
-  readonly handshakes: SetupCounters = { completed: 0, failed: 0, timedOut: 0 };
+  readonly handshakes: SetupCounters = { completed: 0, failed: 0, timedOut: 0, aborted: 0 };
   readonly sni = { sniCredential: 0, primaryCredential: 0 };
   handlerErrors = 0;
   idleTimeouts = 0;
@@ -49,8 +56,8 @@ export class ConnectionRegistry {
     return ++this.lastId;
   }
 
-  register(id: number, socket: net.Socket, fd: number | null): ConnectionRecord {
-    const record: ConnectionRecord = { id, socket, fd, openedAt: Date.now(), phase: 'setup' };
+  register(id: number, socket: net.Socket, fd: number | null, peer: ConnectionRecord['peer'] = {}): ConnectionRecord {
+    const record: ConnectionRecord = { id, socket, fd, peer, openedAt: Date.now(), phase: 'setup' };
     this.active.set(id, record);
     return record;
   }

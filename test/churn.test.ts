@@ -178,6 +178,7 @@ describe('churn: 20,000 connections of every kind leave the books balanced and n
           completed: COUNTS.handshake + COUNTS.handlerThrows,
           failed: COUNTS.certRejected + COUNTS.reset + COUNTS.garbage + COUNTS.connectClose - retried,
           timedOut: COUNTS.stall,
+          aborted: 0,
         });
         expect(stats.handlerErrors).to.equal(COUNTS.handlerThrows);
         expect(stats.sni).to.deep.equal({ sniCredential: 0, primaryCredential: COUNTS.handshake + COUNTS.handlerThrows });

@@ -96,7 +96,7 @@ describe('diagnostics_channel: accept, handshake-done, handshake-failed, connect
         const closeStats = byChannel('listener-close')[0]?.stats as ListenerStats;
         expect(closeStats).to.deep.equal(listener.stats());
         expect(closeStats).to.include({ accepted: 2, closed: 2, active: 0, leaked: 0 });
-        expect(closeStats.handshakes).to.deep.equal({ completed: 1, failed: 1, timedOut: 0 });
+        expect(closeStats.handshakes).to.deep.equal({ completed: 1, failed: 1, timedOut: 0, aborted: 0 });
       });
     });
   }
@@ -194,6 +194,7 @@ function expectedSamples(stats: ListenerStats): Array<[string, Record<string, st
     ['handshakes_total', { result: 'completed' }, stats.handshakes.completed],
     ['handshakes_total', { result: 'failed' }, stats.handshakes.failed],
     ['handshakes_total', { result: 'timed_out' }, stats.handshakes.timedOut],
+    ['handshakes_total', { result: 'aborted' }, stats.handshakes.aborted],
     ['handshakes_by_credential_total', { credential: 'sni' }, stats.sni.sniCredential],
     ['handshakes_by_credential_total', { credential: 'primary' }, stats.sni.primaryCredential],
     ['accept_pauses_total', {}, stats.acceptPauses],
@@ -262,7 +263,7 @@ describe('metrics(): valid Prometheus text whose numbers are the ones stats() re
           closed: 7,
           active: 0,
           leaked: 0,
-          handshakes: { completed: 4, failed: 2, timedOut: 1 },
+          handshakes: { completed: 4, failed: 2, timedOut: 1, aborted: 0 },
           sni: { sniCredential: 1, primaryCredential: 3 },
           handlerErrors: 1,
           idleTimeouts: 1,

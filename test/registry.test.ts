@@ -331,7 +331,7 @@ describe('idleTimeout: a connection without traffic for idleTimeout ms is closed
         const stats = listener.stats();
         expect(stats.idleTimeouts).to.equal(2);
         expect(book(stats)).to.deep.equal({ accepted: 2, closed: 2, active: 0, leaked: 0 });
-        expect(stats.handshakes).to.deep.equal({ completed: 2, failed: 0, timedOut: 0 });
+        expect(stats.handshakes).to.deep.equal({ completed: 2, failed: 0, timedOut: 0, aborted: 0 });
       });
 
       it('TLS: a client silent during the handshake is closed by the idle timeout, long before the handshake timeout', async () => {

@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { expect } from 'chai';
 import { TCPListener, createLocalTCPListener } from '../src/index.js';
 import type { Handler, ListenerStats, TCPConnectionInfo, TCPListenerOptions } from '../src/index.js';
-import { ChildListener, INHERITED_FD } from './support/child_listener.js';
+import { ChildListener, GracefulCloseChild, INHERITED_FD } from './support/child_listener.js';
 import {
   O_CLOEXEC,
   descriptorCount,
@@ -266,6 +266,35 @@ describe('invalid options and ports already in use', () => {
         });
       }
 
+      // Each reaches a system call or a timer, where a fraction, NaN, Infinity or a huge value
+      // would be truncated, wrapped, or (for a timer over 2^31-1 ms) fire after 1 ms.
+      const badNumbers: Array<[string, Partial<TCPListenerOptions>]> = [
+        ['backlog 1.5', { backlog: 1.5 }],
+        ['backlog Infinity', { backlog: Infinity }],
+        ['backlog 2^31', { backlog: 2 ** 31 }],
+        ['idleTimeout NaN', { idleTimeout: Number.NaN }],
+        ['idleTimeout 2^31 ms', { idleTimeout: 2 ** 31 }],
+        ['gracefulCloseTimeout Infinity', { gracefulCloseTimeout: Infinity }],
+        ['fd 3.5', { fd: 3.5 }],
+      ];
+      for (const [what, bad] of badNumbers) {
+        it(`rejects ${what} with ERR_INVALID_OPTION when the listener is created`, () => {
+          expect(() => new TCPListener({ port: 0, host: '127.0.0.1', backend, ...bad }, () => undefined))
+            .to.throw()
+            .with.property('code', 'ERR_INVALID_OPTION');
+        });
+      }
+
+      it('rejects close({ gracefulTimeout }) that is not a whole number of ms up to 2^31-1, and still closes when asked properly', async () => {
+        const { listener } = await open(cleanup, { port: 0, host: '127.0.0.1', backend }, () => undefined);
+        for (const gracefulTimeout of [-1, 0.5, Number.NaN, Infinity, 2 ** 31]) {
+          expect(() => listener.close({ gracefulTimeout }), String(gracefulTimeout))
+            .to.throw()
+            .with.property('code', 'ERR_INVALID_OPTION');
+        }
+        await within(listener.close({ gracefulTimeout: 100 }), 'close()');
+      });
+
       it('rejects a negative backlog and a non-descriptor fd with ERR_INVALID_OPTION', async () => {
         expect((await listenFailure({ port: 0, backlog: -1, backend }, cleanup)).code).to.equal('ERR_INVALID_OPTION');
         expect((await listenFailure({ port: 0, fd: -1, backend }, cleanup)).code).to.equal('ERR_INVALID_OPTION');
@@ -448,6 +477,35 @@ describe('closing the listener: with clients connected, from a handler, while st
         expect(book(listener.stats())).to.deep.equal({ accepted: 2, closed: 2, active: 0, leaked: 0 });
       });
     });
+  }
+});
+
+describe('a graceful close() always settles, even when a peer neither reads nor closes', () => {
+  // The child's last work is `await listener.close({ gracefulTimeout: 300 })`; its client (here)
+  // sends 256 KiB that the handler leaves unread and never closes. A close() whose only timer
+  // does not keep the process alive lets the loop drain: the child would exit with code 13
+  // (an unsettled top-level await) and never say 'closed'.
+  for (const backend of backends) {
+    for (const mode of ['finished', 'running'] as const) {
+      it(`${backend} backend, the handler ${mode === 'finished' ? 'already finished' : 'still running'}: close() resolves after gracefulTimeout`, async () => {
+        const cleanup = new Cleanup();
+        try {
+          const child = GracefulCloseChild.start({ backend, mode });
+          cleanup.add(() => child.stop());
+          const { port } = await child.waitFor('listening');
+          const peer = await client(cleanup, port);
+          peer.socket.write(Buffer.alloc(256 * 1024, 0x61));
+          const closed = await child.waitFor('closed', () => true, { timeoutMs: 10_000 });
+          // Bounded by gracefulTimeout plus a margin for a loaded machine, never open-ended.
+          expect(closed.ms, child.transcript()).to.be.at.most(300 + 3000);
+          expect(book(closed.stats)).to.deep.equal({ accepted: 1, closed: 1, active: 0, leaked: 0 });
+          await within(child.exited, 'the child to exit');
+          expect(child.exitCode, child.transcript()).to.equal(0);
+        } finally {
+          await cleanup.run();
+        }
+      });
+    }
   }
 });
 

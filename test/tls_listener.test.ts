@@ -5,6 +5,7 @@ import { X509Certificate } from 'node:crypto';
 import tls from 'node:tls';
 import { expect } from 'chai';
 import type { ConnectionInfo } from '../src/tls/tls_setup.js';
+import { TLSListener } from '../src/tls/tls_listener.js';
 import { createTestPki } from './support/pki.js';
 import type { ClientChain } from './support/pki.js';
 import {
@@ -200,7 +201,7 @@ describe('TLS listener: client certificate chains (requestClientCert)', function
           expect(server.served).to.deep.equal([]);
           await waitUntil(() => server.listener.stats().active === 0, 'the rejected connection to be released');
           const stats = server.listener.stats();
-          expect(stats.handshakes).to.deep.equal({ completed: 0, failed: 1, timedOut: 0 });
+          expect(stats.handshakes).to.deep.equal({ completed: 0, failed: 1, timedOut: 0, aborted: 0 });
           expectBalanced(server.listener);
         });
       }
@@ -249,12 +250,90 @@ describe('TLS listener: tlsClientError says which client failed', function () {
   }
 });
 
+describe('TLS listener: one code per cause of a failed setup, the client named, on every path', function () {
+  const cleanup = useCleanup();
+  for (const backend of BACKENDS) {
+    for (const path of PATHS) {
+      describe(`${backend} backend, ${path.label}`, function () {
+        // The setup timeout is long: every failure below must come from its own cause.
+        const options = { backend, credential: primary, handshakeTimeout: 20_000, ...alpnOption(path.alpn) } as const;
+        const causes: Array<{ what: string; code: string; provoke: (port: number) => Promise<number | undefined>; extra?: object }> = [
+          {
+            what: 'the client closing (FIN) in the middle of its ClientHello',
+            code: 'ERR_CLIENT_CLOSED',
+            provoke: async (port) => {
+              const hello = await captureClientHello({ ALPNProtocols: ['x-test'] });
+              const raw = await rawConnect(cleanup, port);
+              raw.socket.end(hello.subarray(0, Math.floor(hello.length / 2)));
+              return raw.localPort;
+            },
+          },
+          {
+            what: 'the client resetting (RST) in the middle of its ClientHello',
+            code: 'ECONNRESET',
+            provoke: async (port) => {
+              const hello = await captureClientHello({ ALPNProtocols: ['x-test'] });
+              const raw = await rawConnect(cleanup, port);
+              raw.socket.write(hello.subarray(0, 10));
+              await delay(50);
+              const localPort = raw.localPort;
+              raw.socket.resetAndDestroy();
+              return localPort;
+            },
+          },
+          {
+            what: 'the idle timeout while the client says nothing',
+            code: 'ERR_IDLE_TIMEOUT',
+            extra: { idleTimeout: 200 },
+            provoke: async (port) => (await rawConnect(cleanup, port)).localPort,
+          },
+        ];
+        for (const cause of causes) {
+          it(`reports ${cause.what} as ${cause.code} with the client's address, counted as failed`, async function () {
+            const server = await startListener(cleanup, { ...options, ...cause.extra }, greet('hi'));
+            const localPort = await cause.provoke(server.port);
+            const { error, info } = await server.nextClientError();
+            expect(error.code, error.message).to.equal(cause.code);
+            expect(info).to.deep.equal({ id: 1, remoteAddress: '127.0.0.1', remotePort: localPort });
+            await waitUntil(() => server.listener.stats().active === 0, 'the failed connection to be released');
+            expect(server.listener.stats().handshakes).to.deep.equal({ completed: 0, failed: 1, timedOut: 0, aborted: 0 });
+          });
+        }
+
+        it('counts handshakes that close() cuts short as aborted, not as client failures, and reports none of them', async function () {
+          const server = await startListener(cleanup, options, greet('hi'));
+          for (let i = 0; i < 3; i++) await rawConnect(cleanup, server.port);
+          await waitUntil(() => server.listener.stats().active === 3, 'three connections in setup');
+          await within(server.listener.close(), 'close()');
+          await delay(20);
+          expect(server.clientErrors).to.deep.equal([]);
+          expect(server.listener.stats()).to.deep.include({
+            accepted: 3,
+            closed: 3,
+            active: 0,
+            leaked: 0,
+            handshakes: { completed: 0, failed: 0, timedOut: 0, aborted: 3 },
+          });
+        });
+      });
+    }
+  }
+});
+
 describe('TLS listener: the whole setup must finish within handshakeTimeout', function () {
   const cleanup = useCleanup();
   for (const backend of BACKENDS) {
     for (const path of PATHS) {
       describe(`${backend} backend, ${path.label}`, function () {
         const options = { backend, credential: primary, handshakeTimeout: 300, ...alpnOption(path.alpn) } as const;
+
+        it('rejects a handshakeTimeout that is not a whole number of ms from 1 to 2^31-1 with ERR_INVALID_OPTION', function () {
+          for (const handshakeTimeout of [0, 0.5, Number.NaN, Infinity, 2 ** 31]) {
+            expect(() => new TLSListener({ ...options, port: 0, handshakeTimeout }, greet('hi')), String(handshakeTimeout))
+              .to.throw()
+              .with.property('code', 'ERR_INVALID_OPTION');
+          }
+        });
 
         it('closes a client that sends nothing', async function () {
           const server = await startListener(cleanup, options, greet('hi'));
@@ -285,7 +364,7 @@ describe('TLS listener: the whole setup must finish within handshakeTimeout', fu
           await waitUntil(() => server.clientErrors.length === 3, 'three tlsClientErrors');
           expect(server.clientErrors.map(({ error }) => error.code)).to.deep.equal(Array(3).fill('ERR_TLS_HANDSHAKE_TIMEOUT'));
           await waitUntil(() => server.listener.stats().active === 0, 'the connections to be released');
-          expect(server.listener.stats().handshakes).to.deep.equal({ completed: 0, failed: 0, timedOut: 3 });
+          expect(server.listener.stats().handshakes).to.deep.equal({ completed: 0, failed: 0, timedOut: 3, aborted: 0 });
           expectBalanced(server.listener);
         });
 
@@ -301,7 +380,7 @@ describe('TLS listener: the whole setup must finish within handshakeTimeout', fu
           await client.receive('second\n');
           expect(client.closed).to.equal(false);
           expect(server.clientErrors).to.deep.equal([]);
-          expect(server.listener.stats().handshakes).to.deep.equal({ completed: 1, failed: 0, timedOut: 0 });
+          expect(server.listener.stats().handshakes).to.deep.equal({ completed: 1, failed: 0, timedOut: 0, aborted: 0 });
         });
       });
     }
@@ -348,7 +427,7 @@ describe('TLS listener: malformed first bytes fail the connection, not the liste
               return hello.subarray(0, Math.floor(hello.length / 2));
             },
             endAfter: true,
-            openSslCode: /./,
+            openSslCode: /^ERR_CLIENT_CLOSED$/,
           },
         ];
         for (const input of inputs) {
@@ -362,10 +441,12 @@ describe('TLS listener: malformed first bytes fail the connection, not the liste
             const { error } = await server.nextClientError();
             expect(error.code, error.message).to.be.a('string');
             expect(error.code, error.message).to.not.equal('ERR_TLS_HANDSHAKE_TIMEOUT');
-            if (parserCode !== undefined) expect(error.code, error.message).to.equal(parserCode);
+            // A client that closes early is one cause with one code, whichever path read its bytes.
+            if (input.endAfter) expect(error.code, error.message).to.equal('ERR_CLIENT_CLOSED');
+            else if (parserCode !== undefined) expect(error.code, error.message).to.equal(parserCode);
             else expect(error.code, error.message).to.match(input.openSslCode);
             await waitUntil(() => server.listener.stats().active === 0, 'the rejected connection to be released');
-            expect(server.listener.stats().handshakes).to.deep.equal({ completed: 0, failed: 1, timedOut: 0 });
+            expect(server.listener.stats().handshakes).to.deep.equal({ completed: 0, failed: 1, timedOut: 0, aborted: 0 });
 
             const client = tlsConnect(cleanup, server.port);
             await client.receive('hi');
@@ -563,7 +644,7 @@ describe("TLS listener: the handler's lifecycle", function () {
           await waitUntil(() => server.listener.stats().active === 0, 'the connection to be released');
           const stats = server.listener.stats();
           expect(stats.handlerErrors).to.equal(1);
-          expect(stats.handshakes).to.deep.equal({ completed: 1, failed: 0, timedOut: 0 });
+          expect(stats.handshakes).to.deep.equal({ completed: 1, failed: 0, timedOut: 0, aborted: 0 });
           expectBalanced(server.listener);
         });
       }
@@ -599,7 +680,7 @@ describe("TLS listener: the handler's lifecycle", function () {
         expect(stats.closed).to.equal(6);
         expect(stats.active).to.equal(0);
         expect(stats.leaked).to.equal(0);
-        expect(stats.handshakes).to.deep.equal({ completed: 4, failed: 1, timedOut: 1 });
+        expect(stats.handshakes).to.deep.equal({ completed: 4, failed: 1, timedOut: 1, aborted: 0 });
         expect(stats.handlerErrors).to.equal(2);
         expect(server.connectionErrors.map(({ error }) => error.code)).to.deep.equal(['ERR_HANDLER_FAILED', 'ERR_HANDLER_FAILED']);
         expect(server.clientErrors.map(({ error }) => error.code)).to.deep.equal(['ERR_CLIENT_CERT_REJECTED', 'ERR_TLS_HANDSHAKE_TIMEOUT']);

@@ -4,7 +4,7 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import type net from 'node:net';
 import type tls from 'node:tls';
-import { Listener } from '../listener.js';
+import { checkInteger, Listener, MAX_TIMER_MS } from '../listener.js';
 import type { BaseListenerOptions, Handler, ListenerDependencies } from '../listener.js';
 import { codedError, ErrorCodes } from '../errors.js';
 import { toSecureContext } from './credentials.js';
@@ -44,10 +44,7 @@ function validateTlsOptions(options: ListenerOptions): void {
       throw codedError(ErrorCodes.INVALID_OPTION, 'alpn must be an array of protocol names of 1 to 255 bytes');
     }
   }
-  const timeout = options.handshakeTimeout;
-  if (timeout !== undefined && (typeof timeout !== 'number' || !(timeout > 0) || !Number.isFinite(timeout))) {
-    throw codedError(ErrorCodes.INVALID_OPTION, `handshakeTimeout must be a positive number of ms, got ${String(timeout)}`);
-  }
+  checkInteger('handshakeTimeout', options.handshakeTimeout, 1, MAX_TIMER_MS);
   if (options.http !== undefined && typeof options.http !== 'function' && typeof options.http.emit !== 'function') {
     throw codedError(ErrorCodes.INVALID_OPTION, 'http must be an http.Server or a request listener');
   }

@@ -69,9 +69,15 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
     const failWith = (error: unknown): void => {
       if (finish()) fail(asCoded(error), 'failed');
     };
+    // The client's own end is one cause with one code, whichever layer sees it first: its FIN
+    // while the ClientHello is being read ('end'), or the close under a TLSSocket ('close');
+    // a reset is the socket's ECONNRESET on either path. Registered before the ClientHello
+    // reader's own listeners, so these win.
     const closedEarly = (): void =>
-      failWith(codedError(ErrorCodes.CONNECTION_SETUP_FAILED, `connection ${record.id} closed before TLS setup finished`));
+      failWith(codedError(ErrorCodes.CLIENT_CLOSED, `the client closed connection ${record.id} before TLS setup finished`));
+    socket.once('end', closedEarly);
     socket.once('close', closedEarly);
+    socket.once('error', failWith);
 
     const handshake = (hello: ClientHelloSummary | undefined): void => {
       if (finished) return;
@@ -92,7 +98,9 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
         // tls.Server clears this on its sockets when they are secure; Node's HTTP/2 server
         // waits for it to be false, so a hand-built server socket must clear it too.
         (tlsSocket as unknown as { secureConnecting: boolean }).secureConnecting = false;
+        socket.off('end', closedEarly);
         socket.off('close', closedEarly);
+        socket.off('error', failWith);
         tlsSocket.off('error', failWith);
         done(tlsSocket, info, { sniCredentialUsed: info.sniCredentialUsed });
       });

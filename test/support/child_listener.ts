@@ -9,6 +9,7 @@ import { DEFAULT_WAIT_MS } from './sockets.js';
 import type { ChildCommand, ChildConfig, ChildEvent } from './child_protocol.js';
 import type { HostCommand, HostEvent } from '../fixtures/worker_host.js';
 import type { WorkerConfig } from '../fixtures/listener_worker.js';
+import type { GracefulCloseEvent } from '../fixtures/graceful_close_child.js';
 
 /**
  * Where an inherited descriptor should land in a Node.js child: at startup Node calls
@@ -182,5 +183,12 @@ export class ChildListener extends FixtureProcess<ChildEvent, ChildCommand> {
 export class WorkerHost extends FixtureProcess<HostEvent, HostCommand> {
   static start(config: WorkerConfig, options: ChildStartOptions = {}): WorkerHost {
     return new WorkerHost(spawnFixture('worker_host', config, options));
+  }
+}
+
+/** test/fixtures/graceful_close_child.ts: a process that ends by awaiting a graceful close(). */
+export class GracefulCloseChild extends FixtureProcess<GracefulCloseEvent, never> {
+  static start(config: { backend: 'native' | 'js'; mode: 'finished' | 'running' }): GracefulCloseChild {
+    return new GracefulCloseChild(spawnFixture('graceful_close_child', config, {}));
   }
 }
