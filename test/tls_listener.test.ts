@@ -7,8 +7,10 @@ import { expect } from 'chai';
 import type { ConnectionInfo } from '../src/tls/tls_setup.js';
 import { createTestPki } from './support/pki.js';
 import type { ClientChain } from './support/pki.js';
+import { writeInPieces } from './support/sockets.js';
 import {
   BACKENDS,
+  DEFAULT_WAIT_MS,
   captureClientHello,
   delay,
   expectBalanced,
@@ -373,6 +375,52 @@ describe('TLS listener: malformed first bytes fail the connection, not the liste
             expectBalanced(server.listener);
           });
         }
+      });
+    }
+  }
+});
+
+/**
+ * `count` full-size handshake records, each opening a ClientHello that claims 64 KiB, less the
+ * last byte: a flood never ends, so its bytes never end on a record boundary either.
+ */
+function fullSizeHandshakeRecords(count: number): Buffer {
+  const body = Buffer.alloc(1 << 14, 0x41);
+  body[0] = 0x01; // ClientHello
+  body.writeUIntBE(64 * 1024, 1, 3);
+  body.writeUInt16BE(0x0303, 4);
+  const header = Buffer.from([0x16, 0x03, 0x01, 0, 0]);
+  header.writeUInt16BE(body.length, 3);
+  const record = Buffer.concat([header, body]);
+  const records = Buffer.concat(Array.from({ length: count }, () => record));
+  return records.subarray(0, records.length - 1);
+}
+
+describe('TLS listener: a flood of handshake records is cut off at the ClientHello cap, not at handshakeTimeout', function () {
+  const cleanup = useCleanup();
+  for (const backend of BACKENDS) {
+    for (const path of PATHS) {
+      describe(`${backend} backend, ${path.label}`, function () {
+        it('rejects a client streaming full-size records in writes that never end on a record boundary, within seconds', async function () {
+          // The timeout is long, so only a rejection as the bytes arrive ends this within the wait.
+          const server = await startListener(cleanup, { backend, credential: primary, handshakeTimeout: 30_000, ...alpnOption(path.alpn) }, greet('hi'));
+          const raw = await rawConnect(cleanup, server.port);
+          let rejected = false;
+          // 4 MiB at most, in 16390-byte writes over 16389-byte records.
+          const flooding = writeInPieces(raw.socket, fullSizeHandshakeRecords(256), 16_390, () => rejected);
+          const { error } = await server.nextClientError(DEFAULT_WAIT_MS);
+          rejected = true;
+          expect(error.code, error.message).to.not.equal('ERR_TLS_HANDSHAKE_TIMEOUT');
+          if (path.alpn !== undefined) {
+            expect(error.code, error.message).to.equal('ERR_TLS_CLIENT_HELLO_INVALID');
+            expect(error.message).to.match(/too large/);
+          }
+          await raw.whenClosed();
+          await flooding;
+          await waitUntil(() => server.listener.stats().active === 0, 'the rejected connection to be released');
+          expect(server.listener.stats().handshakes).to.deep.equal({ completed: 0, failed: 1, timedOut: 0 });
+          expectBalanced(server.listener);
+        });
       });
     }
   }
