@@ -1,7 +1,8 @@
 // The TLS listener driven by real tls.connect clients and raw loopback sockets, on both accept
 // backends: credential choice by SNI, client-preference ALPN, client certificate chains, the
 // setup timeout, malformed first bytes, Node's native TLS path, and the handler's lifecycle.
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, randomBytes } from 'node:crypto';
+import net from 'node:net';
 import tls from 'node:tls';
 import { expect } from 'chai';
 import type { ConnectionInfo } from '../src/tls/tls_setup.js';
@@ -516,6 +517,41 @@ describe("TLS listener: connections run on Node's native TLS over the accepted T
           expect(info.peerCertificateChain.map((cert) => cert.fingerprint256)).to.deep.equal(fingerprints(chain));
         });
         }
+      });
+    }
+  }
+});
+
+describe('TLS listener: a TLS error after setup ends the connection and reaches the handler', function () {
+  const cleanup = useCleanup();
+  for (const backend of BACKENDS) {
+    for (const maxVersion of ['TLSv1.3', 'TLSv1.2'] as const) {
+      describe(`${backend} backend, ${maxVersion}`, function () {
+        it("closes at once on a forged application-data record, with an 'error' on the handler's socket", async function () {
+          const seen: { errors: Array<Error & { code?: string }>; closed: boolean } = { errors: [], closed: false };
+          const server = await startListener(cleanup, { backend, credential: primary }, (socket) => {
+            socket.on('error', (error: Error & { code?: string }) => seen.errors.push(error));
+            socket.on('close', () => {
+              seen.closed = true;
+            });
+            socket.write('hi');
+          });
+          // The TLS client runs over a TCP socket the test can also write to directly.
+          const tcp = net.connect(server.port, '127.0.0.1');
+          cleanup.add(() => tcp.destroy());
+          const client = tlsConnect(cleanup, server.port, { socket: tcp, maxVersion });
+          await client.receive('hi');
+          // An application-data record whose 32 bytes no key produced: its MAC cannot verify.
+          tcp.write(Buffer.concat([Buffer.from([0x17, 0x03, 0x03, 0x00, 0x20]), randomBytes(32)]));
+          await client.whenClosed();
+          await waitUntil(() => seen.closed, "the handler's socket to close");
+          expect(seen.errors.map((error) => error.code ?? error.message)).to.have.length.at.least(1);
+          expect(seen.errors[0]?.code, seen.errors[0]?.message).to.match(/^ERR_SSL_/);
+          await waitUntil(() => server.listener.stats().active === 0, 'the connection to be released');
+          const stats = server.listener.stats();
+          expect([stats.accepted, stats.closed, stats.active, stats.leaked]).to.deep.equal([1, 1, 0, 0]);
+          expect(stats.handshakes).to.deep.equal({ completed: 1, failed: 0, timedOut: 0 });
+        });
       });
     }
   }

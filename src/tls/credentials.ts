@@ -88,6 +88,11 @@ export interface ContextPurpose {
 /**
  * Builds the context once; `which` names the option in errors ('credential', 'sniCredential').
  *
+ * Client-initiated renegotiation (TLS 1.2) is refused: it costs the server a handshake per
+ * request and gives the listener nothing. OpenSSL 3 refuses it by default, but Node turns
+ * that off (SSL_OP_ALLOW_CLIENT_RENEGOTIATION) in favour of its own limit; NO_RENEGOTIATION
+ * wins over it (checked with OpenSSL 3.0 and 3.5: the first attempt gets a fatal alert).
+ *
  * When client certificates are requested, session tickets are off: a resumed session carries
  * only the client's leaf, not the chain it sent, so the chain rules could not be applied
  * (and OpenSSL refuses to resume under a requested certificate without a session id context).
@@ -108,7 +113,7 @@ export function toSecureContext(
       key: credential.key,
       cert: credential.cert,
       minVersion: 'TLSv1.2',
-      ...(purpose.requestClientCert ? { secureOptions: crypto.constants.SSL_OP_NO_TICKET } : {}),
+      secureOptions: crypto.constants.SSL_OP_NO_RENEGOTIATION | (purpose.requestClientCert ? crypto.constants.SSL_OP_NO_TICKET : 0),
     });
   } catch (error) {
     throw codedError(ErrorCodes.INVALID_CREDENTIAL, `${which}: ${(error as Error).message}`, { cause: error });

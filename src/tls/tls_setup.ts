@@ -13,6 +13,7 @@ import { readClientHello } from './client_hello_reader.js';
 import type { ClientHelloSummary } from './client_hello_reader.js';
 import { peerCertificateChain } from './peer_chain.js';
 import { createClientCertRejectedError, validateClientChain } from './client_certificate.js';
+import { releaseControlAfterSetup } from './released_control.js';
 
 export interface ConnectionInfo {
   id: number;
@@ -94,6 +95,7 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
         (tlsSocket as unknown as { secureConnecting: boolean }).secureConnecting = false;
         socket.off('close', closedEarly);
         tlsSocket.off('error', failWith);
+        releaseControlAfterSetup(tlsSocket);
         done(tlsSocket, info, { sniCredentialUsed: info.sniCredentialUsed });
       });
     };
