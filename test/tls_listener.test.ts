@@ -6,7 +6,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { expect } from 'chai';
 import type { ConnectionInfo } from '../src/tls/tls_setup.js';
-import { createTestPki } from './support/pki.js';
+import { clientChainNamingIssuer, createTestPki } from './support/pki.js';
 import type { ClientChain } from './support/pki.js';
 import { writeInPieces } from './support/sockets.js';
 import {
@@ -44,6 +44,12 @@ function fingerprints(chain: ClientChain): string[] {
 
 function commonName(subject: string): string | undefined {
   return /^CN=(.*)$/m.exec(subject)?.[1];
+}
+
+function at<T>(items: readonly T[], index: number): T {
+  const item = items[index];
+  if (item === undefined) throw new Error(`no element at ${index}`);
+  return item;
 }
 
 describe('TLS listener: the credential is chosen by SNI', function () {
@@ -207,6 +213,99 @@ describe('TLS listener: client certificate chains (requestClientCert)', function
           expectBalanced(server.listener);
         });
       }
+    });
+  }
+});
+
+/**
+ * One of Node's bundled roots with an EC key: OpenSSL links a certificate only to an issuer
+ * whose key type matches its signature, and the test PKI signs with P-256.
+ */
+function bundledEcRoot(): { pem: string; commonName: string } {
+  for (const pem of tls.rootCertificates) {
+    const cert = new X509Certificate(pem);
+    if (cert.publicKey.asymmetricKeyType === 'ec') return { pem, commonName: commonName(cert.subject) ?? cert.subject };
+  }
+  throw new Error('Node bundles no root with an EC key');
+}
+
+describe("TLS listener: the client's chain is only what the client sent", function () {
+  const cleanup = useCleanup();
+  const root = bundledEcRoot();
+  let namingRoot: ClientChain;
+  before(async function () {
+    namingRoot = await clientChainNamingIssuer('names-a-bundled-root', root.pem);
+  });
+
+  /** [first `count` certificates of `chain`], as a client sends them. */
+  function sending(chain: ClientChain, count: number): { cert: string; key: string } {
+    return { cert: chain.certs.slice(0, count).join(''), key: chain.key };
+  }
+
+  for (const backend of BACKENDS) {
+    describe(`${backend} backend`, function () {
+      const notSelfSigned = [
+        {
+          what: `[leaf, intermediate] whose intermediate names a bundled root (${root.commonName}), with key and cert`,
+          credential: () => primary,
+          client: () => sending(namingRoot, 2),
+          anchor: '#1',
+        },
+        {
+          what: 'the same chain, with a caller-built SecureContext that has no ca (Node loads its bundled roots)',
+          credential: () => tls.createSecureContext(primary),
+          client: () => sending(namingRoot, 2),
+          anchor: '#1',
+        },
+        {
+          what: '[leaf, intermediate] with a caller-built SecureContext whose ca holds the root',
+          credential: () => tls.createSecureContext({ ...primary, ca: [at(pki.clientChain3.certs, 2)] }),
+          client: () => sending(pki.clientChain3, 2),
+          anchor: '#1',
+        },
+        {
+          what: 'a leaf issued by a CA that a caller-built SecureContext has in its ca',
+          credential: () => tls.createSecureContext({ ...primary, ca: [at(pki.clientChain2.certs, 1)] }),
+          client: () => sending(pki.clientChain2, 1),
+          anchor: '#0',
+        },
+      ];
+      for (const c of notSelfSigned) {
+        it(`rejects ${c.what} as unknown_ca: the anchor is the client's own last certificate`, async function () {
+          const server = await startListener(cleanup, { backend, credential: c.credential(), requestClientCert: true }, greet('accepted\n'));
+          const client = tlsConnect(cleanup, server.port, c.client());
+          const { error } = await server.nextClientError();
+          expect(error.code).to.equal('ERR_CLIENT_CERT_REJECTED');
+          expect(error.reason, error.message).to.equal('unknown_ca');
+          expect(error.message).to.include(`certificate ${c.anchor} (`).and.include("is the chain's trust anchor but is not self-signed");
+          expect(error.message).to.not.include(root.commonName);
+          await client.whenClosed();
+          expect(server.served).to.deep.equal([]);
+        });
+      }
+
+      it("leaves Node's own getPeerCertificate(true) whole for the handler, with key and cert", async function () {
+        const chain = pki.clientChain3;
+        const server = await startListener(cleanup, { backend, credential: primary, requestClientCert: true }, (socket) => {
+          const seen = new Set<string>();
+          for (let cert = socket.getPeerCertificate(true); cert?.raw && !seen.has(cert.fingerprint256); cert = cert.issuerCertificate) {
+            seen.add(cert.fingerprint256);
+          }
+          socket.write(`node sees ${seen.size}\n`);
+        });
+        const client = tlsConnect(cleanup, server.port, sending(chain, 3));
+        await client.receive('node sees 3\n');
+      });
+
+      it('hands over a whole chain as sent when the caller-built context holds its root too', async function () {
+        const chain = pki.clientChain3;
+        const credential = tls.createSecureContext({ ...primary, ca: [at(chain.certs, 2)] });
+        const server = await startListener(cleanup, { backend, credential, requestClientCert: true }, greet('accepted\n'));
+        const client = tlsConnect(cleanup, server.port, sending(chain, 3));
+        await client.receive('accepted\n');
+        const info = await server.servedCount(1);
+        expect(info.peerCertificateChain.map((cert) => cert.fingerprint256)).to.deep.equal(fingerprints(chain));
+      });
     });
   }
 });
