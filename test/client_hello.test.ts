@@ -6,7 +6,14 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import { MAX_CLIENT_HELLO_BYTES, parseClientHello } from '../src/tls/client_hello.js';
 import type { ClientHelloParse } from '../src/tls/client_hello.js';
+import { ClientHelloAccumulator } from '../src/tls/client_hello_accumulator.js';
+import type { AccumulatedHello } from '../src/tls/client_hello_accumulator.js';
+import { readClientHello } from '../src/tls/client_hello_reader.js';
+import type { ClientHelloReading } from '../src/tls/client_hello_reader.js';
+import type { CodedError } from '../src/errors.js';
 import { createTestPki } from './support/pki.js';
+import { writeInPieces } from './support/sockets.js';
+import { Cleanup, waitUntil } from './support/waiting.js';
 
 // ---------------------------------------------------------------------------------------
 // Capturing real ClientHellos
@@ -63,6 +70,26 @@ function opensslClient(args: readonly string[]): Starter {
     child.on('error', fail);
     return () => child.kill();
   };
+}
+
+interface RealHellos {
+  nodeHello: Buffer;
+  nodeNoSni: Buffer;
+  nodeNoAlpn: Buffer;
+  opensslHello: Buffer;
+}
+
+let capturing: Promise<RealHellos> | undefined;
+
+/** The real hellos the suites share, captured once per run. */
+function realHellos(): Promise<RealHellos> {
+  capturing ??= (async () => ({
+    nodeHello: await captureHello(nodeClient({ servername: 'example.test', ALPNProtocols: ['h2', 'http/1.1'] })),
+    nodeNoSni: await captureHello(nodeClient({ ALPNProtocols: ['h2', 'http/1.1'] })),
+    nodeNoAlpn: await captureHello(nodeClient({ servername: 'example.test' })),
+    opensslHello: await captureHello(opensslClient(['-servername', 'x.test', '-alpn', 'a,b'])),
+  }))();
+  return capturing;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -194,10 +221,7 @@ describe('parseClientHello: real ClientHellos', function () {
   let opensslHello: Buffer;
 
   before(async function () {
-    nodeHello = await captureHello(nodeClient({ servername: 'example.test', ALPNProtocols: ['h2', 'http/1.1'] }));
-    nodeNoSni = await captureHello(nodeClient({ ALPNProtocols: ['h2', 'http/1.1'] }));
-    nodeNoAlpn = await captureHello(nodeClient({ servername: 'example.test' }));
-    opensslHello = await captureHello(opensslClient(['-servername', 'x.test', '-alpn', 'a,b']));
+    ({ nodeHello, nodeNoSni, nodeNoAlpn, opensslHello } = await realHellos());
   });
 
   it("gives Node's SNI name and ALPN list in the client's order", () => {
@@ -319,47 +343,13 @@ describe('parseClientHello: real ClientHellos', function () {
     it('never throws on mutations of real hellos, and settles no answer that more bytes would change', () => {
       const bases = [nodeHello, nodeNoAlpn, opensslHello];
       const fields = bases.map(lengthFields);
-      const mutation = fc.oneof(
-        fc.record({ kind: fc.constant('flip' as const), at: fc.nat(), xor: fc.integer({ min: 1, max: 255 }) }),
-        fc.record({ kind: fc.constant('truncate' as const), at: fc.nat() }),
-        fc.record({
-          kind: fc.constant('length' as const),
-          at: fc.nat(),
-          value: fc.oneof(fc.constant(0), fc.constant(1), fc.constant(0xffffff), fc.integer({ min: -3, max: 3 }), fc.nat()),
-          relative: fc.boolean(),
-        }),
-        fc.record({
-          kind: fc.constant('splice' as const),
-          at: fc.nat(),
-          remove: fc.integer({ min: 0, max: 4 }),
-          insert: fc.uint8Array({ maxLength: 4 }),
-        }),
-      );
       fc.assert(
         fc.property(
           fc.integer({ min: 0, max: bases.length - 1 }),
-          fc.array(mutation, { minLength: 1, maxLength: 4 }),
+          fc.array(helloMutation, { minLength: 1, maxLength: 4 }),
           fc.nat(),
           (which, mutations, cut) => {
-            let data = Buffer.from(at(bases, which));
-            for (const m of mutations) {
-              if (m.kind === 'flip') {
-                const index = m.at % Math.max(1, data.length);
-                if (index < data.length) data.writeUInt8(data.readUInt8(index) ^ m.xor, index);
-              } else if (m.kind === 'truncate') {
-                data = data.subarray(0, m.at % (data.length + 1));
-              } else if (m.kind === 'splice') {
-                const index = m.at % (data.length + 1);
-                data = Buffer.concat([data.subarray(0, index), m.insert, data.subarray(index + m.remove)]);
-              } else {
-                const field = at(at(fields, which), m.at % at(fields, which).length);
-                if (field.at + field.size > data.length) continue;
-                const max = 2 ** (8 * field.size) - 1;
-                const old = data.readUIntBE(field.at, field.size);
-                const value = m.relative ? old + m.value : m.value;
-                data.writeUIntBE(Math.min(max, Math.max(0, value)), field.at, field.size);
-              }
-            }
+            const data = mutate(at(bases, which), at(fields, which), mutations);
             const result = parseClientHello(data);
             checkInvariants(data, result);
             // An answer other than 'incomplete' is final: more bytes must not change it.
@@ -580,6 +570,277 @@ describe('parseClientHello: hand-built hellos', () => {
     });
   });
 });
+
+// ---------------------------------------------------------------------------------------
+// The accumulator and the reader: how the bytes are cut into reads must not matter
+
+/** `data` cut at the given offsets (any order, duplicates and out-of-range ones ignored). */
+function cutInto(data: Buffer, cuts: readonly number[]): Buffer[] {
+  const bounds = [...new Set(cuts.map((cut) => cut % (data.length + 1)))].sort((a, b) => a - b);
+  const chunks: Buffer[] = [];
+  let start = 0;
+  for (const bound of [...bounds, data.length]) {
+    if (bound > start) chunks.push(data.subarray(start, bound));
+    start = Math.max(start, bound);
+  }
+  return chunks;
+}
+
+interface Fed {
+  result: AccumulatedHello;
+  peak: number;
+  largestChunk: number;
+}
+
+/** Pushes the chunks in order (stopping once settled), checking the cap after every one. */
+function feed(chunks: readonly Buffer[]): Fed {
+  const accumulator = new ClientHelloAccumulator();
+  let result: AccumulatedHello = { kind: 'incomplete' };
+  let largestChunk = 0;
+  for (const chunk of chunks) {
+    largestChunk = Math.max(largestChunk, chunk.length);
+    result = accumulator.push(chunk);
+    if (result.kind !== 'incomplete') {
+      if (accumulator.bufferedBytes !== 0) throw new Error(`${accumulator.bufferedBytes} bytes still held once settled`);
+      break;
+    }
+    // Plain checks: this runs once per byte in the byte-by-byte cuts.
+    if (accumulator.bufferedBytes > MAX_CLIENT_HELLO_BYTES) throw new Error(`${accumulator.bufferedBytes} bytes held while waiting`);
+  }
+  expect(accumulator.peakBufferedBytes).to.be.at.most(MAX_CLIENT_HELLO_BYTES + largestChunk);
+  return { result, peak: accumulator.peakBufferedBytes, largestChunk };
+}
+
+const readCuts = fc.oneof(
+  fc.array(fc.nat(), { maxLength: 12 }),
+  // Now and then byte by byte, the cheapest cut for a client and the costliest for a reader.
+  fc.constant('every byte' as const),
+);
+
+function chunksOf(data: Buffer, cuts: readonly number[] | 'every byte'): Buffer[] {
+  return cuts === 'every byte' ? Array.from(data, (_byte, index) => data.subarray(index, index + 1)) : cutInto(data, cuts);
+}
+
+describe('ClientHelloAccumulator: however the bytes are cut into reads, the answer is the one-chunk answer', function () {
+  let hellos: RealHellos;
+  before(async function () {
+    hellos = await realHellos();
+  });
+
+  it('completes real hellos, re-framed into up to four records and cut anywhere, with what one chunk gives', () => {
+    const bases = [hellos.nodeHello, hellos.nodeNoSni, hellos.nodeNoAlpn, hellos.opensslHello];
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: bases.length - 1 }),
+        fc.uniqueArray(fc.integer({ min: 1, max: 250 }), { maxLength: 3 }),
+        readCuts,
+        fc.boolean(),
+        (which, recordCuts, cuts, earlyData) => {
+          const hello = frame(messageOf(at(bases, which)), [...recordCuts].sort((a, b) => a - b));
+          const data = earlyData ? Buffer.concat([hello, record(Buffer.from('early'), 23)]) : hello;
+          const expected = expectComplete(parseClientHello(data));
+          const { result } = feed(chunksOf(data, cuts));
+          if (result.kind !== 'complete') throw new Error(`expected complete, got ${JSON.stringify(result)}`);
+          expect(result.servername).to.equal(expected.servername);
+          expect(result.alpnProtocols).to.deep.equal(expected.alpnProtocols);
+          // What is put back for OpenSSL: every byte held, the hello first and untouched.
+          expect(result.bytes.length).to.be.at.least(expected.bytesUsed);
+          expect(result.bytes.equals(data.subarray(0, result.bytes.length))).to.equal(true);
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
+  it('completes the largest hello under the cap, and rejects one byte more as too large, cut anywhere', () => {
+    const fitting = MAX_CLIENT_HELLO_BYTES - 2 * 5;
+    const base = helloMessage({ extensions: [extension(21, Buffer.alloc(0))] });
+    const largest = frame(helloMessage({ extensions: [sniExtension('a.test'), extension(21, Buffer.alloc(fitting - base.length - 15))] }), [16384]);
+    const tooLarge = frame(helloMessage({ extensions: [extension(21, Buffer.alloc(fitting - base.length + 1))] }), [16384]);
+    expect(largest.length).to.equal(MAX_CLIENT_HELLO_BYTES);
+    fc.assert(
+      fc.property(readCuts.filter((cuts) => cuts !== 'every byte'), (cuts) => {
+        const { result } = feed(chunksOf(largest, cuts));
+        expect(result.kind === 'complete' ? result.servername : result).to.equal('a.test');
+        const rejected = feed(chunksOf(tooLarge, cuts)).result;
+        expect(rejected.kind === 'invalid' ? rejected.reason : rejected).to.match(/too large/);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('never settles an answer other than the whole input parsed in one piece, for mutated hellos and arbitrary bytes', () => {
+    const bases = [hellos.nodeHello, hellos.nodeNoAlpn, hellos.opensslHello];
+    const fields = bases.map(lengthFields);
+    const input = fc.oneof(
+      fc
+        .tuple(fc.integer({ min: 0, max: bases.length - 1 }), fc.array(helloMutation, { minLength: 1, maxLength: 4 }))
+        .map(([which, mutations]) => mutate(at(bases, which), at(fields, which), mutations)),
+      fc.uint8Array({ maxLength: 600 }).map((tail) => Buffer.concat([Buffer.from([22, 3, 1]), tail])),
+    );
+    fc.assert(
+      fc.property(input, readCuts, (data, cuts) => {
+        const whole = parseClientHello(data);
+        const { result } = feed(chunksOf(data, cuts));
+        // The reader waits for the framing to decide, so it may still be waiting where the
+        // parser already saw a malformed field; it never answers otherwise than the parser.
+        if (result.kind === 'incomplete') {
+          expect(whole.kind).to.not.equal('complete');
+          return;
+        }
+        expect(result.kind).to.equal(whole.kind);
+        if (result.kind === 'complete' && whole.kind === 'complete') {
+          expect([result.servername, result.alpnProtocols]).to.deep.equal([whole.servername, whole.alpnProtocols]);
+        }
+      }),
+      { numRuns: 2_000 },
+    );
+  });
+
+  it('rejects any stream of MAX_CLIENT_HELLO_BYTES or more, holding at most the cap plus the read that crossed it', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 16384 }),
+        fc.integer({ min: 0, max: 0xffffff }),
+        fc.integer({ min: 0, max: 20_000 }),
+        readCuts.filter((cuts) => cuts !== 'every byte'),
+        (recordSize, declared, extra, cuts) => {
+          // Handshake records of one size, however long the hello they claim to carry.
+          const total = MAX_CLIENT_HELLO_BYTES + extra;
+          const stream = Buffer.concat([u8(1), u24(declared), Buffer.alloc(total, 0x41)]);
+          const records: Buffer[] = [];
+          for (let i = 0, length = 0; length < total; i += recordSize) {
+            const piece = record(stream.subarray(i, i + recordSize));
+            records.push(piece);
+            length += piece.length;
+          }
+          const data = Buffer.concat(records).subarray(0, total);
+          const { result } = feed(chunksOf(data, cuts));
+          expect(result.kind, JSON.stringify(result)).to.equal('invalid');
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+});
+
+describe('readClientHello over a real socket: at most the cap plus one read is held', function () {
+  const cleanup = new Cleanup();
+  afterEach(async function () {
+    await cleanup.run();
+  });
+
+  /**
+   * Full-size handshake records opening a ClientHello that claims 64 KiB, less the last byte:
+   * a flood never ends, so its bytes never end on a record boundary either.
+   */
+  function fullSizeRecords(count: number): Buffer {
+    const body = Buffer.alloc(1 << 14, 0x41);
+    Buffer.concat([u8(1), u24(64 * 1024)]).copy(body);
+    const records = Buffer.concat(Array.from({ length: count }, () => record(body)));
+    return records.subarray(0, records.length - 1);
+  }
+
+  /** A real hello's message cut into one-byte records: legitimate framing, past the cap. */
+  function oneByteRecords(): Buffer {
+    const message = helloMessage({ extensions: [sniExtension('a.test'), extension(21, Buffer.alloc(4000))] });
+    return frame(message, Array.from({ length: message.length - 1 }, (_, i) => i + 1));
+  }
+
+  const floods: Array<[string, () => Buffer, number]> = [
+    // 16390-byte writes over 16389-byte records: no write ends on a record boundary.
+    ['full-size records that never end on a write boundary', () => fullSizeRecords(64), 16_390],
+    ['a hello cut into one-byte records', oneByteRecords, 1_000],
+  ];
+  for (const [what, streamOf, writeSize] of floods) {
+    it(`rejects ${what} as too large, long before the stream ends`, async function () {
+      const stream = streamOf();
+      const server = net.createServer();
+      cleanup.add(() => new Promise((resolve) => server.close(resolve)));
+      server.listen(0, '127.0.0.1');
+      await once(server, 'listening');
+      const address = server.address() as net.AddressInfo;
+
+      let largestChunk = 0;
+      let failure: Error | undefined;
+      let reading: ClientHelloReading | undefined;
+      server.once('connection', (socket: net.Socket) => {
+        cleanup.add(() => socket.destroy());
+        socket.on('error', () => undefined);
+        // Registered first, so it sees each chunk before the reader does.
+        socket.on('data', (chunk: Buffer) => {
+          if (failure === undefined) largestChunk = Math.max(largestChunk, chunk.length);
+        });
+        reading = readClientHello(
+          socket,
+          (hello) => {
+            failure = new Error(`accepted a flood as a hello: ${JSON.stringify(hello)}`);
+          },
+          (error) => {
+            failure = error;
+            socket.destroy();
+          },
+        );
+      });
+
+      const client = net.connect(address.port, '127.0.0.1');
+      cleanup.add(() => client.destroy());
+      client.on('error', () => undefined);
+      await once(client, 'connect');
+      await writeInPieces(client, stream, writeSize, () => failure !== undefined);
+      client.end();
+      await waitUntil(() => failure !== undefined, 'the reader to give up');
+      expect((failure as CodedError).code).to.equal('ERR_TLS_CLIENT_HELLO_INVALID');
+      expect(failure?.message).to.match(/too large/);
+      if (reading === undefined) throw new Error('no connection was read');
+      expect(reading.peakBufferedBytes, `largest read ${largestChunk}`).to.be.at.most(MAX_CLIENT_HELLO_BYTES + largestChunk);
+      expect(reading.bufferedBytes).to.equal(0);
+    });
+  }
+});
+
+const helloMutation = fc.oneof(
+  fc.record({ kind: fc.constant('flip' as const), at: fc.nat(), xor: fc.integer({ min: 1, max: 255 }) }),
+  fc.record({ kind: fc.constant('truncate' as const), at: fc.nat() }),
+  fc.record({
+    kind: fc.constant('length' as const),
+    at: fc.nat(),
+    value: fc.oneof(fc.constant(0), fc.constant(1), fc.constant(0xffffff), fc.integer({ min: -3, max: 3 }), fc.nat()),
+    relative: fc.boolean(),
+  }),
+  fc.record({
+    kind: fc.constant('splice' as const),
+    at: fc.nat(),
+    remove: fc.integer({ min: 0, max: 4 }),
+    insert: fc.uint8Array({ maxLength: 4 }),
+  }),
+);
+
+type HelloMutation = typeof helloMutation extends fc.Arbitrary<infer M> ? M : never;
+
+/** A copy of `base` with the mutations applied in order (lengths found by lengthFields). */
+function mutate(base: Buffer, fields: readonly LengthField[], mutations: readonly HelloMutation[]): Buffer {
+  let data = Buffer.from(base);
+  for (const m of mutations) {
+    if (m.kind === 'flip') {
+      const index = m.at % Math.max(1, data.length);
+      if (index < data.length) data.writeUInt8(data.readUInt8(index) ^ m.xor, index);
+    } else if (m.kind === 'truncate') {
+      data = data.subarray(0, m.at % (data.length + 1));
+    } else if (m.kind === 'splice') {
+      const index = m.at % (data.length + 1);
+      data = Buffer.concat([data.subarray(0, index), m.insert, data.subarray(index + m.remove)]);
+    } else {
+      const field = at(fields, m.at % fields.length);
+      if (field.at + field.size > data.length) continue;
+      const max = 2 ** (8 * field.size) - 1;
+      const old = data.readUIntBE(field.at, field.size);
+      const value = m.relative ? old + m.value : m.value;
+      data.writeUIntBE(Math.min(max, Math.max(0, value)), field.at, field.size);
+    }
+  }
+  return data;
+}
 
 function at<T>(items: readonly T[], index: number): T {
   const item = items[index];

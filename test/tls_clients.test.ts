@@ -7,11 +7,15 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Writable } from 'node:stream';
+import tls from 'node:tls';
 import { expect } from 'chai';
 import { createTestPki, writePkiFiles } from './support/pki.js';
 import type { ChainFiles, PkiFiles } from './support/pki.js';
 import {
   BACKENDS,
+  delay,
+  expectBalanced,
   greet,
   run,
   sClient,
@@ -20,8 +24,9 @@ import {
   startListener,
   tlsConnect,
   useCleanup,
+  waitUntil,
 } from './support/tls_harness.js';
-import type { ProcessResult } from './support/tls_harness.js';
+import type { ProcessResult, ReportedError } from './support/tls_harness.js';
 import type { ConnectionHandler } from '../src/tls/tls_listener.js';
 
 const pki = await createTestPki();
@@ -190,6 +195,79 @@ describe('openssl s_client: client certificate chains from -cert, -key and -cert
         });
       }
     });
+  }
+});
+
+/** Handshakes s_client saw the server finish (the first one and every renegotiation), from -msg. */
+function serverFinishedCount(stdout: string): number {
+  return stdout.match(/^<<< TLS 1\.2, Handshake \[length [0-9a-f]+\], Finished$/gm)?.length ?? 0;
+}
+
+describe('openssl s_client -tls1_2: client-initiated renegotiation is refused or cut off', function () {
+  const cleanup = useCleanup();
+  /** More than Node's limit, so a listener that does not enforce it lets every one through. */
+  const ATTEMPTS = tls.CLIENT_RENEG_LIMIT + 5;
+  const credentials = [
+    // The package's own contexts refuse renegotiation outright (SSL_OP_NO_RENEGOTIATION).
+    {
+      label: 'key and cert (the package builds the context)',
+      credential: () => primary,
+      outcome: 'refuses the first renegotiation and ends the connection',
+      maxHandshakes: 1,
+      code: /^ERR_SSL_/,
+    },
+    // A caller's context allows it (Node turns OpenSSL 3's refusal off); Node's limit then applies.
+    {
+      label: 'a caller-built SecureContext',
+      credential: () => tls.createSecureContext(primary),
+      outcome: `ends the connection after Node's limit of ${tls.CLIENT_RENEG_LIMIT} renegotiations`,
+      maxHandshakes: 1 + tls.CLIENT_RENEG_LIMIT,
+      code: /^ERR_TLS_SESSION_ATTACK$/,
+    },
+  ] as const;
+  for (const backend of BACKENDS) {
+    for (const c of credentials) {
+      describe(`${backend} backend, ${c.label}`, function () {
+        it(`${c.outcome}; the handler's socket sees the error`, async function () {
+          const seen: { errors: ReportedError[]; closed: boolean } = { errors: [], closed: false };
+          const server = await startListener(cleanup, { backend, credential: c.credential() }, (socket) => {
+            socket.on('error', (error: ReportedError) => seen.errors.push(error));
+            socket.on('close', () => {
+              seen.closed = true;
+            });
+            socket.write(`${MARKER}\n`);
+          });
+          let stdin: Writable | undefined;
+          let exited = false;
+          // Interactive (no -quiet, no -ign_eof): s_client reads `R` at the start of a line as
+          // "renegotiate". -msg shows each handshake the server finishes.
+          const finished = sClient(cleanup, server.port, ['-tls1_2', '-noservername', '-msg'], () => false, {
+            typeInto: (input) => {
+              stdin = input;
+            },
+          }).finally(() => {
+            exited = true;
+          });
+          await server.servedCount(1);
+          let typed = 0;
+          for (; typed < ATTEMPTS && !exited; typed++) {
+            stdin?.write('R\n');
+            // One renegotiation at a time: s_client only looks at the first byte of each read.
+            await delay(250);
+          }
+          const exitedBeforeStdinClosed = exited;
+          stdin?.end();
+          const result = await finished;
+          expect(exitedBeforeStdinClosed, `the server kept the connection through ${typed} renegotiations\n${describeRun(result)}`).to.equal(true);
+          expect(serverFinishedCount(result.stdout), describeRun(result)).to.be.within(1, c.maxHandshakes);
+          await waitUntil(() => seen.closed, "the handler's socket to close");
+          expect(seen.errors.map((error) => error.code ?? error.message)).to.have.length.at.least(1);
+          expect(seen.errors[0]?.code, seen.errors[0]?.message).to.match(c.code);
+          await waitUntil(() => server.listener.stats().active === 0, 'the connection to be released');
+          expectBalanced(server.listener);
+        });
+      });
+    }
   }
 });
 

@@ -1,15 +1,18 @@
 // The TLS listener driven by real tls.connect clients and raw loopback sockets, on both accept
 // backends: credential choice by SNI, client-preference ALPN, client certificate chains, the
 // setup timeout, malformed first bytes, Node's native TLS path, and the handler's lifecycle.
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, randomBytes } from 'node:crypto';
+import net from 'node:net';
 import tls from 'node:tls';
 import { expect } from 'chai';
 import type { ConnectionInfo } from '../src/tls/tls_setup.js';
 import { TLSListener } from '../src/tls/tls_listener.js';
-import { createTestPki } from './support/pki.js';
+import { clientChainNamingIssuer, createTestPki } from './support/pki.js';
 import type { ClientChain } from './support/pki.js';
+import { writeInPieces } from './support/sockets.js';
 import {
   BACKENDS,
+  DEFAULT_WAIT_MS,
   captureClientHello,
   delay,
   expectBalanced,
@@ -42,6 +45,12 @@ function fingerprints(chain: ClientChain): string[] {
 
 function commonName(subject: string): string | undefined {
   return /^CN=(.*)$/m.exec(subject)?.[1];
+}
+
+function at<T>(items: readonly T[], index: number): T {
+  const item = items[index];
+  if (item === undefined) throw new Error(`no element at ${index}`);
+  return item;
 }
 
 describe('TLS listener: the credential is chosen by SNI', function () {
@@ -205,6 +214,99 @@ describe('TLS listener: client certificate chains (requestClientCert)', function
           expectBalanced(server.listener);
         });
       }
+    });
+  }
+});
+
+/**
+ * One of Node's bundled roots with an EC key: OpenSSL links a certificate only to an issuer
+ * whose key type matches its signature, and the test PKI signs with P-256.
+ */
+function bundledEcRoot(): { pem: string; commonName: string } {
+  for (const pem of tls.rootCertificates) {
+    const cert = new X509Certificate(pem);
+    if (cert.publicKey.asymmetricKeyType === 'ec') return { pem, commonName: commonName(cert.subject) ?? cert.subject };
+  }
+  throw new Error('Node bundles no root with an EC key');
+}
+
+describe("TLS listener: the client's chain is only what the client sent", function () {
+  const cleanup = useCleanup();
+  const root = bundledEcRoot();
+  let namingRoot: ClientChain;
+  before(async function () {
+    namingRoot = await clientChainNamingIssuer('names-a-bundled-root', root.pem);
+  });
+
+  /** [first `count` certificates of `chain`], as a client sends them. */
+  function sending(chain: ClientChain, count: number): { cert: string; key: string } {
+    return { cert: chain.certs.slice(0, count).join(''), key: chain.key };
+  }
+
+  for (const backend of BACKENDS) {
+    describe(`${backend} backend`, function () {
+      const notSelfSigned = [
+        {
+          what: `[leaf, intermediate] whose intermediate names a bundled root (${root.commonName}), with key and cert`,
+          credential: () => primary,
+          client: () => sending(namingRoot, 2),
+          anchor: '#1',
+        },
+        {
+          what: 'the same chain, with a caller-built SecureContext that has no ca (Node loads its bundled roots)',
+          credential: () => tls.createSecureContext(primary),
+          client: () => sending(namingRoot, 2),
+          anchor: '#1',
+        },
+        {
+          what: '[leaf, intermediate] with a caller-built SecureContext whose ca holds the root',
+          credential: () => tls.createSecureContext({ ...primary, ca: [at(pki.clientChain3.certs, 2)] }),
+          client: () => sending(pki.clientChain3, 2),
+          anchor: '#1',
+        },
+        {
+          what: 'a leaf issued by a CA that a caller-built SecureContext has in its ca',
+          credential: () => tls.createSecureContext({ ...primary, ca: [at(pki.clientChain2.certs, 1)] }),
+          client: () => sending(pki.clientChain2, 1),
+          anchor: '#0',
+        },
+      ];
+      for (const c of notSelfSigned) {
+        it(`rejects ${c.what} as unknown_ca: the anchor is the client's own last certificate`, async function () {
+          const server = await startListener(cleanup, { backend, credential: c.credential(), requestClientCert: true }, greet('accepted\n'));
+          const client = tlsConnect(cleanup, server.port, c.client());
+          const { error } = await server.nextClientError();
+          expect(error.code).to.equal('ERR_CLIENT_CERT_REJECTED');
+          expect(error.reason, error.message).to.equal('unknown_ca');
+          expect(error.message).to.include(`certificate ${c.anchor} (`).and.include("is the chain's trust anchor but is not self-signed");
+          expect(error.message).to.not.include(root.commonName);
+          await client.whenClosed();
+          expect(server.served).to.deep.equal([]);
+        });
+      }
+
+      it("leaves Node's own getPeerCertificate(true) whole for the handler, with key and cert", async function () {
+        const chain = pki.clientChain3;
+        const server = await startListener(cleanup, { backend, credential: primary, requestClientCert: true }, (socket) => {
+          const seen = new Set<string>();
+          for (let cert = socket.getPeerCertificate(true); cert?.raw && !seen.has(cert.fingerprint256); cert = cert.issuerCertificate) {
+            seen.add(cert.fingerprint256);
+          }
+          socket.write(`node sees ${seen.size}\n`);
+        });
+        const client = tlsConnect(cleanup, server.port, sending(chain, 3));
+        await client.receive('node sees 3\n');
+      });
+
+      it('hands over a whole chain as sent when the caller-built context holds its root too', async function () {
+        const chain = pki.clientChain3;
+        const credential = tls.createSecureContext({ ...primary, ca: [at(chain.certs, 2)] });
+        const server = await startListener(cleanup, { backend, credential, requestClientCert: true }, greet('accepted\n'));
+        const client = tlsConnect(cleanup, server.port, sending(chain, 3));
+        await client.receive('accepted\n');
+        const info = await server.servedCount(1);
+        expect(info.peerCertificateChain.map((cert) => cert.fingerprint256)).to.deep.equal(fingerprints(chain));
+      });
     });
   }
 });
@@ -459,6 +561,52 @@ describe('TLS listener: malformed first bytes fail the connection, not the liste
   }
 });
 
+/**
+ * `count` full-size handshake records, each opening a ClientHello that claims 64 KiB, less the
+ * last byte: a flood never ends, so its bytes never end on a record boundary either.
+ */
+function fullSizeHandshakeRecords(count: number): Buffer {
+  const body = Buffer.alloc(1 << 14, 0x41);
+  body[0] = 0x01; // ClientHello
+  body.writeUIntBE(64 * 1024, 1, 3);
+  body.writeUInt16BE(0x0303, 4);
+  const header = Buffer.from([0x16, 0x03, 0x01, 0, 0]);
+  header.writeUInt16BE(body.length, 3);
+  const record = Buffer.concat([header, body]);
+  const records = Buffer.concat(Array.from({ length: count }, () => record));
+  return records.subarray(0, records.length - 1);
+}
+
+describe('TLS listener: a flood of handshake records is cut off at the ClientHello cap, not at handshakeTimeout', function () {
+  const cleanup = useCleanup();
+  for (const backend of BACKENDS) {
+    for (const path of PATHS) {
+      describe(`${backend} backend, ${path.label}`, function () {
+        it('rejects a client streaming full-size records in writes that never end on a record boundary, within seconds', async function () {
+          // The timeout is long, so only a rejection as the bytes arrive ends this within the wait.
+          const server = await startListener(cleanup, { backend, credential: primary, handshakeTimeout: 30_000, ...alpnOption(path.alpn) }, greet('hi'));
+          const raw = await rawConnect(cleanup, server.port);
+          let rejected = false;
+          // 4 MiB at most, in 16390-byte writes over 16389-byte records.
+          const flooding = writeInPieces(raw.socket, fullSizeHandshakeRecords(256), 16_390, () => rejected);
+          const { error } = await server.nextClientError(DEFAULT_WAIT_MS);
+          rejected = true;
+          expect(error.code, error.message).to.not.equal('ERR_TLS_HANDSHAKE_TIMEOUT');
+          if (path.alpn !== undefined) {
+            expect(error.code, error.message).to.equal('ERR_TLS_CLIENT_HELLO_INVALID');
+            expect(error.message).to.match(/too large/);
+          }
+          await raw.whenClosed();
+          await flooding;
+          await waitUntil(() => server.listener.stats().active === 0, 'the rejected connection to be released');
+          expect(server.listener.stats().handshakes).to.deep.equal({ completed: 0, failed: 1, timedOut: 0 });
+          expectBalanced(server.listener);
+        });
+      });
+    }
+  }
+});
+
 describe("TLS listener: connections run on Node's native TLS over the accepted TCP handle", function () {
   const cleanup = useCleanup();
   for (const backend of BACKENDS) {
@@ -549,6 +697,41 @@ describe("TLS listener: connections run on Node's native TLS over the accepted T
           expect(info.peerCertificateChain.map((cert) => cert.fingerprint256)).to.deep.equal(fingerprints(chain));
         });
         }
+      });
+    }
+  }
+});
+
+describe('TLS listener: a TLS error after setup ends the connection and reaches the handler', function () {
+  const cleanup = useCleanup();
+  for (const backend of BACKENDS) {
+    for (const maxVersion of ['TLSv1.3', 'TLSv1.2'] as const) {
+      describe(`${backend} backend, ${maxVersion}`, function () {
+        it("closes at once on a forged application-data record, with an 'error' on the handler's socket", async function () {
+          const seen: { errors: Array<Error & { code?: string }>; closed: boolean } = { errors: [], closed: false };
+          const server = await startListener(cleanup, { backend, credential: primary }, (socket) => {
+            socket.on('error', (error: Error & { code?: string }) => seen.errors.push(error));
+            socket.on('close', () => {
+              seen.closed = true;
+            });
+            socket.write('hi');
+          });
+          // The TLS client runs over a TCP socket the test can also write to directly.
+          const tcp = net.connect(server.port, '127.0.0.1');
+          cleanup.add(() => tcp.destroy());
+          const client = tlsConnect(cleanup, server.port, { socket: tcp, maxVersion });
+          await client.receive('hi');
+          // An application-data record whose 32 bytes no key produced: its MAC cannot verify.
+          tcp.write(Buffer.concat([Buffer.from([0x17, 0x03, 0x03, 0x00, 0x20]), randomBytes(32)]));
+          await client.whenClosed();
+          await waitUntil(() => seen.closed, "the handler's socket to close");
+          expect(seen.errors.map((error) => error.code ?? error.message)).to.have.length.at.least(1);
+          expect(seen.errors[0]?.code, seen.errors[0]?.message).to.match(/^ERR_SSL_/);
+          await waitUntil(() => server.listener.stats().active === 0, 'the connection to be released');
+          const stats = server.listener.stats();
+          expect([stats.accepted, stats.closed, stats.active, stats.leaked]).to.deep.equal([1, 1, 0, 0]);
+          expect(stats.handshakes).to.deep.equal({ completed: 1, failed: 0, timedOut: 0 });
+        });
       });
     }
   }

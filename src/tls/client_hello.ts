@@ -38,12 +38,13 @@ export type ClientHelloParse =
 type Incomplete = Extract<ClientHelloParse, { kind: 'incomplete' }>;
 type Invalid = Extract<ClientHelloParse, { kind: 'invalid' }>;
 
-const RECORD_HEADER_BYTES = 5;
-const CONTENT_TYPE_HANDSHAKE = 22;
+// Exported for the reader, which follows the same framing as bytes arrive.
+export const RECORD_HEADER_BYTES = 5;
+export const CONTENT_TYPE_HANDSHAKE = 22;
 // RFC 8446 5.1: a plaintext record body is at most 2^14 bytes; more is record_overflow.
-const MAX_RECORD_BODY_BYTES = 1 << 14;
-const HANDSHAKE_HEADER_BYTES = 4;
-const HANDSHAKE_CLIENT_HELLO = 1;
+export const MAX_RECORD_BODY_BYTES = 1 << 14;
+export const HANDSHAKE_HEADER_BYTES = 4;
+export const HANDSHAKE_CLIENT_HELLO = 1;
 const EXTENSION_SERVER_NAME = 0;
 const EXTENSION_ALPN = 16;
 const NAME_TYPE_HOST_NAME = 0;
@@ -65,7 +66,7 @@ function invalid(reason: string): Stop {
 }
 
 function overCap(needed: number): Stop {
-  return invalid(`ClientHello needs at least ${needed} bytes, over the ${MAX_CLIENT_HELLO_BYTES}-byte cap`);
+  return invalid(`ClientHello too large: needs at least ${needed} bytes, over the ${MAX_CLIENT_HELLO_BYTES}-byte cap`);
 }
 
 export function parseClientHello(data: Uint8Array): ClientHelloParse {

@@ -80,6 +80,17 @@ function isSecureContext(value: unknown): value is tls.SecureContext {
   return typeof value === 'object' && value !== null && 'context' in value && !('key' in value && 'cert' in value);
 }
 
+/** The contexts toSecureContext built, whose verification store is empty. */
+const builtWithEmptyStore = new WeakSet<tls.SecureContext>();
+
+/**
+ * True for a context built here: getPeerCertificate(true) on its connections can only walk
+ * certificates the client sent. A caller's context may hold a `ca` or Node's bundled roots.
+ */
+export function hasEmptyVerificationStore(context: tls.SecureContext): boolean {
+  return builtWithEmptyStore.has(context);
+}
+
 export interface ContextPurpose {
   /** The listener asks clients for certificates. */
   requestClientCert: boolean;
@@ -88,11 +99,22 @@ export interface ContextPurpose {
 /**
  * Builds the context once; `which` names the option in errors ('credential', 'sniCredential').
  *
+ * Client-initiated renegotiation (TLS 1.2) is refused: it costs the server a handshake per
+ * request and gives the listener nothing. OpenSSL 3 refuses it by default, but Node turns
+ * that off (SSL_OP_ALLOW_CLIENT_RENEGOTIATION) in favour of its own limit; NO_RENEGOTIATION
+ * wins over it (checked with OpenSSL 3.0 and 3.5: the first attempt gets a fatal alert).
+ *
  * When client certificates are requested, session tickets are off: a resumed session carries
  * only the client's leaf, not the chain it sent, so the chain rules could not be applied
  * (and OpenSSL refuses to resume under a requested certificate without a session id context).
- * Every such connection gets a full handshake and a full chain, as in the original. A
- * caller-built SecureContext is used as it is.
+ * Every such connection gets a full handshake and a full chain, as in the original.
+ *
+ * The verification store is empty (`ca: []`; without `ca` Node would load its bundled roots):
+ * client chains are judged by the original's rules, never by a store, and Node appends what
+ * it finds in the store to the chain the client sent (see peer_chain.ts). Asking for a client
+ * certificate does not depend on it: the listener never lets OpenSSL reject a chain.
+ *
+ * A caller-built SecureContext is used as it is.
  */
 export function toSecureContext(
   credential: ServerCredential | tls.SecureContext,
@@ -104,12 +126,15 @@ export function toSecureContext(
     throw codedError(ErrorCodes.INVALID_CREDENTIAL, `${which} needs key and cert (PEM), or a tls.SecureContext`);
   }
   try {
-    return tls.createSecureContext({
+    const context = tls.createSecureContext({
       key: credential.key,
       cert: credential.cert,
+      ca: [],
       minVersion: 'TLSv1.2',
-      ...(purpose.requestClientCert ? { secureOptions: crypto.constants.SSL_OP_NO_TICKET } : {}),
+      secureOptions: crypto.constants.SSL_OP_NO_RENEGOTIATION | (purpose.requestClientCert ? crypto.constants.SSL_OP_NO_TICKET : 0),
     });
+    builtWithEmptyStore.add(context);
+    return context;
   } catch (error) {
     throw codedError(ErrorCodes.INVALID_CREDENTIAL, `${which}: ${(error as Error).message}`, { cause: error });
   }

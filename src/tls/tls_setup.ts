@@ -12,7 +12,9 @@ import { chooseAlpnProtocol, wireProtocolLists } from './alpn.js';
 import { readClientHello } from './client_hello_reader.js';
 import type { ClientHelloSummary } from './client_hello_reader.js';
 import { peerCertificateChain } from './peer_chain.js';
+import { hasEmptyVerificationStore } from './credentials.js';
 import { createClientCertRejectedError, validateClientChain } from './client_certificate.js';
+import { releaseControlAfterSetup } from './released_control.js';
 
 export interface ConnectionInfo {
   id: number;
@@ -102,6 +104,7 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
         socket.off('close', closedEarly);
         socket.off('error', failWith);
         tlsSocket.off('error', failWith);
+        releaseControlAfterSetup(tlsSocket);
         done(tlsSocket, info, { sniCredentialUsed: info.sniCredentialUsed });
       });
     };
@@ -141,9 +144,14 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
       id,
       sniCredentialUsed,
       alpnProtocol: tlsSocket.alpnProtocol ?? false,
-      peerCertificateChain: this.options.requestClientCert ? peerCertificateChain(tlsSocket) : [],
+      peerCertificateChain: this.options.requestClientCert ? peerCertificateChain(tlsSocket, hasEmptyVerificationStore(this.servedBy(sniCredentialUsed))) : [],
     };
     if (servername !== undefined) info.servername = servername;
     return info;
+  }
+
+  /** The context the handshake used (SNI picks sniContext whenever there is one). */
+  private servedBy(sniCredentialUsed: boolean): tls.SecureContext {
+    return sniCredentialUsed && this.options.sniContext ? this.options.sniContext : this.options.context;
   }
 }

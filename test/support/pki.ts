@@ -300,6 +300,26 @@ async function generateTestPki(): Promise<TestPki> {
   };
 }
 
+/**
+ * [leaf, intermediate], where the intermediate names the CA certificate `issuerPem` (one of
+ * Node's bundled roots, say) as its issuer but is signed by a key of its own, since the
+ * issuer's key is not ours, and carries no authority key identifier. OpenSSL finds issuers by
+ * name (and key type), so a verification store holding `issuerPem` links the chain to it.
+ */
+export async function clientChainNamingIssuer(label: string, issuerPem: string): Promise<ClientChain> {
+  const [forgerKeys, intermediateKeys, leafKeys] = await Promise.all([generateKeys(), generateKeys(), generateKeys()]);
+  const named: Identity = { cert: new x509.X509Certificate(issuerPem), keys: forgerKeys };
+  const intermediate = await issue({
+    subject: `CN=${label} CA, ${ORG}`,
+    keys: intermediateKeys,
+    issuer: named,
+    forgedSigningKey: forgerKeys.privateKey,
+    role: 'ca',
+  });
+  const leaf = await issue({ subject: `CN=${label}, ${ORG}`, keys: leafKeys, issuer: intermediate, role: 'client' });
+  return clientChain([leaf, intermediate]);
+}
+
 let pending: Promise<TestPki> | undefined;
 
 /** The run's PKI; generated on first call and shared by every later caller. */

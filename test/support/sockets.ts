@@ -128,3 +128,28 @@ export function handleFd(target: net.Socket | net.Server): number {
   return handle.fd;
 }
 
+
+/**
+ * Writes `bytes` in pieces of `pieceSize` as fast as the socket drains, so the reader sees
+ * them cut where the test chooses (as far as TCP keeps write boundaries). Stops early when
+ * the socket closes or `stop()` holds; resolves with the bytes written.
+ */
+export async function writeInPieces(socket: net.Socket, bytes: Buffer, pieceSize: number, stop: () => boolean = () => false): Promise<number> {
+  let at = 0;
+  while (at < bytes.length && !socket.destroyed && !stop()) {
+    const piece = bytes.subarray(at, at + pieceSize);
+    at += piece.length;
+    if (!socket.write(piece)) {
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          socket.off('drain', done);
+          socket.off('close', done);
+          resolve();
+        };
+        socket.on('drain', done);
+        socket.on('close', done);
+      });
+    }
+  }
+  return at;
+}

@@ -4,6 +4,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import net from 'node:net';
+import type { Writable } from 'node:stream';
 import tls from 'node:tls';
 import { TLSListener } from '../../src/tls/tls_listener.js';
 import type { ConnectionHandler, ListenerOptions } from '../../src/tls/tls_listener.js';
@@ -222,6 +223,8 @@ export interface RunOptions {
   until?: (stdout: string) => boolean;
   /** Close stdin at once (for programs that do not read it). */
   closeStdin?: boolean;
+  /** Hands over stdin, for a test that types into the program (s_client's `R`, `Q`). */
+  typeInto?: (stdin: Writable) => void;
   timeoutMs?: number;
 }
 
@@ -251,6 +254,7 @@ export function run(cleanup: Cleanup, command: string, args: readonly string[], 
   };
   child.stdin.on('error', () => undefined); // the program may exit before reading stdin
   if (options.closeStdin === true) closeStdin();
+  options.typeInto?.(child.stdin);
   child.stdout.setEncoding('utf8');
   child.stderr.setEncoding('utf8');
   child.stdout.on('data', (chunk: string) => {
@@ -288,8 +292,9 @@ export function sClient(
   port: number,
   args: readonly string[],
   until: (stdout: string) => boolean,
+  options: Pick<RunOptions, 'typeInto'> = {},
 ): Promise<ProcessResult> {
-  return run(cleanup, 'openssl', ['s_client', '-connect', `127.0.0.1:${port}`, ...args], { until, timeoutMs: 10_000 });
+  return run(cleanup, 'openssl', ['s_client', '-connect', `127.0.0.1:${port}`, ...args], { ...options, until, timeoutMs: 10_000 });
 }
 
 /** The subject line s_client prints for the server certificate ("subject=CN = x, O = y"). */
