@@ -1,7 +1,5 @@
 // The TLS listener: the shared Listener with a TLS setup stage, plus the original router's
 // routing: connections that used the SNI credential come from browsers and go to HTTPS.
-import http from 'node:http';
-import http2 from 'node:http2';
 import type net from 'node:net';
 import type tls from 'node:tls';
 import { checkInteger, Listener, MAX_TIMER_MS } from '../listener.js';
@@ -11,8 +9,10 @@ import { toSecureContext } from './credentials.js';
 import type { ServerCredential } from './credentials.js';
 import { TlsSetup } from './tls_setup.js';
 import type { ConnectionInfo } from './tls_setup.js';
+import { routeToHttp } from './http_route.js';
+import type { RequestListener } from './http_route.js';
 
-export type RequestListener = (request: http.IncomingMessage, response: http.ServerResponse) => void;
+export type { RequestListener } from './http_route.js';
 
 export interface ListenerOptions extends BaseListenerOptions {
   /** Serves clients that send no SNI (and all clients when there is no sniCredential). */
@@ -48,22 +48,6 @@ function validateTlsOptions(options: ListenerOptions): void {
   if (options.http !== undefined && typeof options.http !== 'function' && typeof options.http.emit !== 'function') {
     throw codedError(ErrorCodes.INVALID_OPTION, 'http must be an http.Server or a request listener');
   }
-}
-
-function routeToHttp(target: net.Server | RequestListener): (socket: tls.TLSSocket) => void {
-  if (typeof target !== 'function') return (socket) => void target.emit('connection', socket);
-  // A request listener is served over h2 when ALPN chose it, HTTP/1.1 otherwise; both servers
-  // only parse: they never listen.
-  const http1 = http.createServer(target);
-  let h2: http2.Http2Server | undefined;
-  return (socket) => {
-    if (socket.alpnProtocol === 'h2') {
-      h2 ??= http2.createServer(target as unknown as (request: http2.Http2ServerRequest, response: http2.Http2ServerResponse) => void);
-      h2.emit('connection', socket);
-    } else {
-      http1.emit('connection', socket);
-    }
-  };
 }
 
 export class TLSListener extends Listener<tls.TLSSocket, ConnectionInfo> {
