@@ -5,21 +5,48 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import type net from 'node:net';
 import type tls from 'node:tls';
+import { ConnectionChecks } from './http_connection_checks.js';
 
 export type RequestListener = (request: http.IncomingMessage, response: http.ServerResponse) => void;
 
-export function routeToHttp(target: net.Server | RequestListener): (socket: tls.TLSSocket) => void {
-  if (typeof target !== 'function') return (socket) => void target.emit('connection', socket);
-  // A request listener is served over h2 when ALPN chose it, HTTP/1.1 otherwise; both servers
-  // only parse: they never listen.
-  const http1 = http.createServer(target);
-  let h2: http2.Http2Server | undefined;
-  return (socket) => {
-    if (socket.alpnProtocol === 'h2') {
-      h2 ??= http2.createServer(target as unknown as (request: http2.Http2ServerRequest, response: http2.Http2ServerResponse) => void);
-      h2.emit('connection', socket);
-    } else {
-      http1.emit('connection', socket);
+interface Destination {
+  server: net.Server;
+  checks: ConnectionChecks;
+}
+
+function destination(server: net.Server): Destination {
+  return { server, checks: new ConnectionChecks(server) };
+}
+
+export class HttpRoute {
+  private readonly http1: Destination;
+  private readonly h2: Destination | undefined;
+
+  /**
+   * `http1Options` configure the http.Server built around a request listener (Node's defaults
+   * otherwise); a given server keeps its own settings.
+   */
+  constructor(target: net.Server | RequestListener, http1Options: http.ServerOptions = {}) {
+    if (typeof target !== 'function') {
+      this.http1 = destination(target);
+      return;
     }
-  };
+    // A request listener is served over h2 when ALPN chose it, HTTP/1.1 otherwise.
+    this.http1 = destination(http.createServer(http1Options, target));
+    this.h2 = destination(
+      http2.createServer(target as unknown as (request: http2.Http2ServerRequest, response: http2.Http2ServerResponse) => void),
+    );
+  }
+
+  serve(socket: tls.TLSSocket): void {
+    const { server, checks } = socket.alpnProtocol === 'h2' && this.h2 ? this.h2 : this.http1;
+    checks.ensure();
+    server.emit('connection', socket);
+  }
+
+  /** The listener has closed: stop what serving started. */
+  close(): void {
+    this.http1.checks.stop();
+    this.h2?.checks.stop();
+  }
 }

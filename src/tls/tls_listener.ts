@@ -1,5 +1,6 @@
 // The TLS listener: the shared Listener with a TLS setup stage, plus the original router's
 // routing: connections that used the SNI credential come from browsers and go to HTTPS.
+import type http from 'node:http';
 import type net from 'node:net';
 import type tls from 'node:tls';
 import { checkInteger, Listener, MAX_TIMER_MS } from '../listener.js';
@@ -9,7 +10,7 @@ import { toSecureContext } from './credentials.js';
 import type { ServerCredential } from './credentials.js';
 import { TlsSetup } from './tls_setup.js';
 import type { ConnectionInfo } from './tls_setup.js';
-import { routeToHttp } from './http_route.js';
+import { HttpRoute } from './http_route.js';
 import type { RequestListener } from './http_route.js';
 
 export type { RequestListener } from './http_route.js';
@@ -36,6 +37,12 @@ export interface ListenerOptions extends BaseListenerOptions {
 
 export type ConnectionHandler = Handler<tls.TLSSocket, ConnectionInfo>;
 
+/** Parts of the TLS listener a test (or an embedder) can replace. */
+export interface TlsListenerDependencies extends ListenerDependencies {
+  /** Options of the http.Server built around a request listener given as `http` (Node's defaults otherwise). */
+  http1ServerOptions?: http.ServerOptions;
+}
+
 const DEFAULT_HANDSHAKE_TIMEOUT_MS = 60_000;
 
 function validateTlsOptions(options: ListenerOptions): void {
@@ -51,7 +58,7 @@ function validateTlsOptions(options: ListenerOptions): void {
 }
 
 export class TLSListener extends Listener<tls.TLSSocket, ConnectionInfo> {
-  constructor(options: ListenerOptions, handler: ConnectionHandler, dependencies?: ListenerDependencies) {
+  constructor(options: ListenerOptions, handler: ConnectionHandler, dependencies?: TlsListenerDependencies) {
     if (typeof options !== 'object' || options === null) throw codedError(ErrorCodes.INVALID_OPTION, 'options must be an object');
     validateTlsOptions(options);
     const purpose = { requestClientCert: options.requestClientCert === true };
@@ -64,11 +71,12 @@ export class TLSListener extends Listener<tls.TLSSocket, ConnectionInfo> {
       requestClientCert: purpose.requestClientCert,
       handshakeTimeout: options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
     });
-    const serveHttp = options.http !== undefined ? routeToHttp(options.http) : undefined;
-    const routed: ConnectionHandler = serveHttp
-      ? (socket, info) => (info.sniCredentialUsed ? serveHttp(socket) : handler(socket, info))
+    const route = options.http !== undefined ? new HttpRoute(options.http, dependencies?.http1ServerOptions) : undefined;
+    const routed: ConnectionHandler = route
+      ? (socket, info) => (info.sniCredentialUsed ? route.serve(socket) : handler(socket, info))
       : handler;
     super(options, setup, routed, dependencies);
+    if (route) this.once('close', () => route.close());
     if (options.logTLSErrors === true) {
       this.on('tlsClientError', (error: Error & { code?: string }, info: { id: number; remoteAddress?: string }) => {
         console.error(`native-tls-listener: TLS setup of connection ${info.id} from ${info.remoteAddress ?? '?'} failed: ${error.code ?? ''} ${error.message}`);
