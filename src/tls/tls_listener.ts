@@ -1,7 +1,6 @@
 // The TLS listener: the shared Listener with a TLS setup stage, plus the original router's
 // routing: connections that used the SNI credential come from browsers and go to HTTPS.
 import type http from 'node:http';
-import type net from 'node:net';
 import type tls from 'node:tls';
 import { checkInteger, Listener, MAX_TIMER_MS } from '../listener.js';
 import type { BaseListenerOptions, Handler, ListenerDependencies } from '../listener.js';
@@ -11,9 +10,9 @@ import type { ServerCredential } from './credentials.js';
 import { TlsSetup } from './tls_setup.js';
 import type { ConnectionInfo } from './tls_setup.js';
 import { HttpRoute } from './http_route.js';
-import type { RequestListener } from './http_route.js';
+import type { HttpTarget } from './http_route.js';
 
-export type { RequestListener } from './http_route.js';
+export type { HttpTarget, RequestListener } from './http_route.js';
 
 export interface ListenerOptions extends BaseListenerOptions {
   /** Serves clients that send no SNI (and all clients when there is no sniCredential). */
@@ -29,10 +28,11 @@ export interface ListenerOptions extends BaseListenerOptions {
   /** Log each failed TLS setup to stderr (default false). */
   logTLSErrors?: boolean;
   /**
-   * Where connections that used the SNI credential go: an http.Server / http2 server (given
-   * each connection as a 'connection'), or a request listener served over HTTP/1.1 and h2.
+   * Where connections that used the SNI credential go, by the protocol ALPN chose: a request
+   * listener (h2 and HTTP/1.1), an http.Server or https.Server (HTTP/1.1; h2 is then not
+   * offered to them), or an Http2SecureServer (h2, and HTTP/1.1 with allowHTTP1).
    */
-  http?: net.Server | RequestListener;
+  http?: HttpTarget;
 }
 
 export type ConnectionHandler = Handler<tls.TLSSocket, ConnectionInfo>;
@@ -52,9 +52,6 @@ function validateTlsOptions(options: ListenerOptions): void {
     }
   }
   checkInteger('handshakeTimeout', options.handshakeTimeout, 1, MAX_TIMER_MS);
-  if (options.http !== undefined && typeof options.http !== 'function' && typeof options.http.emit !== 'function') {
-    throw codedError(ErrorCodes.INVALID_OPTION, 'http must be an http.Server or a request listener');
-  }
 }
 
 export class TLSListener extends Listener<tls.TLSSocket, ConnectionInfo> {
@@ -62,16 +59,17 @@ export class TLSListener extends Listener<tls.TLSSocket, ConnectionInfo> {
     if (typeof options !== 'object' || options === null) throw codedError(ErrorCodes.INVALID_OPTION, 'options must be an object');
     validateTlsOptions(options);
     const purpose = { requestClientCert: options.requestClientCert === true };
+    const route = options.http !== undefined ? new HttpRoute(options.http, dependencies?.http1ServerOptions) : undefined;
     const setup = new TlsSetup({
       context: toSecureContext(options.credential, 'credential', purpose),
       ...(options.sniCredential !== undefined
         ? { sniContext: toSecureContext(options.sniCredential, 'sniCredential', purpose) }
         : {}),
       ...(options.alpn !== undefined ? { alpn: options.alpn } : {}),
+      ...(options.alpn !== undefined && route ? { sniAlpn: route.alpnFor(options.alpn) } : {}),
       requestClientCert: purpose.requestClientCert,
       handshakeTimeout: options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
     });
-    const route = options.http !== undefined ? new HttpRoute(options.http, dependencies?.http1ServerOptions) : undefined;
     const routed: ConnectionHandler = route
       ? (socket, info) => (info.sniCredentialUsed ? route.serve(socket) : handler(socket, info))
       : handler;
