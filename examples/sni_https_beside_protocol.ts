@@ -17,7 +17,8 @@ const listener = createListener(
     port,
     credential: loadServerCredential(pki.server), // no SNI: the protocol's certificate
     sniCredential: loadServerCredential(pki.sni), // SNI: a certificate for localhost
-    // A request listener (served over HTTP/1.1, or h2 when ALPN picks it) or an http.Server.
+    // A request listener (served over HTTP/1.1, or h2 when ALPN picks it), or an http.Server,
+    // https.Server or Http2SecureServer.
     http: (request, response) => {
       // HTTP/1.1 names the site in `host`, h2 in `:authority`.
       const site = request.headers.host ?? request.headers[':authority'];

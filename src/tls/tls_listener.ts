@@ -1,8 +1,6 @@
 // The TLS listener: the shared Listener with a TLS setup stage, plus the original router's
 // routing: connections that used the SNI credential come from browsers and go to HTTPS.
-import http from 'node:http';
-import http2 from 'node:http2';
-import type net from 'node:net';
+import type http from 'node:http';
 import type tls from 'node:tls';
 import { checkInteger, Listener, MAX_TIMER_MS } from '../listener.js';
 import type { BaseListenerOptions, Handler, ListenerDependencies } from '../listener.js';
@@ -11,8 +9,10 @@ import { toSecureContext } from './credentials.js';
 import type { ServerCredential } from './credentials.js';
 import { TlsSetup } from './tls_setup.js';
 import type { ConnectionInfo } from './tls_setup.js';
+import { HttpRoute } from './http_route.js';
+import type { HttpTarget } from './http_route.js';
 
-export type RequestListener = (request: http.IncomingMessage, response: http.ServerResponse) => void;
+export type { HttpTarget, RequestListener } from './http_route.js';
 
 export interface ListenerOptions extends BaseListenerOptions {
   /** Serves clients that send no SNI (and all clients when there is no sniCredential). */
@@ -28,13 +28,20 @@ export interface ListenerOptions extends BaseListenerOptions {
   /** Log each failed TLS setup to stderr (default false). */
   logTLSErrors?: boolean;
   /**
-   * Where connections that used the SNI credential go: an http.Server / http2 server (given
-   * each connection as a 'connection'), or a request listener served over HTTP/1.1 and h2.
+   * Where connections that used the SNI credential go, by the protocol ALPN chose: a request
+   * listener (h2 and HTTP/1.1), an http.Server or https.Server (HTTP/1.1; h2 is then not
+   * offered to them), or an Http2SecureServer (h2, and HTTP/1.1 with allowHTTP1).
    */
-  http?: net.Server | RequestListener;
+  http?: HttpTarget;
 }
 
 export type ConnectionHandler = Handler<tls.TLSSocket, ConnectionInfo>;
+
+/** Parts of the TLS listener a test (or an embedder) can replace. */
+export interface TlsListenerDependencies extends ListenerDependencies {
+  /** Options of the http.Server built around a request listener given as `http` (Node's defaults otherwise). */
+  http1ServerOptions?: http.ServerOptions;
+}
 
 const DEFAULT_HANDSHAKE_TIMEOUT_MS = 60_000;
 
@@ -45,46 +52,29 @@ function validateTlsOptions(options: ListenerOptions): void {
     }
   }
   checkInteger('handshakeTimeout', options.handshakeTimeout, 1, MAX_TIMER_MS);
-  if (options.http !== undefined && typeof options.http !== 'function' && typeof options.http.emit !== 'function') {
-    throw codedError(ErrorCodes.INVALID_OPTION, 'http must be an http.Server or a request listener');
-  }
-}
-
-function routeToHttp(target: net.Server | RequestListener): (socket: tls.TLSSocket) => void {
-  if (typeof target !== 'function') return (socket) => void target.emit('connection', socket);
-  // A request listener is served over h2 when ALPN chose it, HTTP/1.1 otherwise; both servers
-  // only parse: they never listen.
-  const http1 = http.createServer(target);
-  let h2: http2.Http2Server | undefined;
-  return (socket) => {
-    if (socket.alpnProtocol === 'h2') {
-      h2 ??= http2.createServer(target as unknown as (request: http2.Http2ServerRequest, response: http2.Http2ServerResponse) => void);
-      h2.emit('connection', socket);
-    } else {
-      http1.emit('connection', socket);
-    }
-  };
 }
 
 export class TLSListener extends Listener<tls.TLSSocket, ConnectionInfo> {
-  constructor(options: ListenerOptions, handler: ConnectionHandler, dependencies?: ListenerDependencies) {
+  constructor(options: ListenerOptions, handler: ConnectionHandler, dependencies?: TlsListenerDependencies) {
     if (typeof options !== 'object' || options === null) throw codedError(ErrorCodes.INVALID_OPTION, 'options must be an object');
     validateTlsOptions(options);
     const purpose = { requestClientCert: options.requestClientCert === true };
+    const route = options.http !== undefined ? new HttpRoute(options.http, dependencies?.http1ServerOptions) : undefined;
     const setup = new TlsSetup({
       context: toSecureContext(options.credential, 'credential', purpose),
       ...(options.sniCredential !== undefined
         ? { sniContext: toSecureContext(options.sniCredential, 'sniCredential', purpose) }
         : {}),
       ...(options.alpn !== undefined ? { alpn: options.alpn } : {}),
+      ...(options.alpn !== undefined && route ? { sniAlpn: route.alpnFor(options.alpn) } : {}),
       requestClientCert: purpose.requestClientCert,
       handshakeTimeout: options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
     });
-    const serveHttp = options.http !== undefined ? routeToHttp(options.http) : undefined;
-    const routed: ConnectionHandler = serveHttp
-      ? (socket, info) => (info.sniCredentialUsed ? serveHttp(socket) : handler(socket, info))
+    const routed: ConnectionHandler = route
+      ? (socket, info) => (info.sniCredentialUsed ? route.serve(socket) : handler(socket, info))
       : handler;
     super(options, setup, routed, dependencies);
+    if (route) this.once('close', () => route.close());
     if (options.logTLSErrors === true) {
       this.on('tlsClientError', (error: Error & { code?: string }, info: { id: number; remoteAddress?: string }) => {
         console.error(`native-tls-listener: TLS setup of connection ${info.id} from ${info.remoteAddress ?? '?'} failed: ${error.code ?? ''} ${error.message}`);

@@ -30,6 +30,8 @@ export interface TlsSetupOptions {
   context: tls.SecureContext;
   sniContext?: tls.SecureContext;
   alpn?: readonly string[];
+  /** The protocols offered to clients served with sniContext, when not all of alpn (a subset of it). */
+  sniAlpn?: readonly string[];
   requestClientCert: boolean;
   handshakeTimeout: number;
 }
@@ -125,7 +127,8 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
       rejectUnauthorized: false,
     };
     if (hello) {
-      const chosen = chooseAlpnProtocol(hello.alpnProtocols, this.serverAlpn);
+      const offered = hello.servername !== undefined && sniContext ? (this.options.sniAlpn ?? this.serverAlpn) : this.serverAlpn;
+      const chosen = chooseAlpnProtocol(hello.alpnProtocols, offered);
       const wire = chosen !== undefined ? this.alpnLists.get(chosen) : undefined;
       if (wire) options.ALPNProtocols = wire;
     } else if (sniContext) {

@@ -7,7 +7,7 @@ import net from 'node:net';
 import type { Writable } from 'node:stream';
 import tls from 'node:tls';
 import { TLSListener } from '../../src/tls/tls_listener.js';
-import type { ConnectionHandler, ListenerOptions } from '../../src/tls/tls_listener.js';
+import type { ConnectionHandler, ListenerOptions, TlsListenerDependencies } from '../../src/tls/tls_listener.js';
 import type { ConnectionInfo } from '../../src/tls/tls_setup.js';
 import type { SetupFailureInfo } from '../../src/listener.js';
 import { expect } from 'chai';
@@ -43,12 +43,13 @@ export async function startListener(
   cleanup: Cleanup,
   options: Omit<ListenerOptions, 'port' | 'host'>,
   handler: ConnectionHandler,
+  dependencies?: TlsListenerDependencies,
 ): Promise<RunningListener> {
   const served: ConnectionInfo[] = [];
   const listener = new TLSListener({ ...options, host: '127.0.0.1', port: 0 }, (socket, info) => {
     served.push(info);
     return handler(socket, info);
-  });
+  }, dependencies);
   cleanup.add(() => listener.close());
   const clientErrors: RunningListener['clientErrors'] = [];
   const connectionErrors: RunningListener['connectionErrors'] = [];
