@@ -7,6 +7,7 @@
         "native/accept_errors.cc",
         "native/listen_socket.cc",
         "native/acceptor.cc",
+        "native/arguments.cc",
         "native/resolver.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

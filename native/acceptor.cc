@@ -3,8 +3,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
+#include <string>
 
 #include "accept_errors.h"
+#include "arguments.h"
 #include "listen_socket.h"
 
 namespace ntl {
@@ -16,27 +19,47 @@ enum EventKind : int32_t { kEventRetry = 0, kEventPause = 1, kEventFatal = 2 };
 // A batch slot JS has taken but not yet settled (see acceptor.h; -2 is settled).
 constexpr int32_t kSlotTaken = -1;
 
+// Option ranges (documented on AcceptorOptions in src/native/binding.ts, checked there too).
+// A batch holds at most batchLimit descriptors; back-off delays are timer milliseconds.
+constexpr int64_t kBatchLimitMax = 4096;
+constexpr int64_t kPauseMinMsMax = 60000;
+constexpr int64_t kPauseMaxMsMax = 3600000;
+
+// A libuv call failed: the Error JS sees, shaped like Node's own system errors (code, a
+// positive errno, and the call as syscall). libuv's codes are -errno on Unix.
+Napi::Error UvError(Napi::Env env, int status, const char* call) {
+  std::string code = uv_err_name(status);
+  Napi::Error error = Napi::Error::New(env, std::string(call) + " " + code + ": " + uv_strerror(status));
+  error.Set("code", Napi::String::New(env, code));
+  error.Set("errno", Napi::Number::New(env, -status));
+  error.Set("syscall", Napi::String::New(env, call));
+  return error;
+}
+
 void OnHandleClosed(uv_handle_t* handle) {
   auto* loop = static_cast<AcceptLoop*>(handle->data);
   if (--loop->handles_open > 0) return;
   if (loop->owner != nullptr) loop->owner->Detach(loop->counters);
   if (loop->cleanup_hook != nullptr) {
     // Tells Node the environment may finish tearing down: nothing of ours is left on its loop.
-    napi_remove_async_cleanup_hook(loop->cleanup_hook);
+    // It fails only for a hook that is not registered; there is nothing to undo either way.
+    (void)napi_remove_async_cleanup_hook(loop->cleanup_hook);
   }
   delete loop;
 }
 
 // Stops polling, closes the listening fd at once (so the port is free when this returns) and
-// starts closing the libuv handles. Safe to call twice. Makes no JS calls.
+// starts closing the libuv handles that were initialised; the loop is freed once they have
+// closed. Safe to call twice. Makes no JS calls.
 void BeginClose(AcceptLoop* loop) {
   if (loop->closing) return;
   loop->closing = true;
   loop->polling = false;
   // uv_close on a poll handle stops it and removes the fd from epoll/kqueue before returning,
-  // so closing the fd right after is safe.
-  uv_close(reinterpret_cast<uv_handle_t*>(&loop->poll), OnHandleClosed);
-  uv_close(reinterpret_cast<uv_handle_t*>(&loop->resume_timer), OnHandleClosed);
+  // so closing the fd right after is safe. A handle uv_*_init refused is not a handle at all:
+  // closing (or starting) it would read a zeroed struct.
+  if (loop->poll_initialized) uv_close(reinterpret_cast<uv_handle_t*>(&loop->poll), OnHandleClosed);
+  if (loop->timer_initialized) uv_close(reinterpret_cast<uv_handle_t*>(&loop->resume_timer), OnHandleClosed);
   if (loop->listen_fd >= 0) {
     close(loop->listen_fd);
     loop->listen_fd = -1;
@@ -75,7 +98,8 @@ bool CallJs(AcceptLoop* loop, Napi::FunctionReference& callback, size_t argc, co
   napi_value error = nullptr;
   if (napi_is_exception_pending(env, &pending) == napi_ok && pending &&
       napi_get_and_clear_last_exception(env, &error) == napi_ok && error != nullptr) {
-    napi_fatal_exception(env, error);
+    // Fails only when JS cannot run any more, and then nobody is left to tell.
+    (void)napi_fatal_exception(env, error);
   }
   return false;
 }
@@ -128,7 +152,8 @@ void DeliverBatch(AcceptLoop* loop) {
       }
       loop->batch.clear();
     }
-    napi_close_handle_scope(env, scope);
+    // Fails only for a scope that is not the innermost; nothing here opens another.
+    (void)napi_close_handle_scope(env, scope);
   }
   // No array to hand over: every descriptor is still ours.
   for (int fd : loop->batch) close(fd);
@@ -144,21 +169,25 @@ void ReportEvent(AcceptLoop* loop, EventKind kind, int err, uint64_t delay_ms) {
       napi_create_double(env, static_cast<double>(delay_ms), &args[2]) == napi_ok) {
     CallJs(loop, loop->on_event, 3, args);
   }
-  napi_close_handle_scope(env, scope);
+  (void)napi_close_handle_scope(env, scope);
 }
 
 void OnResume(uv_timer_t* timer);
 
-void Pause(AcceptLoop* loop) {
+// Returns 0, or the libuv error that kept the resume timer from starting (then polling goes on).
+int Pause(AcceptLoop* loop) {
   // Out of descriptors, or a pending connection that keeps failing the same way: it stays in
   // the backlog and is tried again when the timer fires. Not polling until then is what keeps
-  // this from spinning.
-  uv_poll_stop(&loop->poll);
+  // this from spinning; the timer starts first, since a pause nothing would end must not begin.
+  uint64_t delay = loop->next_pause_ms;
+  int err = uv_timer_start(&loop->resume_timer, OnResume, delay, 0);
+  if (err != 0) return err;
+  // uv_poll_stop returns 0 on every path (libuv asserts instead of failing).
+  (void)uv_poll_stop(&loop->poll);
   loop->polling = false;
   loop->counters.pauses++;
-  uint64_t delay = loop->next_pause_ms;
   loop->next_pause_ms = delay * 2 > loop->pause_max_ms ? loop->pause_max_ms : delay * 2;
-  uv_timer_start(&loop->resume_timer, OnResume, delay, 0);
+  return 0;
 }
 
 void OnReadable(uv_poll_t* handle, int status, int) {
@@ -220,7 +249,14 @@ void OnReadable(uv_poll_t* handle, int status, int) {
     if (!paused) loop->next_pause_ms = loop->pause_min_ms;
   }
   uint64_t pause_delay = loop->next_pause_ms;
-  if (paused) Pause(loop);
+  if (paused) {
+    int err = Pause(loop);
+    // A back-off that cannot be timed: report and close, as for a fatal errno.
+    if (err != 0) {
+      paused = false;
+      fatal_errno = -err;
+    }
+  }
 
   DeliverBatch(loop);
   for (int err : retried) ReportEvent(loop, kEventRetry, err, 0);
@@ -236,15 +272,14 @@ void OnReadable(uv_poll_t* handle, int status, int) {
 void OnResume(uv_timer_t* timer) {
   auto* loop = static_cast<AcceptLoop*>(timer->data);
   if (loop->closing) return;
-  uv_poll_start(&loop->poll, UV_READABLE, OnReadable);
+  int err = uv_poll_start(&loop->poll, UV_READABLE, OnReadable);
+  if (err != 0) {
+    // Accepting cannot resume: the listener must learn that, as from a fatal accept() error.
+    ReportEvent(loop, kEventFatal, -err, 0);
+    BeginClose(loop);
+    return;
+  }
   loop->polling = true;
-}
-
-uint64_t OptionalUint(const Napi::Object& options, const char* name, uint64_t fallback) {
-  Napi::Value value = options.Get(name);
-  if (!value.IsNumber()) return fallback;
-  double number = value.As<Napi::Number>().DoubleValue();
-  return number >= 1 ? static_cast<uint64_t>(number) : fallback;
 }
 
 }  // namespace
@@ -263,37 +298,64 @@ Napi::Function Acceptor::Define(Napi::Env env) {
 
 Acceptor::Acceptor(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Acceptor>(info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 4 || !info[0].IsNumber() || !info[1].IsFunction() || !info[2].IsFunction() ||
-      !info[3].IsObject()) {
-    throw Napi::TypeError::New(env, "Acceptor(listenFd, onBatch, onEvent, options)");
+  if (info.Length() < 4 || !info[1].IsFunction() || !info[2].IsFunction() || !info[3].IsObject()) {
+    throw InvalidArgument(env, true, "Acceptor(listenFd, onBatch, onEvent, options)");
   }
-  int listen_fd = info[0].As<Napi::Number>().Int32Value();
+  // Every check that can throw runs before anything is allocated or initialised.
+  int listen_fd = static_cast<int>(RequireInteger(env, info[0], "listenFd", 0, INT_MAX));
   Napi::Object options = info[3].As<Napi::Object>();
+  int64_t batch_limit = OptionalInteger(env, options, "batchLimit", 128, 1, kBatchLimitMax);
+  int64_t pause_min_ms = OptionalInteger(env, options, "pauseMinMs", 5, 1, kPauseMinMsMax);
+  int64_t pause_max_ms =
+      OptionalInteger(env, options, "pauseMaxMs", pause_min_ms > 1000 ? pause_min_ms : 1000, pause_min_ms, kPauseMaxMsMax);
 
   uv_loop_t* uv_loop = nullptr;
-  if (napi_get_uv_event_loop(env, &uv_loop) != napi_ok) {
+  if (napi_get_uv_event_loop(env, &uv_loop) != napi_ok || uv_loop == nullptr) {
     throw Napi::Error::New(env, "no libuv loop for this environment");
   }
 
-  auto* loop = new AcceptLoop();
+  // Until the end of this constructor the loop is freed by `pending` (no handle initialised
+  // yet) or by BeginClose() (closes the handles that were, and frees it once they have closed;
+  // listen_fd is still -1 then, so the caller's fd is not touched).
+  auto pending = std::make_unique<AcceptLoop>();
+  AcceptLoop* loop = pending.get();
   loop->env = env;
-  loop->owner = this;
-  loop->listen_fd = listen_fd;  // ownership moves here: closed by BeginClose from now on
-  loop->batch_limit = OptionalUint(options, "batchLimit", 128);
-  loop->pause_min_ms = OptionalUint(options, "pauseMinMs", 5);
-  loop->pause_max_ms = OptionalUint(options, "pauseMaxMs", 1000);
+  loop->batch_limit = static_cast<size_t>(batch_limit);
+  loop->pause_min_ms = static_cast<uint64_t>(pause_min_ms);
+  loop->pause_max_ms = static_cast<uint64_t>(pause_max_ms);
   loop->next_pause_ms = loop->pause_min_ms;
   loop->batch.reserve(loop->batch_limit);
   loop->on_batch = Napi::Persistent(info[1].As<Napi::Function>());
   loop->on_event = Napi::Persistent(info[2].As<Napi::Function>());
   loop->async_context = std::make_unique<Napi::AsyncContext>(env, "native-tls-listener:accept");
 
-  uv_poll_init(uv_loop, &loop->poll, listen_fd);
-  uv_timer_init(uv_loop, &loop->resume_timer);
+  // UV_EEXIST: this thread's loop already watches the fd (a net.Server still listening on it,
+  // or another acceptor adopted it). The fd is left as it was: it is not ours.
+  int err = uv_poll_init(uv_loop, &loop->poll, listen_fd);
+  if (err != 0) throw UvError(env, err, "uv_poll_init");
   loop->poll.data = loop;
+  loop->poll_initialized = true;
+  loop->handles_open++;
+  pending.release();  // from here an initialised handle must be uv_close()d before the free
+
+  err = uv_timer_init(uv_loop, &loop->resume_timer);
+  if (err != 0) {
+    BeginClose(loop);
+    throw UvError(env, err, "uv_timer_init");
+  }
   loop->resume_timer.data = loop;
-  loop->handles_open = 2;
-  napi_add_async_cleanup_hook(env, OnEnvironmentTeardown, loop, &loop->cleanup_hook);
+  loop->timer_initialized = true;
+  loop->handles_open++;
+
+  if (napi_add_async_cleanup_hook(env, OnEnvironmentTeardown, loop, &loop->cleanup_hook) != napi_ok) {
+    loop->cleanup_hook = nullptr;
+    BeginClose(loop);
+    throw Napi::Error::New(env, "napi_add_async_cleanup_hook failed");
+  }
+
+  // Nothing can fail any more: the listening fd and the loop change hands here.
+  loop->listen_fd = listen_fd;  // closed by BeginClose from now on
+  loop->owner = this;
   loop_ = loop;
 }
 
@@ -310,7 +372,14 @@ Napi::Value Acceptor::Start(const Napi::CallbackInfo& info) {
     throw Napi::Error::New(info.Env(), "acceptor is closed");
   }
   if (!loop_->polling) {
-    uv_poll_start(&loop_->poll, UV_READABLE, OnReadable);
+    int err = uv_poll_start(&loop_->poll, UV_READABLE, OnReadable);
+    if (err != 0) {
+      // Never accepted anything: the listening fd goes back to the caller (acceptor.h), and
+      // the acceptor closes.
+      loop_->listen_fd = -1;
+      BeginClose(loop_);
+      throw UvError(info.Env(), err, "uv_poll_start");
+    }
     loop_->polling = true;
   }
   return info.Env().Undefined();

@@ -2,8 +2,12 @@
 // batches and hands each batch of descriptors to JS in one MakeCallback.
 //
 // Descriptor ownership, written down once:
-//  - the listening fd belongs to the AcceptLoop from construction (opened here or adopted)
-//    until Close()/the cleanup hook closes it;
+//  - the listening fd stays the caller's until `new Acceptor()` returns: a constructor that
+//    throws (a bad argument, or uv_poll_init failing, e.g. UV_EEXIST because this thread's
+//    loop already watches the fd) has not taken it and never closes it. From a successful
+//    construction it belongs to the AcceptLoop until Close()/the cleanup hook closes it,
+//    with one way back: a start() that fails closes the acceptor and hands the fd back to
+//    the caller, still open.
 //  - an accepted fd belongs to the AcceptLoop from accept() until JS takes it. JS marks its
 //    slot in the batch's Int32Array -1 (taken, being wrapped), then -2 (settled: a socket's
 //    libuv handle owns it, or JS closed it). After the callback, every slot still >= 0 is
@@ -38,6 +42,10 @@ struct AcceptLoop {
   uv_poll_t poll;
   uv_timer_t resume_timer;
   int listen_fd = -1;
+  // Which handles uv_*_init accepted: only those are ever started or uv_close()d, and the
+  // struct is freed when the last of them has finished closing.
+  bool poll_initialized = false;
+  bool timer_initialized = false;
   int handles_open = 0;
   bool closing = false;
   bool polling = false;

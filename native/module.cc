@@ -1,7 +1,10 @@
 // Registers the addon's exports and nothing else; each concern lives in its own file.
 #include <napi.h>
 
+#include <climits>
+
 #include "acceptor.h"
+#include "arguments.h"
 #include "listen_socket.h"
 #include "resolver.h"
 
@@ -20,26 +23,32 @@ Napi::Object ListenOutcome(Napi::Env env, const ListenResult& result) {
   return outcome;
 }
 
-// openListenSocket(family: 4 | 6, numericAddress: string, port: number, backlog: number)
+// openListenSocket(family: 4 | 6, numericAddress: string, port: 0..65535, backlog: 0..2^31-1)
 Napi::Value OpenListenSocketJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 4 || !info[0].IsNumber() || !info[1].IsString() || !info[2].IsNumber() ||
-      !info[3].IsNumber()) {
-    throw Napi::TypeError::New(env, "openListenSocket(family, numericAddress, port, backlog)");
+  if (info.Length() < 4 || !info[1].IsString()) {
+    throw InvalidArgument(env, true, "openListenSocket(family, numericAddress, port, backlog)");
   }
-  return ListenOutcome(env, OpenListenSocket(info[0].As<Napi::Number>().Int32Value(),
-                                             info[1].As<Napi::String>().Utf8Value(),
-                                             info[2].As<Napi::Number>().Int32Value(),
-                                             info[3].As<Napi::Number>().Int32Value()));
+  int family = 0;
+  if (info[0].IsNumber()) {
+    double number = info[0].As<Napi::Number>().DoubleValue();
+    family = number == 4 ? 4 : number == 6 ? 6 : 0;
+  }
+  if (family == 0) {
+    throw InvalidArgument(env, !info[0].IsNumber(), "family must be 4 or 6, got " + DescribeValue(info[0]));
+  }
+  // The kernel caps the backlog at net.core.somaxconn; the range only keeps it an int.
+  int64_t port = RequireInteger(env, info[2], "port", 0, 65535);
+  int64_t backlog = RequireInteger(env, info[3], "backlog", 0, INT_MAX);
+  return ListenOutcome(env, OpenListenSocket(family, info[1].As<Napi::String>().Utf8Value(),
+                                             static_cast<int>(port), static_cast<int>(backlog)));
 }
 
-// prepareAdoptedSocket(fd: number)
+// prepareAdoptedSocket(fd: 0..2^31-1)
 Napi::Value PrepareAdoptedSocketJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsNumber()) {
-    throw Napi::TypeError::New(env, "prepareAdoptedSocket(fd)");
-  }
-  return ListenOutcome(env, PrepareAdoptedSocket(info[0].As<Napi::Number>().Int32Value()));
+  int64_t fd = RequireInteger(env, info[0], "fd", 0, INT_MAX);
+  return ListenOutcome(env, PrepareAdoptedSocket(static_cast<int>(fd)));
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {

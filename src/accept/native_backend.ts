@@ -1,20 +1,42 @@
 // The native acceptor: a listening socket polled on this thread's loop, accepting in batches.
+//
+// The listening descriptor on the way in: one this backend opened (an address target) is its
+// own until the acceptor takes it, and is closed here if the acceptor cannot; an adopted one
+// (an fd target) stays the caller's until the acceptor takes it, and is never closed here if
+// that fails. The acceptor takes it when `new Acceptor()` returns, and hands it back if
+// `start()` throws (native/acceptor.h).
+import fs from 'node:fs';
 import type net from 'node:net';
 import type { AcceptBackend, AcceptCounters, AcceptSink, ListenTarget } from './backend.js';
+import { validateAcceptorOptions } from './acceptor_options.js';
 import { AcceptEventKind } from '../native/binding.js';
-import type { AcceptorOptions, ListenOutcome, NativeAcceptor, NativeBinding } from '../native/binding.js';
+import type { AcceptorOptions, ListenOutcome, NativeAcceptor, NativeBinding, NativeCallFailure } from '../native/binding.js';
 import { codedError, ErrorCodes, systemError } from '../errors.js';
+
+function isNativeCallFailure(error: unknown): error is NativeCallFailure {
+  const candidate = error as Partial<NativeCallFailure> | null;
+  return error instanceof Error && typeof candidate?.errno === 'number' && typeof candidate.syscall === 'string';
+}
+
+/** A libuv failure becomes a SystemError built like every other; argument errors pass as they are. */
+function userError(error: unknown): unknown {
+  return isNativeCallFailure(error) ? systemError(error.errno, error.syscall) : error;
+}
 
 export class NativeAcceptBackend implements AcceptBackend {
   readonly kind = 'native' as const;
   private acceptor: NativeAcceptor | null = null;
   private closed = false;
 
+  private readonly acceptorOptions: AcceptorOptions;
+
   constructor(
     private readonly binding: NativeBinding,
     private readonly sink: AcceptSink,
-    private readonly acceptorOptions: AcceptorOptions = {},
-  ) {}
+    acceptorOptions: AcceptorOptions = {},
+  ) {
+    this.acceptorOptions = validateAcceptorOptions(acceptorOptions);
+  }
 
   open(target: ListenTarget): Promise<net.AddressInfo> {
     const outcome: ListenOutcome =
@@ -25,20 +47,46 @@ export class NativeAcceptBackend implements AcceptBackend {
       const where = target.kind === 'address' ? { address: target.address.address, port: target.address.port } : {};
       return Promise.reject(systemError(outcome.errno, outcome.syscall, where));
     }
+    let acceptor: NativeAcceptor;
+    try {
+      acceptor = new this.binding.Acceptor(
+        outcome.fd,
+        (fds) => this.sink.onDescriptors(fds),
+        (kind, errno, delayMs) => this.onAcceptEvent(kind, errno, delayMs),
+        this.acceptorOptions,
+      );
+    } catch (error) {
+      // E.g. uv_poll_init EEXIST: this thread already polls the descriptor (a net.Server
+      // listening on it, or another listener that adopted it). The acceptor did not take it.
+      return this.failBeforeAccepting(target, outcome.fd, error);
+    }
     // From here the listening descriptor belongs to the acceptor (it closes it on close()).
-    this.acceptor = new this.binding.Acceptor(
-      outcome.fd,
-      (fds) => this.sink.onDescriptors(fds),
-      (kind, errno, delayMs) => this.onAcceptEvent(kind, errno, delayMs),
-      this.acceptorOptions,
-    );
+    this.acceptor = acceptor;
     if (this.closed) {
-      this.acceptor.close();
+      acceptor.close();
       return Promise.reject(codedError(ErrorCodes.LISTENER_CLOSED, 'the listener was closed while opening'));
     }
-    this.acceptor.start();
+    try {
+      acceptor.start();
+    } catch (error) {
+      // The acceptor closed itself and handed the descriptor back.
+      this.acceptor = null;
+      return this.failBeforeAccepting(target, outcome.fd, error);
+    }
     const address = this.address();
     return address ? Promise.resolve(address) : Promise.reject(new Error('listening socket has no address'));
+  }
+
+  /** The acceptor never took `fd`: close it if this backend opened it; an adopted one stays the caller's. */
+  private failBeforeAccepting(target: ListenTarget, fd: number, error: unknown): Promise<never> {
+    if (target.kind === 'address') {
+      try {
+        fs.closeSync(fd);
+      } catch {
+        // nothing else holds it, so closing cannot fail in a way that leaves it open
+      }
+    }
+    return Promise.reject(userError(error));
   }
 
   private onAcceptEvent(kind: AcceptEventKind, errno: number, delayMs: number): void {

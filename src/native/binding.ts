@@ -28,11 +28,17 @@ export interface NativeAcceptorStats {
 export const AcceptEventKind = { Retry: 0, Pause: 1, Fatal: 2 } as const;
 export type AcceptEventKind = (typeof AcceptEventKind)[keyof typeof AcceptEventKind];
 
+/**
+ * Tuning of the accept loop. Each is an integer in its range or absent (the default); anything
+ * else is refused with ERR_INVALID_OPTION, by the listener's constructor and again by the addon
+ * (src/accept/acceptor_options.ts and native/acceptor.cc keep the same ranges).
+ */
 export interface AcceptorOptions {
-  /** accept() calls per readiness wake-up at most (default 128) */
+  /** accept() calls per readiness wake-up at most: 1..4096, default 128 */
   batchLimit?: number;
-  /** first back-off after EMFILE/ENFILE/ENOBUFS/ENOMEM, doubling up to pauseMaxMs */
+  /** ms of the first back-off after EMFILE/ENFILE/ENOBUFS/ENOMEM, doubling up to pauseMaxMs: 1..60000, default 5 */
   pauseMinMs?: number;
+  /** ms the back-off grows to at most: pauseMinMs (5 when absent)..3600000, default 1000 (pauseMinMs if larger) */
   pauseMaxMs?: number;
 }
 
@@ -56,13 +62,33 @@ export interface NativeAcceptor {
   unref(): void;
 }
 
+/**
+ * What the addon throws when a libuv call fails (`new Acceptor()`, `start()`): an Error with
+ * the errno name as `code` ('EEXIST'), a positive `errno` and the libuv call as `syscall`.
+ */
+export interface NativeCallFailure extends Error {
+  code: string;
+  errno: number;
+  syscall: string;
+}
+
 export interface NativeAcceptorConstructor {
+  /**
+   * Takes the listening descriptor only when it returns. It throws, leaving the descriptor
+   * untouched and the caller's, for a bad argument (ERR_INVALID_OPTION: `listenFd` 0..2^31-1,
+   * the options above) or a NativeCallFailure, e.g. `uv_poll_init` EEXIST when this thread's
+   * loop already watches the descriptor. `start()` throws a NativeCallFailure if polling cannot
+   * start; the acceptor is then closed and the descriptor handed back to the caller.
+   */
   new (listenFd: number, onBatch: BatchCallback, onEvent: AcceptEventCallback, options: AcceptorOptions): NativeAcceptor;
 }
 
+/** Numbers out of range throw ERR_INVALID_OPTION (a RangeError; a TypeError for a non-number). */
 export interface NativeBinding {
   Acceptor: NativeAcceptorConstructor;
+  /** port 0..65535, backlog 0..2^31-1 (the kernel caps it at net.core.somaxconn) */
   openListenSocket(family: 4 | 6, numericAddress: string, port: number, backlog: number): ListenOutcome;
+  /** fd 0..2^31-1: a listening stream socket, made non-blocking and close-on-exec */
   prepareAdoptedSocket(fd: number): ListenOutcome;
   /** Rejects with a ResolveFailure. */
   resolvePassive(host: string | null, service: string): Promise<ResolvedAddress[]>;

@@ -1,15 +1,18 @@
 // Runs a fixture (test/fixtures/*.ts, compiled) in a child process that speaks JSON lines,
 // and follows what it reports: ChildListener for listener_child.ts, WorkerHost for
-// worker_host.ts.
+// worker_host.ts, GracefulCloseChild for graceful_close_child.ts, AdoptionChild for
+// adoption_child.ts, BindingCallsChild for binding_calls_child.ts.
 import { spawn } from 'node:child_process';
 import type { ChildProcess, StdioOptions } from 'node:child_process';
 import readline from 'node:readline';
 import { compiledFixture } from './paths.js';
-import { DEFAULT_WAIT_MS } from './sockets.js';
+import { DEFAULT_WAIT_MS, within } from './sockets.js';
 import type { ChildCommand, ChildConfig, ChildEvent } from './child_protocol.js';
 import type { HostCommand, HostEvent } from '../fixtures/worker_host.js';
 import type { WorkerConfig } from '../fixtures/listener_worker.js';
 import type { GracefulCloseEvent } from '../fixtures/graceful_close_child.js';
+import type { AdoptionCommand, AdoptionConfig, AdoptionEvent } from '../fixtures/adoption_child.js';
+import type { BindingCall, BindingCallEvent } from '../fixtures/binding_calls_child.js';
 
 /**
  * Where an inherited descriptor should land in a Node.js child: at startup Node calls
@@ -190,5 +193,26 @@ export class WorkerHost extends FixtureProcess<HostEvent, HostCommand> {
 export class GracefulCloseChild extends FixtureProcess<GracefulCloseEvent, never> {
   static start(config: { backend: 'native' | 'js'; mode: 'finished' | 'running' }): GracefulCloseChild {
     return new GracefulCloseChild(spawnFixture('graceful_close_child', config, {}));
+  }
+}
+
+/** test/fixtures/adoption_child.ts: listeners adopting a descriptor they may not be able to take. */
+export class AdoptionChild extends FixtureProcess<AdoptionEvent, AdoptionCommand> {
+  static start(config: AdoptionConfig, options: ChildStartOptions = {}): AdoptionChild {
+    return new AdoptionChild(spawnFixture('adoption_child', config, options));
+  }
+
+  /** Closes the child's stdin and waits (bounded) for it to exit by itself; never kills it. */
+  async exitsByItself(timeoutMs = DEFAULT_WAIT_MS): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    this.child.stdin?.end();
+    await within(this.exited, `the child to exit by itself\n${this.transcript()}`, timeoutMs);
+    return { code: this.exitCode, signal: this.exitSignal };
+  }
+}
+
+/** test/fixtures/binding_calls_child.ts: direct calls into the addon, each reported before it is made. */
+export class BindingCallsChild extends FixtureProcess<BindingCallEvent, never> {
+  static start(calls: BindingCall[]): BindingCallsChild {
+    return new BindingCallsChild(spawnFixture('binding_calls_child', calls, {}));
   }
 }

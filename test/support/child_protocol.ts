@@ -36,6 +36,17 @@ export interface ErrorReport {
   message: string;
 }
 
+/** What a child reports of an error: its code, errno and syscall when it has them. */
+export function errorReport(error: unknown): ErrorReport {
+  const coded = error as Partial<NodeJS.ErrnoException> & { message?: string };
+  return {
+    code: typeof coded.code === 'string' ? coded.code : undefined,
+    errno: typeof coded.errno === 'number' ? coded.errno : undefined,
+    syscall: typeof coded.syscall === 'string' ? coded.syscall : undefined,
+    message: typeof coded.message === 'string' ? coded.message : String(error),
+  };
+}
+
 export interface DescriptorInfo {
   fd: number;
   open: boolean;
