@@ -96,6 +96,15 @@ ListenResult PrepareAdoptedSocket(int fd) {
     errno = ENOTSOCK;
     return Fail(-1, "getsockopt");
   }
+  sockaddr_storage local;
+  length = sizeof local;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &length) == -1) return Fail(-1, "getsockname");
+  if (local.ss_family != AF_INET && local.ss_family != AF_INET6) {
+    errno = EAFNOSUPPORT;
+    ListenResult refused = Fail(-1, "getsockname");
+    refused.family = local.ss_family;
+    return refused;
+  }
   if (!SetNonBlockingCloexec(fd)) return Fail(-1, "fcntl");
   ListenResult result;
   result.fd = fd;

@@ -9,14 +9,19 @@ struct ListenResult {
   int fd = -1;     // owned by the caller on success
   int err = 0;     // errno on failure
   const char* syscall = nullptr;  // which call failed
+  int family = 0;  // with EAFNOSUPPORT from PrepareAdoptedSocket: the socket's address family
 };
 
 // Binds a non-blocking, close-on-exec, SO_REUSEADDR stream socket to a numeric address
 // (already resolved by the caller) and listens with `backlog`.
 ListenResult OpenListenSocket(int family, const std::string& numeric_address, int port, int backlog);
 
-// Checks that `fd` is a listening stream socket and makes it non-blocking and close-on-exec.
-// Ownership of `fd` does not change here; the caller decides.
+// Checks that `fd` is a listening TCP socket (a listening stream socket of family AF_INET or
+// AF_INET6) and makes it non-blocking and close-on-exec. Anything else fails with the
+// errno and call that found it: EINVAL from `listen` (not listening), ENOTSOCK from
+// `getsockopt` (not a stream socket), EAFNOSUPPORT from `getsockname` with `family` set (an
+// AF_UNIX socket, say: the listener's addresses assume IP).
+// Ownership of `fd` does not change here, and a rejected fd is left exactly as it was.
 ListenResult PrepareAdoptedSocket(int fd);
 
 struct LocalAddress {

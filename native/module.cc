@@ -19,6 +19,7 @@ Napi::Object ListenOutcome(Napi::Env env, const ListenResult& result) {
   } else {
     outcome.Set("errno", result.err);
     outcome.Set("syscall", result.syscall != nullptr ? result.syscall : "listen");
+    if (result.family != 0) outcome.Set("family", result.family);
   }
   return outcome;
 }

@@ -8,6 +8,8 @@
 //    (and closes it when the socket closes), and the slot is marked settled (-2). If wrapping
 //    throws, we close it ourselves.
 //  - js backend: net.Server hands us a net.Socket that already owns its descriptor.
+//  - the listening socket: the backend's once open() has it accepting; a listen() that fails
+//    closes the backend (releasing whatever it got as far as starting) before it rejects.
 //  - either way the connection is registered at once and released on the socket's 'close',
 //    which Node emits after the handle (and so the descriptor) is closed.
 import { EventEmitter } from 'node:events';
@@ -179,6 +181,9 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
         return address;
       },
       (error: unknown) => {
+        // Opening may have failed after the backend started accepting (an address it cannot
+        // report): stop it, so nothing is accepted by a listener that never listened.
+        this.acceptBackend.close();
         this.state = 'closed';
         throw error;
       },

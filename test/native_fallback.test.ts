@@ -2,13 +2,16 @@
 // clear warning, and asking for the native backend explicitly is an error naming every path
 // tried. The package is copied, without its build/ directory, into a temporary directory:
 // the real loader, looking in the real places, finds nothing there.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import type { StdioOptions } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
+import { INHERITED_FD } from './support/child_listener.js';
 import { repoRoot } from './support/paths.js';
+import { Cleanup, closeServer, handleFd, unixServer, within } from './support/sockets.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -37,6 +40,30 @@ try {
 await Promise.all(listeners.map((listener) => listener.close()));
 await new Promise((resolve) => setImmediate(resolve));
 console.log(JSON.stringify({ nativeAvailable: nativeAvailable(), backends: listeners.map((l) => l.backend), reply, explicit, warnings }));
+`;
+
+// Runs in the copied package with a Unix-domain listening socket as INHERITED_FD: adopts it,
+// reports how listen() ended, and then does nothing, so only a listener left running could
+// keep the process alive.
+const ADOPT_PROBE = `
+import fs from 'node:fs';
+import { TCPListener } from 'native-tls-listener';
+const fd = Number(process.argv[2]);
+const listener = new TCPListener({ port: 0, fd }, () => undefined);
+let outcome;
+try {
+  await listener.listen();
+  outcome = { listening: true };
+} catch (error) {
+  outcome = { code: error.code, errno: error.errno, syscall: error.syscall, message: error.message };
+}
+let adoptedOpen = true;
+try {
+  fs.fstatSync(fd);
+} catch {
+  adoptedOpen = false;
+}
+console.log(JSON.stringify({ backend: listener.backend, outcome, adoptedOpen }));
 `;
 
 interface ProbeResult {
@@ -93,5 +120,47 @@ describe('without a loadable addon', function () {
       expect(tried.some((line) => line.startsWith(full))).to.equal(true, `tried ${full}`);
       expect(result.explicit?.message).to.contain(full);
     }
+  });
+
+  describe('adopting a Unix-domain listening socket', () => {
+    const cleanup = new Cleanup();
+    afterEach(() => cleanup.run());
+
+    it('refuses it with EAFNOSUPPORT once net.Server has it listening, closes it with the server, and the process exits', async () => {
+      // Without the addon nothing can read the family before net.Server listens on the
+      // descriptor, and net.Server cannot hand it back: closing the server closes it.
+      fs.writeFileSync(path.join(packageDir, 'adopt_probe.mjs'), ADOPT_PROBE);
+      const { server } = await unixServer(cleanup);
+      const stdio: StdioOptions = ['ignore', 'pipe', 'pipe'];
+      while (stdio.length < INHERITED_FD) stdio.push('ignore');
+      stdio.push(handleFd(server));
+      const child = spawn(process.execPath, ['adopt_probe.mjs', String(INHERITED_FD)], { cwd: packageDir, stdio });
+      cleanup.add(() => child.exitCode === null && child.signalCode === null && child.kill('SIGKILL'));
+      await closeServer(server);
+      let stdout = '';
+      let stderr = '';
+      child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+      child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+        child.once('close', (code, signal) => resolve({ code, signal })),
+      );
+      const exit = await within(exited, 'the probe to exit by itself', 15_000).catch((error: Error) => {
+        throw new Error(`${error.message}\nstdout: ${stdout}\nstderr: ${stderr}`);
+      });
+      expect(exit, stderr).to.deep.equal({ code: 0, signal: null });
+      const report = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as {
+        backend: string;
+        outcome: { code?: string; errno?: number; syscall?: string; message?: string };
+        adoptedOpen: boolean;
+      };
+      expect(report.backend).to.equal('js');
+      expect({ code: report.outcome.code, errno: report.outcome.errno, syscall: report.outcome.syscall }, report.outcome.message).to.deep.equal({
+        code: 'EAFNOSUPPORT',
+        errno: os.constants.errno.EAFNOSUPPORT,
+        syscall: 'getsockname',
+      });
+      expect(report.outcome.message).to.contain(`fd ${INHERITED_FD} is a Unix-domain (AF_UNIX) socket`);
+      expect(report.adoptedOpen, 'the adopted descriptor is closed with the server').to.equal(false);
+    });
   });
 });

@@ -3,6 +3,7 @@
 import net from 'node:net';
 import type { AcceptBackend, AcceptCounters, AcceptSink, ListenTarget } from './backend.js';
 import { classifyAcceptError } from './accept_policy.js';
+import { adoptionError, unsupportedFamilyError } from './adoption.js';
 import { codedError, ErrorCodes, systemError } from '../errors.js';
 import type { SystemError } from '../errors.js';
 import type { NativeBinding } from '../native/binding.js';
@@ -42,8 +43,9 @@ export class JsAcceptBackend implements AcceptBackend {
     if (target.kind === 'fd' && this.binding) {
       // net.Server adopts a descriptor as it is; make it non-blocking and close-on-exec the
       // way the native backend does, so a child process never inherits the listening socket.
+      // The same checks refuse what is not a listening TCP socket, leaving it the caller's.
       const outcome = this.binding.prepareAdoptedSocket(target.fd);
-      if ('errno' in outcome) return Promise.reject(systemError(outcome.errno, outcome.syscall));
+      if ('errno' in outcome) return Promise.reject(adoptionError(target.fd, outcome));
     }
     return new Promise((resolve, reject) => {
       const onListenError = (error: SystemError): void => reject(normalizeListenError(error, target));
@@ -56,10 +58,17 @@ export class JsAcceptBackend implements AcceptBackend {
           return;
         }
         this.server.on('error', (error: SystemError) => this.onServerError(error));
+        // Listening from here, whatever follows: close() must stop it.
         this.listening = true;
         const address = this.address();
         if (address) resolve(address);
-        else reject(new Error('listening socket has no address'));
+        else if (target.kind === 'fd') {
+          // Without the addon nothing checked the family first. net.Server listens on an fd
+          // as TCP (which always has an address) or, for AF_UNIX, as a pipe (which has none);
+          // it refuses any other family. The listener closes this backend on the rejection,
+          // and with the server the descriptor: net.Server owns it now and cannot hand it back.
+          reject(unsupportedFamilyError(target.fd, 1));
+        } else reject(new Error('listening socket has no address'));
       };
       if (target.kind === 'fd') {
         this.server.listen({ fd: target.fd, backlog: target.backlog }, onListening);

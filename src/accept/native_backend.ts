@@ -8,6 +8,7 @@
 import fs from 'node:fs';
 import type net from 'node:net';
 import type { AcceptBackend, AcceptCounters, AcceptSink, ListenTarget } from './backend.js';
+import { adoptionError } from './adoption.js';
 import { validateAcceptorOptions } from './acceptor_options.js';
 import { AcceptEventKind } from '../native/binding.js';
 import type { AcceptorOptions, ListenOutcome, NativeAcceptor, NativeBinding, NativeCallFailure } from '../native/binding.js';
@@ -44,8 +45,8 @@ export class NativeAcceptBackend implements AcceptBackend {
         ? this.binding.prepareAdoptedSocket(target.fd)
         : this.binding.openListenSocket(target.address.family, target.address.address, target.address.port, target.backlog);
     if ('errno' in outcome) {
-      const where = target.kind === 'address' ? { address: target.address.address, port: target.address.port } : {};
-      return Promise.reject(systemError(outcome.errno, outcome.syscall, where));
+      if (target.kind === 'fd') return Promise.reject(adoptionError(target.fd, outcome));
+      return Promise.reject(systemError(outcome.errno, outcome.syscall, { address: target.address.address, port: target.address.port }));
     }
     let acceptor: NativeAcceptor;
     try {

@@ -1,8 +1,12 @@
 // The whole surface of the C++ addon, typed. Nothing else in the package sees the addon
 // untyped, and nothing `any` crosses this boundary.
 
-/** What a failed socket/bind/listen reports: numbers only; JS builds the Error. */
-export type ListenOutcome = { fd: number } | { errno: number; syscall: string };
+/**
+ * What a failed socket/bind/listen (or the checks on an adopted descriptor) reports: numbers
+ * only; JS builds the Error. `family` comes with EAFNOSUPPORT from `getsockname`: the address
+ * family of an adopted socket that is not TCP (1 is AF_UNIX).
+ */
+export type ListenOutcome = { fd: number } | { errno: number; syscall: string; family?: number };
 
 export interface ResolvedAddress {
   family: 4 | 6;
@@ -88,7 +92,7 @@ export interface NativeBinding {
   Acceptor: NativeAcceptorConstructor;
   /** port 0..65535, backlog 0..2^31-1 (the kernel caps it at net.core.somaxconn) */
   openListenSocket(family: 4 | 6, numericAddress: string, port: number, backlog: number): ListenOutcome;
-  /** fd 0..2^31-1: a listening stream socket, made non-blocking and close-on-exec */
+  /** fd 0..2^31-1: a listening TCP socket (AF_INET/AF_INET6), made non-blocking and close-on-exec */
   prepareAdoptedSocket(fd: number): ListenOutcome;
   /** Rejects with a ResolveFailure. */
   resolvePassive(host: string | null, service: string): Promise<ResolvedAddress[]>;

@@ -1,7 +1,11 @@
 // Real loopback clients and small waiting helpers. Every wait is bounded: a test that would
 // hang fails with a message saying what it was waiting for instead.
+import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { DEFAULT_WAIT_MS, waitUntil, within } from './waiting.js';
+import type { Cleanup } from './waiting.js';
 
 export { Cleanup, DEFAULT_WAIT_MS, delay, waitUntil, within } from './waiting.js';
 
@@ -152,4 +156,37 @@ export async function writeInPieces(socket: net.Socket, bytes: Buffer, pieceSize
     }
   }
   return at;
+}
+
+/**
+ * A net.Server listening on a Unix-domain socket, to lend its descriptor to a child process: the
+ * socket stays reachable at `reachableAt` after this server closes its own copy.
+ */
+export async function unixServer(cleanup: Cleanup): Promise<{ server: net.Server; reachableAt: string }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ntl-unix-'));
+  cleanup.add(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const server = net.createServer();
+  cleanup.add(() => closeServer(server));
+  const bound = path.join(dir, 'bound.sock');
+  await within(new Promise<void>((resolve) => server.listen(bound, resolve)), 'a Unix-domain server to listen');
+  // Closing the server unlinks the path it bound; the socket, still held by whoever has the
+  // descriptor, keeps this name.
+  const reachableAt = path.join(dir, 'adopted.sock');
+  fs.renameSync(bound, reachableAt);
+  return { server, reachableAt };
+}
+
+/** Connects to a Unix-domain socket; resolves once connected. */
+export function unixClient(socketPath: string): Promise<Client> {
+  return within(
+    new Promise<Client>((resolve, reject) => {
+      const socket = net.connect(socketPath);
+      socket.once('error', reject);
+      socket.once('connect', () => {
+        socket.off('error', reject);
+        resolve(new Client(socket));
+      });
+    }),
+    `a connection to ${socketPath}`,
+  );
 }
