@@ -16,8 +16,10 @@ namespace {
 // Kinds of event reported to JS; JS builds the Error objects (code, errno, syscall).
 enum EventKind : int32_t { kEventRetry = 0, kEventPause = 1, kEventFatal = 2 };
 
-// A batch slot JS has taken but not yet settled (see acceptor.h; -2 is settled).
+// Batch slot states JS writes (see acceptor.h); kept in step with src/native/binding.ts.
 constexpr int32_t kSlotTaken = -1;
+constexpr int32_t kSlotSettled = -2;
+constexpr int32_t kSlotReturned = -3;
 
 // Option ranges (documented on AcceptorOptions in src/native/binding.ts, checked there too).
 // A batch holds at most batchLimit descriptors; back-off delays are timer milliseconds.
@@ -124,6 +126,26 @@ bool OwnedByLoopHandle(AcceptLoop* loop, int fd) {
   return search.found;
 }
 
+// Whether the descriptor this loop accepted for a slot is still ours to close once the batch
+// callback has returned, by what JS left in the slot (the states are in acceptor.h). Always
+// decided about `accepted`, the fd accept() returned, never about the number in the slot.
+bool ShouldCloseAfterBatch(AcceptLoop* loop, int32_t slot, int accepted, bool completed) {
+  if (slot == accepted) {
+    // Untouched (JS threw, the listener closed during the callback, or JS could not run).
+    return true;
+  }
+  if (slot == kSlotSettled) return false;
+  if (slot == kSlotTaken) {
+    // Taken, and the callback ran to its end: JS settled it some other way. Cut short (a
+    // worker terminated mid-batch) before a socket's handle came to own it: nobody else
+    // will ever close it. One that a handle does own is left to that handle.
+    return !completed && !OwnedByLoopHandle(loop, accepted);
+  }
+  // kSlotReturned (JS could not wrap it), or a value outside the protocol: ours, unless an
+  // adopter got as far as giving it to a handle before it threw.
+  return !OwnedByLoopHandle(loop, accepted);
+}
+
 void DeliverBatch(AcceptLoop* loop) {
   if (loop->batch.empty()) return;
   napi_env env = loop->env;
@@ -139,16 +161,7 @@ void DeliverBatch(AcceptLoop* loop) {
       for (size_t i = 0; i < count; i++) slots[i] = loop->batch[i];
       bool completed = CallJs(loop, loop->on_batch, 1, &fds);
       for (size_t i = 0; i < count; i++) {
-        if (slots[i] >= 0) {
-          // Not taken by JS (JS threw, the listener closed during the callback, or JS could
-          // not run at all): still ours to close.
-          close(slots[i]);
-        } else if (slots[i] == kSlotTaken && !completed && !OwnedByLoopHandle(loop, loop->batch[i])) {
-          // Taken, but the callback was cut short (a worker terminated mid-batch) before a
-          // socket's handle came to own it: nobody else will ever close it. One that a
-          // handle does own is left to that handle, never closed twice.
-          close(loop->batch[i]);
-        }
+        if (ShouldCloseAfterBatch(loop, slots[i], loop->batch[i], completed)) close(loop->batch[i]);
       }
       loop->batch.clear();
     }

@@ -8,11 +8,20 @@
 //    construction it belongs to the AcceptLoop until Close()/the cleanup hook closes it,
 //    with one way back: a start() that fails closes the acceptor and hands the fd back to
 //    the caller, still open.
-//  - an accepted fd belongs to the AcceptLoop from accept() until JS takes it. JS marks its
-//    slot in the batch's Int32Array -1 (taken, being wrapped), then -2 (settled: a socket's
-//    libuv handle owns it, or JS closed it). After the callback, every slot still >= 0 is
-//    closed here; so is a -1 slot when the callback was cut short (a worker terminated while
-//    wrapping) and no libuv handle on the loop has the fd, so it is never closed twice.
+//  - an accepted fd belongs to the AcceptLoop from accept() until JS takes it. Each slot of
+//    the batch's Int32Array says who owns its descriptor when the callback returns:
+//      the fd itself: untouched, still ours, closed here;
+//      -1    taken: JS is wrapping it. Closed here only when the callback was cut short (a
+//            worker terminated while wrapping) and no libuv handle on the loop has the fd,
+//            so it is never closed twice;
+//      -2    settled: a socket's libuv handle owns it, or JS gave it away; never touched;
+//      -3    returned: JS could not wrap it (the adopter threw) and gives it back. Closed
+//            here unless a libuv handle on this loop owns it (an adopter that wrapped the
+//            fd and then threw): the handle closes it, never us as well;
+//      anything else: JS broke the protocol; treated as untouched (closed here, unless a
+//            libuv handle on this loop owns it).
+//    What is closed is always the descriptor this loop accepted for the slot, never the
+//    number JS left in it.
 #pragma once
 
 #include <napi.h>

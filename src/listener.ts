@@ -6,14 +6,15 @@
 //  - native backend: a descriptor becomes ours when onDescriptors marks its slot taken (-1);
 //    adoptDescriptor() then wraps it in a net.Socket, whose libuv handle owns it from then on
 //    (and closes it when the socket closes), and the slot is marked settled (-2). If wrapping
-//    throws, we close it ourselves.
+//    throws, the slot is marked returned (-3) and the acceptor closes the descriptor after the
+//    batch, unless a libuv handle on this thread has it: an adopter may have wrapped it before
+//    it threw, and closing it under that handle would close it twice. Never closed here.
 //  - js backend: net.Server hands us a net.Socket that already owns its descriptor.
 //  - the listening socket: the backend's once open() has it accepting; a listen() that fails
 //    closes the backend (releasing whatever it got as far as starting) before it rejects.
 //  - either way the connection is registered at once and released on the socket's 'close',
 //    which Node emits after the handle (and so the descriptor) is closed.
 import { EventEmitter } from 'node:events';
-import fs from 'node:fs';
 import net from 'node:net';
 import type { AcceptBackend, AcceptSink, BackendKind, ListenTarget } from './accept/backend.js';
 import { NativeAcceptBackend } from './accept/native_backend.js';
@@ -98,6 +99,9 @@ export type Handler<S extends net.Socket, I> = (socket: S, info: I) => void | Pr
  * "taken, not wrapped": the adopter keeps the descriptor for itself, and the listener neither
  * tracks nor closes it, so it counts as `leaked` (and shows in audit().untracked on Linux).
  * That is the seam a test uses to lose a descriptor between accept and registration.
+ * If it throws, the descriptor goes back to the acceptor, which closes it unless a socket on
+ * this thread holds it; so an adopter that throws must not have closed it (nor destroyed a
+ * socket it wrapped it in), or the number would be closed a second time.
  */
 export type DescriptorAdopter = (fd: number) => net.Socket | null;
 
@@ -113,6 +117,7 @@ const DEFAULT_BACKLOG = 1024;
 /** Batch slot states written for the acceptor (see native/acceptor.h). */
 const SLOT_TAKEN = -1;
 const SLOT_SETTLED = -2;
+const SLOT_RETURNED = -3;
 const DEFAULT_GRACEFUL_CLOSE_MS = 5000;
 
 function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
@@ -264,7 +269,8 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
       try {
         socket = this.adopt(fd);
       } catch (error) {
-        fds[i] = SLOT_SETTLED;
+        // RETURNED: the acceptor closes it after the batch unless a handle owns it by now.
+        fds[i] = SLOT_RETURNED;
         this.releaseUnwrapped(fd, id, error);
         continue;
       }
@@ -279,13 +285,11 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
     }
   }
 
-  /** Wrapping failed: nothing owns the descriptor but us, so close it and count it closed. */
+  /**
+   * Wrapping failed: the slot hands the descriptor back to the acceptor, which alone can tell
+   * whether a handle took it before the adopter threw. For the books it is closed either way.
+   */
   private releaseUnwrapped(fd: number, id: number, error: unknown): void {
-    try {
-      fs.closeSync(fd);
-    } catch {
-      // already closed by the failed wrap; either way it is released
-    }
     this.registry.releaseUnregistered();
     const failure = codedError(ErrorCodes.CONNECTION_SETUP_FAILED, `wrapping descriptor ${fd} failed: ${errorOf(error).message}`, {
       cause: error,

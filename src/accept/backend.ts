@@ -13,7 +13,8 @@ export type ListenTarget =
 export interface AcceptSink {
   /**
    * Native backend: a batch of accepted descriptors. The sink takes a descriptor by writing
-   * -1 into its slot; what it leaves is closed by the acceptor when this returns.
+   * -1 into its slot; what it leaves is closed by the acceptor when this returns (the other
+   * slot states are listed at BatchCallback in src/native/binding.ts).
    */
   onDescriptors(fds: Int32Array): void;
   /** JS backend: a connection already wrapped by net.Server. */

@@ -47,11 +47,16 @@ export interface AcceptorOptions {
 }
 
 /**
- * `onBatch` receives accepted descriptors. Each slot says who owns its descriptor:
- *  - >= 0 (untouched): the addon, which closes it when the callback returns;
+ * `onBatch` receives accepted descriptors. Each slot says who owns its descriptor when the
+ * callback returns (native/acceptor.h has the same list):
+ *  - the descriptor itself (untouched): the addon, which closes it;
  *  - -1 (taken): JS is wrapping it; if the callback is cut short (a terminated worker), the
  *    addon closes it unless a libuv handle already owns it;
- *  - -2 (settled): a socket's handle (or JS itself) owns it; the addon never touches it.
+ *  - -2 (settled): a socket's handle owns it, or JS gave it away; the addon never touches it;
+ *  - -3 (returned): JS could not wrap it and hands it back; the addon closes it unless a
+ *    libuv handle on this thread's loop owns it (the wrapping got that far before it threw).
+ * Any other value is treated as untouched. The addon always closes the descriptor it accepted
+ * for the slot, never a number JS wrote there.
  */
 export type BatchCallback = (fds: Int32Array) => void;
 export type AcceptEventCallback = (kind: AcceptEventKind, errno: number, delayMs: number) => void;
