@@ -1,50 +1,42 @@
 // The listener that both the plain-TCP and the TLS listeners are: it owns an accept backend,
-// turns what it accepts into tracked sockets, runs each connection's setup stage (nothing
-// for TCP, the TLS handshake for TLS), hands the result to the handler, and closes.
+// hands what it accepts to the connection lifecycle (src/connection_lifecycle.ts: setup,
+// handler, graceful close), keeps the books, and closes.
 //
 // Descriptor ownership on this side:
-//  - native backend: a descriptor becomes ours when onDescriptors marks its slot taken (-1);
-//    adoptDescriptor() then wraps it in a net.Socket, whose libuv handle owns it from then on
-//    (and closes it when the socket closes), and the slot is marked settled (-2). If wrapping
-//    throws, the slot is marked returned (-3) and the acceptor closes the descriptor after the
-//    batch, unless a libuv handle on this thread has it: an adopter may have wrapped it before
-//    it threw, and closing it under that handle would close it twice. Never closed here.
+//  - native backend: each batch goes through src/accept/descriptor_handoff.ts, whose slot
+//    states say, descriptor by descriptor, whether the acceptor, a socket's libuv handle or
+//    nobody yet owns it; a socket that owns one closes it when the socket closes.
 //  - js backend: net.Server hands us a net.Socket that already owns its descriptor.
 //  - the listening socket: the backend's once open() has it accepting; a listen() that fails
 //    closes the backend (releasing whatever it got as far as starting) before it rejects.
 //  - either way the connection is registered at once and released on the socket's 'close',
 //    which Node emits after the handle (and so the descriptor) is closed.
 import { EventEmitter } from 'node:events';
-import net from 'node:net';
+import type net from 'node:net';
 import type { AcceptBackend, AcceptSink, BackendKind, ListenTarget } from './accept/backend.js';
 import { NativeAcceptBackend } from './accept/native_backend.js';
 import { JsAcceptBackend } from './accept/js_backend.js';
 import type { AcceptorOptions } from './native/binding.js';
 import { chooseBackend } from './backend_choice.js';
+import { adoptDescriptor, handOffBatch } from './accept/descriptor_handoff.js';
+import type { DescriptorAdopter } from './accept/descriptor_handoff.js';
+import { validateBaseOptions, validateCloseOptions } from './listener_options.js';
+import type { BaseListenerOptions, CloseOptions } from './listener_options.js';
 import { resolveListenAddress } from './address.js';
 import { ConnectionRegistry } from './registry.js';
-import type { ConnectionRecord } from './registry.js';
 import { codedError, errnoName, ErrorCodes } from './errors.js';
-import type { CodedError, SystemError } from './errors.js';
+import type { SystemError } from './errors.js';
 import { channels, debug } from './diagnostics.js';
 import { formatPrometheus } from './metrics.js';
 import { auditDescriptors } from './audit.js';
+import { ConnectionLifecycle } from './connection_lifecycle.js';
+import type { ConnectionSetup, Handler } from './connection_lifecycle.js';
 import type { AuditReport } from './audit.js';
 
-export interface BaseListenerOptions {
-  /** Port number or service name ('https'); 0 picks a free port. */
-  port?: number | string;
-  /** Address or name to bind; omitted = wildcard (`::` dual-stack where IPv6 exists). */
-  host?: string;
-  /** An already listening socket to adopt instead of binding; the listener closes it on close(). */
-  fd?: number;
-  backlog?: number;
-  backend?: BackendKind;
-  /** ms the peer gets to close after a handler finishes before the socket is destroyed. */
-  gracefulCloseTimeout?: number;
-  /** ms without traffic after which a connection is closed (off by default). */
-  idleTimeout?: number;
-}
+export type { BaseListenerOptions, CloseOptions } from './listener_options.js';
+export { adoptDescriptor } from './accept/descriptor_handoff.js';
+export type { DescriptorAdopter } from './accept/descriptor_handoff.js';
+export type { ConnectionSetup, Handler, HandshakeOutcome, SetupFailureInfo } from './connection_lifecycle.js';
 
 export interface ListenerStats {
   accepted: number;
@@ -62,51 +54,6 @@ export interface ListenerStats {
   idleTimeouts: number;
 }
 
-export interface CloseOptions {
-  /** End active connections and give them this long (ms) before destroying them. */
-  gracefulTimeout?: number;
-}
-
-/** Where a connection failed before its handler got it; what `tlsClientError` carries. */
-export interface SetupFailureInfo {
-  id: number;
-  remoteAddress?: string;
-  remotePort?: number;
-}
-
-/**
- * What happens between a tracked net.Socket and the handler. `done` and `fail` may be called
- * synchronously or later, once each at most between them.
- */
-export interface ConnectionSetup<S extends net.Socket, I extends { id: number }> {
-  start(
-    socket: net.Socket,
-    record: ConnectionRecord,
-    done: (served: S, info: I, handshake?: HandshakeOutcome) => void,
-    fail: (error: CodedError, kind: 'failed' | 'timedOut') => void,
-  ): void;
-}
-
-/** What a setup stage with a handshake reports on success, for the statistics. */
-export interface HandshakeOutcome {
-  sniCredentialUsed: boolean;
-}
-
-export type Handler<S extends net.Socket, I> = (socket: S, info: I) => void | Promise<void>;
-
-/**
- * Wraps an accepted descriptor in a socket that owns it. It may instead return null, meaning
- * "taken, not wrapped": the adopter keeps the descriptor for itself, and the listener neither
- * tracks nor closes it, so it counts as `leaked` (and shows in audit().untracked on Linux).
- * That is the seam a test uses to lose a descriptor between accept and registration.
- * If it throws, the descriptor goes back to the acceptor, which closes it unless a socket on
- * this thread holds it; so an adopter that throws must not have closed it (nor destroyed a
- * socket it wrapped it in), or the number would be closed a second time.
- */
-export type DescriptorAdopter = (fd: number) => net.Socket | null;
-
-export const adoptDescriptor: (fd: number) => net.Socket = (fd) => new net.Socket({ fd, readable: true, writable: true });
-
 /** Parts of the listener a test (or an embedder) can replace. */
 export interface ListenerDependencies {
   adoptDescriptor?: DescriptorAdopter;
@@ -114,15 +61,7 @@ export interface ListenerDependencies {
 }
 
 const DEFAULT_BACKLOG = 1024;
-/** Batch slot states written for the acceptor (see native/acceptor.h). */
-const SLOT_TAKEN = -1;
-const SLOT_SETTLED = -2;
-const SLOT_RETURNED = -3;
 const DEFAULT_GRACEFUL_CLOSE_MS = 5000;
-
-function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
-  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
-}
 
 function descriptorOf(socket: net.Socket): number | null {
   const handle = (socket as unknown as { _handle?: { fd?: unknown } | null })._handle;
@@ -139,7 +78,7 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
   private readonly acceptBackend: AcceptBackend;
   private readonly adopt: DescriptorAdopter;
   private readonly options: BaseListenerOptions;
-  private readonly gracefulCloseTimeout: number;
+  private readonly connections: ConnectionLifecycle<S, I>;
   private state: 'new' | 'opening' | 'listening' | 'closing' | 'closed' = 'new';
   private closePromise: Promise<void> | null = null;
   private listenPromise: Promise<net.AddressInfo> | null = null;
@@ -150,15 +89,18 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
 
   constructor(
     options: BaseListenerOptions,
-    private readonly setup: ConnectionSetup<S, I>,
-    private readonly handler: Handler<S, I>,
+    setup: ConnectionSetup<S, I>,
+    handler: Handler<S, I>,
     dependencies: ListenerDependencies = {},
   ) {
     super();
     if (typeof handler !== 'function') throw codedError(ErrorCodes.INVALID_OPTION, 'handler must be a function');
     validateBaseOptions(options);
     this.options = options;
-    this.gracefulCloseTimeout = options.gracefulCloseTimeout ?? DEFAULT_GRACEFUL_CLOSE_MS;
+    this.connections = new ConnectionLifecycle(this, this.registry, setup, handler, {
+      idleTimeout: options.idleTimeout,
+      gracefulCloseTimeout: options.gracefulCloseTimeout ?? DEFAULT_GRACEFUL_CLOSE_MS,
+    });
     this.adopt = dependencies.adoptDescriptor ?? adoptDescriptor;
     const { kind, binding } = chooseBackend(options.backend);
     this.backend = kind;
@@ -171,7 +113,7 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
 
   /** Binds and starts accepting; resolves with the bound address. */
   listen(): Promise<net.AddressInfo> {
-    if (this.state === 'closing' || this.state === 'closed') {
+    if (this.stopping) {
       return Promise.reject(codedError(ErrorCodes.LISTENER_CLOSED, 'the listener is closed'));
     }
     if (this.listenPromise) return this.listenPromise;
@@ -206,6 +148,11 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
       target = { kind: 'address', address, backlog };
     }
     return this.acceptBackend.open(target);
+  }
+
+  /** close() has begun (LifecycleHost): connections that arrive now are destroyed at once. */
+  get stopping(): boolean {
+    return this.state === 'closing' || this.state === 'closed';
   }
 
   address(): net.AddressInfo | null {
@@ -259,30 +206,10 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
   // ---- AcceptSink: what the backend hands over -------------------------------------------
 
   onDescriptors(fds: Int32Array): void {
-    for (let i = 0; i < fds.length; i++) {
-      const fd = fds[i] as number;
-      const id = this.registry.nextId();
-      // TAKEN: from here the acceptor closes this descriptor only if the callback is cut short
-      // (a worker terminated) before a socket's handle came to own it.
-      fds[i] = SLOT_TAKEN;
-      let socket: net.Socket | null;
-      try {
-        socket = this.adopt(fd);
-      } catch (error) {
-        // RETURNED: the acceptor closes it after the batch unless a handle owns it by now.
-        fds[i] = SLOT_RETURNED;
-        this.releaseUnwrapped(fd, id, error);
-        continue;
-      }
-      // SETTLED: the socket's handle owns it (or, for null, the adopter does). No call sits
-      // between adopt() returning and this store, so termination cannot land in between.
-      fds[i] = SLOT_SETTLED;
-      if (socket === null) {
-        debug('descriptor %d was taken by the adopter: neither tracked nor closed here', fd);
-        continue;
-      }
-      this.track(id, socket, fd);
-    }
+    handOffBatch(fds, this.adopt, this.registry, {
+      wrapped: (id, socket, fd) => this.connections.track(id, socket, fd),
+      returned: (fd, id, error) => this.releaseUnwrapped(fd, id, error),
+    });
   }
 
   /**
@@ -298,7 +225,7 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
   }
 
   onSocket(socket: net.Socket): void {
-    this.track(this.registry.nextId(), socket, descriptorOf(socket));
+    this.connections.track(this.registry.nextId(), socket, descriptorOf(socket));
   }
 
   onRetry(error: SystemError): void {
@@ -321,145 +248,6 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
     this.emit('error', error);
   }
 
-  // ---- Connection lifecycle --------------------------------------------------------------
-
-  private track(id: number, socket: net.Socket, fd: number | null): void {
-    // The peer's address is read now, while the socket is surely open: a connection that fails
-    // later by closing (FIN, RST, a timeout) can no longer be asked, and every report of it
-    // (tlsClientError, logs) still names the client. Node caches it for the handler too.
-    const record = this.registry.register(id, socket, fd, peerOf(socket));
-    socket.once('close', () => {
-      this.registry.release(id);
-      if (channels.connectionClose.hasSubscribers) channels.connectionClose.publish({ listener: this, id });
-    });
-    // A peer's reset must not become an uncaught 'error'; the handler may add its own listener.
-    socket.on('error', (error: Error) => debug('connection %d: %s', id, error.message));
-    if (channels.accept.hasSubscribers) channels.accept.publish({ listener: this, id, fd });
-    if (this.state === 'closing' || this.state === 'closed') {
-      socket.destroy();
-      return;
-    }
-    if (this.options.idleTimeout !== undefined) this.watchIdle(record, socket);
-    let settled = false;
-    this.setup.start(
-      socket,
-      record,
-      (served, info, handshake) => {
-        if (settled) return;
-        settled = true;
-        if (handshake) this.countHandshake(record, handshake);
-        this.serve(record, served, info);
-      },
-      (error, kind) => {
-        if (settled) return;
-        settled = true;
-        this.failSetup(record, error, kind);
-      },
-    );
-  }
-
-  private watchIdle(record: ConnectionRecord, socket: net.Socket): void {
-    socket.setTimeout(this.options.idleTimeout ?? 0, () => {
-      this.registry.idleTimeouts++;
-      // Whichever layer notices the destroy first, a setup that ends here ends as idle.
-      record.endedBy ??= 'idle';
-      const target = record.served ?? socket;
-      target.destroy(codedError(ErrorCodes.IDLE_TIMEOUT, `connection ${record.id} idle for ${this.options.idleTimeout} ms`));
-    });
-  }
-
-  private countHandshake(record: ConnectionRecord, handshake: HandshakeOutcome): void {
-    this.registry.handshakes.completed++;
-    if (handshake.sniCredentialUsed) this.registry.sni.sniCredential++;
-    else this.registry.sni.primaryCredential++;
-    if (channels.handshakeDone.hasSubscribers) channels.handshakeDone.publish({ listener: this, id: record.id, ...handshake });
-  }
-
-  private failSetup(record: ConnectionRecord, error: CodedError, kind: 'failed' | 'timedOut'): void {
-    (record.served ?? record.socket).destroy();
-    record.socket.destroy();
-    if (record.endedBy === 'listener') {
-      // close() (or a fatal accept error) cut the handshake short: not the client's failure.
-      this.registry.handshakes.aborted++;
-      return;
-    }
-    // One code per cause, whichever layer saw the end first.
-    const failure =
-      record.endedBy === 'idle' && error.code !== ErrorCodes.IDLE_TIMEOUT
-        ? codedError(ErrorCodes.IDLE_TIMEOUT, `connection ${record.id} idle for ${this.options.idleTimeout} ms during setup`, { cause: error })
-        : error;
-    if (kind === 'timedOut') this.registry.handshakes.timedOut++;
-    else this.registry.handshakes.failed++;
-    const info: SetupFailureInfo = { id: record.id, ...record.peer };
-    if (channels.handshakeFailed.hasSubscribers) channels.handshakeFailed.publish({ listener: this, error: failure, info });
-    this.emit('tlsClientError', failure, info);
-  }
-
-  private serve(record: ConnectionRecord, served: S, info: I): void {
-    record.phase = 'handler';
-    record.served = served;
-    if (served !== record.socket) {
-      served.on('error', (error: Error) => debug('connection %d: %s', record.id, error.message));
-    }
-    if (this.state === 'closing' || this.state === 'closed') {
-      served.destroy();
-      return;
-    }
-    let result: void | Promise<void>;
-    try {
-      result = this.handler(served, info);
-    } catch (error) {
-      this.failHandler(record, served, info, error);
-      return;
-    }
-    if (isPromiseLike(result)) {
-      result.then(
-        () => this.closeGracefully(record, served),
-        (error: unknown) => this.failHandler(record, served, info, error),
-      );
-    }
-  }
-
-  private failHandler(record: ConnectionRecord, served: S, info: I, error: unknown): void {
-    this.registry.handlerErrors++;
-    served.destroy();
-    record.socket.destroy();
-    const failure = codedError(ErrorCodes.HANDLER_FAILED, `handler of connection ${record.id} failed: ${errorOf(error).message}`, {
-      cause: error,
-    });
-    this.emit('connectionError', failure, info);
-  }
-
-  /**
-   * The handler is done: end(), drop whatever the peer still sends, and destroy() if the peer
-   * has not closed within the graceful timeout (the original's graceful close: shutdown, then
-   * read until EOF or the timeout).
-   */
-  private closeGracefully(record: ConnectionRecord, served: net.Socket): void {
-    if (record.socket.destroyed) return;
-    record.phase = 'closing';
-    // Unref'd: one connection's peer lingering must not keep the process alive by itself.
-    const timer = setTimeout(() => {
-      served.destroy();
-      record.socket.destroy();
-    }, this.gracefulCloseTimeout);
-    timer.unref();
-    record.socket.once('close', () => clearTimeout(timer));
-    served.end();
-    // Reading and dropping the rest lets the peer's FIN be seen: a socket paused on unread
-    // data never sees it.
-    served.resume();
-  }
-
-  /**
-   * A graceful close() reached a connection whose handler still runs: end our side and leave
-   * the input to the handler; close()'s deadline destroys it if it does not finish in time.
-   */
-  private endWhileHandling(record: ConnectionRecord, served: net.Socket): void {
-    if (record.socket.destroyed) return;
-    served.end();
-  }
-
   /**
    * Stops accepting (the listening socket is closed at once, so the port is free), closes
    * every active connection (ended gracefully first with `gracefulTimeout`), and resolves
@@ -473,9 +261,9 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
     this.acceptBackend.close();
     const graceful = options.gracefulTimeout ?? 0;
     for (const record of [...this.registry.records()]) {
-      if (graceful === 0 || record.phase === 'setup') this.abort(record);
+      if (graceful === 0 || record.phase === 'setup') this.connections.abort(record);
       // A connection already closing keeps its course; the deadline below bounds it.
-      else if (record.phase === 'handler') this.endWhileHandling(record, record.served ?? record.socket);
+      else if (record.phase === 'handler') this.connections.endWhileHandling(record, record.served ?? record.socket);
     }
     // The one deadline of a graceful close. Unlike the per-connection timers it keeps the
     // process alive: a peer that never reads or never closes must not leave close() pending
@@ -483,7 +271,7 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
     let deadline: NodeJS.Timeout | undefined;
     if (graceful > 0 && this.registry.activeCount > 0) {
       deadline = setTimeout(() => {
-        for (const record of [...this.registry.records()]) this.abort(record);
+        for (const record of [...this.registry.records()]) this.connections.abort(record);
       }, graceful);
     }
     const opening = previous === 'opening' && this.listenPromise ? this.listenPromise.catch(() => undefined) : Promise.resolve();
@@ -499,44 +287,5 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
     return this.closePromise;
   }
 
-  /** Destroys a connection on the listener's own initiative (close()), not the client's. */
-  private abort(record: ConnectionRecord): void {
-    record.endedBy ??= 'listener';
-    (record.served ?? record.socket).destroy();
-    record.socket.destroy();
-  }
 }
 
-/** The largest delay setTimeout() honours; above it Node fires after 1 ms instead. */
-export const MAX_TIMER_MS = 2 ** 31 - 1;
-
-/** Throws ERR_INVALID_OPTION unless `value` is undefined or an integer in [min, max]. */
-export function checkInteger(name: string, value: unknown, min: number, max: number): void {
-  if (value === undefined) return;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw codedError(ErrorCodes.INVALID_OPTION, `${name} must be an integer from ${min} to ${max}, got ${String(value)}`);
-  }
-}
-
-function validateBaseOptions(options: BaseListenerOptions): void {
-  if (typeof options !== 'object' || options === null) throw codedError(ErrorCodes.INVALID_OPTION, 'options must be an object');
-  // Each of these reaches a system call or a timer: a fraction, NaN, Infinity or a huge value
-  // would be truncated, wrapped or (for timers) turned into 1 ms, never what was asked.
-  checkInteger('backlog', options.backlog, 0, 2 ** 31 - 1);
-  checkInteger('gracefulCloseTimeout', options.gracefulCloseTimeout, 0, MAX_TIMER_MS);
-  checkInteger('idleTimeout', options.idleTimeout, 0, MAX_TIMER_MS);
-  checkInteger('fd', options.fd, 0, 2 ** 31 - 1);
-  if (options.fd === undefined && options.port === undefined) {
-    throw codedError(ErrorCodes.INVALID_OPTION, 'either port or fd is required');
-  }
-}
-
-function validateCloseOptions(options: CloseOptions): void {
-  if (typeof options !== 'object' || options === null) throw codedError(ErrorCodes.INVALID_OPTION, 'close options must be an object');
-  checkInteger('gracefulTimeout', options.gracefulTimeout, 0, MAX_TIMER_MS);
-}
-
-function peerOf(socket: net.Socket): { remoteAddress?: string; remotePort?: number } {
-  const { remoteAddress, remotePort } = socket;
-  return remoteAddress !== undefined && remotePort !== undefined ? { remoteAddress, remotePort } : {};
-}

@@ -2,7 +2,8 @@
 // routing: connections that used the SNI credential come from browsers and go to HTTPS.
 import type http from 'node:http';
 import type tls from 'node:tls';
-import { checkInteger, Listener, MAX_TIMER_MS } from '../listener.js';
+import { Listener } from '../listener.js';
+import { checkInteger, MAX_TIMER_MS } from '../validation.js';
 import type { BaseListenerOptions, Handler, ListenerDependencies } from '../listener.js';
 import { codedError, ErrorCodes } from '../errors.js';
 import { toSecureContext } from './credentials.js';

@@ -1,0 +1,215 @@
+// One connection's life after accept: registered at once, its setup stage run (nothing for
+// TCP, the TLS handshake for TLS) under the idle timeout, then its handler, then a graceful
+// close; or a failure reported with one code per cause. Every path ends in the socket's
+// 'close', which releases the connection from the registry exactly once.
+import type { EventEmitter } from 'node:events';
+import type net from 'node:net';
+import type { ConnectionRecord, ConnectionRegistry } from './registry.js';
+import { codedError, ErrorCodes } from './errors.js';
+import type { CodedError } from './errors.js';
+import { channels, debug } from './diagnostics.js';
+
+/** Where a connection failed before its handler got it; what `tlsClientError` carries. */
+export interface SetupFailureInfo {
+  id: number;
+  remoteAddress?: string;
+  remotePort?: number;
+}
+
+/**
+ * What happens between a tracked net.Socket and the handler. `done` and `fail` may be called
+ * synchronously or later, once each at most between them.
+ */
+export interface ConnectionSetup<S extends net.Socket, I extends { id: number }> {
+  start(
+    socket: net.Socket,
+    record: ConnectionRecord,
+    done: (served: S, info: I, handshake?: HandshakeOutcome) => void,
+    fail: (error: CodedError, kind: 'failed' | 'timedOut') => void,
+  ): void;
+}
+
+/** What a setup stage with a handshake reports on success, for the statistics. */
+export interface HandshakeOutcome {
+  sniCredentialUsed: boolean;
+}
+
+export type Handler<S extends net.Socket, I> = (socket: S, info: I) => void | Promise<void>;
+
+/** What a connection's life needs from the listener that owns it. */
+export interface LifecycleHost extends EventEmitter {
+  /** close() has begun: a connection that arrives now is destroyed at once. */
+  readonly stopping: boolean;
+}
+
+export interface LifecycleTiming {
+  idleTimeout?: number;
+  gracefulCloseTimeout: number;
+}
+
+function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
+  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
+}
+
+function errorOf(value: unknown): Error {
+  return value instanceof Error ? value : new Error(String(value));
+}
+
+function peerOf(socket: net.Socket): { remoteAddress?: string; remotePort?: number } {
+  const { remoteAddress, remotePort } = socket;
+  return remoteAddress !== undefined && remotePort !== undefined ? { remoteAddress, remotePort } : {};
+}
+
+export class ConnectionLifecycle<S extends net.Socket, I extends { id: number }> {
+  constructor(
+    private readonly host: LifecycleHost,
+    private readonly registry: ConnectionRegistry,
+    private readonly setup: ConnectionSetup<S, I>,
+    private readonly handler: Handler<S, I>,
+    private readonly timing: LifecycleTiming,
+  ) {}
+
+  track(id: number, socket: net.Socket, fd: number | null): void {
+    // The peer's address is read now, while the socket is surely open: a connection that fails
+    // later by closing (FIN, RST, a timeout) can no longer be asked, and every report of it
+    // (tlsClientError, logs) still names the client. Node caches it for the handler too.
+    const record = this.registry.register(id, socket, fd, peerOf(socket));
+    socket.once('close', () => {
+      this.registry.release(id);
+      if (channels.connectionClose.hasSubscribers) channels.connectionClose.publish({ listener: this.host, id });
+    });
+    // A peer's reset must not become an uncaught 'error'; the handler may add its own listener.
+    socket.on('error', (error: Error) => debug('connection %d: %s', id, error.message));
+    if (channels.accept.hasSubscribers) channels.accept.publish({ listener: this.host, id, fd });
+    if (this.host.stopping) {
+      socket.destroy();
+      return;
+    }
+    if (this.timing.idleTimeout !== undefined) this.watchIdle(record, socket);
+    let settled = false;
+    this.setup.start(
+      socket,
+      record,
+      (served, info, handshake) => {
+        if (settled) return;
+        settled = true;
+        if (handshake) this.countHandshake(record, handshake);
+        this.serve(record, served, info);
+      },
+      (error, kind) => {
+        if (settled) return;
+        settled = true;
+        this.failSetup(record, error, kind);
+      },
+    );
+  }
+
+  private watchIdle(record: ConnectionRecord, socket: net.Socket): void {
+    socket.setTimeout(this.timing.idleTimeout ?? 0, () => {
+      this.registry.idleTimeouts++;
+      // Whichever layer notices the destroy first, a setup that ends here ends as idle.
+      record.endedBy ??= 'idle';
+      const target = record.served ?? socket;
+      target.destroy(codedError(ErrorCodes.IDLE_TIMEOUT, `connection ${record.id} idle for ${this.timing.idleTimeout} ms`));
+    });
+  }
+
+  private countHandshake(record: ConnectionRecord, handshake: HandshakeOutcome): void {
+    this.registry.handshakes.completed++;
+    if (handshake.sniCredentialUsed) this.registry.sni.sniCredential++;
+    else this.registry.sni.primaryCredential++;
+    if (channels.handshakeDone.hasSubscribers) channels.handshakeDone.publish({ listener: this.host, id: record.id, ...handshake });
+  }
+
+  private failSetup(record: ConnectionRecord, error: CodedError, kind: 'failed' | 'timedOut'): void {
+    (record.served ?? record.socket).destroy();
+    record.socket.destroy();
+    if (record.endedBy === 'listener') {
+      // close() (or a fatal accept error) cut the handshake short: not the client's failure.
+      this.registry.handshakes.aborted++;
+      return;
+    }
+    // One code per cause, whichever layer saw the end first.
+    const failure =
+      record.endedBy === 'idle' && error.code !== ErrorCodes.IDLE_TIMEOUT
+        ? codedError(ErrorCodes.IDLE_TIMEOUT, `connection ${record.id} idle for ${this.timing.idleTimeout} ms during setup`, { cause: error })
+        : error;
+    if (kind === 'timedOut') this.registry.handshakes.timedOut++;
+    else this.registry.handshakes.failed++;
+    const info: SetupFailureInfo = { id: record.id, ...record.peer };
+    if (channels.handshakeFailed.hasSubscribers) channels.handshakeFailed.publish({ listener: this.host, error: failure, info });
+    this.host.emit('tlsClientError', failure, info);
+  }
+
+  private serve(record: ConnectionRecord, served: S, info: I): void {
+    record.phase = 'handler';
+    record.served = served;
+    if (served !== record.socket) {
+      served.on('error', (error: Error) => debug('connection %d: %s', record.id, error.message));
+    }
+    if (this.host.stopping) {
+      served.destroy();
+      return;
+    }
+    let result: void | Promise<void>;
+    try {
+      result = this.handler(served, info);
+    } catch (error) {
+      this.failHandler(record, served, info, error);
+      return;
+    }
+    if (isPromiseLike(result)) {
+      result.then(
+        () => this.closeGracefully(record, served),
+        (error: unknown) => this.failHandler(record, served, info, error),
+      );
+    }
+  }
+
+  private failHandler(record: ConnectionRecord, served: S, info: I, error: unknown): void {
+    this.registry.handlerErrors++;
+    served.destroy();
+    record.socket.destroy();
+    const failure = codedError(ErrorCodes.HANDLER_FAILED, `handler of connection ${record.id} failed: ${errorOf(error).message}`, {
+      cause: error,
+    });
+    this.host.emit('connectionError', failure, info);
+  }
+
+  /**
+   * The handler is done: end(), drop whatever the peer still sends, and destroy() if the peer
+   * has not closed within the graceful timeout (the original's graceful close: shutdown, then
+   * read until EOF or the timeout).
+   */
+  private closeGracefully(record: ConnectionRecord, served: net.Socket): void {
+    if (record.socket.destroyed) return;
+    record.phase = 'closing';
+    // Unref'd: one connection's peer lingering must not keep the process alive by itself.
+    const timer = setTimeout(() => {
+      served.destroy();
+      record.socket.destroy();
+    }, this.timing.gracefulCloseTimeout);
+    timer.unref();
+    record.socket.once('close', () => clearTimeout(timer));
+    served.end();
+    // Reading and dropping the rest lets the peer's FIN be seen: a socket paused on unread
+    // data never sees it.
+    served.resume();
+  }
+
+  /**
+   * A graceful close() reached a connection whose handler still runs: end our side and leave
+   * the input to the handler; close()'s deadline destroys it if it does not finish in time.
+   */
+  endWhileHandling(record: ConnectionRecord, served: net.Socket): void {
+    if (record.socket.destroyed) return;
+    served.end();
+  }
+
+  /** Destroys a connection on the listener's own initiative (close()), not the client's. */
+  abort(record: ConnectionRecord): void {
+    record.endedBy ??= 'listener';
+    (record.served ?? record.socket).destroy();
+    record.socket.destroy();
+  }
+}

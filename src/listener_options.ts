@@ -1,0 +1,41 @@
+// What every listener (TCP and TLS) is configured with, and the checks it passes before a
+// listener exists.
+import type { BackendKind } from './accept/backend.js';
+import { codedError, ErrorCodes } from './errors.js';
+import { checkInteger, MAX_TIMER_MS } from './validation.js';
+
+export interface BaseListenerOptions {
+  /** Port number or service name ('https'); 0 picks a free port. */
+  port?: number | string;
+  /** Address or name to bind; omitted = wildcard (`::` dual-stack where IPv6 exists). */
+  host?: string;
+  /** An already listening socket to adopt instead of binding; the listener closes it on close(). */
+  fd?: number;
+  backlog?: number;
+  backend?: BackendKind;
+  /** ms the peer gets to close after a handler finishes before the socket is destroyed. */
+  gracefulCloseTimeout?: number;
+  /** ms without traffic after which a connection is closed (off by default). */
+  idleTimeout?: number;
+}
+
+export interface CloseOptions {
+  /** End active connections and give them this long (ms) before destroying them. */
+  gracefulTimeout?: number;
+}
+
+export function validateBaseOptions(options: BaseListenerOptions): void {
+  if (typeof options !== 'object' || options === null) throw codedError(ErrorCodes.INVALID_OPTION, 'options must be an object');
+  checkInteger('backlog', options.backlog, 0, 2 ** 31 - 1);
+  checkInteger('gracefulCloseTimeout', options.gracefulCloseTimeout, 0, MAX_TIMER_MS);
+  checkInteger('idleTimeout', options.idleTimeout, 0, MAX_TIMER_MS);
+  checkInteger('fd', options.fd, 0, 2 ** 31 - 1);
+  if (options.fd === undefined && options.port === undefined) {
+    throw codedError(ErrorCodes.INVALID_OPTION, 'either port or fd is required');
+  }
+}
+
+export function validateCloseOptions(options: CloseOptions): void {
+  if (typeof options !== 'object' || options === null) throw codedError(ErrorCodes.INVALID_OPTION, 'close options must be an object');
+  checkInteger('gracefulTimeout', options.gracefulTimeout, 0, MAX_TIMER_MS);
+}
