@@ -1,7 +1,7 @@
 // Proves what a user gets from the package tarball: `npm pack`, then, for each Node given,
 // install the tarball into an empty project with no compiler reachable (PATH holds only
-// `node`, `npm` and `sh`), and load it the ways users do. The prebuild must serve: the native
-// backend available, and nothing compiled at install.
+// `node`, `npm` and `sh`), and load it the ways users do (import and require). The prebuild
+// must serve: the native backend available, and nothing compiled at install.
 //
 //   node scripts/check-packed-install.mjs [--node PATH]... [--reuse-build] [--json]
 //
@@ -34,6 +34,7 @@ const SERVE_ONE = `
 /** How each kind of consumer loads the package, as `node <args>` runs it. */
 const LOADERS = {
   import: ['--input-type=module', '-e', `import net from 'node:net';\nimport { createLocalTCPListener, nativeAvailable } from 'native-tls-listener';\n${SERVE_ONE}`],
+  require: ['-e', `const net = require('node:net');\nconst { createLocalTCPListener, nativeAvailable } = require('native-tls-listener');\n${SERVE_ONE}`],
 };
 
 function parseArgs(argv) {

@@ -57,6 +57,10 @@ describe('the packed tarball installed without a compiler', function () {
     expect(summary.consumers[0]?.loaders.import).to.deep.equal({ nativeAvailable: true, backend: 'native', reply: 'served' });
   });
 
+  it('serves on the native backend when required (CommonJS)', function () {
+    expect(summary.consumers[0]?.loaders.require).to.deep.equal({ nativeAvailable: true, backend: 'native', reply: 'served' });
+  });
+
   it('finds nothing else wrong', function () {
     expect(summary.problems).to.deep.equal([]);
   });
