@@ -150,6 +150,45 @@ function checkConsumer(scratch, tarball, node, label) {
   return result;
 }
 
+/**
+ * What the tarball holds besides code: the licence, and for every source map the sources it
+ * names (a map pointing at files that do not ship only misleads a debugger).
+ */
+function checkContents(scratch, tarball) {
+  const extracted = path.join(scratch, 'extracted');
+  fs.mkdirSync(extracted);
+  run('tar', ['-xzf', tarball, '-C', extracted]);
+  const packageDir = path.join(extracted, 'package');
+  const problems = [];
+  const license = path.join(packageDir, 'LICENSE');
+  if (!fs.existsSync(license)) problems.push('the tarball has no LICENSE');
+  else if (!/^MIT License/.test(fs.readFileSync(license, 'utf8'))) problems.push('LICENSE is not the MIT licence');
+  let maps = 0;
+  for (const file of listFiles(packageDir)) {
+    if (file.endsWith('.js')) {
+      const reference = /\/\/# sourceMappingURL=(\S+)\s*$/.exec(fs.readFileSync(file, 'utf8'))?.[1];
+      if (reference && !fs.existsSync(path.resolve(path.dirname(file), reference))) {
+        problems.push(`${path.relative(packageDir, file)} names a source map that does not ship: ${reference}`);
+      }
+    } else if (file.endsWith('.map')) {
+      maps++;
+      const map = JSON.parse(fs.readFileSync(file, 'utf8'));
+      for (const source of map.sources ?? []) {
+        const resolved = path.resolve(path.dirname(file), map.sourceRoot ?? '', source);
+        if (!fs.existsSync(resolved)) problems.push(`${path.relative(packageDir, file)} names a source that does not ship: ${source}`);
+      }
+    }
+  }
+  return { sourceMaps: maps, problems };
+}
+
+function listFiles(dir) {
+  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
+    const full = path.join(dir, entry.name);
+    return entry.isDirectory() ? listFiles(full) : [full];
+  });
+}
+
 function problemsOf(result) {
   const problems = [];
   if (result.compiledAtInstall) problems.push('the install compiled (or tried to compile) the addon');
@@ -169,7 +208,8 @@ function main() {
   try {
     const { tarball, files } = pack(scratch, options.reuseBuild);
     const prebuilds = files.filter((file) => file.startsWith('prebuilds/') && file.endsWith('.node'));
-    const summary = { tarball: path.basename(tarball), prebuilds, consumers: [], problems: [] };
+    const contents = checkContents(scratch, tarball);
+    const summary = { tarball: path.basename(tarball), prebuilds, sourceMaps: contents.sourceMaps, consumers: [], problems: [...contents.problems] };
     if (!prebuilds.some((file) => file.startsWith(`prebuilds/${process.platform}-${process.arch}/`))) {
       summary.problems.push(`the tarball has no prebuild for ${process.platform}-${process.arch}`);
     }
@@ -181,7 +221,7 @@ function main() {
     if (options.json) {
       console.log(JSON.stringify(summary));
     } else {
-      console.log(`${summary.tarball}: prebuilds ${prebuilds.join(', ') || 'none'}`);
+      console.log(`${summary.tarball}: prebuilds ${prebuilds.join(', ') || 'none'}; ${summary.sourceMaps} source maps`);
       for (const consumer of summary.consumers) {
         const loaders = Object.entries(consumer.loaders).map(([kind, outcome]) => `${kind} nativeAvailable=${outcome.nativeAvailable}`);
         console.log(`Node ${consumer.node}, no compiler on PATH: compiled at install: ${consumer.compiledAtInstall}; ${loaders.join('; ')}`);

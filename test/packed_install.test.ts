@@ -20,6 +20,7 @@ interface LoaderOutcome {
 
 interface PackedInstallSummary {
   prebuilds: string[];
+  sourceMaps: number;
   consumers: Array<{ node: string; compiledAtInstall: boolean; buildDirectory: boolean; loaders: Record<string, LoaderOutcome> }>;
   problems: string[];
 }
@@ -59,6 +60,11 @@ describe('the packed tarball installed without a compiler', function () {
 
   it('serves on the native backend when required (CommonJS)', function () {
     expect(summary.consumers[0]?.loaders.require).to.deep.equal({ nativeAvailable: true, backend: 'native', reply: 'served' });
+  });
+
+  it('ships the MIT licence, and every source its source maps name', function () {
+    expect(summary.sourceMaps).to.be.greaterThan(0);
+    expect(summary.problems.filter((problem) => /LICENSE|licence|source/.test(problem))).to.deep.equal([]);
   });
 
   it('finds nothing else wrong', function () {
