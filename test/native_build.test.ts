@@ -86,19 +86,28 @@ describe('the build flags of binding.gyp', function () {
   this.timeout(60_000);
   let scratch: string;
 
-  /** Runs `node-gyp configure` on a copy of the build files; returns the generated target makefile. */
-  async function configure(env: NodeJS.ProcessEnv): Promise<string> {
-    const dir = fs.mkdtempSync(path.join(scratch, 'configure-'));
+  /**
+   * Runs `node-gyp configure` on the build files laid out as a user's install has them: the
+   * package in node_modules/, node-addon-api hoisted beside it. Returns the generated target
+   * makefile and what the package directory holds afterwards.
+   */
+  async function configure(env: NodeJS.ProcessEnv): Promise<{ makefile: string; packageEntries: string[] }> {
+    const consumer = fs.mkdtempSync(path.join(scratch, 'consumer-'));
+    const dir = path.join(consumer, 'node_modules', 'native-tls-listener');
+    fs.mkdirSync(dir, { recursive: true });
     fs.copyFileSync(path.join(repoRoot, 'binding.gyp'), path.join(dir, 'binding.gyp'));
     fs.copyFileSync(path.join(repoRoot, 'package.json'), path.join(dir, 'package.json'));
-    fs.symlinkSync(path.join(repoRoot, 'node_modules'), path.join(dir, 'node_modules'), 'dir');
+    fs.cpSync(path.join(repoRoot, 'node_modules', 'node-addon-api'), path.join(consumer, 'node_modules', 'node-addon-api'), { recursive: true });
     const nodeGyp = path.join(repoRoot, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
     const args = [nodeGyp, 'configure', '--loglevel=error'];
     // The running Node's own headers, as npm's `nodedir` gives them, so nothing is downloaded.
     const nodedir = process.env.npm_config_nodedir ?? path.dirname(path.dirname(process.execPath));
     if (fs.existsSync(path.join(nodedir, 'include', 'node', 'common.gypi'))) args.push(`--nodedir=${nodedir}`);
     await execFileAsync(process.execPath, args, { cwd: dir, env: { ...process.env, ...env }, timeout: 50_000 });
-    return fs.readFileSync(path.join(dir, 'build', 'native_acceptor.target.mk'), 'utf8');
+    return {
+      makefile: fs.readFileSync(path.join(dir, 'build', 'native_acceptor.target.mk'), 'utf8'),
+      packageEntries: fs.readdirSync(dir).sort(),
+    };
   }
 
   /** The Release flags of one kind in a gyp makefile ('CFLAGS_CC', 'CFLAGS', 'DEFS'). */
@@ -120,18 +129,23 @@ describe('the build flags of binding.gyp', function () {
     if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
   });
 
-  it('make warnings errors only when NATIVE_TLS_LISTENER_WERROR=1 (CI), never in a user\'s install', async function () {
-    const user = await configure({ NATIVE_TLS_LISTENER_WERROR: '' });
+  it("make warnings errors only when NATIVE_TLS_LISTENER_WERROR=1 (CI), never in a user's install", async function () {
+    const user = (await configure({ NATIVE_TLS_LISTENER_WERROR: '' })).makefile;
     expect([...releaseFlags(user, 'CFLAGS'), ...releaseFlags(user, 'CFLAGS_CC')]).to.not.include('-Werror');
     expect(releaseFlags(user, 'CFLAGS_CC')).to.include.members(['-Wall', '-Wextra']);
-    const ci = await configure({ NATIVE_TLS_LISTENER_WERROR: '1' });
+    const ci = (await configure({ NATIVE_TLS_LISTENER_WERROR: '1' })).makefile;
     expect([...releaseFlags(ci, 'CFLAGS'), ...releaseFlags(ci, 'CFLAGS_CC')]).to.include('-Werror');
   });
 
   it('enable C++ exceptions the node-addon-api way and hide symbols', async function () {
-    const makefile = await configure({ NATIVE_TLS_LISTENER_WERROR: '' });
+    const { makefile } = await configure({ NATIVE_TLS_LISTENER_WERROR: '' });
     expect(releaseFlags(makefile, 'DEFS')).to.include.members(['-DNAPI_CPP_EXCEPTIONS', '-DNODE_ADDON_API_CPP_EXCEPTIONS_ALL', '-DNAPI_VERSION=9']);
     expect([...releaseFlags(makefile, 'CFLAGS'), ...releaseFlags(makefile, 'CFLAGS_CC')]).to.not.include('-fno-exceptions');
     expect(releaseFlags(makefile, 'CFLAGS')).to.include('-fvisibility=hidden');
+  });
+
+  it("write nothing into the installed package outside build/ (node-addon-api hoisted beside it)", async function () {
+    const { packageEntries } = await configure({ NATIVE_TLS_LISTENER_WERROR: '' });
+    expect(packageEntries).to.deep.equal(['binding.gyp', 'build', 'package.json']);
   });
 });
