@@ -26,6 +26,7 @@ import type { CodedError, SystemError } from './errors.js';
 import { channels, debug } from './diagnostics.js';
 import { formatPrometheus } from './metrics.js';
 import { auditDescriptors } from './audit.js';
+import { rejectUnknownOptions } from './option_keys.js';
 import type { AuditReport } from './audit.js';
 
 export interface BaseListenerOptions {
@@ -458,6 +459,7 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
    */
   close(options: CloseOptions = {}): Promise<void> {
     if (this.closePromise) return this.closePromise;
+    rejectUnknownOptions('close', options);
     validateCloseOptions(options);
     const previous = this.state;
     this.state = 'closing';

@@ -10,6 +10,7 @@ import { codedError, ErrorCodes } from '../errors.js';
 import { toSecureContext } from './credentials.js';
 import type { ServerCredential } from './credentials.js';
 import { TlsSetup } from './tls_setup.js';
+import { rejectUnknownOptions } from '../option_keys.js';
 import type { ConnectionInfo } from './tls_setup.js';
 
 export type RequestListener = (request: http.IncomingMessage, response: http.ServerResponse) => void;
@@ -69,6 +70,7 @@ function routeToHttp(target: net.Server | RequestListener): (socket: tls.TLSSock
 export class TLSListener extends Listener<tls.TLSSocket, ConnectionInfo> {
   constructor(options: ListenerOptions, handler: ConnectionHandler, dependencies?: ListenerDependencies) {
     if (typeof options !== 'object' || options === null) throw codedError(ErrorCodes.INVALID_OPTION, 'options must be an object');
+    rejectUnknownOptions('createListener', options);
     validateTlsOptions(options);
     const purpose = { requestClientCert: options.requestClientCert === true };
     const setup = new TlsSetup({
