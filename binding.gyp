@@ -1,4 +1,9 @@
 {
+  "variables": {
+    # Warnings are errors in CI's builds (NATIVE_TLS_LISTENER_WERROR=1), never in the build a
+    # user's install runs: a newer compiler's new warning must not break an install.
+    "werror%": "<!(node -p \"process.env.NATIVE_TLS_LISTENER_WERROR === '1' ? 'true' : 'false'\")"
+  },
   "targets": [
     {
       "target_name": "native_acceptor",
@@ -11,19 +16,36 @@
         "native/resolver.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      # C++ exceptions as node-addon-api's node_addon_api_except_all target sets them up
+      # (except.gypi plus NODE_ADDON_API_CPP_EXCEPTIONS_ALL): a std::exception thrown in a
+      # callback becomes a JS error instead of std::terminate. The defines, not the gyp
+      # dependency: with node-addon-api hoisted beside this package (every user's install),
+      # gyp's make generator writes that dependency's makefiles outside build/, into the
+      # installed package (nodejs/gyp-next#325).
       "defines": [
         "NAPI_VERSION=9",
         "NODE_ADDON_API_DISABLE_DEPRECATED",
-        "NAPI_CPP_EXCEPTIONS"
+        "NAPI_CPP_EXCEPTIONS",
+        "NODE_ADDON_API_CPP_EXCEPTIONS_ALL"
       ],
+      "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions"],
-      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Werror"],
+      # Only the Node-API entry points (marked visible by node_api.h) are exported.
+      "cflags": ["-fvisibility=hidden"],
+      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra"],
       "xcode_settings": {
         "GCC_ENABLE_CPP_EXCEPTIONS": "YES",
         "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
         "MACOSX_DEPLOYMENT_TARGET": "11.0",
+        "GCC_SYMBOLS_PRIVATE_EXTERN": "YES",
         "OTHER_CPLUSPLUSFLAGS": ["-Wall", "-Wextra"]
-      }
+      },
+      "conditions": [
+        ["werror == 'true'", {
+          "cflags_cc": ["-Werror"],
+          "xcode_settings": { "GCC_TREAT_WARNINGS_AS_ERRORS": "YES" }
+        }]
+      ]
     }
   ]
 }

@@ -1,6 +1,8 @@
 export { createLocalTCPListener, TCPListener } from './tcp_listener.js';
 export type { TCPConnectionInfo, TCPListenerOptions } from './tcp_listener.js';
 export { Listener, adoptDescriptor } from './listener.js';
+// Types the events of every Listener (declaration merging), for importers of the package too.
+export type { ListenerEventHandler, ListenerEventName, ListenerEvents } from './listener_events.js';
 export type {
   BaseListenerOptions,
   CloseOptions,

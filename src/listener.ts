@@ -31,6 +31,7 @@ import { formatPrometheus } from './metrics.js';
 import { auditDescriptors } from './audit.js';
 import { ConnectionLifecycle } from './connection_lifecycle.js';
 import type { ConnectionSetup, Handler } from './connection_lifecycle.js';
+import { rejectUnknownOptions } from './option_keys.js';
 import type { AuditReport } from './audit.js';
 
 export type { BaseListenerOptions, CloseOptions } from './listener_options.js';
@@ -255,6 +256,7 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
    */
   close(options: CloseOptions = {}): Promise<void> {
     if (this.closePromise) return this.closePromise;
+    rejectUnknownOptions('close', options);
     validateCloseOptions(options);
     const previous = this.state;
     this.state = 'closing';

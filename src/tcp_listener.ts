@@ -2,6 +2,7 @@
 // handler gets the socket as soon as it is accepted.
 import type net from 'node:net';
 import { Listener } from './listener.js';
+import { rejectUnknownOptions } from './option_keys.js';
 import type { BaseListenerOptions, ConnectionSetup, Handler, ListenerDependencies } from './listener.js';
 
 export interface TCPConnectionInfo {
@@ -20,6 +21,7 @@ const noSetup: ConnectionSetup<net.Socket, TCPConnectionInfo> = {
 
 export class TCPListener extends Listener<net.Socket, TCPConnectionInfo> {
   constructor(options: TCPListenerOptions, handler: Handler<net.Socket, TCPConnectionInfo>, dependencies?: ListenerDependencies) {
+    rejectUnknownOptions('createLocalTCPListener', options);
     super(options, noSetup, handler, dependencies);
   }
 }

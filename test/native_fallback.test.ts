@@ -1,7 +1,8 @@
 // Where the addon cannot load, the package still serves through the pure-JS backend with one
 // clear warning, and asking for the native backend explicitly is an error naming every path
-// tried. The package is copied, without its build/ directory, into a temporary directory:
-// the real loader, looking in the real places, finds nothing there.
+// tried; where the package has a prebuild and nothing built from source (an install from the
+// tarball), the prebuild serves. The package is copied, without its build/ directory, into a
+// temporary directory: the real loader, looking in the real places, finds only what is there.
 import { execFile, spawn } from 'node:child_process';
 import type { StdioOptions } from 'node:child_process';
 import fs from 'node:fs';
@@ -74,6 +75,24 @@ interface ProbeResult {
   warnings: Array<{ code: string; message: string }>;
 }
 
+/**
+ * A package named native-tls-listener (so the probe imports it by name, through its exports
+ * map) with the compiled sources and dependencies, no build/ or build-cmake/, and the given
+ * prebuilds/ files; runs the probe in it.
+ */
+async function probeCopiedPackage(packageDir: string, prebuilds: Record<string, string>): Promise<ProbeResult> {
+  fs.copyFileSync(path.join(repoRoot, 'package.json'), path.join(packageDir, 'package.json'));
+  fs.cpSync(path.join(repoRoot, 'dist', 'src'), path.join(packageDir, 'dist', 'src'), { recursive: true });
+  fs.symlinkSync(path.join(repoRoot, 'node_modules'), path.join(packageDir, 'node_modules'));
+  for (const [relative, source] of Object.entries(prebuilds)) {
+    fs.mkdirSync(path.dirname(path.join(packageDir, relative)), { recursive: true });
+    fs.copyFileSync(source, path.join(packageDir, relative));
+  }
+  fs.writeFileSync(path.join(packageDir, 'probe.mjs'), PROBE);
+  const { stdout } = await execFileAsync(process.execPath, ['probe.mjs'], { cwd: packageDir, timeout: 20_000 });
+  return JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as ProbeResult;
+}
+
 describe('without a loadable addon', function () {
   this.timeout(30_000);
   let packageDir: string;
@@ -81,14 +100,7 @@ describe('without a loadable addon', function () {
 
   before(async function () {
     packageDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ntl-no-addon-'));
-    // A package named native-tls-listener (so the probe imports it by name, through its exports
-    // map) with the compiled sources and dependencies, and no build/ or build-cmake/.
-    fs.copyFileSync(path.join(repoRoot, 'package.json'), path.join(packageDir, 'package.json'));
-    fs.cpSync(path.join(repoRoot, 'dist', 'src'), path.join(packageDir, 'dist', 'src'), { recursive: true });
-    fs.symlinkSync(path.join(repoRoot, 'node_modules'), path.join(packageDir, 'node_modules'));
-    fs.writeFileSync(path.join(packageDir, 'probe.mjs'), PROBE);
-    const { stdout } = await execFileAsync(process.execPath, ['probe.mjs'], { cwd: packageDir, timeout: 20_000 });
-    result = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as ProbeResult;
+    result = await probeCopiedPackage(packageDir, {});
   });
 
   after(function () {
@@ -120,6 +132,9 @@ describe('without a loadable addon', function () {
       expect(tried.some((line) => line.startsWith(full))).to.equal(true, `tried ${full}`);
       expect(result.explicit?.message).to.contain(full);
     }
+    const prebuilds = path.join(packageDir, 'prebuilds', `${process.platform}-${process.arch}`);
+    expect(tried.some((line) => line.startsWith(`${prebuilds}: no prebuild`))).to.equal(true, `tried ${prebuilds}`);
+    expect(tried.some((line) => line.startsWith(`node-gyp-build in ${packageDir}: No native build was found`))).to.equal(true);
   });
 
   describe('adopting a Unix-domain listening socket', () => {
@@ -163,4 +178,30 @@ describe('without a loadable addon', function () {
       expect(report.adoptedOpen, 'the adopted descriptor is closed with the server').to.equal(false);
     });
   });
+});
+
+describe('with a prebuild and no build from source', function () {
+  this.timeout(30_000);
+  const builtAddon = path.join(repoRoot, 'build', 'Release', 'native_acceptor.node');
+  const platformDir = `prebuilds/${process.platform}-${process.arch}`;
+  let packageDir: string;
+
+  before(function () {
+    if (process.platform !== 'linux' || !fs.existsSync(builtAddon)) this.skip();
+    packageDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ntl-prebuild-'));
+  });
+
+  after(function () {
+    if (packageDir) fs.rmSync(packageDir, { recursive: true, force: true });
+  });
+
+  it('loads the prebuild for this platform and serves on the native backend', async function () {
+    // The name prebuildify gives it (scripts/prebuild.mjs): package name, libc tag.
+    const result = await probeCopiedPackage(packageDir, { [`${platformDir}/native-tls-listener.glibc.node`]: builtAddon });
+    expect(result.nativeAvailable).to.equal(true);
+    expect(result.backends).to.deep.equal(['native', 'native']);
+    expect(result.reply).to.equal('served');
+    expect(result.warnings.filter((warning) => warning.code === 'NTL_NATIVE_UNAVAILABLE')).to.deep.equal([]);
+  });
+
 });

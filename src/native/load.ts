@@ -1,19 +1,51 @@
 // Finds and loads the addon once. Every path tried and every reason it failed is kept, so
 // an explicit `backend: 'native'` that cannot be served says exactly why.
+//
+// node-gyp-build picks first, the way it does for bufferutil or better-sqlite3: a build from
+// source (build/Release, build/Debug), else the prebuild in prebuilds/<platform>-<arch>/
+// that fits this system (the tarball ships them; see scripts/prebuild.mjs). It also honours
+// NATIVE_TLS_LISTENER_PREBUILD (a directory to look in instead of the package's own). If what
+// it picks does not load, every other place an addon can be is tried, cmake-js's included.
+import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import type { NativeBinding } from './binding.js';
 
 const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const require = createRequire(import.meta.url);
 
-/** Where node-gyp (default) and cmake-js (`npm run build:cmake`) put the addon. */
+/** The part of node-gyp-build used here (it ships no types). */
+interface NodeGypBuild {
+  /** The addon file to load from a package directory; throws when none fits. */
+  resolve(dir: string): string;
+}
+
+/** Where the prebuilds for this platform and architecture are, when the tarball has any. */
+const prebuildDir = path.join(packageRoot, 'prebuilds', `${process.platform}-${process.arch}`);
+
+/**
+ * Where an addon can be, besides node-gyp-build's pick: node-gyp's builds, this platform's
+ * prebuilds, and cmake-js's builds (`npm run build:cmake`).
+ */
 export const candidatePaths: readonly string[] = [
   path.join(packageRoot, 'build', 'Release', 'native_acceptor.node'),
   path.join(packageRoot, 'build', 'Debug', 'native_acceptor.node'),
+  ...prebuildFiles(),
   path.join(packageRoot, 'build-cmake', 'Release', 'native_acceptor.node'),
   path.join(packageRoot, 'build-cmake', 'native_acceptor.node'),
 ];
+
+function prebuildFiles(): string[] {
+  try {
+    return fs
+      .readdirSync(prebuildDir)
+      .filter((name) => name.endsWith('.node'))
+      .map((name) => path.join(prebuildDir, name));
+  } catch {
+    return [];
+  }
+}
 
 export interface LoadResult {
   binding: NativeBinding | null;
@@ -34,6 +66,20 @@ function isNativeBinding(value: unknown): value is NativeBinding {
   );
 }
 
+function firstLine(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).split('\n')[0] ?? '';
+}
+
+/** node-gyp-build's choice, or null (with the reason recorded) when it finds none. */
+function nodeGypBuildChoice(failures: string[]): string | null {
+  try {
+    return (require('node-gyp-build') as NodeGypBuild).resolve(packageRoot);
+  } catch (error) {
+    failures.push(`node-gyp-build in ${packageRoot}: ${firstLine(error)}`);
+    return null;
+  }
+}
+
 export function loadNativeBinding(): LoadResult {
   if (cached) return cached;
   const failures: string[] = [];
@@ -42,8 +88,12 @@ export function loadNativeBinding(): LoadResult {
     cached = { binding: null, failures };
     return cached;
   }
-  const require = createRequire(import.meta.url);
-  for (const candidate of candidatePaths) {
+  const chosen = nodeGypBuildChoice(failures);
+  if (!candidatePaths.some((candidate) => candidate.startsWith(prebuildDir + path.sep))) {
+    failures.push(`${prebuildDir}: no prebuild for ${process.platform}-${process.arch} in this package`);
+  }
+  const candidates = chosen === null ? candidatePaths : [chosen, ...candidatePaths.filter((candidate) => candidate !== chosen)];
+  for (const candidate of candidates) {
     try {
       const loaded: unknown = require(candidate);
       if (isNativeBinding(loaded)) {
@@ -52,8 +102,7 @@ export function loadNativeBinding(): LoadResult {
       }
       failures.push(`${candidate}: loaded, but it is not this package's addon`);
     } catch (error) {
-      const reason = error instanceof Error ? error.message.split('\n')[0] : String(error);
-      failures.push(`${candidate}: ${reason}`);
+      failures.push(`${candidate}: ${firstLine(error)}`);
     }
   }
   cached = { binding: null, failures };

@@ -9,6 +9,7 @@ import { codedError, ErrorCodes } from '../errors.js';
 import { toSecureContext } from './credentials.js';
 import type { ServerCredential } from './credentials.js';
 import { TlsSetup } from './tls_setup.js';
+import { rejectUnknownOptions } from '../option_keys.js';
 import type { ConnectionInfo } from './tls_setup.js';
 import { HttpRoute } from './http_route.js';
 import type { HttpTarget } from './http_route.js';
@@ -58,6 +59,7 @@ function validateTlsOptions(options: ListenerOptions): void {
 export class TLSListener extends Listener<tls.TLSSocket, ConnectionInfo> {
   constructor(options: ListenerOptions, handler: ConnectionHandler, dependencies?: TlsListenerDependencies) {
     if (typeof options !== 'object' || options === null) throw codedError(ErrorCodes.INVALID_OPTION, 'options must be an object');
+    rejectUnknownOptions('createListener', options);
     validateTlsOptions(options);
     const purpose = { requestClientCert: options.requestClientCert === true };
     const route = options.http !== undefined ? new HttpRoute(options.http, dependencies?.http1ServerOptions) : undefined;

@@ -54,7 +54,7 @@ export async function startListener(
   const clientErrors: RunningListener['clientErrors'] = [];
   const connectionErrors: RunningListener['connectionErrors'] = [];
   listener.on('tlsClientError', (error: ReportedError, info: SetupFailureInfo) => clientErrors.push({ error, info }));
-  listener.on('connectionError', (error: ReportedError, info: ConnectionInfo) => connectionErrors.push({ error, info }));
+  listener.on('connectionError', (error: ReportedError, info: ConnectionInfo | { id: number }) => connectionErrors.push({ error, info }));
   const address = await within(listener.listen(), 'the listener to start');
   let taken = 0;
   return {
