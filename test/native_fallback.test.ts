@@ -3,6 +3,8 @@
 // tried; where the package has a prebuild and nothing built from source (an install from the
 // tarball), the prebuild serves. The package is copied, without its build/ directory, into a
 // temporary directory: the real loader, looking in the real places, finds only what is there.
+// NATIVE_TLS_LISTENER_ADDON names the one file to load instead (the sanitizer run points it at
+// build-sanitize/).
 import { execFile, spawn } from 'node:child_process';
 import type { StdioOptions } from 'node:child_process';
 import fs from 'node:fs';
@@ -67,6 +69,13 @@ try {
 console.log(JSON.stringify({ backend: listener.backend, outcome, adoptedOpen }));
 `;
 
+/** This process's environment without the loader override, so each probe sets its own. */
+function envWithoutOverride(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env.NATIVE_TLS_LISTENER_ADDON;
+  return env;
+}
+
 interface ProbeResult {
   nativeAvailable: boolean;
   backends: string[];
@@ -89,7 +98,11 @@ async function probeCopiedPackage(packageDir: string, prebuilds: Record<string, 
     fs.copyFileSync(source, path.join(packageDir, relative));
   }
   fs.writeFileSync(path.join(packageDir, 'probe.mjs'), PROBE);
-  const { stdout } = await execFileAsync(process.execPath, ['probe.mjs'], { cwd: packageDir, timeout: 20_000 });
+  const { stdout } = await execFileAsync(process.execPath, ['probe.mjs'], {
+    cwd: packageDir,
+    env: envWithoutOverride(),
+    timeout: 20_000,
+  });
   return JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as ProbeResult;
 }
 
@@ -204,4 +217,78 @@ describe('with a prebuild and no build from source', function () {
     expect(result.warnings.filter((warning) => warning.code === 'NTL_NATIVE_UNAVAILABLE')).to.deep.equal([]);
   });
 
+});
+
+// Runs against this repository's compiled sources, with NATIVE_TLS_LISTENER_ADDON set by the test.
+const OVERRIDE_PROBE = `
+import fs from 'node:fs';
+import net from 'node:net';
+import { createLocalTCPListener, nativeAvailable } from ${JSON.stringify(path.join(repoRoot, 'dist', 'src', 'index.js'))};
+import { loadNativeBinding } from ${JSON.stringify(path.join(repoRoot, 'dist', 'src', 'native', 'load.js'))};
+const listener = createLocalTCPListener({ port: 0 }, (socket) => socket.end('served'));
+const { port } = await listener.listen();
+const reply = await new Promise((resolve, reject) => {
+  let data = '';
+  net.connect(port, '127.0.0.1').on('data', (chunk) => (data += chunk)).on('end', () => resolve(data)).on('error', reject);
+});
+await listener.close();
+let explicit = null;
+try {
+  createLocalTCPListener({ port: 0, backend: 'native' }, () => {});
+} catch (error) {
+  explicit = { code: error.code, tried: error.tried };
+}
+const loaded = loadNativeBinding().path;
+const mapped = loaded !== null && fs.readFileSync('/proc/self/maps', 'utf8').includes(loaded);
+console.log(JSON.stringify({ nativeAvailable: nativeAvailable(), loaded, mapped, backend: listener.backend, reply, explicit }));
+`;
+
+interface OverrideProbeResult {
+  nativeAvailable: boolean;
+  loaded: string | null;
+  mapped: boolean;
+  backend: string;
+  reply: string;
+  explicit: { code: string; tried: string[] } | null;
+}
+
+describe('NATIVE_TLS_LISTENER_ADDON: the loader takes the addon file it names, and nothing else', function () {
+  this.timeout(30_000);
+  const built = path.join(repoRoot, 'build', 'Release', 'native_acceptor.node');
+  let dir: string;
+
+  before(function () {
+    if (process.platform !== 'linux' || !fs.existsSync(built)) this.skip(); // /proc/self/maps; a node-gyp build
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ntl-addon-override-'));
+    fs.writeFileSync(path.join(dir, 'probe.mjs'), OVERRIDE_PROBE);
+  });
+
+  after(function () {
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function probe(addon: string): Promise<OverrideProbeResult> {
+    const { stdout } = await execFileAsync(process.execPath, ['probe.mjs'], {
+      cwd: dir,
+      env: { ...envWithoutOverride(), NATIVE_TLS_LISTENER_ADDON: addon },
+      timeout: 20_000,
+    });
+    return JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as OverrideProbeResult;
+  }
+
+  it('loads the named file (a copy of the build, elsewhere) and serves on the native backend with it', async function () {
+    const copy = path.join(dir, 'copied_acceptor.node');
+    fs.copyFileSync(built, copy);
+    const result = await probe(copy);
+    expect(result).to.deep.include({ nativeAvailable: true, loaded: copy, mapped: true, backend: 'native', reply: 'served' });
+  });
+
+  it('falls back to the pure-JS backend, not to the build it would otherwise find, when the named file does not load', async function () {
+    const missing = path.join(dir, 'missing.node');
+    const result = await probe(missing);
+    expect(result).to.deep.include({ nativeAvailable: false, loaded: null, backend: 'js', reply: 'served' });
+    expect(result.explicit?.code).to.equal('ERR_NATIVE_UNAVAILABLE');
+    expect(result.explicit?.tried).to.have.length(1);
+    expect(result.explicit?.tried[0], 'the one path tried').to.satisfy((line: string) => line.startsWith(`${missing}: `));
+  });
 });

@@ -6,6 +6,7 @@
 // that fits this system (the tarball ships them; see scripts/prebuild.mjs). It also honours
 // NATIVE_TLS_LISTENER_PREBUILD (a directory to look in instead of the package's own). If what
 // it picks does not load, every other place an addon can be is tried, cmake-js's included.
+// NATIVE_TLS_LISTENER_ADDON names one addon file to load instead of all of that.
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
@@ -47,8 +48,18 @@ function prebuildFiles(): string[] {
   }
 }
 
+/**
+ * Names the one addon file to load (relative paths from the working directory). Exclusive: when
+ * it does not load, nothing else is tried, so a run meant for a special build (the sanitizer
+ * run loads build-sanitize/) can never pass on the normal one. An environment variable, so child
+ * processes and worker threads load the same file.
+ */
+export const ADDON_PATH_VARIABLE = 'NATIVE_TLS_LISTENER_ADDON';
+
 export interface LoadResult {
   binding: NativeBinding | null;
+  /** the file the binding was loaded from; null when none loaded */
+  path: string | null;
   /** "path: reason" for every candidate that did not load */
   failures: string[];
 }
@@ -80,24 +91,30 @@ function nodeGypBuildChoice(failures: string[]): string | null {
   }
 }
 
+/** The files to try, in order: the one NATIVE_TLS_LISTENER_ADDON names, or every place an addon can be. */
+function addonPaths(failures: string[]): readonly string[] {
+  const named = process.env[ADDON_PATH_VARIABLE];
+  if (named) return [path.resolve(named)];
+  const chosen = nodeGypBuildChoice(failures);
+  if (!candidatePaths.some((candidate) => candidate.startsWith(prebuildDir + path.sep))) {
+    failures.push(`${prebuildDir}: no prebuild for ${process.platform}-${process.arch} in this package`);
+  }
+  return chosen === null ? candidatePaths : [chosen, ...candidatePaths.filter((candidate) => candidate !== chosen)];
+}
+
 export function loadNativeBinding(): LoadResult {
   if (cached) return cached;
   const failures: string[] = [];
   if (process.platform === 'win32') {
     failures.push(`the native acceptor supports Linux and macOS, not ${process.platform}`);
-    cached = { binding: null, failures };
+    cached = { binding: null, path: null, failures };
     return cached;
   }
-  const chosen = nodeGypBuildChoice(failures);
-  if (!candidatePaths.some((candidate) => candidate.startsWith(prebuildDir + path.sep))) {
-    failures.push(`${prebuildDir}: no prebuild for ${process.platform}-${process.arch} in this package`);
-  }
-  const candidates = chosen === null ? candidatePaths : [chosen, ...candidatePaths.filter((candidate) => candidate !== chosen)];
-  for (const candidate of candidates) {
+  for (const candidate of addonPaths(failures)) {
     try {
       const loaded: unknown = require(candidate);
       if (isNativeBinding(loaded)) {
-        cached = { binding: loaded, failures };
+        cached = { binding: loaded, path: candidate, failures };
         return cached;
       }
       failures.push(`${candidate}: loaded, but it is not this package's addon`);
@@ -105,6 +122,6 @@ export function loadNativeBinding(): LoadResult {
       failures.push(`${candidate}: ${firstLine(error)}`);
     }
   }
-  cached = { binding: null, failures };
+  cached = { binding: null, path: null, failures };
   return cached;
 }
