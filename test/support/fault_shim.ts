@@ -53,14 +53,18 @@ export interface PersistentFault {
 /**
  * The environment that makes a child's accept calls fail as scheduled, then (with
  * `persistent`) fail for as long as a file exists, so a test decides when the fault ends.
+ * The shim joins the end of any LD_PRELOAD this process already has: the sanitizer run
+ * (scripts/test-sanitize.sh) preloads the ASan and UBSan runtimes, which must stay first in the
+ * list, and ASan's accept4 interceptor then calls on into the shim.
  */
 export function faultEnvironment(
   shim: string,
   faults: readonly Fault[],
   persistent?: PersistentFault,
 ): Record<string, string> {
+  const inherited = process.env.LD_PRELOAD?.trim();
   return {
-    LD_PRELOAD: shim,
+    LD_PRELOAD: inherited ? `${inherited} ${shim}` : shim,
     NTL_ACCEPT_FAULTS: faults.map((fault) => (fault === 'pass' ? 0 : LINUX_ERRNO[fault])).join(','),
     NTL_ACCEPT_FAULTS_TRACE: '1',
     ...(persistent ? { NTL_ACCEPT_FAULT_WHILE: `${LINUX_ERRNO[persistent.errno]}:${persistent.whileExists}` } : {}),
