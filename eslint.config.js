@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'build/', 'build-cmake/', 'node_modules/', 'benchmarks/results/', 'scripts/'] },
+  { ignores: ['dist/', 'build/', 'build-cmake/', 'build-sanitize/', 'node_modules/', 'benchmarks/results/', 'scripts/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
