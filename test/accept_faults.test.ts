@@ -13,7 +13,7 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { ChildListener } from './support/child_listener.js';
 import type { ChildConfig, ErrorReport } from './support/child_protocol.js';
-import { LINUX_ERRNO, buildAcceptFaultShim, faultEnvironment } from './support/fault_shim.js';
+import { LINUX_ERRNO, ORIGINAL_RETRY_SET as RETRY_SET, buildAcceptFaultShim, faultEnvironment } from './support/fault_shim.js';
 import type { BuiltShim, ErrnoName, Fault, PersistentFault } from './support/fault_shim.js';
 import { cpuTimeMs } from './support/proc.js';
 import { Cleanup, connect, connectOutcome, delay } from './support/sockets.js';
@@ -21,18 +21,6 @@ import type { Client } from './support/sockets.js';
 
 const backends = ['native', 'js'] as const;
 
-/** The original's retry set: network errors of the pending connection (accept(2)). */
-const RETRY_SET: readonly ErrnoName[] = [
-  'ECONNABORTED',
-  'ENETDOWN',
-  'EPROTO',
-  'ENOPROTOOPT',
-  'EHOSTDOWN',
-  'ENONET',
-  'EHOSTUNREACH',
-  'EOPNOTSUPP',
-  'ENETUNREACH',
-];
 
 /**
  * What else accept(2) says one pending connection can fail with (EPERM: a firewall rule or

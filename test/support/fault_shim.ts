@@ -92,3 +92,16 @@ export async function buildAcceptFaultShim(): Promise<BuiltShim | null> {
   }
   return { path: output, removeSync: () => rmSync(dir, { recursive: true, force: true }) };
 }
+
+/** The original's retry set: network errors of the pending connection (accept(2)). */
+export const ORIGINAL_RETRY_SET: readonly ErrnoName[] = [
+  'ECONNABORTED',
+  'ENETDOWN',
+  'EPROTO',
+  'ENOPROTOOPT',
+  'EHOSTDOWN',
+  'ENONET',
+  'EHOSTUNREACH',
+  'EOPNOTSUPP',
+  'ENETUNREACH',
+];
