@@ -21,6 +21,12 @@ export interface SetupFailureInfo {
  * synchronously or later, once each at most between them.
  */
 export interface ConnectionSetup<S extends net.Socket, I extends { id: number }> {
+  /**
+   * Whether start() may call fail(). Only then is the peer's address read at accept (one
+   * getpeername() per connection), for the failure report: a setup that cannot fail (plain
+   * TCP) does not pay for it.
+   */
+  readonly canFail: boolean;
   start(
     socket: net.Socket,
     record: ConnectionRecord,
@@ -73,7 +79,8 @@ export class ConnectionLifecycle<S extends net.Socket, I extends { id: number }>
     // The peer's address is read now, while the socket is surely open: a connection that fails
     // later by closing (FIN, RST, a timeout) can no longer be asked, and every report of it
     // (tlsClientError, logs) still names the client. Node caches it for the handler too.
-    const record = this.registry.register(id, socket, fd, peerOf(socket));
+    // Only where setup can fail: plain TCP skips the getpeername() it would cost.
+    const record = this.registry.register(id, socket, fd, this.setup.canFail ? peerOf(socket) : {});
     socket.once('close', () => {
       this.registry.release(id);
       if (channels.connectionClose.hasSubscribers) channels.connectionClose.publish({ listener: this.host, id });

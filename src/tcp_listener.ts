@@ -14,6 +14,7 @@ export interface TCPListenerOptions extends BaseListenerOptions {
 }
 
 const noSetup: ConnectionSetup<net.Socket, TCPConnectionInfo> = {
+  canFail: false,
   start(socket, record, done) {
     done(socket, { id: record.id });
   },

@@ -42,6 +42,8 @@ function asCoded(error: unknown): CodedError {
 }
 
 export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> {
+  /** A handshake can fail, and its report names the client (read at accept). */
+  readonly canFail = true;
   private readonly alpnLists: Map<string, Buffer>;
   private readonly serverAlpn: readonly string[];
 
