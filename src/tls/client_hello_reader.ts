@@ -46,7 +46,8 @@ export function readClientHello(
   };
   const onEnd = (): void => {
     finish();
-    onFailure(codedError(ErrorCodes.TLS_CLIENT_HELLO_INVALID, 'the client closed before sending a whole ClientHello'));
+    // The client's FIN, not a bad hello: the same cause, and code, as a close later in setup.
+    onFailure(codedError(ErrorCodes.CLIENT_CLOSED, 'the client closed the connection before sending a whole ClientHello'));
   };
   socket.on('data', onData);
   socket.on('end', onEnd);

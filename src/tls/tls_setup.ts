@@ -75,13 +75,11 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
     const failWith = (error: unknown): void => {
       if (finish()) fail(asCoded(error), 'failed');
     };
-    // The client's own end is one cause with one code, whichever layer sees it first: its FIN
-    // while the ClientHello is being read ('end'), or the close under a TLSSocket ('close');
-    // a reset is the socket's ECONNRESET on either path. Registered before the ClientHello
-    // reader's own listeners, so these win.
+    // The client's own end is one cause with one code, whichever layer sees it: its FIN while
+    // the ClientHello is being read (the reader reports ERR_CLIENT_CLOSED), or the close under
+    // a TLSSocket ('close' here); a reset is the socket's ECONNRESET on either path.
     const closedEarly = (): void =>
       failWith(codedError(ErrorCodes.CLIENT_CLOSED, `the client closed connection ${record.id} before TLS setup finished`));
-    socket.once('end', closedEarly);
     socket.once('close', closedEarly);
     socket.once('error', failWith);
 
@@ -104,7 +102,6 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
         // tls.Server clears this on its sockets when they are secure; Node's HTTP/2 server
         // waits for it to be false, so a hand-built server socket must clear it too.
         (tlsSocket as unknown as { secureConnecting: boolean }).secureConnecting = false;
-        socket.off('end', closedEarly);
         socket.off('close', closedEarly);
         socket.off('error', failWith);
         tlsSocket.off('error', failWith);
