@@ -66,6 +66,12 @@ function peerOf(socket: net.Socket): { remoteAddress?: string; remotePort?: numb
   return remoteAddress !== undefined && remotePort !== undefined ? { remoteAddress, remotePort } : {};
 }
 
+/** Destroys the served socket (a TLSSocket, when there is one) and the socket under it. */
+function destroyBoth(record: ConnectionRecord): void {
+  (record.served ?? record.socket).destroy();
+  record.socket.destroy();
+}
+
 export class ConnectionLifecycle<S extends net.Socket, I extends { id: number }> {
   constructor(
     private readonly host: LifecycleHost,
@@ -129,8 +135,7 @@ export class ConnectionLifecycle<S extends net.Socket, I extends { id: number }>
   }
 
   private failSetup(record: ConnectionRecord, error: CodedError, kind: 'failed' | 'timedOut'): void {
-    (record.served ?? record.socket).destroy();
-    record.socket.destroy();
+    destroyBoth(record);
     if (record.endedBy === 'listener') {
       // close() (or a fatal accept error) cut the handshake short: not the client's failure.
       this.registry.handshakes.aborted++;
@@ -208,15 +213,14 @@ export class ConnectionLifecycle<S extends net.Socket, I extends { id: number }>
    * A graceful close() reached a connection whose handler still runs: end our side and leave
    * the input to the handler; close()'s deadline destroys it if it does not finish in time.
    */
-  endWhileHandling(record: ConnectionRecord, served: net.Socket): void {
+  endWhileHandling(record: ConnectionRecord): void {
     if (record.socket.destroyed) return;
-    served.end();
+    (record.served ?? record.socket).end();
   }
 
   /** Destroys a connection on the listener's own initiative (close()), not the client's. */
   abort(record: ConnectionRecord): void {
     record.endedBy ??= 'listener';
-    (record.served ?? record.socket).destroy();
-    record.socket.destroy();
+    destroyBoth(record);
   }
 }

@@ -265,7 +265,7 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
     for (const record of [...this.registry.records()]) {
       if (graceful === 0 || record.phase === 'setup') this.connections.abort(record);
       // A connection already closing keeps its course; the deadline below bounds it.
-      else if (record.phase === 'handler') this.connections.endWhileHandling(record, record.served ?? record.socket);
+      else if (record.phase === 'handler') this.connections.endWhileHandling(record);
     }
     // The one deadline of a graceful close. Unlike the per-connection timers it keeps the
     // process alive: a peer that never reads or never closes must not leave close() pending
