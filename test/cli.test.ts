@@ -385,7 +385,7 @@ describe('CLI: the banner', function () {
     expect(banner).to.include(`native-tls-listener ${VERSION}`);
     expect(banner).to.match(new RegExp(`^listening on 127\\.0\\.0\\.1:${port} \\((native|js) backend\\)$`, 'm'));
     expect(banner).to.match(/^CA fingerprint \(SHA-256\): /m);
-    expect(printedCommand(banner, 'openssl')).to.deep.equal(['openssl', 's_client', '-quiet', '-connect', `127.0.0.1:${port}`, '-CAfile', ca]);
+    expect(printedCommand(banner, 'openssl')).to.deep.equal(['openssl', 's_client', '-quiet', '-verify_return_error', '-connect', `127.0.0.1:${port}`, '-CAfile', ca]);
     expect(printedCommand(banner, 'curl')).to.deep.equal(['curl', '--cacert', ca, `https://localhost:${port}/`]);
 
     const [, ...opensslArgs] = printedCommand(banner, 'openssl');
@@ -541,6 +541,19 @@ describe('CLI: flags for the real job', function () {
     const client = await tlsClient(port, { servername: 'server.test', ca: fs.readFileSync(pki.ca.cert), rejectUnauthorized: true });
     expect(await client.line(0)).to.match(/^native-tls-listener: connection 1/);
     client.destroy();
+  });
+
+  it('--cert --key without --ca: the printed openssl command verifies the served chain against that certificate', async function () {
+    const { cli } = await startCli(['--cert', pki.server.cert, '--key', pki.server.key]);
+    const certificate = new X509Certificate(fs.readFileSync(pki.server.cert));
+    expect(certificate.checkIssued(certificate), 'the served certificate is not a root').to.equal(false);
+    expect(cli.stdout).to.match(/^certificate fingerprint \(SHA-256\): /m);
+    const [, ...opensslArgs] = printedCommand(cli.stdout, 'openssl');
+    expect(opensslArgs).to.include('-verify_return_error');
+    const session = await sClient(opensslArgs.slice(1), 'hello\nquit\n');
+    expect(session.stderr, 'the chain verifies against the certificate').to.include('verify return:1');
+    expect(session.stderr).to.not.include('verify error');
+    expect(session.stdout).to.include('hello\nbye\n');
   });
 
   it('--sni-cert --sni-key: HTTPS with that certificate, at the name it is for', async function () {

@@ -78,6 +78,7 @@ async function run(args: readonly string[]): Promise<number> {
       fingerprint: credentials.fingerprint,
       fingerprintOf: credentials.fingerprintOf,
       trustFile: credentials.trustFile,
+      trustFileIsRoot: credentials.trustFileIsRoot,
       notes: credentials.notes,
       ...(credentials.https !== undefined ? { https: credentials.https } : {}),
     }),
