@@ -201,6 +201,16 @@ describe('CLI: command line', function () {
     expect(stdout).to.match(/^Usage: native-tls-listener \[options\]/);
   });
 
+  it("the README's CLI section shows --help exactly as it prints", async function () {
+    // The default state directory in the help depends on HOME; the README shows /home/you.
+    const { exit, stdout } = await runCli(['--help'], { HOME: '/home/you', XDG_CONFIG_HOME: '' });
+    expect(exit.code).to.equal(0);
+    const readme = fs.readFileSync(path.join(repoRoot, 'README.md'), 'utf8');
+    const block = /<!-- cli-help:start -->\n```text\n\$ native-tls-listener --help\n([\s\S]*?)```\n<!-- cli-help:end -->/.exec(readme);
+    expect(block, 'the README has the --help block').to.not.equal(null);
+    expect(block?.[1]).to.equal(stdout);
+  });
+
   it('--version prints the package version and exits 0', async function () {
     const { exit, stdout } = await runCli(['--version']);
     expect(exit.code).to.equal(0);

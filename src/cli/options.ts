@@ -90,7 +90,7 @@ function buildProgram(version: string, io: ParseIo): Command {
   return new Command('native-tls-listener')
     .description(
       'A TLS server on the native-tls-listener package. Clients that send no SNI reach a line protocol ' +
-        '(echo, stats, quit); clients that send SNI (browsers, curl https://localhost:PORT) reach HTTPS: ' +
+        '(stats, quit, help; other lines are echoed); clients that send SNI (browsers, curl https://localhost:PORT) reach HTTPS: ' +
         '/ (live statistics), /stats (JSON), /metrics (Prometheus).',
     )
     .version(version, '-V, --version', 'print the version and exit')
