@@ -122,5 +122,10 @@ export function proxiedTlsConnect(
   raw.on('close', () => carrier.destroy());
   const socket = tls.connect({ socket: carrier, rejectUnauthorized: false, ...options });
   cleanup.add(() => socket.destroy());
-  return new TlsClient(socket);
+  const client = new TlsClient(socket);
+  // The TLS socket over a stream has no port of its own; the TCP connection under it does.
+  raw.once('connect', () => {
+    client.localPort = raw.localPort;
+  });
+  return client;
 }
