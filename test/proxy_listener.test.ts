@@ -10,7 +10,7 @@ import type { SetupFailureInfo } from '../src/listener.js';
 import { createListener } from '../src/tls/tls_listener.js';
 import { createTestPki } from './support/pki.js';
 import { inet4, inet6, proxiedTlsConnect, tlv, v1, v2 } from './support/proxy_headers.js';
-import { BACKENDS, expectBalanced, greet, rawConnect, startListener, tlsConnect, useCleanup, waitUntil, within } from './support/tls_harness.js';
+import { BACKENDS, delay, expectBalanced, greet, rawConnect, startListener, tlsConnect, useCleanup, waitUntil, within } from './support/tls_harness.js';
 import type { ReportedError } from './support/tls_harness.js';
 
 const pki = await createTestPki();
@@ -125,6 +125,20 @@ describe('PROXY protocol, TLS listener: closed before TLS with a coded error, co
         await raw.whenClosed();
         expect((await running.nextClientError()).error.code).to.equal('ERR_TLS_HANDSHAKE_TIMEOUT');
         expect(running.listener.stats().handshakes.timedOut).to.equal(1);
+      });
+
+      it('the header counts against handshakeTimeout: a slow header leaves TLS the rest, not a fresh timeout', async function () {
+        const running = await startListener(cleanup, { backend, credential, handshakeTimeout: 600, proxyProtocol: 'any', trustedProxies: LOOPBACK }, greet('hi'));
+        const raw = await rawConnect(cleanup, running.port);
+        // The header comes 300 ms into the setup, then no ClientHello: the deadline set at
+        // accept fires first, not one restarted for TLS (whose message says "TLS setup").
+        await delay(300);
+        raw.socket.write(v1('PROXY TCP4 203.0.113.9 198.51.100.1 6000 443'));
+        await raw.whenClosed();
+        const { error, info } = await running.nextClientError();
+        expect(error.code).to.equal('ERR_TLS_HANDSHAKE_TIMEOUT');
+        expect(error.message).to.match(/^setup of connection 1 took longer than 600 ms/);
+        expect(info.remoteAddress).to.equal('203.0.113.9');
       });
 
       it('a client that closes mid-header: ERR_CLIENT_CLOSED', async function () {
