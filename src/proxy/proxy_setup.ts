@@ -47,6 +47,18 @@ export interface ProxySetupSettings {
   timeoutCode: ErrorCode;
 }
 
+function hasCode(error: Error): error is CodedError {
+  return typeof (error as Partial<CodedError>).code === 'string';
+}
+
+/** The client as a record's peer: no keys for what the header leaves unknown (a unix address has no port). */
+function peerOf(proxy: ProxyConnectionInfo): ConnectionRecord['peer'] {
+  const peer: ConnectionRecord['peer'] = {};
+  if (proxy.remoteAddress !== undefined) peer.remoteAddress = proxy.remoteAddress;
+  if (proxy.remotePort !== undefined) peer.remotePort = proxy.remotePort;
+  return peer;
+}
+
 function describeHeader(header: ProxyHeader, socket: net.Socket): ProxyConnectionInfo {
   const proxy = { proxyAddress: socket.remoteAddress, proxyPort: socket.remotePort };
   if (header.command === 'local') {
@@ -114,7 +126,8 @@ export class ProxyProtocolSetup<S extends net.Socket, I extends { id: number } &
     };
     const closedEarly = (): void =>
       failWith(codedError(ErrorCodes.CLIENT_CLOSED, `the client closed connection ${record.id} before sending a whole PROXY protocol header`));
-    const onError = (error: Error): void => failWith(error instanceof Error && typeof (error as Partial<CodedError>).code === 'string' ? (error as CodedError) : codedError(ErrorCodes.CONNECTION_SETUP_FAILED, String(error)));
+    // A reset is the socket's own ECONNRESET (code, errno, syscall), as in the TLS stage.
+    const onError = (error: Error): void => failWith(hasCode(error) ? error : codedError(ErrorCodes.CONNECTION_SETUP_FAILED, error.message, { cause: error }));
     socket.once('close', closedEarly);
     socket.once('error', onError);
     readProxyHeader(
@@ -125,9 +138,8 @@ export class ProxyProtocolSetup<S extends net.Socket, I extends { id: number } &
         socket.off('error', onError);
         if (finished) return;
         const proxy = describeHeader(header, socket);
-        const remote = { remoteAddress: proxy.remoteAddress, remotePort: proxy.remotePort };
         // Every report from here on (tlsClientError, logs) names the client, not the proxy.
-        record.peer = remote.remoteAddress !== undefined ? (remote.remotePort !== undefined ? { remoteAddress: remote.remoteAddress, remotePort: remote.remotePort } : { remoteAddress: remote.remoteAddress }) : {};
+        record.peer = peerOf(proxy);
         this.next.start(
           socket,
           record,
