@@ -24,3 +24,7 @@ export type { ConnectionInfo } from './tls/tls_setup.js';
 export { loadServerCredential, loadFingerprint } from './tls/credentials.js';
 export type { ServerCredential, CredentialFiles } from './tls/credentials.js';
 export type { ClientCertRejectedError, ClientChainRejectReason } from './tls/client_certificate.js';
+export type { ProxiedInfo, ProxyConnectionInfo } from './proxy/proxy_setup.js';
+export type { ProxyProtocolOptions } from './proxy/proxy_options.js';
+export type { ProxyProtocolMode } from './proxy/proxy_header_accumulator.js';
+export type { ProxySslInfo, ProxyTlv, ProxyTlvs } from './proxy/proxy_header.js';
