@@ -14,6 +14,9 @@ const baseOptionKeys: Record<keyof BaseListenerOptions, true> = {
   backend: true,
   gracefulCloseTimeout: true,
   idleTimeout: true,
+  maxConnections: true,
+  maxConnectionsPerAddress: true,
+  deferAccept: true,
 };
 
 const tlsOptionKeys: Record<keyof ListenerOptions, true> = {
@@ -25,6 +28,7 @@ const tlsOptionKeys: Record<keyof ListenerOptions, true> = {
   handshakeTimeout: true,
   logTLSErrors: true,
   http: true,
+  maxPendingHandshakes: true,
 };
 
 const closeOptionKeys: Record<keyof CloseOptions, true> = {

@@ -19,6 +19,14 @@ export interface ConnectionRecord {
   readonly peer: { remoteAddress?: string; remotePort?: number };
   /** Set when the listener itself ends the connection: by close(), or the idle timeout. */
   endedBy?: 'listener' | 'idle';
+  /** Its slot in the acceptor's per-address counts (src/accept/admission.ts), or -1/absent. */
+  addressSlot?: number;
+}
+
+/** Told when a registered connection leaves setup and when it is released (admission control). */
+export interface RegistryObserver {
+  setupEnded(record: ConnectionRecord): void;
+  released(record: ConnectionRecord): void;
 }
 
 export interface SetupCounters {
@@ -50,6 +58,7 @@ export class ConnectionRegistry {
   readonly sni = { sniCredential: 0, primaryCredential: 0 };
   handlerErrors = 0;
   idleTimeouts = 0;
+  observer: RegistryObserver | null = null;
 
   /** Ids count 1, 2, 3, ... per listener, one for every accepted connection. */
   nextId(): number {
@@ -64,9 +73,18 @@ export class ConnectionRegistry {
 
   /** The connection's descriptor is released: counted once, whatever ended it. */
   release(id: number): void {
-    if (!this.active.delete(id)) return;
+    const record = this.active.get(id);
+    if (record === undefined) return;
+    this.active.delete(id);
     this.closed++;
+    this.observer?.released(record);
     if (this.active.size === 0) this.notifyEmpty();
+  }
+
+  /** Setup is over: the handler has the connection. */
+  enterHandler(record: ConnectionRecord): void {
+    record.phase = 'handler';
+    this.observer?.setupEnded(record);
   }
 
   /** A descriptor that was closed before it could be registered (its wrapping failed). */
