@@ -151,6 +151,37 @@ bool ShouldCloseAfterBatch(AcceptLoop* loop, int32_t slot, int accepted, bool co
   return !OwnedByLoopHandle(loop, accepted);
 }
 
+// The batch's peers as Node's own socket._peername objects ({ address, family, port }), or
+// undefined when JS did not ask for them; an entry is null for a family that is not IP.
+bool CreatePeers(AcceptLoop* loop, napi_value* result) {
+  napi_env env = loop->env;
+  if (!loop->deliver_peers) return napi_get_undefined(env, result) == napi_ok;
+  size_t count = loop->batch_peers.size();
+  if (napi_create_array_with_length(env, count, result) != napi_ok) return false;
+  for (size_t i = 0; i < count; i++) {
+    LocalAddress peer = FormatAddress(loop->batch_peers[i]);
+    napi_value entry = nullptr;
+    if (peer.err != 0) {
+      if (napi_get_null(env, &entry) != napi_ok) return false;
+    } else {
+      napi_value address = nullptr;
+      napi_value family = nullptr;
+      napi_value port = nullptr;
+      if (napi_create_object(env, &entry) != napi_ok ||
+          napi_create_string_utf8(env, peer.address.c_str(), peer.address.size(), &address) != napi_ok ||
+          napi_create_string_utf8(env, peer.family == 6 ? "IPv6" : "IPv4", NAPI_AUTO_LENGTH, &family) != napi_ok ||
+          napi_create_int32(env, peer.port, &port) != napi_ok ||
+          napi_set_named_property(env, entry, "address", address) != napi_ok ||
+          napi_set_named_property(env, entry, "family", family) != napi_ok ||
+          napi_set_named_property(env, entry, "port", port) != napi_ok) {
+        return false;
+      }
+    }
+    if (napi_set_element(env, *result, static_cast<uint32_t>(i), entry) != napi_ok) return false;
+  }
+  return true;
+}
+
 void DeliverBatch(AcceptLoop* loop) {
   if (loop->batch.empty()) return;
   napi_env env = loop->env;
@@ -161,18 +192,19 @@ void DeliverBatch(AcceptLoop* loop) {
     void* address_data = nullptr;
     napi_value buffer = nullptr;
     napi_value address_buffer = nullptr;
-    napi_value args[2] = {nullptr, nullptr};
+    napi_value args[3] = {nullptr, nullptr, nullptr};
     if (napi_create_arraybuffer(env, count * sizeof(int32_t), &data, &buffer) == napi_ok &&
         napi_create_typedarray(env, napi_int32_array, count, buffer, 0, &args[0]) == napi_ok &&
         napi_create_arraybuffer(env, count * sizeof(int32_t), &address_data, &address_buffer) == napi_ok &&
-        napi_create_typedarray(env, napi_int32_array, count, address_buffer, 0, &args[1]) == napi_ok) {
+        napi_create_typedarray(env, napi_int32_array, count, address_buffer, 0, &args[1]) == napi_ok &&
+        CreatePeers(loop, &args[2])) {
       int32_t* slots = static_cast<int32_t*>(data);
       int32_t* address_slots = static_cast<int32_t*>(address_data);
       for (size_t i = 0; i < count; i++) {
         slots[i] = loop->batch[i];
         address_slots[i] = loop->batch_address_slots[i];
       }
-      bool completed = CallJs(loop, loop->on_batch, 2, args);
+      bool completed = CallJs(loop, loop->on_batch, 3, args);
       for (size_t i = 0; i < count; i++) {
         if (ShouldCloseAfterBatch(loop, slots[i], loop->batch[i], completed)) {
           close(loop->batch[i]);
@@ -182,6 +214,7 @@ void DeliverBatch(AcceptLoop* loop) {
       }
       loop->batch.clear();
       loop->batch_address_slots.clear();
+      loop->batch_peers.clear();
     }
     // Fails only for a scope that is not the innermost; nothing here opens another.
     (void)napi_close_handle_scope(env, scope);
@@ -193,6 +226,7 @@ void DeliverBatch(AcceptLoop* loop) {
   }
   loop->batch.clear();
   loop->batch_address_slots.clear();
+  loop->batch_peers.clear();
 }
 
 void ReportEvent(AcceptLoop* loop, EventKind kind, int err, uint64_t delay_ms) {
@@ -276,6 +310,7 @@ void OnReadable(uv_poll_t* handle, int status, int) {
       }
       loop->batch.push_back(fd);
       loop->batch_address_slots.push_back(address_slot);
+      if (loop->deliver_peers) loop->batch_peers.push_back(peer);
       continue;
     }
     int err = errno;
@@ -394,6 +429,11 @@ Acceptor::Acceptor(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Acceptor>(
     throw InvalidArgument(env, true, "countsHandshakes must be a boolean, got " + DescribeValue(handshakes));
   }
   limits.counts_handshakes = handshakes.IsBoolean() && handshakes.As<Napi::Boolean>().Value();
+  Napi::Value peers_option = options.Get("peerAddresses");
+  if (!peers_option.IsUndefined() && !peers_option.IsBoolean()) {
+    throw InvalidArgument(env, true, "peerAddresses must be a boolean, got " + DescribeValue(peers_option));
+  }
+  bool deliver_peers = peers_option.IsBoolean() && peers_option.As<Napi::Boolean>().Value();
   Napi::Value shared = options.Get("admissionCounters");
   Napi::Int32Array admission_counters;
   if (!shared.IsUndefined()) {
@@ -426,6 +466,8 @@ Acceptor::Acceptor(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Acceptor>(
   loop->next_pause_ms = loop->pause_min_ms;
   loop->batch.reserve(loop->batch_limit);
   loop->batch_address_slots.reserve(loop->batch_limit);
+  loop->deliver_peers = deliver_peers;
+  if (deliver_peers) loop->batch_peers.reserve(loop->batch_limit);
   if (!admission_counters.IsEmpty()) {
     loop->admission_counters = Napi::Persistent(admission_counters);
     loop->admission.Configure(limits, admission_counters.Data(), admission_counters.ElementLength());

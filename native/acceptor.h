@@ -82,6 +82,10 @@ struct AcceptLoop {
   std::vector<int> batch;
   // Per descriptor of `batch`: its slot in the per-address counts, or -1.
   std::vector<int32_t> batch_address_slots;
+  // Per descriptor of `batch`, when JS asked for peers (option peerAddresses): the peer's
+  // address from accept() itself, handed over so JS needs no getpeername().
+  bool deliver_peers = false;
+  std::vector<sockaddr_storage> batch_peers;
 
   AdmissionGate admission;
   // Keeps the shared counters' buffer alive while the gate reads it.

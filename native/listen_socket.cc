@@ -120,14 +120,19 @@ LocalAddress GetLocalAddress(int fd) {
     local.err = errno;
     return local;
   }
+  return FormatAddress(storage);
+}
+
+LocalAddress FormatAddress(const sockaddr_storage& storage) {
+  LocalAddress local;
   char text[INET6_ADDRSTRLEN] = {0};
   if (storage.ss_family == AF_INET6) {
-    auto* addr = reinterpret_cast<sockaddr_in6*>(&storage);
+    const auto* addr = reinterpret_cast<const sockaddr_in6*>(&storage);
     inet_ntop(AF_INET6, &addr->sin6_addr, text, sizeof text);
     local.family = 6;
     local.port = ntohs(addr->sin6_port);
   } else if (storage.ss_family == AF_INET) {
-    auto* addr = reinterpret_cast<sockaddr_in*>(&storage);
+    const auto* addr = reinterpret_cast<const sockaddr_in*>(&storage);
     inet_ntop(AF_INET, &addr->sin_addr, text, sizeof text);
     local.family = 4;
     local.port = ntohs(addr->sin_port);

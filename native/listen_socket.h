@@ -36,6 +36,10 @@ struct LocalAddress {
 
 LocalAddress GetLocalAddress(int fd);
 
+// A peer address from accept() as text (inet_ntop), its port and family (4 or 6); err is
+// EAFNOSUPPORT for any other family.
+LocalAddress FormatAddress(const sockaddr_storage& storage);
+
 // accept() on a non-blocking listening socket, with the accepted socket non-blocking and
 // close-on-exec (accept4 where it exists, accept + fcntl elsewhere). Returns fd or -1 with errno.
 // `peer`, when given, receives the peer's address from the same call (no getpeername()).

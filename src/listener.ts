@@ -16,7 +16,8 @@ import type net from 'node:net';
 import type { AcceptBackend, AcceptSink, BackendKind, ListenTarget } from './accept/backend.js';
 import { NativeAcceptBackend } from './accept/native_backend.js';
 import { JsAcceptBackend } from './accept/js_backend.js';
-import type { AcceptorOptions } from './native/binding.js';
+import type { AcceptorOptions, PeerAddress } from './native/binding.js';
+import { primePeerAddress } from './accept/peer_address.js';
 import { chooseBackend } from './backend_choice.js';
 import { adoptDescriptor, handOffBatch } from './accept/descriptor_handoff.js';
 import type { DescriptorAdopter } from './accept/descriptor_handoff.js';
@@ -132,7 +133,7 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
     this.backend = kind;
     this.acceptBackend =
       kind === 'native' && binding
-        ? new NativeAcceptBackend(binding, this, dependencies.acceptorOptions, this.admission)
+        ? new NativeAcceptBackend(binding, this, dependencies.acceptorOptions, this.admission, setup.canFail)
         : new JsAcceptBackend(this, binding, this.admission);
     this.resolverBinding = binding;
   }
@@ -233,9 +234,10 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
 
   // ---- AcceptSink: what the backend hands over -------------------------------------------
 
-  onDescriptors(fds: Int32Array, addressSlots: Int32Array): void {
+  onDescriptors(fds: Int32Array, addressSlots: Int32Array, peers?: Array<PeerAddress | null>): void {
     handOffBatch(fds, this.adopt, this.registry, {
       wrapped: (id, socket, fd, index) => {
+        if (peers !== undefined) primePeerAddress(socket, peers[index]);
         this.connections.track(id, socket, fd);
         // The acceptor counted it against its peer's address: the registry counts it out.
         const record = this.registry.get(id);

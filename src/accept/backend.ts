@@ -1,7 +1,7 @@
 // The seam between "something accepts connections" and the listener that serves them.
 // Two implementations: the native acceptor (native_backend.ts) and net.Server (js_backend.ts).
 import type net from 'node:net';
-import type { ResolvedAddress } from '../native/binding.js';
+import type { PeerAddress, ResolvedAddress } from '../native/binding.js';
 import type { SystemError } from '../errors.js';
 import type { AdmissionReason, RejectionReason } from './admission.js';
 
@@ -17,7 +17,7 @@ export interface AcceptSink {
    * -1 into its slot; what it leaves is closed by the acceptor when this returns (the other
    * slot states are listed at BatchCallback in src/native/binding.ts).
    */
-  onDescriptors(fds: Int32Array, addressSlots: Int32Array): void;
+  onDescriptors(fds: Int32Array, addressSlots: Int32Array, peers?: Array<PeerAddress | null>): void;
   /** JS backend: a connection already wrapped by net.Server. */
   onSocket(socket: net.Socket): void;
   onRetry(error: SystemError): void;

@@ -45,6 +45,8 @@ export class NativeAcceptBackend implements AcceptBackend {
     private readonly sink: AcceptSink,
     acceptorOptions: AcceptorOptions = {},
     private readonly admission: AdmissionCounters,
+    /** Whether each batch comes with its peers' addresses (the listener reads them at accept). */
+    private readonly peerAddresses = false,
   ) {
     this.acceptorOptions = validateAcceptorOptions(acceptorOptions);
   }
@@ -70,9 +72,9 @@ export class NativeAcceptBackend implements AcceptBackend {
     try {
       acceptor = new this.binding.Acceptor(
         outcome.fd,
-        (fds, addressSlots) => this.sink.onDescriptors(fds, addressSlots),
+        (fds, addressSlots, peers) => this.sink.onDescriptors(fds, addressSlots, peers),
         (kind, errno, delayMs) => this.onAcceptEvent(kind, errno, delayMs),
-        { ...this.acceptorOptions, ...this.admission.nativeOptions() },
+        { ...this.acceptorOptions, ...this.admission.nativeOptions(), peerAddresses: this.peerAddresses },
       );
     } catch (error) {
       // E.g. uv_poll_init EEXIST: this thread already polls the descriptor (a net.Server

@@ -56,6 +56,8 @@ export interface NativeAdmissionOptions {
   maxConnectionsPerAddress?: number;
   /** count connections in setup as handshaking (for maxPendingHandshakes) */
   countsHandshakes?: boolean;
+  /** hand each batch's peer addresses to onBatch (saves JS a getpeername() per connection) */
+  peerAddresses?: boolean;
 }
 
 /** Event kinds reported by the accept loop (kept in step with acceptor.cc). */
@@ -88,8 +90,17 @@ export interface AcceptorOptions {
  * Any other value is treated as untouched. The addon always closes the descriptor it accepted
  * for the slot, never a number JS wrote there. `addressSlots[i]` is descriptor i's slot in the
  * per-address counts (-1: none); whoever releases the connection decrements it (admission.ts).
+ * `peers[i]` is descriptor i's peer, read by accept() itself, when the acceptor was created
+ * with `peerAddresses: true` (else `peers` is undefined).
  */
-export type BatchCallback = (fds: Int32Array, addressSlots: Int32Array) => void;
+export type BatchCallback = (fds: Int32Array, addressSlots: Int32Array, peers: Array<PeerAddress | null> | undefined) => void;
+
+/** A peer as accept() gave it, shaped like Node's socket._peername. */
+export interface PeerAddress {
+  address: string;
+  family: 'IPv4' | 'IPv6';
+  port: number;
+}
 /** For Backpressure, `errno` is the AdmissionReasonCode accepting stopped at. */
 export type AcceptEventCallback = (kind: AcceptEventKind, errno: number, delayMs: number) => void;
 
