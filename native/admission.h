@@ -74,9 +74,6 @@ class AdmissionGate {
   // `counters` is the shared Int32Array's data, `length` its element count (>= 3).
   void Configure(const AdmissionLimits& limits, int32_t* counters, size_t length);
 
-  bool limitsAccepting() const { return limits_.max_connections > 0 || limits_.max_pending_handshakes > 0; }
-  bool limitsPerAddress() const { return limits_.max_connections_per_address > 0; }
-
   // Which limit, if any, is reached: checked before every accept().
   AdmissionReason Full() const;
 
