@@ -156,7 +156,7 @@ export class ConnectionLifecycle<S extends net.Socket, I extends { id: number }>
   }
 
   private serve(record: ConnectionRecord, served: S, info: I): void {
-    record.phase = 'handler';
+    this.registry.enterHandler(record);
     record.served = served;
     if (served !== record.socket) {
       served.on('error', (error: Error) => debug('connection %d: %s', record.id, error.message));

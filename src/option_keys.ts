@@ -16,6 +16,9 @@ const baseOptionKeys: Record<keyof BaseListenerOptions, true> = {
   idleTimeout: true,
   proxyProtocol: true,
   trustedProxies: true,
+  maxConnections: true,
+  maxConnectionsPerAddress: true,
+  deferAccept: true,
 };
 
 const tlsOptionKeys: Record<keyof ListenerOptions, true> = {
@@ -27,6 +30,7 @@ const tlsOptionKeys: Record<keyof ListenerOptions, true> = {
   handshakeTimeout: true,
   logTLSErrors: true,
   http: true,
+  maxPendingHandshakes: true,
 };
 
 const closeOptionKeys: Record<keyof CloseOptions, true> = {

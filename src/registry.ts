@@ -22,6 +22,14 @@ export interface ConnectionRecord {
   peer: { remoteAddress?: string; remotePort?: number };
   /** Set when the listener itself ends the connection: by close(), or the idle timeout. */
   endedBy?: 'listener' | 'idle';
+  /** Its slot in the acceptor's per-address counts (src/accept/admission.ts), or -1/absent. */
+  addressSlot?: number;
+}
+
+/** Told when a registered connection leaves setup and when it is released (admission control). */
+export interface RegistryObserver {
+  setupEnded(record: ConnectionRecord): void;
+  released(record: ConnectionRecord): void;
 }
 
 export interface SetupCounters {
@@ -63,6 +71,7 @@ export class ConnectionRegistry {
   handlerErrors = 0;
   idleTimeouts = 0;
   readonly proxyProtocol: ProxyProtocolRejections = { invalid: 0, untrusted: 0 };
+  observer: RegistryObserver | null = null;
 
   /** Ids count 1, 2, 3, ... per listener, one for every accepted connection. */
   nextId(): number {
@@ -77,9 +86,18 @@ export class ConnectionRegistry {
 
   /** The connection's descriptor is released: counted once, whatever ended it. */
   release(id: number): void {
-    if (!this.active.delete(id)) return;
+    const record = this.active.get(id);
+    if (record === undefined) return;
+    this.active.delete(id);
     this.closed++;
+    this.observer?.released(record);
     if (this.active.size === 0) this.notifyEmpty();
+  }
+
+  /** Setup is over: the handler has the connection. */
+  enterHandler(record: ConnectionRecord): void {
+    record.phase = 'handler';
+    this.observer?.setupEnded(record);
   }
 
   /** A descriptor that was closed before it could be registered (its wrapping failed). */

@@ -14,6 +14,7 @@ import type { ConnectionInfo } from './tls_setup.js';
 import { HttpRoute } from './http_route.js';
 import { behindProxy } from '../proxy/behind_proxy.js';
 import type { HttpTarget } from './http_route.js';
+import { ADMISSION_LIMIT_MAX } from '../accept/admission.js';
 
 export type { HttpTarget, RequestListener } from './http_route.js';
 
@@ -30,6 +31,11 @@ export interface ListenerOptions extends BaseListenerOptions {
   handshakeTimeout?: number;
   /** Log each failed TLS setup to stderr (default false). */
   logTLSErrors?: boolean;
+  /**
+   * Connections in TLS setup at once at most; at the limit accepting pauses until one
+   * finishes (native backend; README "Admission control"). Off by default.
+   */
+  maxPendingHandshakes?: number;
   /**
    * Where connections that used the SNI credential go, by the protocol ALPN chose: a request
    * listener (h2 and HTTP/1.1), an http.Server or https.Server (HTTP/1.1; h2 is then not
@@ -55,6 +61,7 @@ function validateTlsOptions(options: ListenerOptions): void {
     }
   }
   checkInteger('handshakeTimeout', options.handshakeTimeout, 1, MAX_TIMER_MS);
+  checkInteger('maxPendingHandshakes', options.maxPendingHandshakes, 1, ADMISSION_LIMIT_MAX);
 }
 
 export class TLSListener extends Listener<tls.TLSSocket, ConnectionInfo> {
