@@ -19,7 +19,7 @@ export type { BackendKind } from './accept/backend.js';
 export { formatPrometheus, PROMETHEUS_CONTENT_TYPE } from './metrics.js';
 export type { AuditReport } from './audit.js';
 export { createListener, TLSListener } from './tls/tls_listener.js';
-export type { ConnectionHandler, HttpTarget, ListenerOptions, RequestListener, TlsListenerDependencies } from './tls/tls_listener.js';
+export type { ConnectionHandler, CredentialUpdate, HttpTarget, ListenerOptions, RequestListener, TlsListenerDependencies } from './tls/tls_listener.js';
 export type { ConnectionInfo } from './tls/tls_setup.js';
 export { loadServerCredential, loadFingerprint } from './tls/credentials.js';
 export type { ServerCredential, CredentialFiles } from './tls/credentials.js';
