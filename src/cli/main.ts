@@ -11,6 +11,7 @@ import type { ServingCredentials } from './serving_credentials.js';
 import { createCliListener } from './server.js';
 import { finalStatsLine, startBanner } from './banner.js';
 import { describeStartupFailure, EXIT_FAILURE } from './startup_error.js';
+import { CertificateReloader } from './certificate_reload.js';
 import type { TLSListener } from '../index.js';
 
 const EXIT_OK = 0;
@@ -83,6 +84,12 @@ async function run(args: readonly string[]): Promise<number> {
     }),
   );
 
+  const reloader = new CertificateReloader(listener, credentials, { log, out });
+  // Kept until exit: a SIGHUP during shutdown reloads instead of killing the process.
+  const onHangup = (): void => void reloader.reload('SIGHUP');
+  process.on('SIGHUP', onHangup);
+  if (options.watch) reloader.watch();
+
   let status = EXIT_OK;
   try {
     const signal = await untilStopped(listener);
@@ -92,6 +99,7 @@ async function run(args: readonly string[]): Promise<number> {
     log(`stopped by an error: ${(error as Error).message}`);
     status = EXIT_FAILURE;
   }
+  reloader.close();
   await listener.close({ gracefulTimeout: SHUTDOWN_GRACE_MS });
   out(finalStatsLine(listener.stats()));
   return status;

@@ -20,6 +20,8 @@ export interface CliOptions {
   handshakeTimeout?: number;
   backend?: BackendKind;
   logTLSErrors: boolean;
+  /** --watch: reload the certificate files when they change (SIGHUP always reloads them). */
+  watch: boolean;
 }
 
 export type ParseOutcome = { kind: 'run'; options: CliOptions } | { kind: 'exit'; code: number };
@@ -79,6 +81,7 @@ interface RawFlags {
   handshakeTimeout?: number;
   backend?: BackendKind;
   logTlsErrors?: boolean;
+  watch?: boolean;
 }
 
 function buildProgram(version: string, io: ParseIo): Command {
@@ -108,6 +111,7 @@ function buildProgram(version: string, io: ParseIo): Command {
     .addOption(new Option('--handshake-timeout <ms>', 'time allowed for the whole TLS setup (default: 60000)').argParser(parseTimeout))
     .addOption(new Option('--backend <kind>', 'accept backend (default: native when built, else js)').choices(['native', 'js']))
     .addOption(new Option('--log-tls-errors', 'log every failed TLS setup to stderr'))
+    .addOption(new Option('--watch', 'reload the certificate files when they change (SIGHUP always reloads them)'))
     .addHelpText(
       'after',
       '\nWithout --cert, a CA, a server certificate (127.0.0.1) and a localhost\n' +
@@ -150,6 +154,7 @@ function toOptions(program: Command, flags: RawFlags): CliOptions {
     stateDir: flags.stateDir,
     requestClientCert: flags.requestClientCert === true,
     logTLSErrors: flags.logTlsErrors === true,
+    watch: flags.watch === true,
   };
   if (primary) options.credential = flags.ca !== undefined ? { ...primary, caCertificateFile: flags.ca } : primary;
   if (sni) options.sniCredential = sni;

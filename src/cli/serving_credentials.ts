@@ -16,6 +16,8 @@ export interface ServingCredentials {
   /** When there is an SNI certificate: the host name it is for, and the file that verifies it. */
   https?: { name: string; trustFile: string };
   notes: string[];
+  /** The files the credentials came from, loaded again on reload. */
+  files: { credential: CredentialFiles; sniCredential?: CredentialFiles };
 }
 
 /** The first DNS name the certificate is for (a wildcard made concrete), else its CN. */
@@ -59,9 +61,17 @@ export async function resolveServingCredentials(options: CliOptions): Promise<Se
   }
   const credential = fromFiles(primaryFiles);
   const sniCredential = sniFiles !== undefined ? fromFiles(sniFiles) : undefined;
-  const result: ServingCredentials = { credential, trustFile, fingerprintOf, fingerprint: loadFingerprint(trustFile), notes };
-  if (sniCredential !== undefined && sniTrustFile !== undefined) {
+  const result: ServingCredentials = {
+    credential,
+    trustFile,
+    fingerprintOf,
+    fingerprint: loadFingerprint(trustFile),
+    notes,
+    files: { credential: primaryFiles },
+  };
+  if (sniCredential !== undefined && sniTrustFile !== undefined && sniFiles !== undefined) {
     result.sniCredential = sniCredential;
+    result.files.sniCredential = sniFiles;
     result.https = { name: nameServedBy(sniCredential.cert), trustFile: sniTrustFile };
   }
   return result;
