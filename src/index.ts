@@ -24,3 +24,5 @@ export type { ConnectionInfo } from './tls/tls_setup.js';
 export { loadServerCredential, loadFingerprint } from './tls/credentials.js';
 export type { ServerCredential, CredentialFiles } from './tls/credentials.js';
 export type { ClientCertRejectedError, ClientChainRejectReason } from './tls/client_certificate.js';
+export { LISTEN_FDS_START, systemdListenFds } from './systemd/listen_fds.js';
+export type { ActivatedSocket, ListenFdsOptions } from './systemd/listen_fds.js';

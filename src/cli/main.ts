@@ -12,6 +12,7 @@ import { createCliListener } from './server.js';
 import { finalStatsLine, startBanner } from './banner.js';
 import { describeStartupFailure, EXIT_FAILURE } from './startup_error.js';
 import { CertificateReloader } from './certificate_reload.js';
+import { activatedSocket } from './activation.js';
 import type { TLSListener } from '../index.js';
 
 const EXIT_OK = 0;
@@ -63,8 +64,10 @@ async function run(args: readonly string[]): Promise<number> {
   let address: net.AddressInfo;
   let credentials: ServingCredentials;
   try {
+    const passed = activatedSocket(options.socketName);
     credentials = await resolveServingCredentials(options);
-    listener = createCliListener(options, credentials, log);
+    if (passed !== undefined) credentials.notes.push(`serving the socket systemd passed in (fd ${passed.fd}, '${passed.name}')`);
+    listener = createCliListener(options, credentials, log, passed?.fd);
     address = await listener.listen();
   } catch (error) {
     log(describeStartupFailure(error, options));

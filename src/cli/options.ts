@@ -20,6 +20,8 @@ export interface CliOptions {
   handshakeTimeout?: number;
   backend?: BackendKind;
   logTLSErrors: boolean;
+  /** --socket-name: which of several sockets passed by systemd to serve. */
+  socketName?: string;
   /** --watch: reload the certificate files when they change (SIGHUP always reloads them). */
   watch: boolean;
 }
@@ -82,6 +84,7 @@ interface RawFlags {
   backend?: BackendKind;
   logTlsErrors?: boolean;
   watch?: boolean;
+  socketName?: string;
 }
 
 function buildProgram(version: string, io: ParseIo): Command {
@@ -111,6 +114,7 @@ function buildProgram(version: string, io: ParseIo): Command {
     .addOption(new Option('--handshake-timeout <ms>', 'time allowed for the whole TLS setup (default: 60000)').argParser(parseTimeout))
     .addOption(new Option('--backend <kind>', 'accept backend (default: native when built, else js)').choices(['native', 'js']))
     .addOption(new Option('--log-tls-errors', 'log every failed TLS setup to stderr'))
+    .addOption(new Option('--socket-name <name>', 'with several sockets passed by systemd, serve the one with this FileDescriptorName=').argParser(parseNonEmpty))
     .addOption(new Option('--watch', 'reload the certificate files when they change (SIGHUP always reloads them)'))
     .addHelpText(
       'after',
@@ -161,6 +165,7 @@ function toOptions(program: Command, flags: RawFlags): CliOptions {
   if (flags.alpn !== undefined) options.alpn = flags.alpn;
   if (flags.handshakeTimeout !== undefined) options.handshakeTimeout = flags.handshakeTimeout;
   if (flags.backend !== undefined) options.backend = flags.backend;
+  if (flags.socketName !== undefined) options.socketName = flags.socketName;
   return options;
 }
 

@@ -10,10 +10,10 @@ import { createWebHandler } from './web.js';
 
 export type Log = (line: string) => void;
 
-export function createCliListener(options: CliOptions, credentials: ServingCredentials, log: Log): TLSListener {
+/** `listenFd`: a socket passed in by systemd, adopted instead of binding host and port. */
+export function createCliListener(options: CliOptions, credentials: ServingCredentials, log: Log, listenFd?: number): TLSListener {
   const listenerOptions: ListenerOptions = {
-    host: options.host,
-    port: options.port,
+    ...(listenFd !== undefined ? { fd: listenFd } : { host: options.host, port: options.port }),
     credential: credentials.credential,
     requestClientCert: options.requestClientCert,
     logTLSErrors: options.logTLSErrors,

@@ -3,6 +3,8 @@
 // output so far, how it ended, and bounded waits on both.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { Cleanup } from './waiting.js';
 import { waitUntil, within } from './waiting.js';
@@ -76,4 +78,11 @@ export function spawnCliProcess(
     await within(cli.exited, 'the CLI to exit after SIGKILL', CLI_WAIT_MS);
   });
   return cli;
+}
+
+/** A fresh --state-dir, removed at cleanup, so no test touches the user's own. */
+export function stateDirFor(cleanup: Cleanup): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ntl-cli-state-'));
+  cleanup.add(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
 }
