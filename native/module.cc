@@ -6,6 +6,7 @@
 #include "acceptor.h"
 #include "arguments.h"
 #include "listen_socket.h"
+#include "notify_socket.h"
 #include "resolver.h"
 
 namespace ntl {
@@ -57,6 +58,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("openListenSocket", Napi::Function::New<OpenListenSocketJs>(env, "openListenSocket"));
   exports.Set("prepareAdoptedSocket", Napi::Function::New<PrepareAdoptedSocketJs>(env, "prepareAdoptedSocket"));
   exports.Set("resolvePassive", Napi::Function::New<ResolvePassive>(env, "resolvePassive"));
+  exports.Set("notifySocket", Napi::Function::New<NotifySocket>(env, "notifySocket"));
   return exports;
 }
 

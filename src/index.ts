@@ -26,3 +26,4 @@ export type { ServerCredential, CredentialFiles } from './tls/credentials.js';
 export type { ClientCertRejectedError, ClientChainRejectReason } from './tls/client_certificate.js';
 export { LISTEN_FDS_START, systemdListenFds } from './systemd/listen_fds.js';
 export type { ActivatedSocket, ListenFdsOptions } from './systemd/listen_fds.js';
+export { systemdNotify } from './systemd/notify.js';

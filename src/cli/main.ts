@@ -13,6 +13,7 @@ import { finalStatsLine, startBanner } from './banner.js';
 import { describeStartupFailure, EXIT_FAILURE } from './startup_error.js';
 import { CertificateReloader } from './certificate_reload.js';
 import { activatedSocket } from './activation.js';
+import { systemdNotify } from '../index.js';
 import type { TLSListener } from '../index.js';
 
 const EXIT_OK = 0;
@@ -29,6 +30,15 @@ function packageVersion(): string {
 const out = (text: string): void => void process.stdout.write(text);
 const err = (text: string): void => void process.stderr.write(text);
 const log = (line: string): void => err(`native-tls-listener: ${line}\n`);
+
+/** Tells a service manager (NOTIFY_SOCKET) how the server is doing; a failure is only logged. */
+function notifyServiceManager(state: 'READY=1' | 'STOPPING=1'): void {
+  try {
+    systemdNotify(state);
+  } catch (error) {
+    log(`could not tell the service manager ${state}: ${(error as Error).message.split('\n')[0] ?? ''}`);
+  }
+}
 
 /** Resolves with the signal's name, or rejects when the listener fails on its own. */
 function untilStopped(listener: TLSListener): Promise<NodeJS.Signals> {
@@ -87,6 +97,7 @@ async function run(args: readonly string[]): Promise<number> {
     }),
   );
 
+  notifyServiceManager('READY=1');
   const reloader = new CertificateReloader(listener, credentials, { log, out });
   // Kept until exit: a SIGHUP during shutdown reloads instead of killing the process.
   const onHangup = (): void => void reloader.reload('SIGHUP');
@@ -103,6 +114,7 @@ async function run(args: readonly string[]): Promise<number> {
     status = EXIT_FAILURE;
   }
   reloader.close();
+  notifyServiceManager('STOPPING=1');
   await listener.close({ gracefulTimeout: SHUTDOWN_GRACE_MS });
   out(finalStatsLine(listener.stats()));
   return status;
