@@ -55,6 +55,7 @@ export async function resolveServingCredentials(options: CliOptions): Promise<Se
     fingerprintOf = 'CA';
     notes.push(`state directory: ${pki.dir}${pki.createdCa ? ' (a new CA was created in it)' : ''}`);
     if (pki.reissued.length > 0) notes.push(`re-issued by the same CA: ${pki.reissued.map((stem) => `${stem}.pem`).join(', ')}`);
+    for (const { stem, reason } of pki.notRenewed) notes.push(`${stem}.pem is due for renewal but the state directory cannot be written (${reason}); serving it until it expires`);
   } else {
     trustFile = primaryFiles.caCertificateFile ?? primaryFiles.certificateFile;
     fingerprintOf = primaryFiles.caCertificateFile !== undefined ? 'CA' : 'certificate';
