@@ -4,7 +4,7 @@ import { expect } from 'chai';
 import { systemdListenFds } from '../src/index.js';
 import { spawnCliProcess, stateDirFor } from './support/cli_process.js';
 import { listeningServer, closeServer } from './support/sockets.js';
-import { BACKENDS, tlsConnect, useCleanup, waitUntil } from './support/tls_harness.js';
+import { BACKENDS, tlsConnect, useCleanup, waitUntil, within } from './support/tls_harness.js';
 import type { Cleanup, ReportedError } from './support/tls_harness.js';
 import type { CliProcess } from './support/cli_process.js';
 
@@ -109,7 +109,7 @@ describe('CLI: several sockets passed in are chosen by name', function () {
     const other = await freePort();
     const { cli, port } = await activate(cleanup, [], ['--listen', `127.0.0.1:${other}`, '--fdname', 'tls:admin']);
     tlsConnect(cleanup, port);
-    await cli.exited;
+    await within(cli.exited, 'the CLI to refuse and exit', 15_000);
     expect(cli.exit?.code).to.equal(1);
     expect(cli.stderr).to.include("2 sockets were passed (fd 3 'tls', fd 4 'admin'); choose one with --socket-name");
   });
