@@ -66,9 +66,16 @@ export class CertificateReloader {
       byDir.set(path.dirname(file), names);
     }
     for (const [dir, names] of byDir) {
-      const watcher = fs.watch(dir, { persistent: false }, (_event, name) => {
-        if (name === null || names.has(name.toString())) this.scheduleReload();
-      });
+      let watcher: fs.FSWatcher;
+      try {
+        watcher = fs.watch(dir, { persistent: false }, (_event, name) => {
+          if (name === null || names.has(name.toString())) this.scheduleReload();
+        });
+      } catch (error) {
+        // SIGHUP still reloads; the server keeps running without the watch.
+        this.io.log(`cannot watch ${dir} for certificate changes: ${(error as Error).message}`);
+        continue;
+      }
       watcher.on('error', (error) => this.io.log(`watching ${dir} for certificate changes failed: ${error.message}`));
       this.watchers.push(watcher);
     }

@@ -84,6 +84,13 @@ async function run(args: readonly string[]): Promise<number> {
     return EXIT_FAILURE;
   }
 
+  // Before the banner: once it is out, a SIGHUP or a changed file is a reload.
+  const reloader = new CertificateReloader(listener, credentials, { log, out });
+  // Kept until exit: a SIGHUP during shutdown reloads instead of killing the process.
+  const onHangup = (): void => void reloader.reload('SIGHUP');
+  process.on('SIGHUP', onHangup);
+  if (options.watch) reloader.watch();
+
   out(
     startBanner({
       version,
@@ -98,11 +105,6 @@ async function run(args: readonly string[]): Promise<number> {
   );
 
   notifyServiceManager('READY=1');
-  const reloader = new CertificateReloader(listener, credentials, { log, out });
-  // Kept until exit: a SIGHUP during shutdown reloads instead of killing the process.
-  const onHangup = (): void => void reloader.reload('SIGHUP');
-  process.on('SIGHUP', onHangup);
-  if (options.watch) reloader.watch();
 
   let status = EXIT_OK;
   try {
