@@ -14,7 +14,8 @@
         "native/acceptor.cc",
         "native/admission.cc",
         "native/arguments.cc",
-        "native/resolver.cc"
+        "native/resolver.cc",
+        "native/notify_socket.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       # C++ exceptions as node-addon-api's node_addon_api_except_all target sets them up

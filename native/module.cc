@@ -6,6 +6,7 @@
 #include "acceptor.h"
 #include "arguments.h"
 #include "listen_socket.h"
+#include "notify_socket.h"
 #include "resolver.h"
 
 namespace ntl {
@@ -67,6 +68,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("prepareAdoptedSocket", Napi::Function::New<PrepareAdoptedSocketJs>(env, "prepareAdoptedSocket"));
   exports.Set("setDeferAccept", Napi::Function::New<SetDeferAcceptJs>(env, "setDeferAccept"));
   exports.Set("resolvePassive", Napi::Function::New<ResolvePassive>(env, "resolvePassive"));
+  exports.Set("notifySocket", Napi::Function::New<NotifySocket>(env, "notifySocket"));
   return exports;
 }
 

@@ -18,6 +18,7 @@ export const ErrorCodes = {
   IDLE_TIMEOUT: 'ERR_IDLE_TIMEOUT',
   PROXY_PROTOCOL_INVALID: 'ERR_PROXY_PROTOCOL_INVALID',
   PROXY_PROTOCOL_UNTRUSTED: 'ERR_PROXY_PROTOCOL_UNTRUSTED',
+  INVALID_LISTEN_FDS: 'ERR_INVALID_LISTEN_FDS',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

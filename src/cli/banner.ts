@@ -73,11 +73,16 @@ export function curlCommand(address: net.AddressInfo, https: { name: string; tru
   return words.map(shellWord).join(' ');
 }
 
+/** The banner's fingerprint line, printed again after a certificate reload. */
+export function fingerprintLine(fingerprintOf: string, fingerprint: Buffer): string {
+  return `${fingerprintOf} fingerprint (SHA-256): ${formatFingerprint(fingerprint)}`;
+}
+
 export function startBanner(facts: BannerFacts): string {
   const lines = [
     `native-tls-listener ${facts.version}`,
     `listening on ${hostPort(facts.address.address, facts.address.port)} (${facts.backend} backend)`,
-    `${facts.fingerprintOf} fingerprint (SHA-256): ${formatFingerprint(facts.fingerprint)}`,
+    fingerprintLine(facts.fingerprintOf, facts.fingerprint),
     ...facts.notes,
     'clients without SNI get a line protocol (stats, quit, help; other lines are echoed):',
     `  ${opensslCommand(facts)}`,

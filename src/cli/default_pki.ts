@@ -22,6 +22,11 @@ export interface DefaultPki {
   createdCa: boolean;
   /** Server certificates this run issued again ('server', 'sni'). */
   reissued: string[];
+  /**
+   * Server certificates due for renewal that could not be written (a read-only state
+   * directory) and are served as they are while still valid: stem and the reason.
+   */
+  notRenewed: Array<{ stem: string; reason: string }>;
 }
 
 type LeafName = 'server' | 'sni';
@@ -134,31 +139,35 @@ function loadCa(dir: string, certText: string, keyText: string | undefined): { p
   return { pair: { cert: certText, key: keyText }, cert };
 }
 
-/** Whether the stored leaf can be served as it is: parses, matches its key, signed by the CA, not about to expire. */
-async function leafIsUsable(dir: string, stem: LeafName, ca: crypto.X509Certificate): Promise<boolean> {
+/**
+ * What the stored leaf is: 'usable' (parses, matches its key, signed by the CA, not about to
+ * expire), 'expiring' (all that, but within the renewal window: still servable), or 'unusable'.
+ */
+async function leafState(dir: string, stem: LeafName, ca: crypto.X509Certificate): Promise<'usable' | 'expiring' | 'unusable'> {
   const [certText, keyText] = await Promise.all([readIfPresent(certFile(dir, stem)), readIfPresent(keyFile(dir, stem))]);
-  if (certText === undefined || keyText === undefined) return false;
+  if (certText === undefined || keyText === undefined) return 'unusable';
   try {
     const cert = new crypto.X509Certificate(certText);
-    return (
-      cert.checkPrivateKey(crypto.createPrivateKey(keyText)) &&
-      cert.checkIssued(ca) &&
-      cert.verify(ca.publicKey) &&
-      Date.parse(cert.validTo) - Date.now() > RENEW_BEFORE_MS
-    );
+    const sound = cert.checkPrivateKey(crypto.createPrivateKey(keyText)) && cert.checkIssued(ca) && cert.verify(ca.publicKey);
+    const left = Date.parse(cert.validTo) - Date.now();
+    if (!sound || left <= 0) return 'unusable';
+    return left > RENEW_BEFORE_MS ? 'usable' : 'expiring';
   } catch {
-    return false;
+    return 'unusable';
   }
 }
 
-function filesIn(dir: string, createdCa: boolean, reissued: LeafName[]): DefaultPki {
+/** Errors that mean the state directory may not be written (read-only mount, permissions). */
+const NOT_WRITABLE = new Set(['EROFS', 'EACCES', 'EPERM']);
+
+function filesIn(dir: string, createdCa: boolean, reissued: LeafName[], notRenewed: DefaultPki['notRenewed'] = []): DefaultPki {
   const caCertificateFile = certFile(dir, 'ca');
   const files = (stem: LeafName): CredentialFiles => ({
     certificateFile: certFile(dir, stem),
     privateKeyFile: keyFile(dir, stem),
     caCertificateFile,
   });
-  return { dir, caCertificateFile, server: files('server'), sni: files('sni'), createdCa, reissued };
+  return { dir, caCertificateFile, server: files('server'), sni: files('sni'), createdCa, reissued, notRenewed };
 }
 
 async function ensure(dir: string): Promise<DefaultPki> {
@@ -169,12 +178,21 @@ async function ensure(dir: string): Promise<DefaultPki> {
   }
   const ca = loadCa(dir, caText, await readIfPresent(keyFile(dir, 'ca')));
   const reissued: LeafName[] = [];
+  const notRenewed: DefaultPki['notRenewed'] = [];
+  // Nothing is written while every certificate is usable, so a read-only state directory works.
   for (const stem of ['server', 'sni'] as const) {
-    if (await leafIsUsable(dir, stem, ca.cert)) continue;
-    await writePair(dir, stem, await issueServerCertificate(ca.pair, LEAVES[stem]));
-    reissued.push(stem);
+    const state = await leafState(dir, stem, ca.cert);
+    if (state === 'usable') continue;
+    try {
+      await writePair(dir, stem, await issueServerCertificate(ca.pair, LEAVES[stem]));
+      reissued.push(stem);
+    } catch (error) {
+      const code = errnoCode(error);
+      if (state !== 'expiring' || code === undefined || !NOT_WRITABLE.has(code)) throw error;
+      notRenewed.push({ stem, reason: code });
+    }
   }
-  return filesIn(dir, false, reissued);
+  return filesIn(dir, false, reissued, notRenewed);
 }
 
 /** The default PKI in `dir`, created or repaired as needed. Rejects with a StartupError. */

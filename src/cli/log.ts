@@ -3,7 +3,7 @@
 // stderr. `json` is for log collectors: every event is one JSON object on one line of stdout
 // (`time`, `level`, `event`, `message`, and the event's fields), and nothing else is written.
 import type { ListenerStats } from '../index.js';
-import { finalStatsLine, startBanner } from './banner.js';
+import { finalStatsLine, fingerprintLine, startBanner } from './banner.js';
 import type { BannerFacts } from './banner.js';
 import { curlCommand, formatFingerprint, opensslCommand } from './banner.js';
 
@@ -22,6 +22,8 @@ export interface CliLog {
   listening(facts: BannerFacts): void;
   /** The server stopped: the final statistics (a `stopped` event in JSON). */
   stopped(stats: ListenerStats, exitCode: number): void;
+  /** New certificates are served: a log line and the fingerprint line again, or one event. */
+  reloaded(reason: string, fingerprintOf: string, fingerprint: Buffer): void;
 }
 
 export interface LogOutput {
@@ -42,6 +44,11 @@ class TextLog implements CliLog {
 
   stopped(stats: ListenerStats): void {
     this.output.out(finalStatsLine(stats));
+  }
+
+  reloaded(reason: string, fingerprintOf: string, fingerprint: Buffer): void {
+    this.event('info', 'reloaded', `certificates reloaded (${reason})`);
+    this.output.out(`${fingerprintLine(fingerprintOf, fingerprint)}\n`);
   }
 }
 
@@ -74,6 +81,10 @@ class JsonLog implements CliLog {
 
   stopped(stats: ListenerStats, exitCode: number): void {
     this.event(exitCode === 0 ? 'info' : 'error', 'stopped', 'stopped', { exitCode, stats });
+  }
+
+  reloaded(reason: string, fingerprintOf: string, fingerprint: Buffer): void {
+    this.event('info', 'reloaded', `certificates reloaded (${reason})`, { reason, fingerprintOf, fingerprint: formatFingerprint(fingerprint) });
   }
 }
 

@@ -12,6 +12,9 @@ import { createCliListener } from './server.js';
 import { createCliLog } from './log.js';
 import type { CliLog } from './log.js';
 import { describeStartupFailure, EXIT_FAILURE } from './startup_error.js';
+import { CertificateReloader } from './certificate_reload.js';
+import { activatedSocket } from './activation.js';
+import { systemdNotify } from '../index.js';
 import type { TLSListener } from '../index.js';
 
 const EXIT_OK = 0;
@@ -29,6 +32,16 @@ const out = (text: string): void => void process.stdout.write(text);
 const err = (text: string): void => void process.stderr.write(text);
 /** The log until the command line has chosen one: a failure before that is told as text. */
 let log: CliLog = createCliLog('text', { out, err });
+
+/** Tells a service manager (NOTIFY_SOCKET) how the server is doing; a failure is only logged. */
+function notifyServiceManager(state: 'READY=1' | 'STOPPING=1'): void {
+  try {
+    systemdNotify(state);
+  } catch (error) {
+    const message = (error as Error).message.split('\n')[0] ?? '';
+    log.event('warn', 'notifyFailed', `could not tell the service manager ${state}: ${message}`, { state });
+  }
+}
 
 /** Resolves with the signal's name, or rejects when the listener fails on its own. */
 function untilStopped(listener: TLSListener): Promise<NodeJS.Signals> {
@@ -65,14 +78,23 @@ async function run(args: readonly string[]): Promise<number> {
   let address: net.AddressInfo;
   let credentials: ServingCredentials;
   try {
+    const passed = activatedSocket(options.socketName);
     credentials = await resolveServingCredentials(options);
-    listener = createCliListener(options, credentials, log);
+    if (passed !== undefined) credentials.notes.push(`serving the socket systemd passed in (fd ${passed.fd}, '${passed.name}')`);
+    listener = createCliListener(options, credentials, log, passed?.fd);
     address = await listener.listen();
   } catch (error) {
     const code = (error as { code?: unknown } | null)?.code;
     log.event('error', 'startFailed', describeStartupFailure(error, options), typeof code === 'string' ? { code } : {});
     return EXIT_FAILURE;
   }
+
+  // Before the banner: once it is out, a SIGHUP or a changed file is a reload.
+  const reloader = new CertificateReloader(listener, credentials, log);
+  // Kept until exit: a SIGHUP during shutdown reloads instead of killing the process.
+  const onHangup = (): void => void reloader.reload('SIGHUP');
+  process.on('SIGHUP', onHangup);
+  if (options.watch) reloader.watch();
 
   log.listening({
     version,
@@ -85,6 +107,8 @@ async function run(args: readonly string[]): Promise<number> {
     notes: credentials.notes,
     ...(credentials.https !== undefined ? { https: credentials.https } : {}),
   });
+
+  notifyServiceManager('READY=1');
 
   let status = EXIT_OK;
   try {
@@ -99,6 +123,8 @@ async function run(args: readonly string[]): Promise<number> {
     log.event('error', 'failed', `stopped by an error: ${message}`, code !== undefined ? { code } : {});
     status = EXIT_FAILURE;
   }
+  reloader.close();
+  notifyServiceManager('STOPPING=1');
   await listener.close({ gracefulTimeout: SHUTDOWN_GRACE_MS });
   log.stopped(listener.stats(), status);
   return status;

@@ -23,6 +23,10 @@ export interface CliOptions {
   backend?: BackendKind;
   logTLSErrors: boolean;
   logFormat: LogFormat;
+  /** --socket-name: which of several sockets passed by systemd to serve. */
+  socketName?: string;
+  /** --watch: reload the certificate files when they change (SIGHUP always reloads them). */
+  watch: boolean;
 }
 
 export type ParseOutcome = { kind: 'run'; options: CliOptions } | { kind: 'exit'; code: number };
@@ -83,6 +87,8 @@ interface RawFlags {
   backend?: BackendKind;
   logTlsErrors?: boolean;
   logFormat: LogFormat;
+  watch?: boolean;
+  socketName?: string;
 }
 
 function buildProgram(version: string, io: ParseIo): Command {
@@ -117,6 +123,8 @@ function buildProgram(version: string, io: ParseIo): Command {
         .choices(LOG_FORMATS)
         .default('text'),
     )
+    .addOption(new Option('--socket-name <name>', 'with several sockets passed by systemd, serve the one with this FileDescriptorName=').argParser(parseNonEmpty))
+    .addOption(new Option('--watch', 'reload the certificate files when they change (SIGHUP always reloads them)'))
     .addHelpText(
       'after',
       '\nWithout --cert, a CA, a server certificate (127.0.0.1) and a localhost\n' +
@@ -160,12 +168,14 @@ function toOptions(program: Command, flags: RawFlags): CliOptions {
     requestClientCert: flags.requestClientCert === true,
     logTLSErrors: flags.logTlsErrors === true,
     logFormat: flags.logFormat,
+    watch: flags.watch === true,
   };
   if (primary) options.credential = flags.ca !== undefined ? { ...primary, caCertificateFile: flags.ca } : primary;
   if (sni) options.sniCredential = sni;
   if (flags.alpn !== undefined) options.alpn = flags.alpn;
   if (flags.handshakeTimeout !== undefined) options.handshakeTimeout = flags.handshakeTimeout;
   if (flags.backend !== undefined) options.backend = flags.backend;
+  if (flags.socketName !== undefined) options.socketName = flags.socketName;
   return options;
 }
 

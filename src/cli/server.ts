@@ -9,10 +9,10 @@ import { createLineProtocolHandler } from './line_protocol.js';
 import { createWebHandler } from './web.js';
 import type { CliLog } from './log.js';
 
-export function createCliListener(options: CliOptions, credentials: ServingCredentials, log: CliLog): TLSListener {
+/** `listenFd`: a socket passed in by systemd, adopted instead of binding host and port. */
+export function createCliListener(options: CliOptions, credentials: ServingCredentials, log: CliLog, listenFd?: number): TLSListener {
   const listenerOptions: ListenerOptions = {
-    host: options.host,
-    port: options.port,
+    ...(listenFd !== undefined ? { fd: listenFd } : { host: options.host, port: options.port }),
     credential: credentials.credential,
     requestClientCert: options.requestClientCert,
   };

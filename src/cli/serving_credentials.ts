@@ -19,6 +19,8 @@ export interface ServingCredentials {
   /** When there is an SNI certificate: the host name it is for, and the file that verifies it. */
   https?: { name: string; trustFile: string };
   notes: string[];
+  /** The files the credentials came from, loaded again on reload. */
+  files: { credential: CredentialFiles; sniCredential?: CredentialFiles };
 }
 
 /** The first DNS name the certificate is for (a wildcard made concrete), else its CN. */
@@ -62,6 +64,7 @@ export async function resolveServingCredentials(options: CliOptions): Promise<Se
     fingerprintOf = 'CA';
     notes.push(`state directory: ${pki.dir}${pki.createdCa ? ' (a new CA was created in it)' : ''}`);
     if (pki.reissued.length > 0) notes.push(`re-issued by the same CA: ${pki.reissued.map((stem) => `${stem}.pem`).join(', ')}`);
+    for (const { stem, reason } of pki.notRenewed) notes.push(`${stem}.pem is due for renewal but the state directory cannot be written (${reason}); serving it until it expires`);
   } else {
     trustFile = primaryFiles.caCertificateFile ?? primaryFiles.certificateFile;
     fingerprintOf = primaryFiles.caCertificateFile !== undefined ? 'CA' : 'certificate';
@@ -69,9 +72,18 @@ export async function resolveServingCredentials(options: CliOptions): Promise<Se
   const credential = fromFiles(primaryFiles);
   const sniCredential = sniFiles !== undefined ? fromFiles(sniFiles) : undefined;
   const fingerprint = loadFingerprint(trustFile); // Throws ERR_INVALID_CREDENTIAL for a bad file.
-  const result: ServingCredentials = { credential, trustFile, trustFileIsRoot: isSelfSigned(trustFile), fingerprintOf, fingerprint, notes };
-  if (sniCredential !== undefined && sniTrustFile !== undefined) {
+  const result: ServingCredentials = {
+    credential,
+    trustFile,
+    trustFileIsRoot: isSelfSigned(trustFile),
+    fingerprintOf,
+    fingerprint,
+    notes,
+    files: { credential: primaryFiles },
+  };
+  if (sniCredential !== undefined && sniTrustFile !== undefined && sniFiles !== undefined) {
     result.sniCredential = sniCredential;
+    result.files.sniCredential = sniFiles;
     result.https = { name: nameServedBy(sniCredential.cert), trustFile: sniTrustFile };
   }
   return result;

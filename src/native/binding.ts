@@ -157,4 +157,12 @@ export interface NativeBinding {
   setDeferAccept(fd: number, seconds: number): number;
   /** Rejects with a ResolveFailure. */
   resolvePassive(host: string | null, service: string): Promise<ResolvedAddress[]>;
+  /**
+   * One datagram with `state` to the AF_UNIX socket `address` ('/path', or '@name' in the
+   * abstract namespace): `{}` when sent, else the failed call. A malformed or too long
+   * address throws ERR_INVALID_OPTION.
+   */
+  notifySocket(address: string, state: string): NotifyOutcome;
 }
+
+export type NotifyOutcome = Record<string, never> | { errno: number; syscall: string };

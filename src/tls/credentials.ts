@@ -125,6 +125,18 @@ export function toSecureContext(
   if (typeof credential !== 'object' || credential === null || !credential.key || !credential.cert) {
     throw codedError(ErrorCodes.INVALID_CREDENTIAL, `${which} needs key and cert (PEM), or a tls.SecureContext`);
   }
+  // OpenSSL takes a key of another type than the certificate's without complaint (they fill
+  // different slots), and would then serve something else; refuse the pair here.
+  const leaf = String(credential.cert).match(PEM_CERTIFICATE)?.[0];
+  if (leaf !== undefined) {
+    let matches: boolean;
+    try {
+      matches = new crypto.X509Certificate(leaf).checkPrivateKey(crypto.createPrivateKey(credential.key));
+    } catch (error) {
+      throw codedError(ErrorCodes.INVALID_CREDENTIAL, `${which}: ${(error as Error).message}`, { cause: error });
+    }
+    if (!matches) throw codedError(ErrorCodes.INVALID_CREDENTIAL, `${which}: the key does not match the certificate`);
+  }
   try {
     const context = tls.createSecureContext({
       key: credential.key,

@@ -9,6 +9,8 @@ import { codedError, ErrorCodes } from '../errors.js';
 import { toSecureContext } from './credentials.js';
 import type { ServerCredential } from './credentials.js';
 import { TlsSetup } from './tls_setup.js';
+import { contextsAfter } from './credential_swap.js';
+import type { CredentialUpdate } from './credential_swap.js';
 import { rejectUnknownOptions } from '../option_keys.js';
 import type { ConnectionInfo } from './tls_setup.js';
 import { HttpRoute } from './http_route.js';
@@ -17,6 +19,7 @@ import type { HttpTarget } from './http_route.js';
 import { ADMISSION_LIMIT_MAX } from '../accept/admission.js';
 
 export type { HttpTarget, RequestListener } from './http_route.js';
+export type { CredentialUpdate } from './credential_swap.js';
 
 export interface ListenerOptions extends BaseListenerOptions {
   /** Serves clients that send no SNI (and all clients when there is no sniCredential). */
@@ -65,6 +68,9 @@ function validateTlsOptions(options: ListenerOptions): void {
 }
 
 export class TLSListener extends Listener<tls.TLSSocket, ConnectionInfo> {
+  private readonly tlsSetup: TlsSetup;
+  private readonly contextPurpose: { requestClientCert: boolean };
+
   constructor(options: ListenerOptions, handler: ConnectionHandler, dependencies?: TlsListenerDependencies) {
     if (typeof options !== 'object' || options === null) throw codedError(ErrorCodes.INVALID_OPTION, 'options must be an object');
     rejectUnknownOptions('createListener', options);
@@ -86,12 +92,23 @@ export class TLSListener extends Listener<tls.TLSSocket, ConnectionInfo> {
       ? (socket, info) => (info.sniCredentialUsed ? route.serve(socket) : handler(socket, info))
       : handler;
     super(options, behindProxy(setup, options, options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT_MS, ErrorCodes.TLS_HANDSHAKE_TIMEOUT), routed, dependencies);
+    this.tlsSetup = setup;
+    this.contextPurpose = purpose;
     if (route) this.once('close', () => route.close());
     if (options.logTLSErrors === true) {
       this.on('tlsClientError', (error: Error & { code?: string }, info: { id: number; remoteAddress?: string }) => {
         console.error(`native-tls-listener: TLS setup of connection ${info.id} from ${info.remoteAddress ?? '?'} failed: ${error.code ?? ''} ${error.message}`);
       });
     }
+  }
+
+  /**
+   * Serves connections accepted from now on with new credentials; connections in their
+   * handshake finish with the old ones. The new contexts are all built first: a bad credential
+   * throws (ERR_INVALID_CREDENTIAL, ERR_INVALID_OPTION) and the listener keeps what it had.
+   */
+  setCredentials(update: CredentialUpdate): void {
+    this.tlsSetup.replaceContexts(contextsAfter(this.tlsSetup.servingContexts, update, this.contextPurpose));
   }
 }
 

@@ -28,9 +28,13 @@ export interface ConnectionInfo extends ProxiedInfo {
   peerCertificateChain: X509Certificate[];
 }
 
-export interface TlsSetupOptions {
+/** The contexts that serve new connections; replaced as a whole, never edited (see replaceContexts). */
+export interface ServingContexts {
   context: tls.SecureContext;
   sniContext?: tls.SecureContext;
+}
+
+export interface TlsSetupOptions extends ServingContexts {
   alpn?: readonly string[];
   /** The protocols offered to clients served with sniContext, when not all of alpn (a subset of it). */
   sniAlpn?: readonly string[];
@@ -48,10 +52,25 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
   readonly canFail = true;
   private readonly alpnLists: Map<string, Buffer>;
   private readonly serverAlpn: readonly string[];
+  private contexts: Readonly<ServingContexts>;
 
   constructor(private readonly options: TlsSetupOptions) {
     this.serverAlpn = options.alpn ?? [];
     this.alpnLists = wireProtocolLists(this.serverAlpn);
+    this.contexts = { context: options.context, ...(options.sniContext ? { sniContext: options.sniContext } : {}) };
+  }
+
+  /**
+   * Serves connections that start their setup from now on with `next`. Each connection reads
+   * the contexts once, when its setup starts, so one in its handshake finishes with the
+   * contexts it began with; nothing is dropped.
+   */
+  replaceContexts(next: Readonly<ServingContexts>): void {
+    this.contexts = next;
+  }
+
+  get servingContexts(): Readonly<ServingContexts> {
+    return this.contexts;
   }
 
   start(
@@ -61,6 +80,7 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
     fail: (error: CodedError, kind: 'failed' | 'timedOut') => void,
   ): void {
     let finished = false;
+    const contexts = this.contexts;
     const timer = setTimeout(() => {
       finish();
       fail(
@@ -87,12 +107,12 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
 
     const handshake = (hello: ClientHelloSummary | undefined): void => {
       if (finished) return;
-      const tlsSocket = this.wrap(socket, hello);
+      const tlsSocket = this.wrap(socket, hello, contexts);
       record.served = tlsSocket;
       tlsSocket.once('error', failWith);
       tlsSocket.once('secure', () => {
         if (finished) return;
-        const info = this.describe(tlsSocket, record.id, hello);
+        const info = this.describe(tlsSocket, record.id, hello, contexts);
         if (this.options.requestClientCert) {
           const verdict = validateClientChain(info.peerCertificateChain);
           if (!verdict.accepted) {
@@ -118,8 +138,9 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
     else handshake(undefined);
   }
 
-  private wrap(socket: net.Socket, hello: ClientHelloSummary | undefined): tls.TLSSocket {
-    const { context, sniContext, requestClientCert } = this.options;
+  private wrap(socket: net.Socket, hello: ClientHelloSummary | undefined, contexts: Readonly<ServingContexts>): tls.TLSSocket {
+    const { requestClientCert } = this.options;
+    const { context, sniContext } = contexts;
     const options: tls.TLSSocketOptions = {
       isServer: true,
       secureContext: hello?.servername !== undefined && sniContext ? sniContext : context,
@@ -139,23 +160,23 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
     return new tls.TLSSocket(socket, options);
   }
 
-  private describe(tlsSocket: tls.TLSSocket, id: number, hello: ClientHelloSummary | undefined): ConnectionInfo {
+  private describe(tlsSocket: tls.TLSSocket, id: number, hello: ClientHelloSummary | undefined, contexts: Readonly<ServingContexts>): ConnectionInfo {
     // `servername` is set by Node on server sockets but missing from its type definitions.
     const seen = (tlsSocket as unknown as { servername?: unknown }).servername;
     const servername = hello ? hello.servername : typeof seen === 'string' ? seen : undefined;
-    const sniCredentialUsed = this.options.sniContext !== undefined && servername !== undefined;
+    const sniCredentialUsed = contexts.sniContext !== undefined && servername !== undefined;
     const info: ConnectionInfo = {
       id,
       sniCredentialUsed,
       alpnProtocol: tlsSocket.alpnProtocol ?? false,
-      peerCertificateChain: this.options.requestClientCert ? peerCertificateChain(tlsSocket, hasEmptyVerificationStore(this.servedBy(sniCredentialUsed))) : [],
+      peerCertificateChain: this.options.requestClientCert ? peerCertificateChain(tlsSocket, hasEmptyVerificationStore(servedBy(contexts, sniCredentialUsed))) : [],
     };
     if (servername !== undefined) info.servername = servername;
     return info;
   }
+}
 
-  /** The context the handshake used (SNI picks sniContext whenever there is one). */
-  private servedBy(sniCredentialUsed: boolean): tls.SecureContext {
-    return sniCredentialUsed && this.options.sniContext ? this.options.sniContext : this.options.context;
-  }
+/** The context the handshake used (SNI picks sniContext whenever there is one). */
+function servedBy(contexts: Readonly<ServingContexts>, sniCredentialUsed: boolean): tls.SecureContext {
+  return sniCredentialUsed && contexts.sniContext ? contexts.sniContext : contexts.context;
 }

@@ -1,0 +1,89 @@
+// Loading the CLI's certificate files again while it serves: on SIGHUP, and with --watch when
+// the files change. A reload is all or nothing: every file must load and every key match its
+// certificate before the listener is given the new credentials; otherwise the old ones stay.
+import fs from 'node:fs';
+import path from 'node:path';
+import { loadFingerprint, loadServerCredential } from '../index.js';
+import type { CredentialFiles, TLSListener } from '../index.js';
+import type { ServingCredentials } from './serving_credentials.js';
+import type { CliLog } from './log.js';
+
+/** Changes closer together than this are one reload: editors and `cp` write a file in steps. */
+export const WATCH_DEBOUNCE_MS = 200;
+
+function filesOf(source: ServingCredentials['files']): string[] {
+  const all = [source.credential, ...(source.sniCredential ? [source.sniCredential] : [])].flatMap((files: CredentialFiles) => [
+    files.certificateFile,
+    files.privateKeyFile,
+    ...(files.caCertificateFile !== undefined ? [files.caCertificateFile] : []),
+  ]);
+  return [...new Set(all.map((file) => path.resolve(file)))];
+}
+
+export class CertificateReloader {
+  private readonly watchers: fs.FSWatcher[] = [];
+  private debounce: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly listener: TLSListener,
+    private readonly serving: ServingCredentials,
+    private readonly log: CliLog,
+  ) {}
+
+  /** Loads every file again and swaps them in; on any failure logs why and keeps the old credentials. */
+  reload(reason: string): boolean {
+    const { files, trustFile, fingerprintOf } = this.serving;
+    try {
+      const credential = loadServerCredential(files.credential);
+      const sniCredential = files.sniCredential !== undefined ? loadServerCredential(files.sniCredential) : undefined;
+      const fingerprint = loadFingerprint(trustFile);
+      this.listener.setCredentials(sniCredential !== undefined ? { credential, sniCredential } : { credential });
+      this.log.reloaded(reason, fingerprintOf, fingerprint);
+      return true;
+    } catch (error) {
+      const { message, code } = error as { message: string; code?: string };
+      this.log.event('error', 'reloadFailed', `certificate reload (${reason}) failed, still serving the previous certificates: ${message}`, {
+        reason,
+        ...(code !== undefined ? { code } : {}),
+      });
+      return false;
+    }
+  }
+
+  /**
+   * Watches the directories of the certificate files (a file replaced by rename is a new
+   * inode, which a watch on the file itself would miss) and reloads once changes settle.
+   */
+  watch(): void {
+    const byDir = new Map<string, Set<string>>();
+    for (const file of filesOf(this.serving.files)) {
+      const names = byDir.get(path.dirname(file)) ?? new Set<string>();
+      names.add(path.basename(file));
+      byDir.set(path.dirname(file), names);
+    }
+    for (const [dir, names] of byDir) {
+      let watcher: fs.FSWatcher;
+      try {
+        watcher = fs.watch(dir, { persistent: false }, (_event, name) => {
+          if (name === null || names.has(name.toString())) this.scheduleReload();
+        });
+      } catch (error) {
+        // SIGHUP still reloads; the server keeps running without the watch.
+        this.log.event('warn', 'watchFailed', `cannot watch ${dir} for certificate changes: ${(error as Error).message}`, { dir });
+        continue;
+      }
+      watcher.on('error', (error) => this.log.event('warn', 'watchFailed', `watching ${dir} for certificate changes failed: ${error.message}`, { dir }));
+      this.watchers.push(watcher);
+    }
+  }
+
+  private scheduleReload(): void {
+    clearTimeout(this.debounce);
+    this.debounce = setTimeout(() => this.reload('the certificate files changed'), WATCH_DEBOUNCE_MS);
+  }
+
+  close(): void {
+    clearTimeout(this.debounce);
+    for (const watcher of this.watchers.splice(0)) watcher.close();
+  }
+}
