@@ -13,7 +13,8 @@
         "native/listen_socket.cc",
         "native/acceptor.cc",
         "native/arguments.cc",
-        "native/resolver.cc"
+        "native/resolver.cc",
+        "native/descriptor_passing.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       # C++ exceptions as node-addon-api's node_addon_api_except_all target sets them up

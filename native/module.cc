@@ -5,6 +5,7 @@
 
 #include "acceptor.h"
 #include "arguments.h"
+#include "descriptor_passing.h"
 #include "listen_socket.h"
 #include "resolver.h"
 
@@ -57,6 +58,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("openListenSocket", Napi::Function::New<OpenListenSocketJs>(env, "openListenSocket"));
   exports.Set("prepareAdoptedSocket", Napi::Function::New<PrepareAdoptedSocketJs>(env, "prepareAdoptedSocket"));
   exports.Set("resolvePassive", Napi::Function::New<ResolvePassive>(env, "resolvePassive"));
+  exports.Set("sendDescriptors", Napi::Function::New<SendDescriptors>(env, "sendDescriptors"));
+  exports.Set("receiveDescriptors", Napi::Function::New<ReceiveDescriptors>(env, "receiveDescriptors"));
   return exports;
 }
 

@@ -17,6 +17,7 @@ export const ErrorCodes = {
   CLIENT_CLOSED: 'ERR_CLIENT_CLOSED',
   HANDLER_FAILED: 'ERR_HANDLER_FAILED',
   IDLE_TIMEOUT: 'ERR_IDLE_TIMEOUT',
+  UPGRADE_FAILED: 'ERR_UPGRADE_FAILED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -24,3 +24,5 @@ export type { ConnectionInfo } from './tls/tls_setup.js';
 export { loadServerCredential, loadFingerprint } from './tls/credentials.js';
 export type { ServerCredential, CredentialFiles } from './tls/credentials.js';
 export type { ClientCertRejectedError, ClientChainRejectReason } from './tls/client_certificate.js';
+export { UpgradeControl, drainListener, takeOver, TakeOver } from './upgrade/index.js';
+export type { UpgradeControlOptions, TakeOverOptions } from './upgrade/index.js';

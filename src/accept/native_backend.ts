@@ -27,6 +27,8 @@ function userError(error: unknown): unknown {
 export class NativeAcceptBackend implements AcceptBackend {
   readonly kind = 'native' as const;
   private acceptor: NativeAcceptor | null = null;
+  /** The descriptor the acceptor took, while it has it (for a hand-over to another process). */
+  private listenFd: number | null = null;
   private closed = false;
 
   private readonly acceptorOptions: AcceptorOptions;
@@ -63,6 +65,7 @@ export class NativeAcceptBackend implements AcceptBackend {
     }
     // From here the listening descriptor belongs to the acceptor (it closes it on close()).
     this.acceptor = acceptor;
+    this.listenFd = outcome.fd;
     if (this.closed) {
       acceptor.close();
       return Promise.reject(codedError(ErrorCodes.LISTENER_CLOSED, 'the listener was closed while opening'));
@@ -72,6 +75,7 @@ export class NativeAcceptBackend implements AcceptBackend {
     } catch (error) {
       // The acceptor closed itself and handed the descriptor back.
       this.acceptor = null;
+      this.listenFd = null;
       return this.failBeforeAccepting(target, outcome.fd, error);
     }
     const address = this.address();
@@ -101,6 +105,10 @@ export class NativeAcceptBackend implements AcceptBackend {
     return this.acceptor?.address() ?? null;
   }
 
+  listeningDescriptor(): number | null {
+    return this.closed || this.acceptor === null || this.acceptor.stats().closed ? null : this.listenFd;
+  }
+
   counters(): AcceptCounters {
     if (!this.acceptor) return { accepted: 0, pauses: 0, retriesByErrno: {} };
     const stats = this.acceptor.stats();
@@ -109,6 +117,7 @@ export class NativeAcceptBackend implements AcceptBackend {
 
   close(): void {
     this.closed = true;
+    this.listenFd = null;
     this.acceptor?.close();
   }
 

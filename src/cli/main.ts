@@ -12,6 +12,8 @@ import { createCliListener } from './server.js';
 import { finalStatsLine, startBanner } from './banner.js';
 import { describeStartupFailure, EXIT_FAILURE } from './startup_error.js';
 import type { TLSListener } from '../index.js';
+import type { TakeOver, UpgradeControl } from '../upgrade/index.js';
+import { confirmToPredecessor, drainAfterHandOff, handedOff, offerToSuccessors, receiveFromPredecessor } from './upgrade.js';
 
 const EXIT_OK = 0;
 /** What a connection gets to finish after SIGINT/SIGTERM, as the original's graceful close. */
@@ -28,9 +30,13 @@ const out = (text: string): void => void process.stdout.write(text);
 const err = (text: string): void => void process.stderr.write(text);
 const log = (line: string): void => err(`native-tls-listener: ${line}\n`);
 
-/** Resolves with the signal's name, or rejects when the listener fails on its own. */
-function untilStopped(listener: TLSListener): Promise<NodeJS.Signals> {
+/**
+ * Resolves with the signal's name (or 'upgrade' once a successor has the listening socket),
+ * or rejects when the listener fails on its own.
+ */
+function untilStopped(listener: TLSListener, control: UpgradeControl | null): Promise<NodeJS.Signals | 'upgrade'> {
   return new Promise((resolve, reject) => {
+    void handedOff(control).then(resolve);
     const onSignal = (signal: NodeJS.Signals): void => {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
@@ -61,14 +67,30 @@ async function run(args: readonly string[]): Promise<number> {
   let listener: TLSListener;
   let address: net.AddressInfo;
   let credentials: ServingCredentials;
+  let handOver: TakeOver | undefined;
   try {
+    if (options.upgrade) handOver = await receiveFromPredecessor(options);
     credentials = await resolveServingCredentials(options);
-    listener = createCliListener(options, credentials, log);
+    listener = createCliListener(options, credentials, log, handOver?.fds[0]);
     address = await listener.listen();
   } catch (error) {
+    // The taken-over socket is still ours unless a listener took it: release it; the
+    // predecessor, told nothing, keeps serving.
+    handOver?.abandon();
+    for (const fd of handOver?.fds ?? []) handOver?.closeUnadopted(fd);
     log(describeStartupFailure(error, options));
     return EXIT_FAILURE;
   }
+  if (handOver) {
+    try {
+      await confirmToPredecessor(handOver, log);
+    } catch (error) {
+      log(`upgrade failed: ${(error as Error).message}; the running server keeps serving`);
+      await listener.close({ gracefulTimeout: SHUTDOWN_GRACE_MS });
+      return EXIT_FAILURE;
+    }
+  }
+  const control = await offerToSuccessors(listener, options, log);
 
   out(
     startBanner({
@@ -85,13 +107,17 @@ async function run(args: readonly string[]): Promise<number> {
 
   let status = EXIT_OK;
   try {
-    const signal = await untilStopped(listener);
-    log(`${signal}: closing (connections get ${SHUTDOWN_GRACE_MS} ms to finish)`);
+    const reason = await untilStopped(listener, control);
+    if (reason === 'upgrade') {
+      log(`upgrade: a new process accepts now; draining (connections get ${SHUTDOWN_GRACE_MS} ms to finish)`);
+      await drainAfterHandOff(listener, SHUTDOWN_GRACE_MS);
+    } else log(`${reason}: closing (connections get ${SHUTDOWN_GRACE_MS} ms to finish)`);
   } catch (error) {
     // The listener has already closed its listening socket; close what is left and report.
     log(`stopped by an error: ${(error as Error).message}`);
     status = EXIT_FAILURE;
   }
+  await control?.close();
   await listener.close({ gracefulTimeout: SHUTDOWN_GRACE_MS });
   out(finalStatsLine(listener.stats()));
   return status;

@@ -1,6 +1,7 @@
 // The command line: flags -> a validated configuration. Every mistake the user can make on
 // the command line ends here, with the usage text and exit status 2, before anything starts.
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import path from 'node:path';
 import envPaths from 'env-paths';
 import type { BackendKind, CredentialFiles } from '../index.js';
 
@@ -20,6 +21,10 @@ export interface CliOptions {
   handshakeTimeout?: number;
   backend?: BackendKind;
   logTLSErrors: boolean;
+  /** --upgrade: take the listening socket over from the process on `controlSocket`. */
+  upgrade: boolean;
+  /** Where a successor asks for the listening socket (--control-socket; default in stateDir). */
+  controlSocket: string;
 }
 
 export type ParseOutcome = { kind: 'run'; options: CliOptions } | { kind: 'exit'; code: number };
@@ -79,6 +84,8 @@ interface RawFlags {
   handshakeTimeout?: number;
   backend?: BackendKind;
   logTlsErrors?: boolean;
+  upgrade?: boolean;
+  controlSocket?: string;
 }
 
 function buildProgram(version: string, io: ParseIo): Command {
@@ -108,6 +115,8 @@ function buildProgram(version: string, io: ParseIo): Command {
     .addOption(new Option('--handshake-timeout <ms>', 'time allowed for the whole TLS setup (default: 60000)').argParser(parseTimeout))
     .addOption(new Option('--backend <kind>', 'accept backend (default: native when built, else js)').choices(['native', 'js']))
     .addOption(new Option('--log-tls-errors', 'log every failed TLS setup to stderr'))
+    .addOption(new Option('--upgrade', 'take the listening socket over from the running server (same --control-socket), which then drains'))
+    .addOption(new Option('--control-socket <path>', 'Unix socket where a new version asks for the listening socket (default: STATE_DIR/control.sock)').argParser(parseNonEmpty))
     .addHelpText(
       'after',
       '\nWithout --cert, a CA, a server certificate (127.0.0.1) and a localhost\n' +
@@ -150,6 +159,8 @@ function toOptions(program: Command, flags: RawFlags): CliOptions {
     stateDir: flags.stateDir,
     requestClientCert: flags.requestClientCert === true,
     logTLSErrors: flags.logTlsErrors === true,
+    upgrade: flags.upgrade === true,
+    controlSocket: flags.controlSocket ?? path.join(flags.stateDir, 'control.sock'),
   };
   if (primary) options.credential = flags.ca !== undefined ? { ...primary, caCertificateFile: flags.ca } : primary;
   if (sni) options.sniCredential = sni;

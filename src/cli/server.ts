@@ -10,10 +10,10 @@ import { createWebHandler } from './web.js';
 
 export type Log = (line: string) => void;
 
-export function createCliListener(options: CliOptions, credentials: ServingCredentials, log: Log): TLSListener {
+/** `adoptFd`: a listening socket taken over from a predecessor (--upgrade), instead of binding. */
+export function createCliListener(options: CliOptions, credentials: ServingCredentials, log: Log, adoptFd?: number): TLSListener {
   const listenerOptions: ListenerOptions = {
-    host: options.host,
-    port: options.port,
+    ...(adoptFd !== undefined ? { fd: adoptFd } : { host: options.host, port: options.port }),
     credential: credentials.credential,
     requestClientCert: options.requestClientCert,
     logTLSErrors: options.logTLSErrors,
