@@ -44,7 +44,9 @@ export async function offerToSuccessors(listener: TLSListener, options: CliOptio
     control.on('handOffFailed', (error: Error) => log(`upgrade abandoned, still serving: ${error.message}`));
     return control;
   } catch (error) {
-    log(`no upgrades without downtime for this process (control socket ${options.controlSocket}): ${(error as Error).message}`);
+    const { code } = error as { code?: unknown };
+    const reason = `${(error as Error).message}${typeof code === 'string' ? ` (${code})` : ''}`;
+    log(`no upgrades without downtime for this process (control socket ${options.controlSocket}): ${reason}`);
     return null;
   }
 }
