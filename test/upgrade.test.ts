@@ -64,6 +64,7 @@ function continuousClients(port: number, lanes: number): { stop(): Promise<void>
   const load = {
     succeeded: 0,
     failures: [] as string[],
+    /** Idempotent: the test stops the clients, and its cleanup again when the test failed first. */
     stop: async (): Promise<void> => {
       running = false;
       await within(Promise.all(loops), 'the client loops to stop', 20_000);
@@ -102,6 +103,7 @@ describeNative('Upgrade: a new process takes the listening socket over while cli
       const longLived = tlsConnect(cleanup, port, { rejectUnauthorized: false });
       await longLived.line();
       const load = continuousClients(port, 3);
+      cleanup.add(() => load.stop());
       await waitUntil(() => load.succeeded >= 20, 'clients served before the upgrade', 15_000);
 
       const successor = spawnCli(cleanup, ['--upgrade', '--port', '0', '--state-dir', dir, '--backend', backend]);
