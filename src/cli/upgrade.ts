@@ -1,8 +1,6 @@
 // The command line's side of an upgrade without downtime: `--upgrade` takes the listening
 // socket over from the running server, and every server offers its own to a successor on the
 // control socket. src/upgrade/ has the protocol and who owns each descriptor when.
-import fs from 'node:fs';
-import path from 'node:path';
 import { drainListener, takeOver, UpgradeControl } from '../upgrade/index.js';
 import type { TakeOver } from '../upgrade/index.js';
 import type { TLSListener } from '../index.js';
@@ -39,7 +37,7 @@ export async function confirmToPredecessor(handOver: TakeOver, log: Log): Promis
 /** Listens for a successor on the control socket; null (with a note) where that cannot be. */
 export async function offerToSuccessors(listener: TLSListener, options: CliOptions, log: Log): Promise<UpgradeControl | null> {
   try {
-    fs.mkdirSync(path.dirname(options.controlSocket), { recursive: true, mode: 0o700 });
+    // The directory is not created here: with --cert the state directory is never made.
     const control = await UpgradeControl.listen([listener], { path: options.controlSocket });
     control.on('handOffFailed', (error: Error) => log(`upgrade abandoned, still serving: ${error.message}`));
     return control;
