@@ -139,7 +139,11 @@ export class UpgradeControl extends EventEmitter {
     // Free the control socket's path (libuv unlinks it on close) before telling the successor,
     // which binds its own there once it reads "released".
     this.server.close();
-    await new Promise<void>((resolve) => socket.end(encodeMessage({ type: 'released' }), resolve));
+    // Not awaited: past the commit point nothing may keep this process from draining, not
+    // even a successor that dies before reading this (it then finds this process alive or not
+    // by its pid, see take_over.ts).
+    socket.on('error', () => undefined);
+    socket.end(encodeMessage({ type: 'released' }));
   }
 
   /** Stops listening for successors (the socket file is removed). */
