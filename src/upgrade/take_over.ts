@@ -15,7 +15,7 @@
 //     serves and confirm() resolves.
 import fs from 'node:fs';
 import net from 'node:net';
-import { loadNativeBinding } from '../native/load.js';
+import { descriptorPassingBinding } from './binding.js';
 import { codedError, ErrorCodes, systemError } from '../errors.js';
 import { decodeMessage, DEFAULT_HANDOFF_TIMEOUT_MS, encodeMessage, LineReader, nextMessage, upgradeError } from './protocol.js';
 
@@ -83,7 +83,7 @@ export class TakeOver {
 
 /** Connects to a running process's control socket and receives its listening sockets. */
 export async function takeOver(options: TakeOverOptions): Promise<TakeOver> {
-  const binding = loadNativeBinding().binding;
+  const binding = descriptorPassingBinding();
   if (binding === null) {
     throw codedError(ErrorCodes.NATIVE_UNAVAILABLE, 'receiving listening sockets from another process needs the native addon');
   }

@@ -18,7 +18,7 @@ import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
 import type { Listener } from '../listener.js';
-import { loadNativeBinding } from '../native/load.js';
+import { descriptorPassingBinding } from './binding.js';
 import { codedError, ErrorCodes, systemError } from '../errors.js';
 import { DEFAULT_HANDOFF_TIMEOUT_MS, encodeMessage, LineReader, nextMessage, upgradeError } from './protocol.js';
 
@@ -69,7 +69,7 @@ export class UpgradeControl extends EventEmitter {
    * cannot be passed from JS): without it, rejects with ERR_NATIVE_UNAVAILABLE.
    */
   static async listen(listeners: readonly AnyListener[], options: UpgradeControlOptions): Promise<UpgradeControl> {
-    if (loadNativeBinding().binding === null) {
+    if (descriptorPassingBinding() === null) {
       throw codedError(ErrorCodes.NATIVE_UNAVAILABLE, 'handing listening sockets to another process needs the native addon');
     }
     const timeoutMs = options.timeoutMs ?? DEFAULT_HANDOFF_TIMEOUT_MS;
@@ -125,7 +125,7 @@ export class UpgradeControl extends EventEmitter {
   }
 
   private async handOff(socket: net.Socket): Promise<void> {
-    const binding = loadNativeBinding().binding;
+    const binding = descriptorPassingBinding();
     const fds = this.served.map((listener) => listener.listeningDescriptor());
     const socketFd = descriptorOf(socket);
     if (binding === null || socketFd === null) throw upgradeError('the control connection has no descriptor');
