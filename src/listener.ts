@@ -53,6 +53,8 @@ export interface ListenerStats {
   sni: { sniCredential: number; primaryCredential: number };
   handlerErrors: number;
   idleTimeouts: number;
+  /** Connections closed before TLS for their PROXY protocol header (invalid or missing; untrusted peer). */
+  proxyProtocol: { invalid: number; untrusted: number };
 }
 
 /** Parts of the listener a test (or an embedder) can replace. */
@@ -200,6 +202,7 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
       sni: book.sni,
       handlerErrors: book.handlerErrors,
       idleTimeouts: book.idleTimeouts,
+      proxyProtocol: book.proxyProtocol,
     };
   }
 

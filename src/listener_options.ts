@@ -3,8 +3,9 @@
 import type { BackendKind } from './accept/backend.js';
 import { codedError, ErrorCodes } from './errors.js';
 import { checkInteger, MAX_TIMER_MS } from './validation.js';
+import type { ProxyProtocolOptions } from './proxy/proxy_options.js';
 
-export interface BaseListenerOptions {
+export interface BaseListenerOptions extends ProxyProtocolOptions {
   /** Port number or service name ('https'); 0 picks a free port. */
   port?: number | string;
   /** Address or name to bind; omitted = wildcard (`::` dual-stack where IPv6 exists). */

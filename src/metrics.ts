@@ -65,5 +65,9 @@ export function formatPrometheus(stats: ListenerStats, constantLabels: Labels = 
   out.family('accept_pauses_total', 'counter', 'Times accepting paused: out of descriptors or memory, or one accept() error repeating.', [[{}, stats.acceptPauses]]);
   out.family('handler_errors_total', 'counter', 'Handlers that threw or rejected.', [[{}, stats.handlerErrors]]);
   out.family('idle_timeouts_total', 'counter', 'Connections closed by the idle timeout.', [[{}, stats.idleTimeouts]]);
+  out.family('proxy_protocol_rejections_total', 'counter', 'Connections closed before TLS for their PROXY protocol header, by reason.', [
+    [{ reason: 'invalid' }, stats.proxyProtocol.invalid],
+    [{ reason: 'untrusted' }, stats.proxyProtocol.untrusted],
+  ]);
   return out.toString();
 }

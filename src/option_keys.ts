@@ -14,6 +14,8 @@ const baseOptionKeys: Record<keyof BaseListenerOptions, true> = {
   backend: true,
   gracefulCloseTimeout: true,
   idleTimeout: true,
+  proxyProtocol: true,
+  trustedProxies: true,
 };
 
 const tlsOptionKeys: Record<keyof ListenerOptions, true> = {

@@ -15,8 +15,11 @@ export interface ConnectionRecord {
   phase: ConnectionPhase;
   /** The socket handed to the handler (a TLSSocket for TLS listeners), once there is one. */
   served?: net.Socket;
-  /** The peer, read at accept; empty where the socket had none (already reset, or a pipe). */
-  readonly peer: { remoteAddress?: string; remotePort?: number };
+  /**
+   * The peer, read at accept; empty where the socket had none (already reset, or a pipe).
+   * Behind a PROXY protocol load balancer, the client the header names once it is read.
+   */
+  peer: { remoteAddress?: string; remotePort?: number };
   /** Set when the listener itself ends the connection: by close(), or the idle timeout. */
   endedBy?: 'listener' | 'idle';
 }
@@ -37,6 +40,15 @@ export interface RegistryCounters {
   sni: { sniCredential: number; primaryCredential: number };
   handlerErrors: number;
   idleTimeouts: number;
+  proxyProtocol: ProxyProtocolRejections;
+}
+
+/** Connections closed before TLS for their PROXY protocol header. */
+export interface ProxyProtocolRejections {
+  /** Malformed, oversized, of a version not accepted, or missing. */
+  invalid: number;
+  /** From a peer not in trustedProxies. */
+  untrusted: number;
 }
 
 export class ConnectionRegistry {
@@ -50,6 +62,7 @@ export class ConnectionRegistry {
   readonly sni = { sniCredential: 0, primaryCredential: 0 };
   handlerErrors = 0;
   idleTimeouts = 0;
+  readonly proxyProtocol: ProxyProtocolRejections = { invalid: 0, untrusted: 0 };
 
   /** Ids count 1, 2, 3, ... per listener, one for every accepted connection. */
   nextId(): number {
@@ -108,6 +121,7 @@ export class ConnectionRegistry {
       sni: { ...this.sni },
       handlerErrors: this.handlerErrors,
       idleTimeouts: this.idleTimeouts,
+      proxyProtocol: { ...this.proxyProtocol },
     };
   }
 }

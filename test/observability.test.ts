@@ -200,6 +200,8 @@ function expectedSamples(stats: ListenerStats): Array<[string, Record<string, st
     ['accept_pauses_total', {}, stats.acceptPauses],
     ['handler_errors_total', {}, stats.handlerErrors],
     ['idle_timeouts_total', {}, stats.idleTimeouts],
+    ['proxy_protocol_rejections_total', { reason: 'invalid' }, stats.proxyProtocol.invalid],
+    ['proxy_protocol_rejections_total', { reason: 'untrusted' }, stats.proxyProtocol.untrusted],
     ...Object.entries(stats.acceptRetries).map(([code, count]): [string, Record<string, string>, number] => [
       'accept_retries_total',
       { code },

@@ -9,7 +9,8 @@ import { parseCommandLine } from './options.js';
 import { resolveServingCredentials } from './serving_credentials.js';
 import type { ServingCredentials } from './serving_credentials.js';
 import { createCliListener } from './server.js';
-import { finalStatsLine, startBanner } from './banner.js';
+import { createCliLog } from './log.js';
+import type { CliLog } from './log.js';
 import { describeStartupFailure, EXIT_FAILURE } from './startup_error.js';
 import type { TLSListener } from '../index.js';
 import type { TakeOver, UpgradeControl } from '../upgrade/index.js';
@@ -28,7 +29,8 @@ function packageVersion(): string {
 
 const out = (text: string): void => void process.stdout.write(text);
 const err = (text: string): void => void process.stderr.write(text);
-const log = (line: string): void => err(`native-tls-listener: ${line}\n`);
+/** The log until the command line has chosen one: a failure before that is told as text. */
+let log: CliLog = createCliLog('text', { out, err });
 
 /**
  * Resolves with the signal's name (or 'upgrade' once a successor has the listening socket),
@@ -53,8 +55,8 @@ function untilStopped(listener: TLSListener, control: UpgradeControl | null): Pr
 }
 
 function forceExit(listener: TLSListener, signal: NodeJS.Signals): void {
-  log(`${signal} again: exiting without waiting for connections`);
-  out(finalStatsLine(listener.stats()));
+  log.event('warn', 'forcedExit', `${signal} again: exiting without waiting for connections`, { signal });
+  log.stopped(listener.stats(), EXIT_FAILURE);
   exitAfterFlush(EXIT_FAILURE);
 }
 
@@ -63,6 +65,7 @@ async function run(args: readonly string[]): Promise<number> {
   const parsed = parseCommandLine(args, version, { writeOut: out, writeErr: err });
   if (parsed.kind === 'exit') return parsed.code;
   const { options } = parsed;
+  log = createCliLog(options.logFormat, { out, err });
 
   let listener: TLSListener;
   let address: net.AddressInfo;
@@ -78,48 +81,56 @@ async function run(args: readonly string[]): Promise<number> {
     // predecessor, told nothing, keeps serving.
     handOver?.abandon();
     for (const fd of handOver?.fds ?? []) handOver?.closeUnadopted(fd);
-    log(describeStartupFailure(error, options));
+    const code = (error as { code?: unknown } | null)?.code;
+    log.event('error', 'startFailed', describeStartupFailure(error, options), typeof code === 'string' ? { code } : {});
     return EXIT_FAILURE;
   }
   if (handOver) {
     try {
       await confirmToPredecessor(handOver, log);
     } catch (error) {
-      log(`upgrade failed: ${(error as Error).message}; the running server keeps serving`);
+      log.event('error', 'upgradeFailed', `upgrade failed: ${(error as Error).message}; the running server keeps serving`);
       await listener.close({ gracefulTimeout: SHUTDOWN_GRACE_MS });
       return EXIT_FAILURE;
     }
   }
   const control = await offerToSuccessors(listener, options, log);
 
-  out(
-    startBanner({
-      version,
-      address,
-      backend: listener.backend,
-      fingerprint: credentials.fingerprint,
-      fingerprintOf: credentials.fingerprintOf,
-      trustFile: credentials.trustFile,
-      notes: credentials.notes,
-      ...(credentials.https !== undefined ? { https: credentials.https } : {}),
-    }),
-  );
+  log.listening({
+    version,
+    address,
+    backend: listener.backend,
+    fingerprint: credentials.fingerprint,
+    fingerprintOf: credentials.fingerprintOf,
+    trustFile: credentials.trustFile,
+    trustFileIsRoot: credentials.trustFileIsRoot,
+    notes: credentials.notes,
+    ...(credentials.https !== undefined ? { https: credentials.https } : {}),
+  });
 
   let status = EXIT_OK;
   try {
     const reason = await untilStopped(listener, control);
     if (reason === 'upgrade') {
-      log(`upgrade: a new process accepts now; draining (connections get ${SHUTDOWN_GRACE_MS} ms to finish)`);
+      log.event('info', 'handedOff', `upgrade: a new process accepts now; draining (connections get ${SHUTDOWN_GRACE_MS} ms to finish)`, {
+        gracefulTimeoutMs: SHUTDOWN_GRACE_MS,
+      });
       await drainAfterHandOff(listener, SHUTDOWN_GRACE_MS);
-    } else log(`${reason}: closing (connections get ${SHUTDOWN_GRACE_MS} ms to finish)`);
+    } else {
+      log.event('info', 'stopping', `${reason}: closing (connections get ${SHUTDOWN_GRACE_MS} ms to finish)`, {
+        signal: reason,
+        gracefulTimeoutMs: SHUTDOWN_GRACE_MS,
+      });
+    }
   } catch (error) {
     // The listener has already closed its listening socket; close what is left and report.
-    log(`stopped by an error: ${(error as Error).message}`);
+    const { message, code } = error as { message: string; code?: string };
+    log.event('error', 'failed', `stopped by an error: ${message}`, code !== undefined ? { code } : {});
     status = EXIT_FAILURE;
   }
   await control?.close();
   await listener.close({ gracefulTimeout: SHUTDOWN_GRACE_MS });
-  out(finalStatsLine(listener.stats()));
+  log.stopped(listener.stats(), status);
   return status;
 }
 
@@ -134,6 +145,6 @@ function exitAfterFlush(code: number): void {
 }
 
 run(process.argv.slice(2)).then(exitAfterFlush, (error: unknown) => {
-  log(`unexpected failure: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  log.event('error', 'unexpectedFailure', `unexpected failure: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
   exitAfterFlush(EXIT_FAILURE);
 });

@@ -4,6 +4,8 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import path from 'node:path';
 import envPaths from 'env-paths';
 import type { BackendKind, CredentialFiles } from '../index.js';
+import { LOG_FORMATS } from './log.js';
+import type { LogFormat } from './log.js';
 
 export const EXIT_USAGE = 2;
 
@@ -21,6 +23,7 @@ export interface CliOptions {
   handshakeTimeout?: number;
   backend?: BackendKind;
   logTLSErrors: boolean;
+  logFormat: LogFormat;
   /** --upgrade: take the listening socket over from the process on `controlSocket`. */
   upgrade: boolean;
   /** Where a successor asks for the listening socket (--control-socket; default in stateDir). */
@@ -84,6 +87,7 @@ interface RawFlags {
   handshakeTimeout?: number;
   backend?: BackendKind;
   logTlsErrors?: boolean;
+  logFormat: LogFormat;
   upgrade?: boolean;
   controlSocket?: string;
 }
@@ -93,7 +97,7 @@ function buildProgram(version: string, io: ParseIo): Command {
   return new Command('native-tls-listener')
     .description(
       'A TLS server on the native-tls-listener package. Clients that send no SNI reach a line protocol ' +
-        '(echo, stats, quit); clients that send SNI (browsers, curl https://localhost:PORT) reach HTTPS: ' +
+        '(stats, quit, help; other lines are echoed); clients that send SNI (browsers, curl https://localhost:PORT) reach HTTPS: ' +
         '/ (live statistics), /stats (JSON), /metrics (Prometheus).',
     )
     .version(version, '-V, --version', 'print the version and exit')
@@ -114,7 +118,12 @@ function buildProgram(version: string, io: ParseIo): Command {
     .addOption(new Option('--request-client-cert', 'ask clients for a certificate (never required)'))
     .addOption(new Option('--handshake-timeout <ms>', 'time allowed for the whole TLS setup (default: 60000)').argParser(parseTimeout))
     .addOption(new Option('--backend <kind>', 'accept backend (default: native when built, else js)').choices(['native', 'js']))
-    .addOption(new Option('--log-tls-errors', 'log every failed TLS setup to stderr'))
+    .addOption(new Option('--log-tls-errors', 'log every failed TLS setup'))
+    .addOption(
+      new Option('--log-format <format>', 'text: a banner and log lines for people; json: one JSON object per event on stdout')
+        .choices(LOG_FORMATS)
+        .default('text'),
+    )
     .addOption(new Option('--upgrade', 'take the listening socket over from the running server (same --control-socket), which then drains'))
     .addOption(new Option('--control-socket <path>', 'Unix socket where a new version asks for the listening socket (default: STATE_DIR/control.sock)').argParser(parseNonEmpty))
     .addHelpText(
@@ -159,6 +168,7 @@ function toOptions(program: Command, flags: RawFlags): CliOptions {
     stateDir: flags.stateDir,
     requestClientCert: flags.requestClientCert === true,
     logTLSErrors: flags.logTlsErrors === true,
+    logFormat: flags.logFormat,
     upgrade: flags.upgrade === true,
     controlSocket: flags.controlSocket ?? path.join(flags.stateDir, 'control.sock'),
   };

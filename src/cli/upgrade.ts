@@ -6,8 +6,8 @@ import type { TakeOver } from '../upgrade/index.js';
 import type { TLSListener } from '../index.js';
 import type { CliOptions } from './options.js';
 import { StartupError } from './startup_error.js';
+import type { CliLog } from './log.js';
 
-type Log = (line: string) => void;
 
 /** --upgrade: the predecessor's listening socket, or a StartupError (the predecessor keeps serving). */
 export async function receiveFromPredecessor(options: CliOptions): Promise<TakeOver> {
@@ -29,22 +29,24 @@ export async function receiveFromPredecessor(options: CliOptions): Promise<TakeO
  * Accepting on the taken-over socket: tell the predecessor, which stops accepting. A failure
  * here means the predecessor kept serving (it timed out): the caller closes this listener.
  */
-export async function confirmToPredecessor(handOver: TakeOver, log: Log): Promise<void> {
+export async function confirmToPredecessor(handOver: TakeOver, log: CliLog): Promise<void> {
   await handOver.confirm();
-  log(`took the listening socket over from process ${handOver.predecessorPid}, which is draining`);
+  log.event('info', 'tookOver', `took the listening socket over from process ${handOver.predecessorPid}, which is draining`, {
+    predecessorPid: handOver.predecessorPid,
+  });
 }
 
 /** Listens for a successor on the control socket; null (with a note) where that cannot be. */
-export async function offerToSuccessors(listener: TLSListener, options: CliOptions, log: Log): Promise<UpgradeControl | null> {
+export async function offerToSuccessors(listener: TLSListener, options: CliOptions, log: CliLog): Promise<UpgradeControl | null> {
   try {
     // The directory is not created here: with --cert the state directory is never made.
     const control = await UpgradeControl.listen([listener], { path: options.controlSocket });
-    control.on('handOffFailed', (error: Error) => log(`upgrade abandoned, still serving: ${error.message}`));
+    control.on('handOffFailed', (error: Error) => log.event('warn', 'upgradeAbandoned', `upgrade abandoned, still serving: ${error.message}`));
     return control;
   } catch (error) {
     const { code } = error as { code?: unknown };
     const reason = `${(error as Error).message}${typeof code === 'string' ? ` (${code})` : ''}`;
-    log(`no upgrades without downtime for this process (control socket ${options.controlSocket}): ${reason}`);
+    log.event('warn', 'noUpgrades', `no upgrades without downtime for this process (control socket ${options.controlSocket}): ${reason}`);
     return null;
   }
 }

@@ -12,6 +12,7 @@ import { TlsSetup } from './tls_setup.js';
 import { rejectUnknownOptions } from '../option_keys.js';
 import type { ConnectionInfo } from './tls_setup.js';
 import { HttpRoute } from './http_route.js';
+import { behindProxy } from '../proxy/behind_proxy.js';
 import type { HttpTarget } from './http_route.js';
 
 export type { HttpTarget, RequestListener } from './http_route.js';
@@ -73,10 +74,11 @@ export class TLSListener extends Listener<tls.TLSSocket, ConnectionInfo> {
       requestClientCert: purpose.requestClientCert,
       handshakeTimeout: options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
     });
+    // The PROXY header precedes the ClientHello and shares the handshake's timeout.
     const routed: ConnectionHandler = route
       ? (socket, info) => (info.sniCredentialUsed ? route.serve(socket) : handler(socket, info))
       : handler;
-    super(options, setup, routed, dependencies);
+    super(options, behindProxy(setup, options, options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT_MS, ErrorCodes.TLS_HANDSHAKE_TIMEOUT), routed, dependencies);
     if (route) this.once('close', () => route.close());
     if (options.logTLSErrors === true) {
       this.on('tlsClientError', (error: Error & { code?: string }, info: { id: number; remoteAddress?: string }) => {
