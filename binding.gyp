@@ -15,7 +15,8 @@
         "native/admission.cc",
         "native/arguments.cc",
         "native/resolver.cc",
-        "native/notify_socket.cc"
+        "native/notify_socket.cc",
+        "native/descriptor_passing.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       # C++ exceptions as node-addon-api's node_addon_api_except_all target sets them up

@@ -5,6 +5,7 @@
 
 #include "acceptor.h"
 #include "arguments.h"
+#include "descriptor_passing.h"
 #include "listen_socket.h"
 #include "notify_socket.h"
 #include "resolver.h"
@@ -69,6 +70,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setDeferAccept", Napi::Function::New<SetDeferAcceptJs>(env, "setDeferAccept"));
   exports.Set("resolvePassive", Napi::Function::New<ResolvePassive>(env, "resolvePassive"));
   exports.Set("notifySocket", Napi::Function::New<NotifySocket>(env, "notifySocket"));
+  exports.Set("sendDescriptors", Napi::Function::New<SendDescriptors>(env, "sendDescriptors"));
+  exports.Set("receiveDescriptors", Napi::Function::New<ReceiveDescriptors>(env, "receiveDescriptors"));
   return exports;
 }
 

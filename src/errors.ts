@@ -19,6 +19,7 @@ export const ErrorCodes = {
   PROXY_PROTOCOL_INVALID: 'ERR_PROXY_PROTOCOL_INVALID',
   PROXY_PROTOCOL_UNTRUSTED: 'ERR_PROXY_PROTOCOL_UNTRUSTED',
   INVALID_LISTEN_FDS: 'ERR_INVALID_LISTEN_FDS',
+  UPGRADE_FAILED: 'ERR_UPGRADE_FAILED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

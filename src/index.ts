@@ -31,3 +31,5 @@ export type { ProxySslInfo, ProxyTlv, ProxyTlvs } from './proxy/proxy_header.js'
 export { LISTEN_FDS_START, systemdListenFds } from './systemd/listen_fds.js';
 export type { ActivatedSocket, ListenFdsOptions } from './systemd/listen_fds.js';
 export { systemdNotify } from './systemd/notify.js';
+export { UpgradeControl, drainListener, takeOver, TakeOver } from './upgrade/index.js';
+export type { UpgradeControlOptions, TakeOverOptions } from './upgrade/index.js';

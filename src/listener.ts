@@ -188,6 +188,30 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
     return this.state === 'listening' ? this.acceptBackend.address() : null;
   }
 
+  /**
+   * The listening socket's descriptor while listening, for handing it to another process
+   * (src/upgrade/): it stays this listener's, which closes it on close(); null otherwise.
+   */
+  listeningDescriptor(): number | null {
+    return this.state === 'listening' ? this.acceptBackend.listeningDescriptor() : null;
+  }
+
+  /**
+   * Stops accepting and touches no connection: the backend closes its listening descriptor
+   * (close(), never shutdown(), so the socket and its queue live on in another process that
+   * holds it), and connections still in TLS setup may finish it. close() ends the rest.
+   */
+  stopAccepting(): void {
+    if (this.state === 'listening') this.acceptBackend.close();
+  }
+
+  /** Connections still in setup (the TLS handshake): a drain waits for these before close(). */
+  connectionsInSetup(): number {
+    let count = 0;
+    for (const record of this.registry.records()) if (record.phase === 'setup') count++;
+    return count;
+  }
+
   stats(): ListenerStats {
     const accept = this.acceptBackend.counters();
     const book = this.registry.counters();

@@ -52,6 +52,8 @@ export interface AcceptBackend {
   /** Binds (or adopts) and starts accepting; resolves with the bound address. */
   open(target: ListenTarget): Promise<net.AddressInfo>;
   address(): net.AddressInfo | null;
+  /** The listening socket's descriptor while accepting (still this backend's), else null. */
+  listeningDescriptor(): number | null;
   counters(): AcceptCounters;
   /** Closes the listening socket at once (the port is free when this returns); idempotent. */
   close(): void;

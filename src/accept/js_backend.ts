@@ -125,6 +125,13 @@ export class JsAcceptBackend implements AcceptBackend {
     return address !== null && typeof address === 'object' ? address : null;
   }
 
+  listeningDescriptor(): number | null {
+    if (!this.listening || this.closed) return null;
+    // net.Server keeps the descriptor on its libuv handle; Node exposes it there on Unix.
+    const handle = (this.server as unknown as { _handle?: { fd?: unknown } | null })._handle;
+    return typeof handle?.fd === 'number' && handle.fd >= 0 ? handle.fd : null;
+  }
+
   counters(): AcceptCounters {
     return {
       accepted: this.accepted,

@@ -34,6 +34,8 @@ function userError(error: unknown): unknown {
 export class NativeAcceptBackend implements AcceptBackend {
   readonly kind = 'native' as const;
   private acceptor: NativeAcceptor | null = null;
+  /** The descriptor the acceptor took, while it has it (for a hand-over to another process). */
+  private listenFd: number | null = null;
   private closed = false;
 
   private readonly acceptorOptions: AcceptorOptions;
@@ -83,6 +85,7 @@ export class NativeAcceptBackend implements AcceptBackend {
     }
     // From here the listening descriptor belongs to the acceptor (it closes it on close()).
     this.acceptor = acceptor;
+    this.listenFd = outcome.fd;
     if (this.closed) {
       acceptor.close();
       return Promise.reject(codedError(ErrorCodes.LISTENER_CLOSED, 'the listener was closed while opening'));
@@ -92,6 +95,7 @@ export class NativeAcceptBackend implements AcceptBackend {
     } catch (error) {
       // The acceptor closed itself and handed the descriptor back.
       this.acceptor = null;
+      this.listenFd = null;
       return this.failBeforeAccepting(target, outcome.fd, error);
     }
     const address = this.address();
@@ -126,6 +130,10 @@ export class NativeAcceptBackend implements AcceptBackend {
     return this.acceptor?.address() ?? null;
   }
 
+  listeningDescriptor(): number | null {
+    return this.closed || this.acceptor === null || this.acceptor.stats().closed ? null : this.listenFd;
+  }
+
   counters(): AcceptCounters {
     const rejected = { ...this.admission.rejected };
     if (!this.acceptor) {
@@ -153,6 +161,7 @@ export class NativeAcceptBackend implements AcceptBackend {
 
   close(): void {
     this.closed = true;
+    this.listenFd = null;
     this.acceptor?.close();
   }
 

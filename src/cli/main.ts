@@ -16,6 +16,8 @@ import { CertificateReloader } from './certificate_reload.js';
 import { activatedSocket } from './activation.js';
 import { systemdNotify } from '../index.js';
 import type { TLSListener } from '../index.js';
+import type { TakeOver, UpgradeControl } from '../upgrade/index.js';
+import { confirmToPredecessor, drainAfterHandOff, handedOff, offerToSuccessors, receiveFromPredecessor } from './upgrade.js';
 
 const EXIT_OK = 0;
 /** What a connection gets to finish after SIGINT/SIGTERM, as the original's graceful close. */
@@ -43,9 +45,13 @@ function notifyServiceManager(state: 'READY=1' | 'STOPPING=1'): void {
   }
 }
 
-/** Resolves with the signal's name, or rejects when the listener fails on its own. */
-function untilStopped(listener: TLSListener): Promise<NodeJS.Signals> {
+/**
+ * Resolves with the signal's name (or 'upgrade' once a successor has the listening socket),
+ * or rejects when the listener fails on its own.
+ */
+function untilStopped(listener: TLSListener, control: UpgradeControl | null): Promise<NodeJS.Signals | 'upgrade'> {
   return new Promise((resolve, reject) => {
+    void handedOff(control).then(resolve);
     const onSignal = (signal: NodeJS.Signals): void => {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
@@ -77,17 +83,33 @@ async function run(args: readonly string[]): Promise<number> {
   let listener: TLSListener;
   let address: net.AddressInfo;
   let credentials: ServingCredentials;
+  let handOver: TakeOver | undefined;
   try {
-    const passed = activatedSocket(options.socketName);
+    if (options.upgrade) handOver = await receiveFromPredecessor(options);
+    const passed = handOver === undefined ? activatedSocket(options.socketName) : undefined;
     credentials = await resolveServingCredentials(options);
     if (passed !== undefined) credentials.notes.push(`serving the socket systemd passed in (fd ${passed.fd}, '${passed.name}')`);
-    listener = createCliListener(options, credentials, log, passed?.fd);
+    listener = createCliListener(options, credentials, log, handOver?.fds[0] ?? passed?.fd);
     address = await listener.listen();
   } catch (error) {
+    // The taken-over socket is still ours unless a listener took it: release it; the
+    // predecessor, told nothing, keeps serving.
+    handOver?.abandon();
+    for (const fd of handOver?.fds ?? []) handOver?.closeUnadopted(fd);
     const code = (error as { code?: unknown } | null)?.code;
     log.event('error', 'startFailed', describeStartupFailure(error, options), typeof code === 'string' ? { code } : {});
     return EXIT_FAILURE;
   }
+  if (handOver) {
+    try {
+      await confirmToPredecessor(handOver, log);
+    } catch (error) {
+      log.event('error', 'upgradeFailed', `upgrade failed: ${(error as Error).message}; the running server keeps serving`);
+      await listener.close({ gracefulTimeout: SHUTDOWN_GRACE_MS });
+      return EXIT_FAILURE;
+    }
+  }
+  const control = await offerToSuccessors(listener, options, log);
 
   // Before the banner: once it is out, a SIGHUP or a changed file is a reload.
   const reloader = new CertificateReloader(listener, credentials, log);
@@ -112,11 +134,18 @@ async function run(args: readonly string[]): Promise<number> {
 
   let status = EXIT_OK;
   try {
-    const signal = await untilStopped(listener);
-    log.event('info', 'stopping', `${signal}: closing (connections get ${SHUTDOWN_GRACE_MS} ms to finish)`, {
-      signal,
-      gracefulTimeoutMs: SHUTDOWN_GRACE_MS,
-    });
+    const reason = await untilStopped(listener, control);
+    if (reason === 'upgrade') {
+      log.event('info', 'handedOff', `upgrade: a new process accepts now; draining (connections get ${SHUTDOWN_GRACE_MS} ms to finish)`, {
+        gracefulTimeoutMs: SHUTDOWN_GRACE_MS,
+      });
+      await drainAfterHandOff(listener, SHUTDOWN_GRACE_MS);
+    } else {
+      log.event('info', 'stopping', `${reason}: closing (connections get ${SHUTDOWN_GRACE_MS} ms to finish)`, {
+        signal: reason,
+        gracefulTimeoutMs: SHUTDOWN_GRACE_MS,
+      });
+    }
   } catch (error) {
     // The listener has already closed its listening socket; close what is left and report.
     const { message, code } = error as { message: string; code?: string };
@@ -125,6 +154,7 @@ async function run(args: readonly string[]): Promise<number> {
   }
   reloader.close();
   notifyServiceManager('STOPPING=1');
+  await control?.close();
   await listener.close({ gracefulTimeout: SHUTDOWN_GRACE_MS });
   log.stopped(listener.stats(), status);
   return status;

@@ -1,6 +1,7 @@
 // The command line: flags -> a validated configuration. Every mistake the user can make on
 // the command line ends here, with the usage text and exit status 2, before anything starts.
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import path from 'node:path';
 import envPaths from 'env-paths';
 import type { BackendKind, CredentialFiles } from '../index.js';
 import { LOG_FORMATS } from './log.js';
@@ -27,6 +28,10 @@ export interface CliOptions {
   socketName?: string;
   /** --watch: reload the certificate files when they change (SIGHUP always reloads them). */
   watch: boolean;
+  /** --upgrade: take the listening socket over from the process on `controlSocket`. */
+  upgrade: boolean;
+  /** Where a successor asks for the listening socket (--control-socket; default in stateDir). */
+  controlSocket: string;
 }
 
 export type ParseOutcome = { kind: 'run'; options: CliOptions } | { kind: 'exit'; code: number };
@@ -89,6 +94,8 @@ interface RawFlags {
   logFormat: LogFormat;
   watch?: boolean;
   socketName?: string;
+  upgrade?: boolean;
+  controlSocket?: string;
 }
 
 function buildProgram(version: string, io: ParseIo): Command {
@@ -125,6 +132,8 @@ function buildProgram(version: string, io: ParseIo): Command {
     )
     .addOption(new Option('--socket-name <name>', 'with several sockets passed by systemd, serve the one with this FileDescriptorName=').argParser(parseNonEmpty))
     .addOption(new Option('--watch', 'reload the certificate files when they change (SIGHUP always reloads them)'))
+    .addOption(new Option('--upgrade', 'take the listening socket over from the running server (same --control-socket), which then drains'))
+    .addOption(new Option('--control-socket <path>', 'Unix socket where a new version asks for the listening socket (default: STATE_DIR/control.sock)').argParser(parseNonEmpty))
     .addHelpText(
       'after',
       '\nWithout --cert, a CA, a server certificate (127.0.0.1) and a localhost\n' +
@@ -169,6 +178,8 @@ function toOptions(program: Command, flags: RawFlags): CliOptions {
     logTLSErrors: flags.logTlsErrors === true,
     logFormat: flags.logFormat,
     watch: flags.watch === true,
+    upgrade: flags.upgrade === true,
+    controlSocket: flags.controlSocket ?? path.join(flags.stateDir, 'control.sock'),
   };
   if (primary) options.credential = flags.ca !== undefined ? { ...primary, caCertificateFile: flags.ca } : primary;
   if (sni) options.sniCredential = sni;

@@ -9,7 +9,10 @@ import { createLineProtocolHandler } from './line_protocol.js';
 import { createWebHandler } from './web.js';
 import type { CliLog } from './log.js';
 
-/** `listenFd`: a socket passed in by systemd, adopted instead of binding host and port. */
+/**
+ * `listenFd`: a listening socket to adopt instead of binding host and port: one systemd passed
+ * in, or one taken over from a predecessor (--upgrade).
+ */
 export function createCliListener(options: CliOptions, credentials: ServingCredentials, log: CliLog, listenFd?: number): TLSListener {
   const listenerOptions: ListenerOptions = {
     ...(listenFd !== undefined ? { fd: listenFd } : { host: options.host, port: options.port }),

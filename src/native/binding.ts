@@ -146,6 +146,22 @@ export interface NativeAcceptorConstructor {
   ): NativeAcceptor;
 }
 
+/** A failed system call of the descriptor passing (native/descriptor_passing.h): numbers only. */
+export interface DescriptorPassingFailure {
+  errno: number;
+  syscall: string;
+}
+
+/** What `receiveDescriptors` resolves with; every descriptor in it is the caller's, close-on-exec. */
+export interface ReceivedDescriptors {
+  /** The connected Unix socket the descriptors came over (non-blocking). */
+  socketFd: number;
+  /** 1 to 16 listening TCP sockets (checked: SOCK_STREAM, AF_INET/AF_INET6, listening). */
+  fds: number[];
+  /** The bytes that came with them (1 to 1024): the start of the sender's data. */
+  payload: Buffer;
+}
+
 /** Numbers out of range throw ERR_INVALID_OPTION (a RangeError; a TypeError for a non-number). */
 export interface NativeBinding {
   Acceptor: NativeAcceptorConstructor;
@@ -163,6 +179,20 @@ export interface NativeBinding {
    * address throws ERR_INVALID_OPTION.
    */
   notifySocket(address: string, state: string): NotifyOutcome;
+  /**
+   * One sendmsg of `payload` (1..1024 bytes) with `fds` (1..16) as SCM_RIGHTS on a connected
+   * Unix stream socket, never blocking (EAGAIN is a failure, as is a partial send). The
+   * descriptors stay the caller's; the kernel holds its own reference while they are in flight.
+   */
+  sendDescriptors(socketFd: number, fds: readonly number[], payload: Buffer): { sent: number } | DescriptorPassingFailure;
+  /**
+   * Connects to the Unix socket at `path` and receives one message with descriptors, on a
+   * worker thread, within `timeoutMs` (1..2^31-1). Rejects with a DescriptorPassingFailure,
+   * having closed everything it received (ETIMEDOUT, ECONNRESET: the sender closed first,
+   * EMSGSIZE: truncated control data, EBADMSG: no descriptors or foreign control data; from
+   * getsockopt, a descriptor that is not a listening TCP socket).
+   */
+  receiveDescriptors(path: string, timeoutMs: number): Promise<ReceivedDescriptors>;
 }
 
 export type NotifyOutcome = Record<string, never> | { errno: number; syscall: string };

@@ -1,11 +1,12 @@
 // The `native-tls-listener` command run as a child process, directly or under another program
-// (systemd-socket-activate, unshare), for the suites that drive the CLI from outside: its
-// output so far, how it ended, and bounded waits on both.
+// (systemd-socket-activate, unshare), for the suites that drive the CLI from outside (several
+// at once for upgrades): its output so far, how it ended, and bounded waits on both.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { ListenerStats } from '../../src/index.js';
 import type { Cleanup } from './waiting.js';
 import { waitUntil, within } from './waiting.js';
 import { repoRoot } from './paths.js';
@@ -53,6 +54,28 @@ export class CliProcess {
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<CliExit> {
     if (this.exit === null) this.child.kill(signal);
     return within(this.exited, `the CLI to exit after ${signal}`, CLI_WAIT_MS);
+  }
+
+  get pid(): number {
+    if (this.child.pid === undefined) throw new Error('the CLI did not spawn');
+    return this.child.pid;
+  }
+
+  /** Waits until stderr contains `text`; fails with the output if the process ends first. */
+  async waitForLog(text: string): Promise<void> {
+    await waitUntil(() => this.stderr.includes(text) || this.exit !== null, `"${text}" on the CLI's stderr`, CLI_WAIT_MS);
+    if (!this.stderr.includes(text)) throw new Error(`the CLI ended without "${text}":\n${this.describe()}`);
+  }
+
+  ended(what = 'the CLI to exit'): Promise<CliExit> {
+    return within(this.exited, what, CLI_WAIT_MS);
+  }
+
+  /** The statistics of the `final stats:` line it printed when it stopped. */
+  finalStats(): ListenerStats {
+    const match = /^final stats: (.*)$/m.exec(this.stdout);
+    if (!match?.[1]) throw new Error(`no final stats line in:\n${this.describe()}`);
+    return JSON.parse(match[1]) as ListenerStats;
   }
 
   describe(): string {
