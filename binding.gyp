@@ -13,7 +13,11 @@
         "native/listen_socket.cc",
         "native/acceptor.cc",
         "native/arguments.cc",
-        "native/resolver.cc"
+        "native/resolver.cc",
+        "native/batch_slots.cc",
+        "native/dispatch_state.cc",
+        "native/dispatcher.cc",
+        "native/worker_queue.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       # C++ exceptions as node-addon-api's node_addon_api_except_all target sets them up

@@ -5,8 +5,10 @@
 
 #include "acceptor.h"
 #include "arguments.h"
+#include "dispatcher.h"
 #include "listen_socket.h"
 #include "resolver.h"
+#include "worker_queue.h"
 
 namespace ntl {
 namespace {
@@ -54,6 +56,8 @@ Napi::Value PrepareAdoptedSocketJs(const Napi::CallbackInfo& info) {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Acceptor", Acceptor::Define(env));
+  exports.Set("Dispatcher", Dispatcher::Define(env));
+  exports.Set("WorkerQueue", WorkerQueue::Define(env));
   exports.Set("openListenSocket", Napi::Function::New<OpenListenSocketJs>(env, "openListenSocket"));
   exports.Set("prepareAdoptedSocket", Napi::Function::New<PrepareAdoptedSocketJs>(env, "prepareAdoptedSocket"));
   exports.Set("resolvePassive", Napi::Function::New<ResolvePassive>(env, "resolvePassive"));

@@ -17,6 +17,8 @@ export const ErrorCodes = {
   CLIENT_CLOSED: 'ERR_CLIENT_CLOSED',
   HANDLER_FAILED: 'ERR_HANDLER_FAILED',
   IDLE_TIMEOUT: 'ERR_IDLE_TIMEOUT',
+  NATIVE_REQUIRED: 'ERR_NATIVE_REQUIRED',
+  WORKER_FAILED: 'ERR_WORKER_FAILED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -24,3 +24,6 @@ export type { ConnectionInfo } from './tls/tls_setup.js';
 export { loadServerCredential, loadFingerprint } from './tls/credentials.js';
 export type { ServerCredential, CredentialFiles } from './tls/credentials.js';
 export type { ClientCertRejectedError, ClientChainRejectReason } from './tls/client_certificate.js';
+export { WorkersListener } from './workers/worker_listener.js';
+export type { WorkerEvent, WorkersListenerStats, WorkerStats } from './workers/worker_listener.js';
+export type { WorkersOptions } from './workers/worker_options.js';

@@ -31,7 +31,7 @@ export function createCliListener(options: CliOptions, credentials: ServingCrede
     stats: () => listener.stats(),
     metrics: () => listener.metrics(),
   });
-  const listener = createListener(listenerOptions, createLineProtocolHandler(() => listener.stats()));
+  const listener: TLSListener = createListener(listenerOptions, createLineProtocolHandler(() => listener.stats()));
 
   listener.on('acceptRetry', (error: Error) => log(`accept retried after ${error.message}`));
   listener.on('acceptPaused', (error: Error, delayMs: number) => log(`accepting paused for ${delayMs} ms after ${error.message}`));
