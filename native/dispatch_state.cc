@@ -2,11 +2,11 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
-#include <system_error>
 
 #include "listen_socket.h"
 
@@ -42,16 +42,16 @@ double LoadOf(QueueShared& queue) {
 }
 
 // Hands a batch to the queues with the fewest active connections, ties round-robin; one
-// wake-up per queue that got anything. Returns the fds nobody could take (no queue left).
-void Dispatch(DispatchShared& shared, std::vector<int>& batch) {
+// wake-up per queue that got anything. With no queue (every worker left between poll() and
+// now) the batch stays the accept thread's, stranded, until a queue joins: false then.
+bool Dispatch(DispatchShared& shared, std::vector<int>& batch) {
   std::lock_guard<std::mutex> lock(shared.mutex);
   size_t count = shared.queues.size();
   if (count == 0) {
-    for (int fd : batch) close(fd);
-    shared.dropped += batch.size();
-    batch.clear();
-    return;
+    shared.stranded = batch.size();
+    return false;
   }
+  shared.stranded = 0;
   std::vector<double> load(count);
   std::vector<std::vector<int>> chosen(count);
   for (size_t i = 0; i < count; i++) {
@@ -78,6 +78,7 @@ void Dispatch(DispatchShared& shared, std::vector<int>& batch) {
     uv_async_send(queue.wake);
   }
   batch.clear();
+  return true;
 }
 
 void DrainWakeFd(int fd) {
@@ -87,13 +88,15 @@ void DrainWakeFd(int fd) {
 }
 
 // Waits until there is a queue to accept for (the backlog holds connections meanwhile) or the
-// dispatcher stops; then until the listening socket is readable. False: stop.
-bool WaitForWork(DispatchShared& shared) {
+// dispatcher stops; then, unless a stranded batch waits for that queue, until the listening
+// socket is readable. False: stop.
+bool WaitForWork(DispatchShared& shared, bool stranded) {
   {
     std::unique_lock<std::mutex> lock(shared.mutex);
     shared.changed.wait(lock, [&] { return shared.stopping || !shared.queues.empty(); });
     if (shared.stopping) return false;
   }
+  if (stranded) return true;
   struct pollfd fds[2] = {{shared.listen_fd, POLLIN, 0}, {shared.wake_fd, POLLIN, 0}};
   int ready = poll(fds, 2, -1);
   if (ready < 0) return true;  // EINTR: look again
@@ -101,14 +104,18 @@ bool WaitForWork(DispatchShared& shared) {
   return true;
 }
 
-void AcceptThreadMain(std::shared_ptr<DispatchShared> owner) {
+void AcceptThreadMain(const std::shared_ptr<DispatchShared>& owner) {
   DispatchShared& shared = *owner;
   RetryStreak streak;
   std::vector<int> batch;
   std::vector<int> retried;
   uint64_t next_pause_ms = shared.pause_min_ms;
   batch.reserve(shared.batch_limit);
-  while (WaitForWork(shared)) {
+  while (WaitForWork(shared, !batch.empty())) {
+    if (!batch.empty()) {
+      Dispatch(shared, batch);
+      continue;
+    }
     int fatal_errno = 0;
     bool paused = false;
     int pause_errno = 0;
@@ -170,13 +177,27 @@ void AcceptThreadMain(std::shared_ptr<DispatchShared> owner) {
       if (fatal_errno != 0) PushEvent(shared, kEventFatal, fatal_errno, 0);
     }
     if (!batch.empty()) Dispatch(shared, batch);
-    if (fatal_errno != 0) return;  // the main thread closes the listener on the fatal event
+    if (fatal_errno != 0) break;  // the main thread closes the listener on the fatal event
     if (paused) {
       next_pause_ms = pause_delay * 2 > shared.pause_max_ms ? shared.pause_max_ms : pause_delay * 2;
       std::unique_lock<std::mutex> lock(shared.mutex);
       shared.changed.wait_for(lock, std::chrono::milliseconds(pause_delay), [&] { return shared.stopping; });
     }
   }
+  // Stopped (or failed) with a batch no worker took: closed here, counted as dropped.
+  if (!batch.empty()) {
+    for (int fd : batch) close(fd);
+    std::lock_guard<std::mutex> lock(shared.mutex);
+    shared.dropped += batch.size();
+    shared.stranded = 0;
+  }
+}
+
+void* AcceptThreadEntry(void* arg) {
+  auto* owner = static_cast<std::shared_ptr<DispatchShared>*>(arg);
+  AcceptThreadMain(*owner);
+  delete owner;
+  return nullptr;
 }
 
 }  // namespace
@@ -209,14 +230,18 @@ int StartAcceptThread(const std::shared_ptr<DispatchShared>& shared) {
   }
   shared->wake_fd = pipe_fds[0];
   shared->wake_write_fd = pipe_fds[1];
-  try {
-    shared->thread = std::thread(AcceptThreadMain, shared);
-  } catch (const std::system_error& error) {
+  // pthread rather than std::thread: a std::thread of a function taking our types instantiates
+  // a libstdc++ template that the addon would export (test/native_build.test.ts).
+  auto* arg = new std::shared_ptr<DispatchShared>(shared);
+  int err = pthread_create(&shared->thread, nullptr, AcceptThreadEntry, arg);
+  if (err != 0) {
+    delete arg;
     close(pipe_fds[0]);
     close(pipe_fds[1]);
     shared->wake_fd = shared->wake_write_fd = -1;
-    return error.code().value() != 0 ? error.code().value() : EAGAIN;
+    return err;
   }
+  shared->thread_started = true;
   return 0;
 }
 
@@ -236,7 +261,10 @@ void StopAcceptThread(DispatchShared& shared) {
     shared.main_wake = nullptr;
   }
   WakeAcceptThread(shared);
-  if (shared.thread.joinable()) shared.thread.join();
+  if (shared.thread_started) {
+    (void)pthread_join(shared.thread, nullptr);
+    shared.thread_started = false;
+  }
   // The thread is gone: nothing polls these any more.
   if (shared.listen_fd >= 0) close(shared.listen_fd);
   if (shared.wake_fd >= 0) close(shared.wake_fd);

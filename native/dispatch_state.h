@@ -6,8 +6,9 @@
 //    Stop() closes it (on the thread that calls Stop(), after the accept thread has joined).
 //  - an accepted fd belongs to the accept thread from accept() until Dispatch() pushes it onto
 //    a queue's `pending`, under the locks; from then on to that queue. A batch with no queue
-//    to go to (every worker left between poll() and dispatch) is closed at once and counted
-//    in `dropped`.
+//    to go to (every worker left between poll() and dispatch) stays the accept thread's,
+//    stranded, until a queue joins; if the dispatcher stops first it is closed and counted in
+//    `dropped`.
 //  - a queued fd belongs to its queue until the worker's wake-up callback moves it into its
 //    `delivering` batch; from there the batch slot protocol of native/acceptor.h decides, fd
 //    by fd, whether a socket's handle took it or the queue closes it (counted in closed_here).
@@ -16,6 +17,7 @@
 //    because it leaves the dispatcher's list under the same lock the accept thread pushes with.
 #pragma once
 
+#include <pthread.h>
 #include <uv.h>
 
 #include <array>
@@ -25,7 +27,6 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <thread>
 #include <vector>
 
 #include "accept_errors.h"
@@ -99,12 +100,14 @@ struct DispatchShared {
   uint64_t batches = 0;
   uint64_t pauses = 0;
   uint64_t dropped = 0;
+  size_t stranded = 0;  // accepted, held by the accept thread until a worker's queue joins
   std::map<int, uint64_t> retries_by_errno;
   std::vector<DispatchEvent> events;
   uint64_t events_dropped = 0;
   uv_async_t* main_wake = nullptr;  // the main thread's; valid until Stop()
 
-  std::thread thread;
+  pthread_t thread{};
+  bool thread_started = false;
 };
 
 // Process-wide: workers find their dispatcher by id (their addon instance is another env).

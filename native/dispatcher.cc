@@ -203,6 +203,7 @@ Napi::Value Dispatcher::Stats(const Napi::CallbackInfo& info) {
   stats.Set("batches", Napi::Number::New(env, static_cast<double>(shared_->batches)));
   stats.Set("pauses", Napi::Number::New(env, static_cast<double>(shared_->pauses)));
   stats.Set("dropped", Napi::Number::New(env, static_cast<double>(shared_->dropped)));
+  stats.Set("stranded", Napi::Number::New(env, static_cast<double>(shared_->stranded)));
   stats.Set("eventsDropped", Napi::Number::New(env, static_cast<double>(shared_->events_dropped)));
   for (const auto& entry : shared_->retries_by_errno) {
     retries.Set(Napi::Number::New(env, entry.first).ToString(), Napi::Number::New(env, static_cast<double>(entry.second)));

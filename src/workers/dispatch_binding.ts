@@ -47,8 +47,10 @@ export interface DispatcherStats {
   accepted: number;
   batches: number;
   pauses: number;
-  /** Accepted while no worker could take them (every queue left at that moment): closed. */
+  /** Accepted, and closed when the listener stopped before any worker could take them. */
   dropped: number;
+  /** Accepted while no worker's queue was open: held by the accept thread until one joins. */
+  stranded: number;
   /** accept() retry events not queued for the main thread because it was not draining them. */
   eventsDropped: number;
   retriesByErrno: Record<string, number>;

@@ -1,8 +1,9 @@
 // One book for a listener served by workers, from what the accept thread counted (accepted,
 // dispatched per worker, closed by a queue) and what each worker published (its registry):
 //   accepted = the accept thread's count
-//   closed   = Σ (worker's closed + closed by its queues) + dropped (no worker to take them)
-//   active   = Σ (worker's active + queued for it or being handed to it)
+//   closed   = Σ (worker's closed + closed by its queues) + dropped (no worker ever took them)
+//   active   = Σ (worker's active + queued for it or being handed to it) + stranded (waiting
+//              in the accept thread for a worker)
 //   leaked   = accepted - closed - active, 0 unless a descriptor was lost somewhere.
 // The addon reads all of it under one lock, so the picture is consistent at any moment.
 import { errnoName } from '../errors.js';
@@ -57,7 +58,7 @@ export function bookOf(
   const total: ListenerStats = {
     accepted: native?.accepted ?? 0,
     closed: native?.dropped ?? 0,
-    active: 0,
+    active: native?.stranded ?? 0,
     leaked: 0,
     handshakes: { completed: 0, failed: 0, timedOut: 0, aborted: 0 },
     acceptRetries: {},
