@@ -44,9 +44,10 @@ export type WorkerToMain =
   | { type: 'failed'; error: ErrorReport }
   | { type: 'event'; name: 'tlsClientError' | 'connectionError'; error: ErrorReport; info: Record<string, unknown> }
   | { type: 'suppressed'; count: number }
-  | { type: 'closed' };
+  | { type: 'closed' }
+  | { type: 'ticketKeysSet'; seq: number };
 
-export type MainToWorker = { type: 'close'; gracefulTimeout?: number } | { type: 'ticketKeys'; keys: Uint8Array };
+export type MainToWorker = { type: 'close'; gracefulTimeout?: number } | { type: 'ticketKeys'; keys: Uint8Array; seq: number };
 
 export function reportOf(error: unknown): ErrorReport {
   const e = error as Partial<ErrorReport> | null;

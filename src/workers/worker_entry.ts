@@ -103,6 +103,7 @@ async function main(): Promise<void> {
   port?.on('message', (message: MainToWorker) => {
     if (message.type === 'ticketKeys') {
       for (const c of contexts) setTicketKeys(c, message.keys);
+      post({ type: 'ticketKeysSet', seq: message.seq });
     } else if (message.type === 'close') {
       void listener.close(message.gracefulTimeout !== undefined ? { gracefulTimeout: message.gracefulTimeout } : {}).then(() => {
         clearInterval(publisher);

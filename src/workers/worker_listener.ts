@@ -63,6 +63,7 @@ export class WorkersListener extends EventEmitter implements SlotHost {
   private listenAddress: net.AddressInfo | null = null;
   private ticketKeys: Buffer = crypto.randomBytes(TICKET_KEYS_BYTES);
   private eventsSuppressed = 0;
+  private ticketKeysSeq = 0;
 
   constructor(
     private readonly kind: ListenerKind,
@@ -155,16 +156,18 @@ export class WorkersListener extends EventEmitter implements SlotHost {
   }
 
   /**
-   * New session ticket keys (48 bytes; random when omitted) for every worker's contexts. Node's
-   * contexts hold one key: tickets issued before the rotation no longer resume (those clients
-   * do one full handshake).
+   * New session ticket keys (48 bytes; random when omitted) for every worker's contexts;
+   * resolves once every running worker uses them. Node's contexts hold one key: tickets issued
+   * before the rotation no longer resume (those clients do one full handshake).
    */
-  rotateTicketKeys(keys: Buffer = crypto.randomBytes(TICKET_KEYS_BYTES)): void {
+  async rotateTicketKeys(keys: Buffer = crypto.randomBytes(TICKET_KEYS_BYTES)): Promise<void> {
     if (!Buffer.isBuffer(keys) || keys.length !== TICKET_KEYS_BYTES) {
       throw codedError(ErrorCodes.INVALID_OPTION, `ticket keys must be a Buffer of ${TICKET_KEYS_BYTES} bytes`);
     }
+    if (this.kind !== 'tls') throw codedError(ErrorCodes.INVALID_OPTION, 'a plain-TCP listener has no ticket keys');
     this.ticketKeys = Buffer.from(keys);
-    for (const slot of this.slots) slot.send({ type: 'ticketKeys', keys: new Uint8Array(this.ticketKeys) });
+    const seq = ++this.ticketKeysSeq;
+    await Promise.all(this.slots.map((slot) => slot.setTicketKeys(new Uint8Array(this.ticketKeys), seq)));
   }
 
   ref(): this {

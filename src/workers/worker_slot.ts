@@ -91,8 +91,27 @@ export class WorkerSlot {
     });
   }
 
-  send(message: MainToWorker): void {
-    this.worker?.postMessage(message);
+  /**
+   * New ticket keys for the worker serving now; resolves once it has set them (or at once when
+   * none is ready: a worker that starts later gets the keys it starts with).
+   */
+  setTicketKeys(keys: Uint8Array, seq: number): Promise<void> {
+    const worker = this.worker;
+    if (!worker || !this.ready) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const onMessage = (message: WorkerToMain): void => {
+        if (message.type !== 'ticketKeysSet' || message.seq !== seq) return;
+        done();
+      };
+      const done = (): void => {
+        worker.off('message', onMessage);
+        worker.off('exit', done);
+        resolve();
+      };
+      worker.on('message', onMessage);
+      worker.once('exit', done);
+      worker.postMessage({ type: 'ticketKeys', keys, seq } satisfies MainToWorker);
+    });
   }
 
   /**
