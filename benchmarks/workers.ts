@@ -200,7 +200,7 @@ async function main(): Promise<void> {
   }
   const machine = { cpus: os.cpus().length, model: os.cpus()[0]?.model ?? '', loadavg: os.loadavg() };
   fs.mkdirSync(resultsDir, { recursive: true });
-  const out = path.join(resultsDir, options.quick ? 'workers-quick.json' : 'workers.json');
+  const out = path.join(resultsDir, options.quick ? 'quick-workers.json' : 'workers.json');
   fs.writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), machine, options, trials }, null, 2) + '\n');
   console.log(table(trials));
 }
