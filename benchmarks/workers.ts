@@ -174,6 +174,7 @@ async function main(): Promise<void> {
   const nodes = options.node24Only ? [node24Binary()] : [process.execPath, node24Binary()];
   const n = options.workers;
   const trials: Trial[] = [];
+  let failures = 0;
   try {
     for (const node of nodes) {
       const is24 = node !== process.execPath;
@@ -188,7 +189,15 @@ async function main(): Promise<void> {
         for (let round = 0; round < options.rounds; round++) {
           for (const [contender, workers] of contenders) {
             if (scenario === 'tls-resume' && workers === 1) continue;
-            const t = await trial(node, loadgen, certs.files['rsa-2048'], scenario, contender, workers, round, options.seconds);
+            let t: Trial;
+            try {
+              t = await trial(node, loadgen, certs.files['rsa-2048'], scenario, contender, workers, round, options.seconds);
+            } catch (error) {
+              // One failed trial is reported and the run goes on (the JSON keeps the others).
+              process.stderr.write(`${scenario} ${contender}×${workers} r${round} failed: ${(error as Error).message}\n`);
+              failures++;
+              continue;
+            }
             process.stderr.write(`${t.node} ${scenario} ${contender}×${workers} r${round}: ${t.handshakesPerSec.toFixed(0)}/s ${t.serverCpuUsPerHandshake.toFixed(0)} µs balance ${t.balance.toFixed(2)}\n`);
             trials.push(t);
           }
@@ -203,6 +212,7 @@ async function main(): Promise<void> {
   const out = path.join(resultsDir, options.quick ? 'quick-workers.json' : 'workers.json');
   fs.writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), machine, options, trials }, null, 2) + '\n');
   console.log(table(trials));
+  if (failures > 0) process.exitCode = 1;
 }
 
 await main();

@@ -230,3 +230,21 @@ describe('workers: options', () => {
     }
   });
 });
+
+describe('workers: metrics() labels samples per worker', () => {
+  const cleanup = new Cleanup();
+  afterEach(() => cleanup.run());
+
+  it('totals as for one thread, then accepted/closed/active per worker (label worker)', async () => {
+    const { listener, port } = await startWorkers(cleanup, { mode: 'hold' });
+    const clients = await Promise.all(Array.from({ length: 4 }, () => connect(port)));
+    for (const c of clients) cleanup.add(() => c.destroy());
+    await Promise.all(clients.map((c) => c.line()));
+    const text = listener.metrics({ listener: 'main' });
+    expect(text).to.include('native_tls_listener_connections_accepted_total{listener="main"} 4');
+    for (const worker of [0, 1]) {
+      expect(text).to.include(`native_tls_listener_worker_connections_accepted_total{listener="main",worker="${worker}"} 2`);
+      expect(text).to.include(`native_tls_listener_worker_connections_active{listener="main",worker="${worker}"} 2`);
+    }
+  });
+});
