@@ -10,6 +10,7 @@ import { expect } from 'chai';
 import { createLocalTCPListener, ErrorCodes } from '../src/index.js';
 import type { WorkerEvent, WorkersListener } from '../src/index.js';
 import type { WorkersHandlerConfig } from './fixtures/workers_handler.js';
+import { loadNativeBinding } from '../src/native/load.js';
 import { compiledFixture } from './support/paths.js';
 import { descriptorCount } from './support/proc.js';
 import { Cleanup, canBind, connect, delay, waitUntil, within } from './support/sockets.js';
@@ -215,6 +216,26 @@ describe('workers: a worker that dies is replaced, and its connections are count
   });
 });
 
+describe('workers: an adopted listening descriptor', () => {
+  const cleanup = new Cleanup();
+  afterEach(() => cleanup.run());
+
+  it('fd: a listening socket opened elsewhere is served by the workers and closed by close()', async () => {
+    const binding = loadNativeBinding().binding;
+    if (!binding) throw new Error('the addon did not load');
+    const outcome = binding.openListenSocket(4, '127.0.0.1', 0, 128);
+    if (!('fd' in outcome)) throw new Error(`openListenSocket failed: ${JSON.stringify(outcome)}`);
+    const listener = createLocalTCPListener({ port: 0, fd: outcome.fd, workers: { count: 2, module: handlerModule, workerData: { mode: 'greet' } } });
+    cleanup.add(() => listener.close());
+    const { port } = await within(listener.listen(), 'the workers to start on the adopted socket', 10_000);
+    const c = await connect(port);
+    cleanup.add(() => c.destroy());
+    expect(await c.line()).to.match(/^\d+ 1$/);
+    await listener.close();
+    expect(await canBind(port), 'close() closed the adopted socket').to.equal(true);
+  });
+});
+
 describe('workers: options', () => {
   it("backend 'js' cannot serve workers: ERR_NATIVE_REQUIRED at creation", () => {
     expect(() => createLocalTCPListener({ port: 0, backend: 'js', workers: { count: 1, module: handlerModule } }))
@@ -246,5 +267,51 @@ describe('workers: metrics() labels samples per worker', () => {
       expect(text).to.include(`native_tls_listener_worker_connections_accepted_total{listener="main",worker="${worker}"} 2`);
       expect(text).to.include(`native_tls_listener_worker_connections_active{listener="main",worker="${worker}"} 2`);
     }
+  });
+});
+
+describe('workers: descriptor exhaustion pauses the accept thread, which recovers', () => {
+  const cleanup = new Cleanup();
+  afterEach(() => cleanup.run());
+
+  it('250 held clients with 128 descriptors: acceptPaused (EMFILE) reaches the main thread; once clients leave, new ones are served', async function () {
+    this.timeout(40_000);
+    const child = spawn('prlimit', ['--nofile=128:128', process.execPath, compiledFixture('workers_exhaustion_child')], { stdio: ['pipe', 'pipe', 'inherit'] });
+    cleanup.add(() => child.kill('SIGKILL'));
+    const lines: Array<Record<string, unknown>> = [];
+    let buffer = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      buffer += chunk;
+      const parts = buffer.split('\n');
+      buffer = parts.pop() ?? '';
+      for (const part of parts) lines.push(JSON.parse(part) as Record<string, unknown>);
+    });
+    await waitUntil(() => lines.some((l) => l.event === 'listening'), 'the child to listen', 15_000);
+    const port = Number(lines.find((l) => l.event === 'listening')?.port);
+    const flood: Client[] = [];
+    cleanup.add(() => flood.forEach((c) => c.destroy()));
+    for (let i = 0; i < 250; i++) flood.push(await connect(port));
+    await waitUntil(() => lines.some((l) => l.event === 'acceptPaused'), 'acceptPaused from the main thread', 10_000);
+    expect(lines.find((l) => l.event === 'acceptPaused')).to.include({ code: 'EMFILE' });
+    for (const c of flood) c.destroy();
+    const late = await connect(port);
+    cleanup.add(() => late.destroy());
+    expect(await within(late.line(0, 15_000), 'a client after the flood to be served', 15_000)).to.match(/^\d+ \d+$/);
+    late.destroy();
+    const statsOf = async (): Promise<{ accepted: number; closed: number; active: number; leaked: number; acceptPauses: number }> => {
+      const seen = lines.length;
+      child.stdin.write('stats\n');
+      await waitUntil(() => lines.slice(seen).some((l) => l.event === 'stats'), 'stats from the child');
+      return lines.slice(seen).find((l) => l.event === 'stats')?.stats as never;
+    };
+    let stats = await statsOf();
+    const deadline = Date.now() + 10_000;
+    while (stats.active > 0 && Date.now() < deadline) {
+      await delay(100);
+      stats = await statsOf();
+    }
+    expect(stats.acceptPauses).to.be.greaterThan(0);
+    expect({ active: stats.active, leaked: stats.leaked }).to.deep.equal({ active: 0, leaked: 0 });
+    expect(stats.closed).to.equal(stats.accepted);
   });
 });

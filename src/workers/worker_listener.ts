@@ -30,7 +30,7 @@ import type { ResolvedWorkersOptions, WorkersOptions } from './worker_options.js
 import { WorkerSlot } from './worker_slot.js';
 import type { SlotHost } from './worker_slot.js';
 import { errorFrom } from './protocol.js';
-import type { ListenerKind, WorkerListenerOptions, WorkerToMain } from './protocol.js';
+import type { ListenerKind, WorkerListenerOptions, WorkerStart, WorkerToMain } from './protocol.js';
 import { bookOf, formatWorkerMetrics } from './worker_book.js';
 import type { WorkerStats } from './worker_book.js';
 
@@ -92,7 +92,9 @@ export class WorkersListener extends EventEmitter implements SlotHost {
     if (this.state === 'closing' || this.state === 'closed') {
       return Promise.reject(codedError(ErrorCodes.LISTENER_CLOSED, 'the listener is closed'));
     }
-    this.listenPromise ??= this.open().then(
+    if (this.listenPromise) return this.listenPromise;
+    this.state = 'opening';
+    this.listenPromise = this.open().then(
       (address) => {
         if (this.state !== 'opening') throw codedError(ErrorCodes.LISTENER_CLOSED, 'the listener was closed while opening');
         this.state = 'listening';
@@ -100,11 +102,12 @@ export class WorkersListener extends EventEmitter implements SlotHost {
         return address;
       },
       async (error: unknown) => {
+        // A close() during opening may have run before the dispatcher existed: close it too.
+        this.dispatcher?.close();
         await this.close().catch(() => undefined);
         throw error;
       },
     );
-    this.state = this.state === 'new' ? 'opening' : this.state;
     return this.listenPromise;
   }
 
@@ -221,7 +224,7 @@ export class WorkersListener extends EventEmitter implements SlotHost {
 
   // ---- SlotHost: what the worker slots report ------------------------------------------------
 
-  startConfig(slot: WorkerSlot): { start: import('./protocol.js').WorkerStart; options: WorkerOptions } {
+  startConfig(slot: WorkerSlot): { start: WorkerStart; options: WorkerOptions } {
     const { count: _count, moduleUrl, workerData, ...passThrough } = this.workers;
     return {
       start: {
