@@ -1,13 +1,16 @@
 // TLS listeners with `workers`: every worker's contexts share the session ticket keys, so a
 // session issued by one worker resumes on another; client errors reach the main listener,
 // bounded; the books count every worker's handshakes.
+import { once } from 'node:events';
 import net from 'node:net';
 import tls from 'node:tls';
+import { Worker } from 'node:worker_threads';
 import { expect } from 'chai';
 import { createListener, ErrorCodes } from '../src/index.js';
-import type { WorkersListener } from '../src/index.js';
+import type { WorkerEvent, WorkersListener } from '../src/index.js';
 import type { WorkersHandlerConfig } from './fixtures/workers_handler.js';
 import { compiledFixture } from './support/paths.js';
+import { descriptorCount } from './support/proc.js';
 import { createTestPki } from './support/pki.js';
 import type { TestPki } from './support/pki.js';
 import { Cleanup, waitUntil, within } from './support/sockets.js';
@@ -131,5 +134,89 @@ describe('workers: failed handshakes reach the main listener as tlsClientError, 
     expect(received.length).to.be.at.least(50);
     expect(received.every((r) => typeof r.code === 'string' && (r.worker === 0 || r.worker === 1)), JSON.stringify(received[0])).to.equal(true);
     expect(listener.stats().leaked).to.equal(0);
+  });
+});
+
+/** TLS clients that connect, read the greeting and hang up, over and over, until stopped. */
+class HandshakeStorm {
+  served = 0;
+  failed = 0;
+  private running = true;
+  private readonly loops: Array<Promise<void>>;
+
+  constructor(port: number, pki: TestPki, parallel: number) {
+    this.loops = Array.from({ length: parallel }, () => this.loop(port, pki));
+  }
+
+  private async loop(port: number, pki: TestPki): Promise<void> {
+    while (this.running) {
+      const ok = await new Promise<boolean>((resolve) => {
+        const socket = tls.connect({ port, host: '127.0.0.1', ca: pki.ca.cert, servername: 'localhost' });
+        const timer = setTimeout(() => socket.destroy(), 3000);
+        socket.setEncoding('utf8').on('data', (chunk: string) => {
+          if (chunk.includes('\n')) {
+            socket.destroy();
+            resolve(true);
+          }
+        });
+        socket.on('error', () => undefined);
+        socket.on('close', () => {
+          clearTimeout(timer);
+          resolve(false);
+        });
+      });
+      if (ok) this.served++;
+      else this.failed++;
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    await Promise.all(this.loops);
+  }
+}
+
+describe('workers: a worker that crashes in the middle of a handshake storm', () => {
+  const cleanup = new Cleanup();
+  let pki: TestPki;
+  before(async () => {
+    pki = await createTestPki();
+    const warm = new Worker('', { eval: true });
+    await once(warm, 'exit');
+  });
+  afterEach(() => cleanup.run());
+
+  it('is replaced; no descriptor leaked (count back to start after close), books balanced', async function () {
+    this.timeout(60_000);
+    const baseline = descriptorCount();
+    const listener = createListener({
+      host: '127.0.0.1',
+      port: 0,
+      credential: pki.server,
+      workers: { count: 2, module: handlerModule, workerData: { mode: 'hold' } satisfies WorkersHandlerConfig },
+    });
+    cleanup.add(() => listener.close());
+    const events: WorkerEvent[] = [];
+    listener.on('worker', (event: WorkerEvent) => events.push(event));
+    listener.on('tlsClientError', () => undefined);
+    const { port } = await within(listener.listen(), 'the workers to start', 10_000);
+    const storm = new HandshakeStorm(port, pki, 16);
+    cleanup.add(() => storm.stop());
+    await waitUntil(() => storm.served >= 100, 'the storm to get going', 20_000);
+    const crasher = tls.connect({ port, host: '127.0.0.1', ca: pki.ca.cert, servername: 'localhost' });
+    crasher.on('error', () => undefined);
+    crasher.once('data', () => crasher.write('crash\n'));
+    await waitUntil(() => events.some((e) => e.type === 'exit'), 'a worker to crash', 10_000);
+    await waitUntil(() => events.filter((e) => e.type === 'online').length === 3, 'its replacement to come online', 10_000);
+    const servedAtReplacement = storm.served;
+    await waitUntil(() => storm.served >= servedAtReplacement + 50, 'the storm to go on being served', 20_000);
+    await storm.stop();
+    crasher.destroy();
+    await within(listener.close(), 'close()', 10_000);
+    const stats = listener.stats();
+    expect({ active: stats.active, leaked: stats.leaked }, JSON.stringify(stats)).to.deep.equal({ active: 0, leaked: 0 });
+    expect(stats.closed).to.equal(stats.accepted);
+    expect(stats.workers.map((w) => w.starts).sort()).to.deep.equal([1, 2]);
+    await waitUntil(() => descriptorCount() === baseline, () => `the descriptor count to return to ${baseline} (${descriptorCount()})`);
   });
 });
