@@ -14,6 +14,8 @@ const entryUrl = new URL('./worker_entry.js', import.meta.url);
 const HEALTHY_AFTER_MS = 5000;
 const BACKOFF_MIN_MS = 100;
 const BACKOFF_MAX_MS = 5000;
+/** How long close() lets a starting worker finish starting before it terminates it. */
+const STARTING_CLOSE_WAIT_MS = 10_000;
 
 export interface SlotHost {
   /** A worker of this slot is taking connections. */
@@ -33,6 +35,8 @@ export class WorkerSlot {
   private unrefed = false;
   /** The current worker has said it is ready (it listens for 'close' only from then on). */
   private ready = false;
+  /** Settles when the current worker is ready or has exited. */
+  private settled: Promise<void> = Promise.resolve();
   /** Workers this slot has started, the first included. */
   starts = 0;
 
@@ -57,7 +61,7 @@ export class WorkerSlot {
     let ready = false;
     this.ready = false;
     let lastError: Error | undefined;
-    return new Promise<void>((resolve, reject) => {
+    const started = new Promise<void>((resolve, reject) => {
       worker.on('message', (message: WorkerToMain) => {
         if (message.type === 'ready') {
           ready = true;
@@ -89,6 +93,8 @@ export class WorkerSlot {
       });
       worker.postMessage(start);
     });
+    this.settled = started.catch(() => undefined);
+    return started;
   }
 
   /**
@@ -121,6 +127,13 @@ export class WorkerSlot {
   async close(gracefulTimeout: number | undefined): Promise<void> {
     this.closing = true;
     if (this.restartTimer) clearTimeout(this.restartTimer);
+    if (this.worker && !this.ready) {
+      // Terminating a worker while it is still importing modules leaks the descriptors of the
+      // files it was reading (Node closes none of its in-flight fs reads): let it finish
+      // starting (or failing), bounded, and close it the ordinary way.
+      const timer = new Promise<void>((resolve) => setTimeout(resolve, STARTING_CLOSE_WAIT_MS).unref());
+      await Promise.race([this.settled, timer]);
+    }
     const worker = this.worker;
     if (!worker) return;
     if (!this.ready) {
