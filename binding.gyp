@@ -12,6 +12,7 @@
         "native/accept_errors.cc",
         "native/listen_socket.cc",
         "native/acceptor.cc",
+        "native/admission.cc",
         "native/arguments.cc",
         "native/resolver.cc",
         "native/batch_slots.cc",

@@ -23,3 +23,5 @@ export const node24CacheDir = path.join(benchDir, '.node24');
 /** The compiled server script, next to this file in dist/benchmarks/. */
 export const serverScript = fileURLToPath(new URL('./server.js', import.meta.url));
 export const readmePath = path.join(repoRoot, 'README.md');
+/** benchmarks/README.md: the method, and the full tables of the last run. */
+export const benchReadmePath = path.join(benchDir, 'README.md');

@@ -14,7 +14,9 @@ namespace ntl {
 namespace {
 
 // Kinds of event reported to JS; JS builds the Error objects (code, errno, syscall).
-enum EventKind : int32_t { kEventRetry = 0, kEventPause = 1, kEventFatal = 2 };
+// kEventBackpressure: accepting stopped at an admission limit; its errno argument is the
+// AdmissionReason. (Leaving it is JS's own call to resume(), so it needs no event.)
+enum EventKind : int32_t { kEventRetry = 0, kEventPause = 1, kEventFatal = 2, kEventBackpressure = 3 };
 
 // Batch slot states JS writes (see acceptor.h); kept in step with src/native/binding.ts.
 constexpr int32_t kSlotTaken = -1;
@@ -26,6 +28,8 @@ constexpr int32_t kSlotReturned = -3;
 constexpr int64_t kBatchLimitMax = 4096;
 constexpr int64_t kPauseMinMsMax = 60000;
 constexpr int64_t kPauseMaxMsMax = 3600000;
+// Admission limits: 0 is "no limit".
+constexpr int64_t kAdmissionLimitMax = INT32_MAX;
 
 // A libuv call failed: the Error JS sees, shaped like Node's own system errors (code, a
 // positive errno, and the call as syscall). libuv's codes are -errno on Unix.
@@ -69,6 +73,7 @@ void BeginClose(AcceptLoop* loop) {
   loop->on_batch.Reset();
   loop->on_event.Reset();
   loop->async_context.reset();
+  loop->admission_counters.Reset();
 }
 
 void OnEnvironmentTeardown(napi_async_cleanup_hook_handle, void* arg) {
@@ -146,6 +151,37 @@ bool ShouldCloseAfterBatch(AcceptLoop* loop, int32_t slot, int accepted, bool co
   return !OwnedByLoopHandle(loop, accepted);
 }
 
+// The batch's peers as Node's own socket._peername objects ({ address, family, port }), or
+// undefined when JS did not ask for them; an entry is null for a family that is not IP.
+bool CreatePeers(AcceptLoop* loop, napi_value* result) {
+  napi_env env = loop->env;
+  if (!loop->deliver_peers) return napi_get_undefined(env, result) == napi_ok;
+  size_t count = loop->batch_peers.size();
+  if (napi_create_array_with_length(env, count, result) != napi_ok) return false;
+  for (size_t i = 0; i < count; i++) {
+    LocalAddress peer = FormatAddress(loop->batch_peers[i]);
+    napi_value entry = nullptr;
+    if (peer.err != 0) {
+      if (napi_get_null(env, &entry) != napi_ok) return false;
+    } else {
+      napi_value address = nullptr;
+      napi_value family = nullptr;
+      napi_value port = nullptr;
+      if (napi_create_object(env, &entry) != napi_ok ||
+          napi_create_string_utf8(env, peer.address.c_str(), peer.address.size(), &address) != napi_ok ||
+          napi_create_string_utf8(env, peer.family == 6 ? "IPv6" : "IPv4", NAPI_AUTO_LENGTH, &family) != napi_ok ||
+          napi_create_int32(env, peer.port, &port) != napi_ok ||
+          napi_set_named_property(env, entry, "address", address) != napi_ok ||
+          napi_set_named_property(env, entry, "family", family) != napi_ok ||
+          napi_set_named_property(env, entry, "port", port) != napi_ok) {
+        return false;
+      }
+    }
+    if (napi_set_element(env, *result, static_cast<uint32_t>(i), entry) != napi_ok) return false;
+  }
+  return true;
+}
+
 void DeliverBatch(AcceptLoop* loop) {
   if (loop->batch.empty()) return;
   napi_env env = loop->env;
@@ -153,24 +189,44 @@ void DeliverBatch(AcceptLoop* loop) {
   napi_handle_scope scope = nullptr;
   if (napi_open_handle_scope(env, &scope) == napi_ok) {
     void* data = nullptr;
+    void* address_data = nullptr;
     napi_value buffer = nullptr;
-    napi_value fds = nullptr;
+    napi_value address_buffer = nullptr;
+    napi_value args[3] = {nullptr, nullptr, nullptr};
     if (napi_create_arraybuffer(env, count * sizeof(int32_t), &data, &buffer) == napi_ok &&
-        napi_create_typedarray(env, napi_int32_array, count, buffer, 0, &fds) == napi_ok) {
+        napi_create_typedarray(env, napi_int32_array, count, buffer, 0, &args[0]) == napi_ok &&
+        napi_create_arraybuffer(env, count * sizeof(int32_t), &address_data, &address_buffer) == napi_ok &&
+        napi_create_typedarray(env, napi_int32_array, count, address_buffer, 0, &args[1]) == napi_ok &&
+        CreatePeers(loop, &args[2])) {
       int32_t* slots = static_cast<int32_t*>(data);
-      for (size_t i = 0; i < count; i++) slots[i] = loop->batch[i];
-      bool completed = CallJs(loop, loop->on_batch, 1, &fds);
+      int32_t* address_slots = static_cast<int32_t*>(address_data);
       for (size_t i = 0; i < count; i++) {
-        if (ShouldCloseAfterBatch(loop, slots[i], loop->batch[i], completed)) close(loop->batch[i]);
+        slots[i] = loop->batch[i];
+        address_slots[i] = loop->batch_address_slots[i];
+      }
+      bool completed = CallJs(loop, loop->on_batch, 3, args);
+      for (size_t i = 0; i < count; i++) {
+        if (ShouldCloseAfterBatch(loop, slots[i], loop->batch[i], completed)) {
+          close(loop->batch[i]);
+          // JS never tracked it, so JS never uncounts it.
+          loop->admission.Uncount(loop->batch_address_slots[i]);
+        }
       }
       loop->batch.clear();
+      loop->batch_address_slots.clear();
+      loop->batch_peers.clear();
     }
     // Fails only for a scope that is not the innermost; nothing here opens another.
     (void)napi_close_handle_scope(env, scope);
   }
   // No array to hand over: every descriptor is still ours.
-  for (int fd : loop->batch) close(fd);
+  for (size_t i = 0; i < loop->batch.size(); i++) {
+    close(loop->batch[i]);
+    loop->admission.Uncount(loop->batch_address_slots[i]);
+  }
   loop->batch.clear();
+  loop->batch_address_slots.clear();
+  loop->batch_peers.clear();
 }
 
 void ReportEvent(AcceptLoop* loop, EventKind kind, int err, uint64_t delay_ms) {
@@ -188,7 +244,9 @@ void ReportEvent(AcceptLoop* loop, EventKind kind, int err, uint64_t delay_ms) {
 void OnResume(uv_timer_t* timer);
 
 // Returns 0, or the libuv error that kept the resume timer from starting (then polling goes on).
-int Pause(AcceptLoop* loop) {
+// `exhausted`: out of descriptors (EMFILE/ENFILE), so a connection JS releases may end the
+// pause early (Acceptor::Resume), before the timer.
+int Pause(AcceptLoop* loop, bool exhausted) {
   // Out of descriptors, or a pending connection that keeps failing the same way: it stays in
   // the backlog and is tried again when the timer fires. Not polling until then is what keeps
   // this from spinning; the timer starts first, since a pause nothing would end must not begin.
@@ -199,8 +257,26 @@ int Pause(AcceptLoop* loop) {
   (void)uv_poll_stop(&loop->poll);
   loop->polling = false;
   loop->counters.pauses++;
+  if (exhausted) loop->admission.paused() |= kPausedExhausted;
   loop->next_pause_ms = delay * 2 > loop->pause_max_ms ? loop->pause_max_ms : delay * 2;
   return 0;
+}
+
+// Stops polling at an admission limit: the kernel's backlog holds the next clients (nobody is
+// reset) until JS releases a connection and calls resume().
+void PauseForAdmission(AcceptLoop* loop, AdmissionReason reason) {
+  (void)uv_poll_stop(&loop->poll);
+  loop->polling = false;
+  loop->admission_paused_for = reason;
+  loop->admission_paused_since_ns = uv_hrtime();
+  loop->admission.paused() |= kPausedAdmission;
+  loop->counters.admission_pauses++;
+}
+
+uint64_t AdmissionPausedNs(const AcceptLoop* loop) {
+  uint64_t total = loop->counters.admission_paused_ns;
+  if (loop->admission_paused_for != AdmissionReason::kNone) total += uv_hrtime() - loop->admission_paused_since_ns;
+  return total;
 }
 
 void OnReadable(uv_poll_t* handle, int status, int) {
@@ -215,12 +291,26 @@ void OnReadable(uv_poll_t* handle, int status, int) {
 
   // Retries count against the batch limit too, so a socket that keeps failing cannot hold the loop.
   size_t attempts = 0;
+  AdmissionReason full = AdmissionReason::kNone;
+  sockaddr_storage peer;
   while (fatal_errno == 0 && attempts < loop->batch_limit) {
-    int fd = AcceptNonBlocking(loop->listen_fd);
+    // At a limit nothing more is accepted: the rest wait in the backlog.
+    full = loop->admission.Full();
+    if (full != AdmissionReason::kNone) break;
+    int fd = AcceptNonBlocking(loop->listen_fd, &peer);
     if (fd >= 0) {
       attempts++;
-      loop->batch.push_back(fd);
       loop->retry_streak.Reset();
+      int32_t address_slot = -1;
+      if (!loop->admission.Admit(peer, &address_slot)) {
+        // Over the per-address limit: closed before any JS sees it.
+        close(fd);
+        loop->counters.rejected_per_address++;
+        continue;
+      }
+      loop->batch.push_back(fd);
+      loop->batch_address_slots.push_back(address_slot);
+      if (loop->deliver_peers) loop->batch_peers.push_back(peer);
       continue;
     }
     int err = errno;
@@ -262,8 +352,9 @@ void OnReadable(uv_poll_t* handle, int status, int) {
     if (!paused) loop->next_pause_ms = loop->pause_min_ms;
   }
   uint64_t pause_delay = loop->next_pause_ms;
+  if (full != AdmissionReason::kNone) PauseForAdmission(loop, full);
   if (paused) {
-    int err = Pause(loop);
+    int err = Pause(loop, pause_errno == EMFILE || pause_errno == ENFILE);
     // A back-off that cannot be timed: report and close, as for a fatal errno.
     if (err != 0) {
       paused = false;
@@ -274,6 +365,10 @@ void OnReadable(uv_poll_t* handle, int status, int) {
   DeliverBatch(loop);
   for (int err : retried) ReportEvent(loop, kEventRetry, err, 0);
   if (paused) ReportEvent(loop, kEventPause, pause_errno, pause_delay);
+  // Unless the batch's callback already freed a slot and resumed.
+  if (full != AdmissionReason::kNone && loop->admission_paused_for == full) {
+    ReportEvent(loop, kEventBackpressure, static_cast<int>(full), 0);
+  }
   if (fatal_errno != 0 && !loop->closing) {
     // The original re-raises here and its server stops; the listening socket goes first so
     // no client is accepted by a listener that is already failing.
@@ -285,6 +380,7 @@ void OnReadable(uv_poll_t* handle, int status, int) {
 void OnResume(uv_timer_t* timer) {
   auto* loop = static_cast<AcceptLoop*>(timer->data);
   if (loop->closing) return;
+  loop->admission.paused() &= ~kPausedExhausted;
   int err = uv_poll_start(&loop->poll, UV_READABLE, OnReadable);
   if (err != 0) {
     // Accepting cannot resume: the listener must learn that, as from a fatal accept() error.
@@ -306,6 +402,7 @@ Napi::Function Acceptor::Define(Napi::Env env) {
                          InstanceMethod<&Acceptor::Address>("address"),
                          InstanceMethod<&Acceptor::Ref>("ref"),
                          InstanceMethod<&Acceptor::Unref>("unref"),
+                         InstanceMethod<&Acceptor::Resume>("resume"),
                      });
 }
 
@@ -321,6 +418,36 @@ Acceptor::Acceptor(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Acceptor>(
   int64_t pause_min_ms = OptionalInteger(env, options, "pauseMinMs", 5, 1, kPauseMinMsMax);
   int64_t pause_max_ms =
       OptionalInteger(env, options, "pauseMaxMs", pause_min_ms > 1000 ? pause_min_ms : 1000, pause_min_ms, kPauseMaxMsMax);
+
+  AdmissionLimits limits;
+  limits.max_connections = OptionalInteger(env, options, "maxConnections", 0, 0, kAdmissionLimitMax);
+  limits.max_pending_handshakes = OptionalInteger(env, options, "maxPendingHandshakes", 0, 0, kAdmissionLimitMax);
+  limits.max_connections_per_address =
+      OptionalInteger(env, options, "maxConnectionsPerAddress", 0, 0, kAdmissionLimitMax);
+  Napi::Value handshakes = options.Get("countsHandshakes");
+  if (!handshakes.IsUndefined() && !handshakes.IsBoolean()) {
+    throw InvalidArgument(env, true, "countsHandshakes must be a boolean, got " + DescribeValue(handshakes));
+  }
+  limits.counts_handshakes = handshakes.IsBoolean() && handshakes.As<Napi::Boolean>().Value();
+  Napi::Value peers_option = options.Get("peerAddresses");
+  if (!peers_option.IsUndefined() && !peers_option.IsBoolean()) {
+    throw InvalidArgument(env, true, "peerAddresses must be a boolean, got " + DescribeValue(peers_option));
+  }
+  bool deliver_peers = peers_option.IsBoolean() && peers_option.As<Napi::Boolean>().Value();
+  Napi::Value shared = options.Get("admissionCounters");
+  Napi::Int32Array admission_counters;
+  if (!shared.IsUndefined()) {
+    if (!shared.IsTypedArray() || shared.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+      throw InvalidArgument(env, true, "admissionCounters must be an Int32Array, got " + DescribeValue(shared));
+    }
+    admission_counters = shared.As<Napi::Int32Array>();
+    size_t needed = kCounterFirstAddressSlot + (limits.max_connections_per_address > 0 ? 1 : 0);
+    if (admission_counters.ElementLength() < needed) {
+      throw InvalidArgument(env, false, "admissionCounters must have at least " + std::to_string(needed) + " elements");
+    }
+  } else if (limits.max_connections > 0 || limits.max_pending_handshakes > 0 || limits.max_connections_per_address > 0) {
+    throw InvalidArgument(env, true, "admission limits need admissionCounters");
+  }
 
   uv_loop_t* uv_loop = nullptr;
   if (napi_get_uv_event_loop(env, &uv_loop) != napi_ok || uv_loop == nullptr) {
@@ -338,6 +465,13 @@ Acceptor::Acceptor(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Acceptor>(
   loop->pause_max_ms = static_cast<uint64_t>(pause_max_ms);
   loop->next_pause_ms = loop->pause_min_ms;
   loop->batch.reserve(loop->batch_limit);
+  loop->batch_address_slots.reserve(loop->batch_limit);
+  loop->deliver_peers = deliver_peers;
+  if (deliver_peers) loop->batch_peers.reserve(loop->batch_limit);
+  if (!admission_counters.IsEmpty()) {
+    loop->admission_counters = Napi::Persistent(admission_counters);
+    loop->admission.Configure(limits, admission_counters.Data(), admission_counters.ElementLength());
+  }
   loop->on_batch = Napi::Persistent(info[1].As<Napi::Function>());
   loop->on_event = Napi::Persistent(info[2].As<Napi::Function>());
   loop->async_context = std::make_unique<Napi::AsyncContext>(env, "native-tls-listener:accept");
@@ -419,6 +553,47 @@ Napi::Value Acceptor::Unref(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+namespace {
+
+// Polls again after a pause JS ended; false (with the listener closed) when polling cannot start.
+bool StartPolling(AcceptLoop* loop) {
+  if (loop->polling) return true;
+  int err = uv_poll_start(&loop->poll, UV_READABLE, OnReadable);
+  if (err != 0) {
+    ReportEvent(loop, kEventFatal, -err, 0);
+    BeginClose(loop);
+    return false;
+  }
+  loop->polling = true;
+  return true;
+}
+
+}  // namespace
+
+// JS released a connection while accepting was paused (the shared `paused` word said so):
+// an admission pause ends if no limit is reached any more, and a pause for lack of
+// descriptors ends now rather than when its timer fires, since a descriptor was just freed.
+// Returns true when an admission pause ended (JS reports leaving backpressure).
+Napi::Value Acceptor::Resume(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (loop_ == nullptr || loop_->closing || !loop_->admission.configured()) return Napi::Boolean::New(env, false);
+  AcceptLoop* loop = loop_;
+  int32_t& paused = loop->admission.paused();
+  if ((paused & kPausedExhausted) != 0) {
+    (void)uv_timer_stop(&loop->resume_timer);
+    paused &= ~kPausedExhausted;
+  }
+  bool admission_ended = false;
+  if ((paused & kPausedAdmission) != 0 && loop->admission.Full() == AdmissionReason::kNone) {
+    paused &= ~kPausedAdmission;
+    loop->counters.admission_paused_ns += uv_hrtime() - loop->admission_paused_since_ns;
+    loop->admission_paused_for = AdmissionReason::kNone;
+    admission_ended = true;
+  }
+  if ((paused & kPausedAdmission) == 0) StartPolling(loop);
+  return Napi::Boolean::New(env, admission_ended);
+}
+
 Napi::Value Acceptor::Stats(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const AcceptCounters& counters = loop_ != nullptr ? loop_->counters : counters_;
@@ -432,6 +607,16 @@ Napi::Value Acceptor::Stats(const Napi::CallbackInfo& info) {
                 Napi::Number::New(env, static_cast<double>(entry.second)));
   }
   stats.Set("retriesByErrno", retries);
+  Napi::Object admission = Napi::Object::New(env);
+  bool open = loop_ != nullptr && !loop_->closing;
+  admission.Set("reason", Napi::Number::New(env, open ? static_cast<int32_t>(loop_->admission_paused_for) : 0));
+  uint64_t paused_ns = loop_ != nullptr ? AdmissionPausedNs(loop_) : counters.admission_paused_ns;
+  admission.Set("pausedMs", Napi::Number::New(env, static_cast<double>(paused_ns) / 1e6));
+  admission.Set("pauses", Napi::Number::New(env, static_cast<double>(counters.admission_pauses)));
+  int64_t backlog = open ? AcceptQueueLength(loop_->listen_fd) : -1;
+  admission.Set("backlog", backlog >= 0 ? Napi::Number::New(env, static_cast<double>(backlog)) : env.Null());
+  admission.Set("rejectedPerAddress", Napi::Number::New(env, static_cast<double>(counters.rejected_per_address)));
+  stats.Set("admission", admission);
   stats.Set("closed", Napi::Boolean::New(env, loop_ == nullptr || loop_->closing));
   return stats;
 }

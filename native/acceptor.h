@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "accept_errors.h"
+#include "admission.h"
 
 namespace ntl {
 
@@ -43,6 +44,11 @@ struct AcceptCounters {
   uint64_t batches = 0;
   uint64_t pauses = 0;
   std::map<int, uint64_t> retries_by_errno;
+  // Admission control (native/admission.h): connections closed at accept over the
+  // per-address limit; times and nanoseconds accepting was paused at a limit.
+  uint64_t rejected_per_address = 0;
+  uint64_t admission_pauses = 0;
+  uint64_t admission_paused_ns = 0;
 };
 
 // Lives on the heap apart from the JS object, because libuv handles outlive it: uv_close()
@@ -74,13 +80,26 @@ struct AcceptLoop {
   AcceptCounters counters;
   RetryStreak retry_streak;
   std::vector<int> batch;
+  // Per descriptor of `batch`: its slot in the per-address counts, or -1.
+  std::vector<int32_t> batch_address_slots;
+  // Per descriptor of `batch`, when JS asked for peers (option peerAddresses): the peer's
+  // address from accept() itself, handed over so JS needs no getpeername().
+  bool deliver_peers = false;
+  std::vector<sockaddr_storage> batch_peers;
+
+  AdmissionGate admission;
+  // Keeps the shared counters' buffer alive while the gate reads it.
+  Napi::Reference<Napi::Int32Array> admission_counters;
+  AdmissionReason admission_paused_for = AdmissionReason::kNone;
+  uint64_t admission_paused_since_ns = 0;
 };
 
 class Acceptor : public Napi::ObjectWrap<Acceptor> {
  public:
   static Napi::Function Define(Napi::Env env);
 
-  // new Acceptor(listenFd, onBatch(fds: Int32Array), onEvent(kind, errno, delayMs), options)
+  // new Acceptor(listenFd, onBatch(fds: Int32Array, addressSlots: Int32Array),
+  //              onEvent(kind, errno, delayMs), options)
   explicit Acceptor(const Napi::CallbackInfo& info);
   ~Acceptor() override;
 
@@ -97,6 +116,7 @@ class Acceptor : public Napi::ObjectWrap<Acceptor> {
   Napi::Value Address(const Napi::CallbackInfo& info);
   Napi::Value Ref(const Napi::CallbackInfo& info);
   Napi::Value Unref(const Napi::CallbackInfo& info);
+  Napi::Value Resume(const Napi::CallbackInfo& info);
 
   AcceptLoop* loop_ = nullptr;
   AcceptCounters counters_;

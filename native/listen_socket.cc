@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -119,14 +120,19 @@ LocalAddress GetLocalAddress(int fd) {
     local.err = errno;
     return local;
   }
+  return FormatAddress(storage);
+}
+
+LocalAddress FormatAddress(const sockaddr_storage& storage) {
+  LocalAddress local;
   char text[INET6_ADDRSTRLEN] = {0};
   if (storage.ss_family == AF_INET6) {
-    auto* addr = reinterpret_cast<sockaddr_in6*>(&storage);
+    const auto* addr = reinterpret_cast<const sockaddr_in6*>(&storage);
     inet_ntop(AF_INET6, &addr->sin6_addr, text, sizeof text);
     local.family = 6;
     local.port = ntohs(addr->sin6_port);
   } else if (storage.ss_family == AF_INET) {
-    auto* addr = reinterpret_cast<sockaddr_in*>(&storage);
+    const auto* addr = reinterpret_cast<const sockaddr_in*>(&storage);
     inet_ntop(AF_INET, &addr->sin_addr, text, sizeof text);
     local.family = 4;
     local.port = ntohs(addr->sin_port);
@@ -138,11 +144,15 @@ LocalAddress GetLocalAddress(int fd) {
   return local;
 }
 
-int AcceptNonBlocking(int listen_fd) {
+int AcceptNonBlocking(int listen_fd, sockaddr_storage* peer) {
+  socklen_t peer_length = sizeof(sockaddr_storage);
+  sockaddr* peer_address = reinterpret_cast<sockaddr*>(peer);
+  socklen_t* peer_length_out = peer != nullptr ? &peer_length : nullptr;
+  if (peer != nullptr) peer->ss_family = AF_UNSPEC;
 #if defined(__linux__)
-  return accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  return accept4(listen_fd, peer_address, peer_length_out, SOCK_NONBLOCK | SOCK_CLOEXEC);
 #else
-  int fd = accept(listen_fd, nullptr, nullptr);
+  int fd = accept(listen_fd, peer_address, peer_length_out);
   if (fd == -1) return -1;
   if (!SetNonBlockingCloexec(fd)) {
     int saved = errno;
@@ -155,6 +165,33 @@ int AcceptNonBlocking(int listen_fd) {
   setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &on, sizeof on);
 #endif
   return fd;
+#endif
+}
+
+int SetDeferAccept(int fd, int seconds) {
+#if defined(TCP_DEFER_ACCEPT)
+  if (setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &seconds, sizeof seconds) == 0) return 0;
+  return errno;
+#else
+  (void)fd;
+  (void)seconds;
+  return ENOPROTOOPT;
+#endif
+}
+
+int64_t AcceptQueueLength(int fd) {
+#if defined(__linux__)
+  // On a listening socket the kernel reports the accept queue's length in tcpi_unacked
+  // (and its limit, the backlog, in tcpi_sacked).
+  tcp_info info;
+  socklen_t length = sizeof info;
+  std::memset(&info, 0, sizeof info);
+  if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &length) != 0) return -1;
+  if (info.tcpi_state != TCP_LISTEN) return -1;
+  return static_cast<int64_t>(info.tcpi_unacked);
+#else
+  (void)fd;
+  return -1;
 #endif
 }
 

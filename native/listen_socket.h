@@ -1,6 +1,9 @@
 // Creating (or adopting) the listening socket. Knows nothing of the event loop or of JS.
 #pragma once
 
+#include <sys/socket.h>
+
+#include <cstdint>
 #include <string>
 
 namespace ntl {
@@ -33,8 +36,22 @@ struct LocalAddress {
 
 LocalAddress GetLocalAddress(int fd);
 
+// A peer address from accept() as text (inet_ntop), its port and family (4 or 6); err is
+// EAFNOSUPPORT for any other family.
+LocalAddress FormatAddress(const sockaddr_storage& storage);
+
 // accept() on a non-blocking listening socket, with the accepted socket non-blocking and
 // close-on-exec (accept4 where it exists, accept + fcntl elsewhere). Returns fd or -1 with errno.
-int AcceptNonBlocking(int listen_fd);
+// `peer`, when given, receives the peer's address from the same call (no getpeername()).
+int AcceptNonBlocking(int listen_fd, sockaddr_storage* peer = nullptr);
+
+// TCP_DEFER_ACCEPT on a listening socket (Linux): a connection is not ready to accept until
+// its first bytes arrive (or `seconds` pass). Returns 0, or the errno; ENOPROTOOPT on systems
+// without the option.
+int SetDeferAccept(int fd, int seconds);
+
+// Connections waiting in a listening socket's accept queue (Linux TCP_INFO: tcpi_unacked),
+// or -1 where the system does not say.
+int64_t AcceptQueueLength(int fd);
 
 }  // namespace ntl

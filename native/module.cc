@@ -54,12 +54,22 @@ Napi::Value PrepareAdoptedSocketJs(const Napi::CallbackInfo& info) {
   return ListenOutcome(env, PrepareAdoptedSocket(static_cast<int>(fd)));
 }
 
+// setDeferAccept(fd: 0..2^31-1, seconds: 0..2^31-1): 0, or the errno of setsockopt
+// (ENOPROTOOPT where the system has no TCP_DEFER_ACCEPT).
+Napi::Value SetDeferAcceptJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int64_t fd = RequireInteger(env, info[0], "fd", 0, INT_MAX);
+  int64_t seconds = RequireInteger(env, info[1], "seconds", 0, INT_MAX);
+  return Napi::Number::New(env, SetDeferAccept(static_cast<int>(fd), static_cast<int>(seconds)));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Acceptor", Acceptor::Define(env));
   exports.Set("Dispatcher", Dispatcher::Define(env));
   exports.Set("WorkerQueue", WorkerQueue::Define(env));
   exports.Set("openListenSocket", Napi::Function::New<OpenListenSocketJs>(env, "openListenSocket"));
   exports.Set("prepareAdoptedSocket", Napi::Function::New<PrepareAdoptedSocketJs>(env, "prepareAdoptedSocket"));
+  exports.Set("setDeferAccept", Napi::Function::New<SetDeferAcceptJs>(env, "setDeferAccept"));
   exports.Set("resolvePassive", Napi::Function::New<ResolvePassive>(env, "resolvePassive"));
   return exports;
 }

@@ -138,6 +138,18 @@ function checkConsumer(scratch, tarball, node, label) {
     buildDirectory: fs.existsSync(path.join(installed, 'build')),
     loaders: {},
   };
+  // The command the package installs, run the way the README gives it: `npx native-tls-listener`.
+  const version = JSON.parse(fs.readFileSync(path.join(installed, 'package.json'), 'utf8')).version;
+  const command = spawnSync(path.join(bin, 'node'), [npmCli(), 'exec', '--no', '--', 'native-tls-listener', '--version'], {
+    cwd: project,
+    env,
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+  result.command =
+    command.status === 0 && command.stdout.trim() === version
+      ? 'runs'
+      : `npx native-tls-listener --version: exit ${command.status}, ${`${command.stdout}${command.stderr}`.trim().slice(0, 300)}`;
   for (const [kind, args] of Object.entries(LOADERS)) {
     const probe = spawnSync(path.join(bin, 'node'), args, { cwd: project, env, encoding: 'utf8', timeout: 30_000 });
     const last = probe.stdout.trim().split('\n').at(-1) ?? '';
@@ -193,6 +205,7 @@ function problemsOf(result) {
   const problems = [];
   if (result.compiledAtInstall) problems.push('the install compiled (or tried to compile) the addon');
   if (result.buildDirectory) problems.push('the installed package has a build/ directory');
+  if (result.command !== 'runs') problems.push(result.command);
   for (const [kind, outcome] of Object.entries(result.loaders)) {
     if (outcome.error) problems.push(`${kind}: ${outcome.error}`);
     else if (outcome.nativeAvailable !== true || outcome.backend !== 'native' || outcome.reply !== 'served') {

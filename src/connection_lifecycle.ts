@@ -148,13 +148,15 @@ export class ConnectionLifecycle<S extends net.Socket, I extends { id: number }>
         : error;
     if (kind === 'timedOut') this.registry.handshakes.timedOut++;
     else this.registry.handshakes.failed++;
+    if (failure.code === ErrorCodes.PROXY_PROTOCOL_INVALID) this.registry.proxyProtocol.invalid++;
+    else if (failure.code === ErrorCodes.PROXY_PROTOCOL_UNTRUSTED) this.registry.proxyProtocol.untrusted++;
     const info: SetupFailureInfo = { id: record.id, ...record.peer };
     if (channels.handshakeFailed.hasSubscribers) channels.handshakeFailed.publish({ listener: this.host, error: failure, info });
     this.host.emit('tlsClientError', failure, info);
   }
 
   private serve(record: ConnectionRecord, served: S, info: I): void {
-    record.phase = 'handler';
+    this.registry.enterHandler(record);
     record.served = served;
     if (served !== record.socket) {
       served.on('error', (error: Error) => debug('connection %d: %s', record.id, error.message));

@@ -27,3 +27,7 @@ export type { ClientCertRejectedError, ClientChainRejectReason } from './tls/cli
 export { WorkersListener } from './workers/worker_listener.js';
 export type { WorkerEvent, WorkersListenerStats, WorkerStats } from './workers/worker_listener.js';
 export type { WorkersOptions } from './workers/worker_options.js';
+export type { ProxiedInfo, ProxyConnectionInfo } from './proxy/proxy_setup.js';
+export type { ProxyProtocolOptions } from './proxy/proxy_options.js';
+export type { ProxyProtocolMode } from './proxy/proxy_header_accumulator.js';
+export type { ProxySslInfo, ProxyTlv, ProxyTlvs } from './proxy/proxy_header.js';

@@ -16,7 +16,8 @@ import type net from 'node:net';
 import type { AcceptBackend, AcceptSink, BackendKind, ListenTarget } from './accept/backend.js';
 import { NativeAcceptBackend } from './accept/native_backend.js';
 import { JsAcceptBackend } from './accept/js_backend.js';
-import type { AcceptorOptions } from './native/binding.js';
+import type { AcceptorOptions, PeerAddress } from './native/binding.js';
+import { primePeerAddress } from './accept/peer_address.js';
 import { chooseBackend } from './backend_choice.js';
 import { adoptDescriptor, handOffBatch } from './accept/descriptor_handoff.js';
 import type { DescriptorAdopter } from './accept/descriptor_handoff.js';
@@ -33,6 +34,8 @@ import { ConnectionLifecycle } from './connection_lifecycle.js';
 import type { ConnectionSetup, Handler } from './connection_lifecycle.js';
 import { rejectUnknownOptions } from './option_keys.js';
 import type { AuditReport } from './audit.js';
+import { AdmissionCounters } from './accept/admission.js';
+import type { AdmissionOptions, AdmissionReason, RejectionReason } from './accept/admission.js';
 
 export type { BaseListenerOptions, CloseOptions } from './listener_options.js';
 export { adoptDescriptor } from './accept/descriptor_handoff.js';
@@ -53,6 +56,21 @@ export interface ListenerStats {
   sni: { sniCredential: number; primaryCredential: number };
   handlerErrors: number;
   idleTimeouts: number;
+  /** Connections closed before TLS for their PROXY protocol header (invalid or missing; untrusted peer). */
+  proxyProtocol: { invalid: number; untrusted: number };
+  /** Admission control: accepting paused at maxConnections/maxPendingHandshakes (native backend). */
+  admission: {
+    /** the limit accepting is paused at now, or null */
+    pausedFor: AdmissionReason | null;
+    /** ms accepting has been paused at a limit, in all */
+    pausedMs: number;
+    /** times it paused */
+    pauses: number;
+    /** clients waiting in the listening socket's accept queue now (Linux, native backend), else null */
+    backlog: number | null;
+  };
+  /** Connections closed at accept, before any JS saw them (native), by the limit they were over. */
+  rejected: Record<RejectionReason, number>;
 }
 
 /** Parts of the listener a test (or an embedder) can replace. */
@@ -84,6 +102,7 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
   private readonly adopt: DescriptorAdopter;
   private readonly options: BaseListenerOptions;
   private readonly connections: ConnectionLifecycle<S, I>;
+  private readonly admission: AdmissionCounters;
   private state: 'new' | 'opening' | 'listening' | 'closing' | 'closed' = 'new';
   private closePromise: Promise<void> | null = null;
   private listenPromise: Promise<net.AddressInfo> | null = null;
@@ -111,11 +130,22 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
       gracefulCloseTimeout: options.gracefulCloseTimeout ?? DEFAULT_GRACEFUL_CLOSE_MS,
     });
     this.adopt = dependencies.adoptDescriptor ?? adoptDescriptor;
+    this.admission = new AdmissionCounters(admissionOptionsOf(options));
+    this.registry.observer = {
+      setupEnded: () => {
+        if (this.admission.setupEnded()) this.acceptBackend.resume();
+      },
+      released: (record) => {
+        if (this.admission.released(record)) this.acceptBackend.resume();
+      },
+    };
     const { kind, binding } = chooseBackend(options.backend);
     this.backend = kind;
     this.acceptBackend =
       dependencies.acceptBackend?.(this) ??
-      (kind === 'native' && binding ? new NativeAcceptBackend(binding, this, dependencies.acceptorOptions) : new JsAcceptBackend(this, binding));
+      (kind === 'native' && binding
+        ? new NativeAcceptBackend(binding, this, dependencies.acceptorOptions, this.admission, setup.canFail)
+        : new JsAcceptBackend(this, binding, this.admission));
     this.resolverBinding = binding;
   }
 
@@ -183,6 +213,9 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
       sni: book.sni,
       handlerErrors: book.handlerErrors,
       idleTimeouts: book.idleTimeouts,
+      proxyProtocol: book.proxyProtocol,
+      admission: { ...accept.admission },
+      rejected: accept.rejected,
     };
   }
 
@@ -213,9 +246,15 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
 
   // ---- AcceptSink: what the backend hands over -------------------------------------------
 
-  onDescriptors(fds: Int32Array): void {
+  onDescriptors(fds: Int32Array, addressSlots: Int32Array, peers?: Array<PeerAddress | null>): void {
     handOffBatch(fds, this.adopt, this.registry, {
-      wrapped: (id, socket, fd) => this.connections.track(id, socket, fd),
+      wrapped: (id, socket, fd, index) => {
+        if (peers !== undefined) primePeerAddress(socket, peers[index]);
+        this.connections.track(id, socket, fd);
+        // The acceptor counted it against its peer's address: the registry counts it out.
+        const record = this.registry.get(id);
+        if (record !== undefined) record.addressSlot = addressSlots[index] ?? -1;
+      },
       returned: (fd, id, error) => this.releaseUnwrapped(fd, id, error),
     });
   }
@@ -246,6 +285,11 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
     debug('accept paused for %d ms after %s', delayMs, error.code);
     if (channels.acceptPause.hasSubscribers) channels.acceptPause.publish({ listener: this, error, delayMs });
     this.emit('acceptPaused', error, delayMs);
+  }
+
+  onBackpressure(paused: boolean, reason: AdmissionReason): void {
+    debug('accepting %s at %s', paused ? 'paused' : 'resumed', reason);
+    this.emit('acceptBackpressure', paused, reason);
   }
 
   onFatal(error: SystemError): void {
@@ -298,3 +342,12 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
 
 }
 
+function admissionOptionsOf(options: BaseListenerOptions & { maxPendingHandshakes?: number }): AdmissionOptions {
+  const { maxConnections, maxPendingHandshakes, maxConnectionsPerAddress, deferAccept } = options;
+  return {
+    ...(maxConnections !== undefined ? { maxConnections } : {}),
+    ...(maxPendingHandshakes !== undefined ? { maxPendingHandshakes } : {}),
+    ...(maxConnectionsPerAddress !== undefined ? { maxConnectionsPerAddress } : {}),
+    ...(deferAccept !== undefined ? { deferAccept } : {}),
+  };
+}

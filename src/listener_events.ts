@@ -6,6 +6,7 @@
 import type net from 'node:net';
 import type { CodedError, SystemError } from './errors.js';
 import type { SetupFailureInfo } from './listener.js';
+import type { AdmissionReason } from './accept/admission.js';
 
 /** Each event's arguments; `I` is the listener's connection info (ConnectionInfo for TLS). */
 export interface ListenerEvents<I extends { id: number }> {
@@ -15,6 +16,11 @@ export interface ListenerEvents<I extends { id: number }> {
   acceptRetry: [error: SystemError];
   /** accept() paused for `delayMs` after EMFILE, ENFILE, ENOBUFS, ENOMEM or a repeating error. */
   acceptPaused: [error: SystemError, delayMs: number];
+  /**
+   * Accepting stopped at an admission limit (paused = true; clients wait in the backlog) or
+   * resumed once a slot freed (false). Once on entering and once on leaving, never per connection.
+   */
+  acceptBackpressure: [paused: boolean, reason: AdmissionReason];
   /** accept() failed for good: the listener closes. */
   error: [error: SystemError];
   /** close() finished: every connection is released. */

@@ -4,8 +4,10 @@ import type { BackendKind } from './accept/backend.js';
 import type { WorkersOptions } from './workers/worker_options.js';
 import { codedError, ErrorCodes } from './errors.js';
 import { checkInteger, MAX_TIMER_MS } from './validation.js';
+import type { ProxyProtocolOptions } from './proxy/proxy_options.js';
+import { validateAdmissionOptions } from './accept/admission.js';
 
-export interface BaseListenerOptions {
+export interface BaseListenerOptions extends ProxyProtocolOptions {
   /** Port number or service name ('https'); 0 picks a free port. */
   port?: number | string;
   /** Address or name to bind; omitted = wildcard (`::` dual-stack where IPv6 exists). */
@@ -20,6 +22,12 @@ export interface BaseListenerOptions {
   idleTimeout?: number;
   /** Serve connections on worker threads (createListener / createLocalTCPListener only; see README). */
   workers?: WorkersOptions;
+  /** Active connections at most; at the limit accepting pauses (README "Admission control"). */
+  maxConnections?: number;
+  /** Connections from one peer address at most; over it a connection is closed at accept. */
+  maxConnectionsPerAddress?: number;
+  /** Seconds of TCP_DEFER_ACCEPT (Linux): accept a connection only once its first bytes arrive. */
+  deferAccept?: number;
 }
 
 export interface CloseOptions {
@@ -33,6 +41,7 @@ export function validateBaseOptions(options: BaseListenerOptions): void {
   checkInteger('gracefulCloseTimeout', options.gracefulCloseTimeout, 0, MAX_TIMER_MS);
   checkInteger('idleTimeout', options.idleTimeout, 0, MAX_TIMER_MS);
   checkInteger('fd', options.fd, 0, 2 ** 31 - 1);
+  validateAdmissionOptions(options);
   if (options.fd === undefined && options.port === undefined) {
     throw codedError(ErrorCodes.INVALID_OPTION, 'either port or fd is required');
   }

@@ -63,7 +63,26 @@ export function formatPrometheus(stats: ListenerStats, constantLabels: Labels = 
     Object.entries(stats.acceptRetries).map(([code, count]): [Labels, number] => [{ code }, count]),
   );
   out.family('accept_pauses_total', 'counter', 'Times accepting paused: out of descriptors or memory, or one accept() error repeating.', [[{}, stats.acceptPauses]]);
+  out.family(
+    'connections_rejected_total',
+    'counter',
+    'Connections closed at accept by admission control, by the limit they were over.',
+    Object.entries(stats.rejected).map(([reason, count]): [Labels, number] => [{ reason }, count]),
+  );
+  out.family('accept_backpressure_pauses_total', 'counter', 'Times accepting paused at maxConnections or maxPendingHandshakes.', [
+    [{}, stats.admission.pauses],
+  ]);
+  out.family('accept_backpressure_seconds_total', 'counter', 'Seconds accepting was paused at an admission limit.', [
+    [{}, stats.admission.pausedMs / 1000],
+  ]);
+  if (stats.admission.backlog !== null) {
+    out.family('accept_backlog', 'gauge', 'Clients waiting in the listening socket\'s accept queue.', [[{}, stats.admission.backlog]]);
+  }
   out.family('handler_errors_total', 'counter', 'Handlers that threw or rejected.', [[{}, stats.handlerErrors]]);
   out.family('idle_timeouts_total', 'counter', 'Connections closed by the idle timeout.', [[{}, stats.idleTimeouts]]);
+  out.family('proxy_protocol_rejections_total', 'counter', 'Connections closed before TLS for their PROXY protocol header, by reason.', [
+    [{ reason: 'invalid' }, stats.proxyProtocol.invalid],
+    [{ reason: 'untrusted' }, stats.proxyProtocol.untrusted],
+  ]);
   return out.toString();
 }

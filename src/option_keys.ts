@@ -15,6 +15,11 @@ const baseOptionKeys: Record<keyof BaseListenerOptions, true> = {
   gracefulCloseTimeout: true,
   idleTimeout: true,
   workers: true,
+  proxyProtocol: true,
+  trustedProxies: true,
+  maxConnections: true,
+  maxConnectionsPerAddress: true,
+  deferAccept: true,
 };
 
 const tlsOptionKeys: Record<keyof ListenerOptions, true> = {
@@ -26,6 +31,7 @@ const tlsOptionKeys: Record<keyof ListenerOptions, true> = {
   handshakeTimeout: true,
   logTLSErrors: true,
   http: true,
+  maxPendingHandshakes: true,
 };
 
 const closeOptionKeys: Record<keyof CloseOptions, true> = {

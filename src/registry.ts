@@ -15,10 +15,21 @@ export interface ConnectionRecord {
   phase: ConnectionPhase;
   /** The socket handed to the handler (a TLSSocket for TLS listeners), once there is one. */
   served?: net.Socket;
-  /** The peer, read at accept; empty where the socket had none (already reset, or a pipe). */
-  readonly peer: { remoteAddress?: string; remotePort?: number };
+  /**
+   * The peer, read at accept; empty where the socket had none (already reset, or a pipe).
+   * Behind a PROXY protocol load balancer, the client the header names once it is read.
+   */
+  peer: { remoteAddress?: string; remotePort?: number };
   /** Set when the listener itself ends the connection: by close(), or the idle timeout. */
   endedBy?: 'listener' | 'idle';
+  /** Its slot in the acceptor's per-address counts (src/accept/admission.ts), or -1/absent. */
+  addressSlot?: number;
+}
+
+/** Told when a registered connection leaves setup and when it is released (admission control). */
+export interface RegistryObserver {
+  setupEnded(record: ConnectionRecord): void;
+  released(record: ConnectionRecord): void;
 }
 
 export interface SetupCounters {
@@ -37,6 +48,15 @@ export interface RegistryCounters {
   sni: { sniCredential: number; primaryCredential: number };
   handlerErrors: number;
   idleTimeouts: number;
+  proxyProtocol: ProxyProtocolRejections;
+}
+
+/** Connections closed before TLS for their PROXY protocol header. */
+export interface ProxyProtocolRejections {
+  /** Malformed, oversized, of a version not accepted, or missing. */
+  invalid: number;
+  /** From a peer not in trustedProxies. */
+  untrusted: number;
 }
 
 export class ConnectionRegistry {
@@ -50,6 +70,8 @@ export class ConnectionRegistry {
   readonly sni = { sniCredential: 0, primaryCredential: 0 };
   handlerErrors = 0;
   idleTimeouts = 0;
+  readonly proxyProtocol: ProxyProtocolRejections = { invalid: 0, untrusted: 0 };
+  observer: RegistryObserver | null = null;
 
   /** Ids count 1, 2, 3, ... per listener, one for every accepted connection. */
   nextId(): number {
@@ -64,9 +86,18 @@ export class ConnectionRegistry {
 
   /** The connection's descriptor is released: counted once, whatever ended it. */
   release(id: number): void {
-    if (!this.active.delete(id)) return;
+    const record = this.active.get(id);
+    if (record === undefined) return;
+    this.active.delete(id);
     this.closed++;
+    this.observer?.released(record);
     if (this.active.size === 0) this.notifyEmpty();
+  }
+
+  /** Setup is over: the handler has the connection. */
+  enterHandler(record: ConnectionRecord): void {
+    record.phase = 'handler';
+    this.observer?.setupEnded(record);
   }
 
   /** A descriptor that was closed before it could be registered (its wrapping failed). */
@@ -108,6 +139,7 @@ export class ConnectionRegistry {
       sni: { ...this.sni },
       handlerErrors: this.handlerErrors,
       idleTimeouts: this.idleTimeouts,
+      proxyProtocol: { ...this.proxyProtocol },
     };
   }
 }

@@ -6,11 +6,18 @@ import { rejectUnknownOptions } from './option_keys.js';
 import { createTcpWorkersListener } from './workers/create.js';
 import type { WorkersListener } from './workers/worker_listener.js';
 import type { WorkersOptions } from './workers/worker_options.js';
+import { ErrorCodes } from './errors.js';
+import { behindProxy } from './proxy/behind_proxy.js';
+import type { ProxiedInfo } from './proxy/proxy_setup.js';
 import type { BaseListenerOptions, ConnectionSetup, Handler, ListenerDependencies } from './listener.js';
 
-export interface TCPConnectionInfo {
+/** `remoteAddress`, `remotePort` and `proxy` are set with the proxyProtocol option (src/proxy/). */
+export interface TCPConnectionInfo extends ProxiedInfo {
   id: number;
 }
+
+/** ms a client behind a PROXY protocol load balancer has to send its header (TCP has no handshake timeout). */
+const PROXY_HEADER_TIMEOUT_MS = 60_000;
 
 export interface TCPListenerOptions extends BaseListenerOptions {
   port: number | string;
@@ -26,7 +33,7 @@ const noSetup: ConnectionSetup<net.Socket, TCPConnectionInfo> = {
 export class TCPListener extends Listener<net.Socket, TCPConnectionInfo> {
   constructor(options: TCPListenerOptions, handler: Handler<net.Socket, TCPConnectionInfo>, dependencies?: ListenerDependencies) {
     rejectUnknownOptions('createLocalTCPListener', options);
-    super(options, noSetup, handler, dependencies);
+    super(options, behindProxy(noSetup, options, PROXY_HEADER_TIMEOUT_MS, ErrorCodes.PROXY_PROTOCOL_INVALID), handler, dependencies);
   }
 }
 

@@ -192,12 +192,23 @@ describe('CLI: command line', function () {
       '--handshake-timeout',
       '--backend',
       '--log-tls-errors',
+      '--log-format',
       '--help',
       '--version',
     ]) {
       expect(stdout).to.include(flag);
     }
     expect(stdout).to.match(/^Usage: native-tls-listener \[options\]/);
+  });
+
+  it("the README's CLI section shows --help exactly as it prints", async function () {
+    // The default state directory in the help depends on HOME; the README shows /home/you.
+    const { exit, stdout } = await runCli(['--help'], { HOME: '/home/you', XDG_CONFIG_HOME: '' });
+    expect(exit.code).to.equal(0);
+    const readme = fs.readFileSync(path.join(repoRoot, 'README.md'), 'utf8');
+    const block = /<!-- cli-help:start -->\n```text\n\$ native-tls-listener --help\n([\s\S]*?)```\n<!-- cli-help:end -->/.exec(readme);
+    expect(block, 'the README has the --help block').to.not.equal(null);
+    expect(block?.[1]).to.equal(stdout);
   });
 
   it('--version prints the package version and exits 0', async function () {
@@ -218,6 +229,7 @@ describe('CLI: command line', function () {
     ['--sni-cert without --sni-key', ['--sni-cert', 'sni.pem'], /--sni-key is required with --sni-cert/],
     ['--ca without --cert', ['--ca', 'ca.pem'], /--ca needs --cert and --key/],
     ['a stray argument', ['serve'], /too many arguments/],
+    ['an unknown log format', ['--log-format', 'xml'], /Allowed choices are text, json/],
   ];
   for (const [what, args, message] of usageErrors) {
     it(`${what}: the error and the usage on stderr, exit 2, nothing started`, async function () {
@@ -385,7 +397,7 @@ describe('CLI: the banner', function () {
     expect(banner).to.include(`native-tls-listener ${VERSION}`);
     expect(banner).to.match(new RegExp(`^listening on 127\\.0\\.0\\.1:${port} \\((native|js) backend\\)$`, 'm'));
     expect(banner).to.match(/^CA fingerprint \(SHA-256\): /m);
-    expect(printedCommand(banner, 'openssl')).to.deep.equal(['openssl', 's_client', '-quiet', '-connect', `127.0.0.1:${port}`, '-CAfile', ca]);
+    expect(printedCommand(banner, 'openssl')).to.deep.equal(['openssl', 's_client', '-quiet', '-verify_return_error', '-connect', `127.0.0.1:${port}`, '-CAfile', ca]);
     expect(printedCommand(banner, 'curl')).to.deep.equal(['curl', '--cacert', ca, `https://localhost:${port}/`]);
 
     const [, ...opensslArgs] = printedCommand(banner, 'openssl');
@@ -543,6 +555,19 @@ describe('CLI: flags for the real job', function () {
     client.destroy();
   });
 
+  it('--cert --key without --ca: the printed openssl command verifies the served chain against that certificate', async function () {
+    const { cli } = await startCli(['--cert', pki.server.cert, '--key', pki.server.key]);
+    const certificate = new X509Certificate(fs.readFileSync(pki.server.cert));
+    expect(certificate.checkIssued(certificate), 'the served certificate is not a root').to.equal(false);
+    expect(cli.stdout).to.match(/^certificate fingerprint \(SHA-256\): /m);
+    const [, ...opensslArgs] = printedCommand(cli.stdout, 'openssl');
+    expect(opensslArgs).to.include('-verify_return_error');
+    const session = await sClient(opensslArgs.slice(1), 'hello\nquit\n');
+    expect(session.stderr, 'the chain verifies against the certificate').to.include('verify return:1');
+    expect(session.stderr).to.not.include('verify error');
+    expect(session.stdout).to.include('hello\nbye\n');
+  });
+
   it('--sni-cert --sni-key: HTTPS with that certificate, at the name it is for', async function () {
     const { cli, port } = await startCli(['--cert', pki.server.cert, '--key', pki.server.key, '--ca', pki.ca.cert, '--sni-cert', pki.sni.cert, '--sni-key', pki.sni.key]);
     const command = printedCommand(cli.stdout, 'curl');
@@ -594,5 +619,58 @@ describe('CLI: flags for the real job', function () {
     plain.on('error', () => undefined);
     plain.end('GET / HTTP/1.0\r\n\r\n');
     await waitUntil(() => /TLS setup of connection 1 from .* failed: ERR_SSL_HTTP_REQUEST/.test(cli.stderr), 'the TLS error on stderr');
+  });
+});
+
+describe('CLI: --log-format json', function () {
+  interface LogLine {
+    time: string;
+    level: string;
+    event: string;
+    message: string;
+    [field: string]: unknown;
+  }
+  const parse = (stdout: string): LogLine[] =>
+    stdout
+      .split('\n')
+      .filter((line) => line !== '')
+      .map((line) => JSON.parse(line) as LogLine);
+
+  it('one JSON object per line on stdout: listening, TLS client errors, stopping, stopped with the stats; nothing on stderr', async function () {
+    const stateDir = tempDir();
+    const cli = spawnCli(['--port', '0', '--state-dir', stateDir, '--log-format', 'json', '--log-tls-errors']);
+    await waitUntil(() => cli.stdout.includes('"event":"listening"') || cli.exit !== null, 'the listening event', PROCESS_WAIT_MS);
+    const [listening] = parse(cli.stdout);
+    expect(listening).to.include({ level: 'info', event: 'listening', address: '127.0.0.1', backend: nativeAvailable() ? 'native' : 'js' });
+    expect(new Date(listening?.time ?? '').getTime()).to.be.closeTo(Date.now(), 60_000);
+    const port = listening?.port as number;
+    expect(port).to.be.a('number').above(0);
+    expect(listening?.fingerprint).to.equal(await opensslFingerprint(path.join(stateDir, 'ca.pem')));
+    expect(listening?.opensslCommand).to.include(`-connect 127.0.0.1:${port}`);
+
+    const plain = net.connect({ host: '127.0.0.1', port });
+    plain.on('error', () => undefined);
+    plain.end('GET / HTTP/1.0\r\n\r\n');
+    await waitUntil(() => cli.stdout.includes('"event":"tlsClientError"'), 'the TLS error event');
+    const failed = parse(cli.stdout).find((line) => line.event === 'tlsClientError');
+    expect(failed).to.include({ level: 'warn', connection: 1, remoteAddress: '127.0.0.1' });
+    expect(failed?.code).to.match(/^ERR_SSL_/);
+
+    expect((await cli.stop('SIGTERM')).code).to.equal(0);
+    const lines = parse(cli.stdout);
+    expect(lines.map((line) => line.event)).to.deep.equal(['listening', 'tlsClientError', 'stopping', 'stopped']);
+    expect(lines[2]).to.include({ event: 'stopping', signal: 'SIGTERM' });
+    expect(lines[3]).to.include({ event: 'stopped', exitCode: 0 });
+    expect(lines[3]?.stats).to.deep.include({ accepted: 1, active: 0, leaked: 0 });
+    expect(cli.stderr).to.equal('');
+  });
+
+  it('a start-up failure is a startFailed event, exit 1', async function () {
+    const { exit, stdout, stderr } = await runCli(['--port', '0', '--state-dir', tempDir(), '--log-format', 'json', '--cert', '/nonexistent.pem', '--key', '/nonexistent.key']);
+    expect(exit.code).to.equal(1);
+    const [failure] = parse(stdout);
+    expect(failure).to.include({ level: 'error', event: 'startFailed' });
+    expect(failure?.message).to.include('/nonexistent.pem');
+    expect(stderr).to.equal('');
   });
 });

@@ -14,7 +14,8 @@ import type { ListenerStats } from '../src/index.js';
 import { repoRoot } from './support/paths.js';
 import { writePkiFiles } from './support/pki.js';
 import type { PkiFiles } from './support/pki.js';
-import { Client, canBind, delay, waitUntil, within } from './support/sockets.js';
+import { Cleanup, Client, canBind, delay, waitUntil, within } from './support/sockets.js';
+import { proxiedTlsConnect, v1 } from './support/proxy_headers.js';
 
 const execFileAsync = promisify(execFile);
 const EXAMPLES_DIR = path.join(repoRoot, 'dist', 'examples');
@@ -27,6 +28,7 @@ const EXAMPLES = [
   'stats_and_metrics',
   'graceful_shutdown',
   'worker_threads',
+  'behind_load_balancer',
 ] as const;
 
 type ExampleName = (typeof EXAMPLES)[number];
@@ -286,5 +288,20 @@ describe('examples: every core, worker threads', function () {
     expect(JSON.parse(closed ?? 'null')).to.deep.equal({ accepted: 2, closed: 2, active: 0, leaked: 0, perWorker: [1, 1] });
     expect(example.stdout).to.include('worker 0: online').and.to.include('worker 1: online');
     expect(await within(example.exited, 'the example to exit', PROCESS_WAIT_MS)).to.deep.equal({ code: 0, signal: null });
+  });
+});
+
+describe('examples: behind a load balancer (PROXY protocol)', function () {
+  const cleanup = new Cleanup();
+  afterEach(() => cleanup.run());
+
+  it('greets the client the header names, and refuses a client without one', async function () {
+    const example = await startExample('behind_load_balancer');
+    const proxied = proxiedTlsConnect(cleanup, example.port, v1('PROXY TCP4 203.0.113.7 127.0.0.1 4242 443'), { host: '127.0.0.1', ca: exampleCa, rejectUnauthorized: true });
+    await proxied.receive('hello 203.0.113.7:4242 via 127.0.0.1\n');
+    const direct = tls.connect({ host: '127.0.0.1', port: example.port, ca: exampleCa });
+    cleanup.add(() => direct.destroy());
+    direct.on('error', () => undefined);
+    await example.waitForLine(/^refused 127\.0\.0\.1: ERR_PROXY_PROTOCOL_INVALID$/m);
   });
 });

@@ -110,3 +110,35 @@ describe('descriptor exhaustion: the listener stays up, idles while it cannot ac
     });
   }
 });
+
+describe('descriptor exhaustion: a released connection ends the pause at once, not when the back-off timer fires', () => {
+  const cleanup = new Cleanup();
+  afterEach(() => cleanup.run());
+
+  it('native backend: with a 60 s back-off, closing one held client gets the next waiting client served', async function () {
+    if (!prlimitAvailable()) this.skip();
+    this.timeout(30_000);
+    // The first back-off is a minute: a client served within the wait below was resumed by
+    // the release, never by the timer.
+    const child = ChildListener.start(
+      { backend: 'native', host: '127.0.0.1', mode: 'hold', acceptorOptions: { pauseMinMs: 60_000, pauseMaxMs: 60_000 } },
+      { wrapper: ['prlimit', `--nofile=${DESCRIPTOR_LIMIT}:${DESCRIPTOR_LIMIT}`] },
+    );
+    cleanup.add(() => child.stop());
+    const { port } = await child.waitFor('listening');
+    const flood: Client[] = [];
+    cleanup.add(() => flood.forEach((c) => c.destroy()));
+    for (let i = 0; i < DESCRIPTOR_LIMIT + 10; i++) flood.push(await connect(port));
+    await child.waitFor('acceptPaused');
+    const greeted = (): Client[] => flood.filter((c) => c.received.startsWith('hello'));
+    const held = await statsOf(child);
+    await waitUntil(() => greeted().length === held.accepted, () => `every held client greeted (${greeted().length}/${held.accepted})`);
+    const waiting = flood.filter((c) => !c.received.startsWith('hello'));
+    expect(waiting.length, 'clients left in the backlog').to.be.above(0);
+
+    // One held client goes: its descriptor is released, and the acceptor resumes at once.
+    greeted()[0]?.destroy();
+    await waitUntil(() => waiting.some((c) => c.received.startsWith('hello')), 'a waiting client to be served after the release', 10_000);
+    expect(child.all('acceptPaused').length, 'pauses: the first, and one more at most as the freed descriptor is reused').to.be.within(1, 2);
+  });
+});

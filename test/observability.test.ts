@@ -200,6 +200,16 @@ function expectedSamples(stats: ListenerStats): Array<[string, Record<string, st
     ['accept_pauses_total', {}, stats.acceptPauses],
     ['handler_errors_total', {}, stats.handlerErrors],
     ['idle_timeouts_total', {}, stats.idleTimeouts],
+    ['proxy_protocol_rejections_total', { reason: 'invalid' }, stats.proxyProtocol.invalid],
+    ['proxy_protocol_rejections_total', { reason: 'untrusted' }, stats.proxyProtocol.untrusted],
+    ['accept_backpressure_pauses_total', {}, stats.admission.pauses],
+    ['accept_backpressure_seconds_total', {}, stats.admission.pausedMs / 1000],
+    ...(stats.admission.backlog !== null ? [['accept_backlog', {}, stats.admission.backlog] as [string, Record<string, string>, number]] : []),
+    ...Object.entries(stats.rejected).map(([reason, count]): [string, Record<string, string>, number] => [
+      'connections_rejected_total',
+      { reason },
+      count,
+    ]),
     ...Object.entries(stats.acceptRetries).map(([code, count]): [string, Record<string, string>, number] => [
       'accept_retries_total',
       { code },

@@ -21,7 +21,7 @@ interface LoaderOutcome {
 interface PackedInstallSummary {
   prebuilds: string[];
   sourceMaps: number;
-  consumers: Array<{ node: string; compiledAtInstall: boolean; buildDirectory: boolean; loaders: Record<string, LoaderOutcome> }>;
+  consumers: Array<{ node: string; compiledAtInstall: boolean; buildDirectory: boolean; command: string; loaders: Record<string, LoaderOutcome> }>;
   problems: string[];
 }
 
@@ -60,6 +60,10 @@ describe('the packed tarball installed without a compiler', function () {
 
   it('serves on the native backend when required (CommonJS)', function () {
     expect(summary.consumers[0]?.loaders.require).to.deep.equal({ nativeAvailable: true, backend: 'native', reply: 'served' });
+  });
+
+  it('installs the command: `npx native-tls-listener --version` runs in the consumer project', function () {
+    expect(summary.consumers[0]?.command).to.equal('runs');
   });
 
   it('ships the MIT licence, and every source its source maps name', function () {

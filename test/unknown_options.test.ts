@@ -98,11 +98,32 @@ describe('unknown option keys', function () {
             handshakeTimeout: 1000,
             logTLSErrors: false,
             http: () => undefined,
+            proxyProtocol: 'any',
+            trustedProxies: ['127.0.0.1'],
+            maxConnections: 100,
+            maxPendingHandshakes: 10,
+            maxConnectionsPerAddress: 10,
+            deferAccept: 5,
           },
           () => undefined,
         );
         cleanup.add(() => tls.close({ gracefulTimeout: 0 }));
-        const tcp = createLocalTCPListener({ port: 0, host: '127.0.0.1', backlog: 16, backend, gracefulCloseTimeout: 100, idleTimeout: 10_000 }, () => undefined);
+        const tcp = createLocalTCPListener(
+          {
+            port: 0,
+            host: '127.0.0.1',
+            backlog: 16,
+            backend,
+            gracefulCloseTimeout: 100,
+            idleTimeout: 10_000,
+            proxyProtocol: 'v1',
+            trustedProxies: ['::1'],
+            maxConnections: 100,
+            maxConnectionsPerAddress: 10,
+            deferAccept: 5,
+          },
+          () => undefined,
+        );
         cleanup.add(() => tcp.close({ gracefulTimeout: 0 }));
       });
     });

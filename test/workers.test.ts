@@ -245,6 +245,14 @@ describe('workers: options', () => {
       .with.property('code', ErrorCodes.NATIVE_REQUIRED);
   });
 
+  it('single-thread options workers do not carry yet (admission limits, PROXY protocol) are refused, not ignored', () => {
+    for (const extra of [{ maxConnections: 10 }, { deferAccept: 1 }, { proxyProtocol: 'v1', trustedProxies: ['127.0.0.1'] }]) {
+      expect(() => createLocalTCPListener({ port: 0, ...extra, workers: { count: 1, module: handlerModule } } as never), JSON.stringify(extra))
+        .to.throw()
+        .with.property('code', ErrorCodes.INVALID_OPTION);
+    }
+  });
+
   it('a bad workers option is refused with ERR_INVALID_OPTION', () => {
     for (const workers of [{ count: 0, module: handlerModule }, { module: '' }, { module: handlerModule, workerData: () => 1 }, { module: handlerModule, threads: 2 }]) {
       expect(() => createLocalTCPListener({ port: 0, workers: workers as never }), JSON.stringify(workers))

@@ -1,8 +1,9 @@
 // The seam between "something accepts connections" and the listener that serves them.
 // Two implementations: the native acceptor (native_backend.ts) and net.Server (js_backend.ts).
 import type net from 'node:net';
-import type { ResolvedAddress } from '../native/binding.js';
+import type { PeerAddress, ResolvedAddress } from '../native/binding.js';
 import type { SystemError } from '../errors.js';
+import type { AdmissionReason, RejectionReason } from './admission.js';
 
 export type BackendKind = 'native' | 'js';
 
@@ -16,13 +17,24 @@ export interface AcceptSink {
    * -1 into its slot; what it leaves is closed by the acceptor when this returns (the other
    * slot states are listed at BatchCallback in src/native/binding.ts).
    */
-  onDescriptors(fds: Int32Array): void;
+  onDescriptors(fds: Int32Array, addressSlots: Int32Array, peers?: Array<PeerAddress | null>): void;
   /** JS backend: a connection already wrapped by net.Server. */
   onSocket(socket: net.Socket): void;
   onRetry(error: SystemError): void;
   onPause(error: SystemError, delayMs: number): void;
   /** The backend has already closed its listening socket when this is called. */
   onFatal(error: SystemError): void;
+  /** Native backend: accepting stopped at an admission limit (true), or resumed (false). */
+  onBackpressure(paused: boolean, reason: AdmissionReason): void;
+}
+
+export interface AdmissionCountersSnapshot {
+  /** why accepting is paused now, or null */
+  pausedFor: AdmissionReason | null;
+  pausedMs: number;
+  pauses: number;
+  /** the accept queue's length now (Linux, native backend), else null */
+  backlog: number | null;
 }
 
 export interface AcceptCounters {
@@ -30,6 +42,9 @@ export interface AcceptCounters {
   accepted: number;
   pauses: number;
   retriesByErrno: Record<string, number>;
+  admission: AdmissionCountersSnapshot;
+  /** connections closed at accept, by the limit they were over */
+  rejected: Record<RejectionReason, number>;
 }
 
 export interface AcceptBackend {
@@ -40,6 +55,8 @@ export interface AcceptBackend {
   counters(): AcceptCounters;
   /** Closes the listening socket at once (the port is free when this returns); idempotent. */
   close(): void;
+  /** A connection was released while accepting is paused (admission.ts said so): resume if it can. */
+  resume(): void;
   ref(): void;
   unref(): void;
 }

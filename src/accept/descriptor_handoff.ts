@@ -30,8 +30,8 @@ const SLOT_RETURNED = -3;
 
 /** Where each descriptor of a batch goes once its slot says who owns it. */
 export interface HandOffSink {
-  /** A socket's handle owns `fd` now: track it as connection `id`. */
-  wrapped(id: number, socket: net.Socket, fd: number): void;
+  /** A socket's handle owns `fd` (slot `index` of the batch) now: track it as connection `id`. */
+  wrapped(id: number, socket: net.Socket, fd: number, index: number): void;
   /** Wrapping threw; the acceptor has the descriptor back and closes it. */
   returned(fd: number, id: number, error: unknown): void;
 }
@@ -60,6 +60,6 @@ export function handOffBatch(fds: Int32Array, adopt: DescriptorAdopter, ids: { n
       debug('descriptor %d was taken by the adopter: neither tracked nor closed here', fd);
       continue;
     }
-    sink.wrapped(id, socket, fd);
+    sink.wrapped(id, socket, fd, i);
   }
 }

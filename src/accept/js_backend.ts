@@ -7,6 +7,8 @@ import { adoptionError, unsupportedFamilyError } from './adoption.js';
 import { codedError, ErrorCodes, systemError } from '../errors.js';
 import type { SystemError } from '../errors.js';
 import type { NativeBinding } from '../native/binding.js';
+import type { AdmissionCounters } from './admission.js';
+import { debug } from '../diagnostics.js';
 
 // libuv defers a bind() failure to listen(), so Node reports EADDRINUSE from 'listen' with a
 // negative errno; report it as the native backend does (positive errno, the call that failed).
@@ -30,13 +32,31 @@ export class JsAcceptBackend implements AcceptBackend {
 
   constructor(
     private readonly sink: AcceptSink,
-    /** The addon, when it loads: used only to prepare an adopted descriptor. */
-    private readonly binding: NativeBinding | null = null,
+    /** The addon, when it loads: used only to prepare an adopted descriptor and for deferAccept. */
+    private readonly binding: NativeBinding | null,
+    private readonly admission: AdmissionCounters,
   ) {
     this.server = net.createServer({ noDelay: false }, (socket) => {
+      // net.Server cannot stop accepting and leave clients in the backlog: a connection over
+      // a limit is closed at once instead (README: "Admission control").
+      const rejectedFor = this.admission.admitJs(() => socket.remoteAddress, (release) => socket.once('close', release));
+      if (rejectedFor !== null) {
+        debug('connection from %s closed at accept: %s reached', socket.remoteAddress, rejectedFor);
+        socket.destroy();
+        return;
+      }
       this.accepted++;
       this.sink.onSocket(socket);
     });
+  }
+
+  /** TCP_DEFER_ACCEPT through the addon, when it loaded; net.Server has no way to set it. */
+  private applyDeferAccept(): void {
+    const seconds = this.admission.limits.deferAccept ?? 0;
+    const fd = (this.server as unknown as { _handle?: { fd?: unknown } | null })._handle?.fd;
+    if (seconds === 0 || this.binding === null || typeof fd !== 'number' || fd < 0) return;
+    const errno = this.binding.setDeferAccept(fd, seconds);
+    if (errno !== 0) debug('deferAccept not applied: %s', systemError(errno, 'setsockopt').message);
   }
 
   open(target: ListenTarget): Promise<net.AddressInfo> {
@@ -58,6 +78,7 @@ export class JsAcceptBackend implements AcceptBackend {
           return;
         }
         this.server.on('error', (error: SystemError) => this.onServerError(error));
+        this.applyDeferAccept();
         // Listening from here, whatever follows: close() must stop it.
         this.listening = true;
         const address = this.address();
@@ -105,8 +126,18 @@ export class JsAcceptBackend implements AcceptBackend {
   }
 
   counters(): AcceptCounters {
-    return { accepted: this.accepted, pauses: this.pauses, retriesByErrno: { ...this.retriesByErrno } };
+    return {
+      accepted: this.accepted,
+      pauses: this.pauses,
+      retriesByErrno: { ...this.retriesByErrno },
+      // It never pauses at a limit (see the constructor); the backlog is not readable from here.
+      admission: { pausedFor: null, pausedMs: 0, pauses: 0, backlog: null },
+      rejected: { ...this.admission.rejected },
+    };
   }
+
+  /** Nothing to resume: net.Server never stops accepting. */
+  resume(): void {}
 
   close(): void {
     if (this.closed) return;

@@ -10,9 +10,16 @@ import type net from 'node:net';
 import type { AcceptBackend, AcceptCounters, AcceptSink, ListenTarget } from './backend.js';
 import { adoptionError } from './adoption.js';
 import { validateAcceptorOptions } from './acceptor_options.js';
-import { AcceptEventKind } from '../native/binding.js';
+import { AcceptEventKind, AdmissionReasonCode } from '../native/binding.js';
+import type { AdmissionCounters, AdmissionReason } from './admission.js';
 import type { AcceptorOptions, ListenOutcome, NativeAcceptor, NativeBinding, NativeCallFailure } from '../native/binding.js';
-import { codedError, ErrorCodes, systemError } from '../errors.js';
+import { codedError, errnoName, ErrorCodes, systemError } from '../errors.js';
+
+const ENOPROTOOPT_NAME = 'ENOPROTOOPT';
+
+function admissionReasonOf(code: number): AdmissionReason {
+  return code === AdmissionReasonCode.MaxPendingHandshakes ? 'maxPendingHandshakes' : 'maxConnections';
+}
 
 function isNativeCallFailure(error: unknown): error is NativeCallFailure {
   const candidate = error as Partial<NativeCallFailure> | null;
@@ -30,11 +37,16 @@ export class NativeAcceptBackend implements AcceptBackend {
   private closed = false;
 
   private readonly acceptorOptions: AcceptorOptions;
+  /** The limit accepting is paused at, between the Backpressure event and resume(). */
+  private pausedFor: AdmissionReason | null = null;
 
   constructor(
     private readonly binding: NativeBinding,
     private readonly sink: AcceptSink,
     acceptorOptions: AcceptorOptions = {},
+    private readonly admission: AdmissionCounters,
+    /** Whether each batch comes with its peers' addresses (the listener reads them at accept). */
+    private readonly peerAddresses = false,
   ) {
     this.acceptorOptions = validateAcceptorOptions(acceptorOptions);
   }
@@ -48,13 +60,21 @@ export class NativeAcceptBackend implements AcceptBackend {
       if (target.kind === 'fd') return Promise.reject(adoptionError(target.fd, outcome));
       return Promise.reject(systemError(outcome.errno, outcome.syscall, { address: target.address.address, port: target.address.port }));
     }
+    const deferAccept = this.admission.limits.deferAccept ?? 0;
+    if (deferAccept > 0) {
+      const errno = this.binding.setDeferAccept(outcome.fd, deferAccept);
+      // Without TCP_DEFER_ACCEPT (not Linux) the option does nothing, as documented.
+      if (errno !== 0 && errnoName(errno) !== ENOPROTOOPT_NAME) {
+        return this.failBeforeAccepting(target, outcome.fd, systemError(errno, 'setsockopt'));
+      }
+    }
     let acceptor: NativeAcceptor;
     try {
       acceptor = new this.binding.Acceptor(
         outcome.fd,
-        (fds) => this.sink.onDescriptors(fds),
+        (fds, addressSlots, peers) => this.sink.onDescriptors(fds, addressSlots, peers),
         (kind, errno, delayMs) => this.onAcceptEvent(kind, errno, delayMs),
-        this.acceptorOptions,
+        { ...this.acceptorOptions, ...this.admission.nativeOptions(), peerAddresses: this.peerAddresses },
       );
     } catch (error) {
       // E.g. uv_poll_init EEXIST: this thread already polls the descriptor (a net.Server
@@ -91,6 +111,11 @@ export class NativeAcceptBackend implements AcceptBackend {
   }
 
   private onAcceptEvent(kind: AcceptEventKind, errno: number, delayMs: number): void {
+    if (kind === AcceptEventKind.Backpressure) {
+      this.pausedFor = admissionReasonOf(errno);
+      this.sink.onBackpressure(true, this.pausedFor);
+      return;
+    }
     const error = systemError(errno, 'accept');
     if (kind === AcceptEventKind.Retry) this.sink.onRetry(error);
     else if (kind === AcceptEventKind.Pause) this.sink.onPause(error, delayMs);
@@ -102,9 +127,28 @@ export class NativeAcceptBackend implements AcceptBackend {
   }
 
   counters(): AcceptCounters {
-    if (!this.acceptor) return { accepted: 0, pauses: 0, retriesByErrno: {} };
+    const rejected = { ...this.admission.rejected };
+    if (!this.acceptor) {
+      return { accepted: 0, pauses: 0, retriesByErrno: {}, admission: { pausedFor: null, pausedMs: 0, pauses: 0, backlog: null }, rejected };
+    }
     const stats = this.acceptor.stats();
-    return { accepted: stats.accepted, pauses: stats.pauses, retriesByErrno: stats.retriesByErrno };
+    const { reason, pausedMs, pauses, backlog, rejectedPerAddress } = stats.admission;
+    rejected.maxConnectionsPerAddress = rejectedPerAddress;
+    return {
+      accepted: stats.accepted,
+      pauses: stats.pauses,
+      retriesByErrno: stats.retriesByErrno,
+      admission: { pausedFor: reason === AdmissionReasonCode.None ? null : admissionReasonOf(reason), pausedMs, pauses, backlog },
+      rejected,
+    };
+  }
+
+  resume(): void {
+    if (this.acceptor?.resume() === true && this.pausedFor !== null) {
+      const reason = this.pausedFor;
+      this.pausedFor = null;
+      this.sink.onBackpressure(false, reason);
+    }
   }
 
   close(): void {

@@ -15,6 +15,11 @@ export interface BannerFacts {
   fingerprintOf: string;
   /** The file a client trusts: the CA, or the certificate itself. */
   trustFile: string;
+  /**
+   * Whether the first certificate in `trustFile` is self-signed (a root). When it is not (a
+   * leaf or an intermediate), OpenSSL verifies against it only with -partial_chain.
+   */
+  trustFileIsRoot: boolean;
   /** When there is an SNI credential: the name HTTPS is served for, and the file that verifies it. */
   https?: { name: string; trustFile: string };
   /** Extra lines (where the default PKI lives, what was just created). */
@@ -46,12 +51,15 @@ function shellWord(word: string): string {
   return /^[\w@%+=:,./[\]-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
-export function opensslCommand(facts: BannerFacts): string {
+export function opensslCommand(facts: Pick<BannerFacts, 'address' | 'trustFile' | 'trustFileIsRoot'>): string {
   const host = connectHost(facts.address.address);
-  // s_client sends no SNI for an IP address, so this reaches the line protocol.
-  return ['openssl', 's_client', '-quiet', '-connect', hostPort(host, facts.address.port), '-CAfile', facts.trustFile]
-    .map(shellWord)
-    .join(' ');
+  // s_client sends no SNI for an IP address, so this reaches the line protocol. Without
+  // -verify_return_error, -quiet goes on after a failed verification and proves nothing.
+  const words = ['openssl', 's_client', '-quiet', '-verify_return_error', '-connect', hostPort(host, facts.address.port), '-CAfile', facts.trustFile];
+  // A served certificate that is not a root (given with --cert and no --ca) is a trust anchor
+  // only with -partial_chain; curl sets that flag by itself.
+  if (!facts.trustFileIsRoot) words.push('-partial_chain');
+  return words.map(shellWord).join(' ');
 }
 
 export function curlCommand(address: net.AddressInfo, https: { name: string; trustFile: string }): string {

@@ -9,7 +9,8 @@ import { parseCommandLine } from './options.js';
 import { resolveServingCredentials } from './serving_credentials.js';
 import type { ServingCredentials } from './serving_credentials.js';
 import { createCliListener } from './server.js';
-import { finalStatsLine, startBanner } from './banner.js';
+import { createCliLog } from './log.js';
+import type { CliLog } from './log.js';
 import { describeStartupFailure, EXIT_FAILURE } from './startup_error.js';
 import type { TLSListener } from '../index.js';
 
@@ -26,7 +27,8 @@ function packageVersion(): string {
 
 const out = (text: string): void => void process.stdout.write(text);
 const err = (text: string): void => void process.stderr.write(text);
-const log = (line: string): void => err(`native-tls-listener: ${line}\n`);
+/** The log until the command line has chosen one: a failure before that is told as text. */
+let log: CliLog = createCliLog('text', { out, err });
 
 /** Resolves with the signal's name, or rejects when the listener fails on its own. */
 function untilStopped(listener: TLSListener): Promise<NodeJS.Signals> {
@@ -47,8 +49,8 @@ function untilStopped(listener: TLSListener): Promise<NodeJS.Signals> {
 }
 
 function forceExit(listener: TLSListener, signal: NodeJS.Signals): void {
-  log(`${signal} again: exiting without waiting for connections`);
-  out(finalStatsLine(listener.stats()));
+  log.event('warn', 'forcedExit', `${signal} again: exiting without waiting for connections`, { signal });
+  log.stopped(listener.stats(), EXIT_FAILURE);
   exitAfterFlush(EXIT_FAILURE);
 }
 
@@ -57,6 +59,7 @@ async function run(args: readonly string[]): Promise<number> {
   const parsed = parseCommandLine(args, version, { writeOut: out, writeErr: err });
   if (parsed.kind === 'exit') return parsed.code;
   const { options } = parsed;
+  log = createCliLog(options.logFormat, { out, err });
 
   let listener: TLSListener;
   let address: net.AddressInfo;
@@ -66,34 +69,38 @@ async function run(args: readonly string[]): Promise<number> {
     listener = createCliListener(options, credentials, log);
     address = await listener.listen();
   } catch (error) {
-    log(describeStartupFailure(error, options));
+    const code = (error as { code?: unknown } | null)?.code;
+    log.event('error', 'startFailed', describeStartupFailure(error, options), typeof code === 'string' ? { code } : {});
     return EXIT_FAILURE;
   }
 
-  out(
-    startBanner({
-      version,
-      address,
-      backend: listener.backend,
-      fingerprint: credentials.fingerprint,
-      fingerprintOf: credentials.fingerprintOf,
-      trustFile: credentials.trustFile,
-      notes: credentials.notes,
-      ...(credentials.https !== undefined ? { https: credentials.https } : {}),
-    }),
-  );
+  log.listening({
+    version,
+    address,
+    backend: listener.backend,
+    fingerprint: credentials.fingerprint,
+    fingerprintOf: credentials.fingerprintOf,
+    trustFile: credentials.trustFile,
+    trustFileIsRoot: credentials.trustFileIsRoot,
+    notes: credentials.notes,
+    ...(credentials.https !== undefined ? { https: credentials.https } : {}),
+  });
 
   let status = EXIT_OK;
   try {
     const signal = await untilStopped(listener);
-    log(`${signal}: closing (connections get ${SHUTDOWN_GRACE_MS} ms to finish)`);
+    log.event('info', 'stopping', `${signal}: closing (connections get ${SHUTDOWN_GRACE_MS} ms to finish)`, {
+      signal,
+      gracefulTimeoutMs: SHUTDOWN_GRACE_MS,
+    });
   } catch (error) {
     // The listener has already closed its listening socket; close what is left and report.
-    log(`stopped by an error: ${(error as Error).message}`);
+    const { message, code } = error as { message: string; code?: string };
+    log.event('error', 'failed', `stopped by an error: ${message}`, code !== undefined ? { code } : {});
     status = EXIT_FAILURE;
   }
   await listener.close({ gracefulTimeout: SHUTDOWN_GRACE_MS });
-  out(finalStatsLine(listener.stats()));
+  log.stopped(listener.stats(), status);
   return status;
 }
 
@@ -108,6 +115,6 @@ function exitAfterFlush(code: number): void {
 }
 
 run(process.argv.slice(2)).then(exitAfterFlush, (error: unknown) => {
-  log(`unexpected failure: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  log.event('error', 'unexpectedFailure', `unexpected failure: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
   exitAfterFlush(EXIT_FAILURE);
 });

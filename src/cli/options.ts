@@ -3,6 +3,8 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import envPaths from 'env-paths';
 import type { BackendKind, CredentialFiles } from '../index.js';
+import { LOG_FORMATS } from './log.js';
+import type { LogFormat } from './log.js';
 
 export const EXIT_USAGE = 2;
 
@@ -20,6 +22,7 @@ export interface CliOptions {
   handshakeTimeout?: number;
   backend?: BackendKind;
   logTLSErrors: boolean;
+  logFormat: LogFormat;
 }
 
 export type ParseOutcome = { kind: 'run'; options: CliOptions } | { kind: 'exit'; code: number };
@@ -79,6 +82,7 @@ interface RawFlags {
   handshakeTimeout?: number;
   backend?: BackendKind;
   logTlsErrors?: boolean;
+  logFormat: LogFormat;
 }
 
 function buildProgram(version: string, io: ParseIo): Command {
@@ -86,7 +90,7 @@ function buildProgram(version: string, io: ParseIo): Command {
   return new Command('native-tls-listener')
     .description(
       'A TLS server on the native-tls-listener package. Clients that send no SNI reach a line protocol ' +
-        '(echo, stats, quit); clients that send SNI (browsers, curl https://localhost:PORT) reach HTTPS: ' +
+        '(stats, quit, help; other lines are echoed); clients that send SNI (browsers, curl https://localhost:PORT) reach HTTPS: ' +
         '/ (live statistics), /stats (JSON), /metrics (Prometheus).',
     )
     .version(version, '-V, --version', 'print the version and exit')
@@ -107,7 +111,12 @@ function buildProgram(version: string, io: ParseIo): Command {
     .addOption(new Option('--request-client-cert', 'ask clients for a certificate (never required)'))
     .addOption(new Option('--handshake-timeout <ms>', 'time allowed for the whole TLS setup (default: 60000)').argParser(parseTimeout))
     .addOption(new Option('--backend <kind>', 'accept backend (default: native when built, else js)').choices(['native', 'js']))
-    .addOption(new Option('--log-tls-errors', 'log every failed TLS setup to stderr'))
+    .addOption(new Option('--log-tls-errors', 'log every failed TLS setup'))
+    .addOption(
+      new Option('--log-format <format>', 'text: a banner and log lines for people; json: one JSON object per event on stdout')
+        .choices(LOG_FORMATS)
+        .default('text'),
+    )
     .addHelpText(
       'after',
       '\nWithout --cert, a CA, a server certificate (127.0.0.1) and a localhost\n' +
@@ -150,6 +159,7 @@ function toOptions(program: Command, flags: RawFlags): CliOptions {
     stateDir: flags.stateDir,
     requestClientCert: flags.requestClientCert === true,
     logTLSErrors: flags.logTlsErrors === true,
+    logFormat: flags.logFormat,
   };
   if (primary) options.credential = flags.ca !== undefined ? { ...primary, caCertificateFile: flags.ca } : primary;
   if (sni) options.sniCredential = sni;

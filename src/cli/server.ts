@@ -1,22 +1,20 @@
 // The listener the CLI runs: the original router's split in the flesh. Connections served by
 // the SNI credential (browsers, curl https://localhost) go to HTTPS, the others to the line
-// protocol. Listener events are reported on stderr, the way the original logs them.
+// protocol. Listener events are reported through the CLI's log, one line each.
 import { createListener } from '../index.js';
 import type { ListenerOptions, TLSListener } from '../index.js';
 import type { CliOptions } from './options.js';
 import type { ServingCredentials } from './serving_credentials.js';
 import { createLineProtocolHandler } from './line_protocol.js';
 import { createWebHandler } from './web.js';
+import type { CliLog } from './log.js';
 
-export type Log = (line: string) => void;
-
-export function createCliListener(options: CliOptions, credentials: ServingCredentials, log: Log): TLSListener {
+export function createCliListener(options: CliOptions, credentials: ServingCredentials, log: CliLog): TLSListener {
   const listenerOptions: ListenerOptions = {
     host: options.host,
     port: options.port,
     credential: credentials.credential,
     requestClientCert: options.requestClientCert,
-    logTLSErrors: options.logTLSErrors,
   };
   if (credentials.sniCredential !== undefined) listenerOptions.sniCredential = credentials.sniCredential;
   if (options.alpn !== undefined) listenerOptions.alpn = options.alpn;
@@ -33,8 +31,24 @@ export function createCliListener(options: CliOptions, credentials: ServingCrede
   });
   const listener: TLSListener = createListener(listenerOptions, createLineProtocolHandler(() => listener.stats()));
 
-  listener.on('acceptRetry', (error: Error) => log(`accept retried after ${error.message}`));
-  listener.on('acceptPaused', (error: Error, delayMs: number) => log(`accepting paused for ${delayMs} ms after ${error.message}`));
-  listener.on('connectionError', (error: Error) => log(error.message));
+  listener.on('acceptRetry', (error) =>
+    log.event('warn', 'acceptRetry', `accept retried after ${error.message}`, { code: error.code, errno: error.errno }),
+  );
+  listener.on('acceptPaused', (error, delayMs) =>
+    log.event('warn', 'acceptPaused', `accepting paused for ${delayMs} ms after ${error.message}`, { code: error.code, errno: error.errno, delayMs }),
+  );
+  listener.on('connectionError', (error, info) => log.event('error', 'connectionError', error.message, { code: error.code, connection: info.id }));
+  if (options.logTLSErrors) {
+    // The CLI logs these itself (not with the library's logTLSErrors) so they follow --log-format.
+    listener.on('tlsClientError', (error, info) => {
+      const from = info.remoteAddress ?? '?';
+      log.event('warn', 'tlsClientError', `TLS setup of connection ${info.id} from ${from} failed: ${error.code} ${error.message}`, {
+        code: error.code,
+        connection: info.id,
+        ...(info.remoteAddress !== undefined ? { remoteAddress: info.remoteAddress } : {}),
+        ...(info.remotePort !== undefined ? { remotePort: info.remotePort } : {}),
+      });
+    });
+  }
   return listener;
 }

@@ -1,6 +1,7 @@
 // Which certificates the CLI serves: the files the user named, else the default PKI. Also what
 // clients should trust (and its fingerprint) and the name HTTPS answers to, for the banner.
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import { loadFingerprint, loadServerCredential } from '../index.js';
 import type { CredentialFiles, ServerCredential } from '../index.js';
 import { ensureDefaultPki } from './default_pki.js';
@@ -11,6 +12,8 @@ export interface ServingCredentials {
   sniCredential?: ServerCredential;
   /** The certificate file clients trust: the CA, or the server certificate itself. */
   trustFile: string;
+  /** Whether the first certificate of `trustFile` is self-signed (a root of trust). */
+  trustFileIsRoot: boolean;
   fingerprintOf: 'CA' | 'certificate';
   fingerprint: Buffer;
   /** When there is an SNI certificate: the host name it is for, and the file that verifies it. */
@@ -27,6 +30,12 @@ function nameServedBy(chainPem: string | Buffer): string {
     .map((entry) => entry.slice('DNS:'.length));
   const name = dns[0] ?? /(?:^|\n)CN=([^\n]+)/.exec(leaf.subject)?.[1] ?? 'localhost';
   return name.startsWith('*.') ? `www.${name.slice(2)}` : name;
+}
+
+/** Whether the first certificate in the file is self-signed: issued by, and signed with, itself. */
+function isSelfSigned(file: string): boolean {
+  const first = new crypto.X509Certificate(fs.readFileSync(file));
+  return first.checkIssued(first) && first.verify(first.publicKey);
 }
 
 function fromFiles(files: CredentialFiles): ServerCredential {
@@ -59,7 +68,8 @@ export async function resolveServingCredentials(options: CliOptions): Promise<Se
   }
   const credential = fromFiles(primaryFiles);
   const sniCredential = sniFiles !== undefined ? fromFiles(sniFiles) : undefined;
-  const result: ServingCredentials = { credential, trustFile, fingerprintOf, fingerprint: loadFingerprint(trustFile), notes };
+  const fingerprint = loadFingerprint(trustFile); // Throws ERR_INVALID_CREDENTIAL for a bad file.
+  const result: ServingCredentials = { credential, trustFile, trustFileIsRoot: isSelfSigned(trustFile), fingerprintOf, fingerprint, notes };
   if (sniCredential !== undefined && sniTrustFile !== undefined) {
     result.sniCredential = sniCredential;
     result.https = { name: nameServedBy(sniCredential.cert), trustFile: sniTrustFile };

@@ -26,10 +26,42 @@ export interface NativeAcceptorStats {
   /** errno (as a decimal string key) -> how many times accept() was retried after it */
   retriesByErrno: Record<string, number>;
   closed: boolean;
+  admission: {
+    /** why accepting is paused now (AdmissionReasonCode), 0 when it is not */
+    reason: AdmissionReasonCode;
+    /** ms accepting was paused at an admission limit, the current pause included */
+    pausedMs: number;
+    /** times it paused at a limit */
+    pauses: number;
+    /** connections waiting in the listening socket's accept queue (Linux TCP_INFO), else null */
+    backlog: number | null;
+    /** connections closed at accept over maxConnectionsPerAddress */
+    rejectedPerAddress: number;
+  };
+}
+
+/** Why the accept loop paused (native/admission.h AdmissionReason). */
+export const AdmissionReasonCode = { None: 0, MaxConnections: 1, MaxPendingHandshakes: 2 } as const;
+export type AdmissionReasonCode = (typeof AdmissionReasonCode)[keyof typeof AdmissionReasonCode];
+
+/**
+ * Admission control handed to the addon (src/accept/admission.ts builds it): limits (0 or
+ * absent: none; else 1..2^31-1) read before every accept(), against `admissionCounters`, an
+ * Int32Array JS and the addon share (layout in native/admission.h and admission.ts).
+ */
+export interface NativeAdmissionOptions {
+  admissionCounters?: Int32Array;
+  maxConnections?: number;
+  maxPendingHandshakes?: number;
+  maxConnectionsPerAddress?: number;
+  /** count connections in setup as handshaking (for maxPendingHandshakes) */
+  countsHandshakes?: boolean;
+  /** hand each batch's peer addresses to onBatch (saves JS a getpeername() per connection) */
+  peerAddresses?: boolean;
 }
 
 /** Event kinds reported by the accept loop (kept in step with acceptor.cc). */
-export const AcceptEventKind = { Retry: 0, Pause: 1, Fatal: 2 } as const;
+export const AcceptEventKind = { Retry: 0, Pause: 1, Fatal: 2, Backpressure: 3 } as const;
 export type AcceptEventKind = (typeof AcceptEventKind)[keyof typeof AcceptEventKind];
 
 /**
@@ -56,9 +88,20 @@ export interface AcceptorOptions {
  *  - -3 (returned): JS could not wrap it and hands it back; the addon closes it unless a
  *    libuv handle on this thread's loop owns it (the wrapping got that far before it threw).
  * Any other value is treated as untouched. The addon always closes the descriptor it accepted
- * for the slot, never a number JS wrote there.
+ * for the slot, never a number JS wrote there. `addressSlots[i]` is descriptor i's slot in the
+ * per-address counts (-1: none); whoever releases the connection decrements it (admission.ts).
+ * `peers[i]` is descriptor i's peer, read by accept() itself, when the acceptor was created
+ * with `peerAddresses: true` (else `peers` is undefined).
  */
-export type BatchCallback = (fds: Int32Array) => void;
+export type BatchCallback = (fds: Int32Array, addressSlots: Int32Array, peers: Array<PeerAddress | null> | undefined) => void;
+
+/** A peer as accept() gave it, shaped like Node's socket._peername. */
+export interface PeerAddress {
+  address: string;
+  family: 'IPv4' | 'IPv6';
+  port: number;
+}
+/** For Backpressure, `errno` is the AdmissionReasonCode accepting stopped at. */
 export type AcceptEventCallback = (kind: AcceptEventKind, errno: number, delayMs: number) => void;
 
 export interface NativeAcceptor {
@@ -69,6 +112,12 @@ export interface NativeAcceptor {
   address(): { address: string; family: 'IPv4' | 'IPv6'; port: number } | null;
   ref(): void;
   unref(): void;
+  /**
+   * A connection was released while the shared counters said accepting is paused: ends a
+   * pause for lack of descriptors at once, and an admission pause if no limit is reached any
+   * more. True when an admission pause ended.
+   */
+  resume(): boolean;
 }
 
 /**
@@ -89,7 +138,12 @@ export interface NativeAcceptorConstructor {
    * loop already watches the descriptor. `start()` throws a NativeCallFailure if polling cannot
    * start; the acceptor is then closed and the descriptor handed back to the caller.
    */
-  new (listenFd: number, onBatch: BatchCallback, onEvent: AcceptEventCallback, options: AcceptorOptions): NativeAcceptor;
+  new (
+    listenFd: number,
+    onBatch: BatchCallback,
+    onEvent: AcceptEventCallback,
+    options: AcceptorOptions & NativeAdmissionOptions,
+  ): NativeAcceptor;
 }
 
 /** Numbers out of range throw ERR_INVALID_OPTION (a RangeError; a TypeError for a non-number). */
@@ -99,6 +153,8 @@ export interface NativeBinding {
   openListenSocket(family: 4 | 6, numericAddress: string, port: number, backlog: number): ListenOutcome;
   /** fd 0..2^31-1: a listening TCP socket (AF_INET/AF_INET6), made non-blocking and close-on-exec */
   prepareAdoptedSocket(fd: number): ListenOutcome;
+  /** TCP_DEFER_ACCEPT on a listening socket: 0, or the errno (ENOPROTOOPT where there is none). */
+  setDeferAccept(fd: number, seconds: number): number;
   /** Rejects with a ResolveFailure. */
   resolvePassive(host: string | null, service: string): Promise<ResolvedAddress[]>;
 }

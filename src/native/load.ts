@@ -73,6 +73,7 @@ function isNativeBinding(value: unknown): value is NativeBinding {
     typeof candidate.Acceptor === 'function' &&
     typeof candidate.openListenSocket === 'function' &&
     typeof candidate.prepareAdoptedSocket === 'function' &&
+    typeof candidate.setDeferAccept === 'function' &&
     typeof candidate.resolvePassive === 'function'
   );
 }

@@ -15,7 +15,9 @@ import { HttpRoute } from './http_route.js';
 import { createTlsWorkersListener } from '../workers/create.js';
 import type { WorkersListener } from '../workers/worker_listener.js';
 import type { WorkersOptions } from '../workers/worker_options.js';
+import { behindProxy } from '../proxy/behind_proxy.js';
 import type { HttpTarget } from './http_route.js';
+import { ADMISSION_LIMIT_MAX } from '../accept/admission.js';
 
 export type { HttpTarget, RequestListener } from './http_route.js';
 
@@ -32,6 +34,11 @@ export interface ListenerOptions extends BaseListenerOptions {
   handshakeTimeout?: number;
   /** Log each failed TLS setup to stderr (default false). */
   logTLSErrors?: boolean;
+  /**
+   * Connections in TLS setup at once at most; at the limit accepting pauses until one
+   * finishes (native backend; README "Admission control"). Off by default.
+   */
+  maxPendingHandshakes?: number;
   /**
    * Where connections that used the SNI credential go, by the protocol ALPN chose: a request
    * listener (h2 and HTTP/1.1), an http.Server or https.Server (HTTP/1.1; h2 is then not
@@ -57,6 +64,7 @@ function validateTlsOptions(options: ListenerOptions): void {
     }
   }
   checkInteger('handshakeTimeout', options.handshakeTimeout, 1, MAX_TIMER_MS);
+  checkInteger('maxPendingHandshakes', options.maxPendingHandshakes, 1, ADMISSION_LIMIT_MAX);
 }
 
 export class TLSListener extends Listener<tls.TLSSocket, ConnectionInfo> {
@@ -76,10 +84,11 @@ export class TLSListener extends Listener<tls.TLSSocket, ConnectionInfo> {
       requestClientCert: purpose.requestClientCert,
       handshakeTimeout: options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
     });
+    // The PROXY header precedes the ClientHello and shares the handshake's timeout.
     const routed: ConnectionHandler = route
       ? (socket, info) => (info.sniCredentialUsed ? route.serve(socket) : handler(socket, info))
       : handler;
-    super(options, setup, routed, dependencies);
+    super(options, behindProxy(setup, options, options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT_MS, ErrorCodes.TLS_HANDSHAKE_TIMEOUT), routed, dependencies);
     if (route) this.once('close', () => route.close());
     if (options.logTLSErrors === true) {
       this.on('tlsClientError', (error: Error & { code?: string }, info: { id: number; remoteAddress?: string }) => {

@@ -15,8 +15,10 @@ import { peerCertificateChain } from './peer_chain.js';
 import { hasEmptyVerificationStore } from './credentials.js';
 import { createClientCertRejectedError, validateClientChain } from './client_certificate.js';
 import { releaseControlAfterSetup } from './released_control.js';
+import type { ProxiedInfo } from '../proxy/proxy_setup.js';
 
-export interface ConnectionInfo {
+/** `remoteAddress`, `remotePort` and `proxy` are set with the proxyProtocol option (src/proxy/). */
+export interface ConnectionInfo extends ProxiedInfo {
   id: number;
   /** The client sent SNI and the SNI credential served it. */
   sniCredentialUsed: boolean;

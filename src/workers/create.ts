@@ -10,6 +10,17 @@ import type { WorkersOptions } from './worker_options.js';
 import { WorkersListener } from './worker_listener.js';
 import type { WorkerListenerOptions } from './protocol.js';
 
+/** Options of the single-thread listener that workers do not carry yet: refused, never ignored. */
+const notYetWithWorkers = ['maxConnections', 'maxPendingHandshakes', 'maxConnectionsPerAddress', 'deferAccept', 'proxyProtocol', 'trustedProxies'];
+
+function rejectNotYetSupported(options: object): void {
+  for (const key of notYetWithWorkers) {
+    if ((options as Record<string, unknown>)[key] !== undefined) {
+      throw codedError(ErrorCodes.INVALID_OPTION, `${key} is not supported with workers yet`, { option: key });
+    }
+  }
+}
+
 function cloneableCredential(value: ListenerOptions['credential'] | undefined, which: string): ServerCredential | undefined {
   if (value === undefined) return undefined;
   const candidate = value as Partial<ServerCredential>;
@@ -25,6 +36,7 @@ function cloneableCredential(value: ListenerOptions['credential'] | undefined, w
 export function createTlsWorkersListener(options: ListenerOptions & { workers: WorkersOptions }): WorkersListener {
   if (typeof options !== 'object' || options === null) throw codedError(ErrorCodes.INVALID_OPTION, 'options must be an object');
   rejectUnknownOptions('createListener', options);
+  rejectNotYetSupported(options);
   if (options.http !== undefined) {
     throw codedError(ErrorCodes.INVALID_OPTION, "with workers, the SNI route is the workers module's `http` export, not the http option");
   }
@@ -43,6 +55,7 @@ export function createTlsWorkersListener(options: ListenerOptions & { workers: W
 
 export function createTcpWorkersListener(options: TCPListenerOptions & { workers: WorkersOptions }): WorkersListener {
   rejectUnknownOptions('createLocalTCPListener', options);
+  rejectNotYetSupported(options);
   const { workers, port, host, fd, backlog, backend, gracefulCloseTimeout, idleTimeout } = options;
   return new WorkersListener(
     'tcp',

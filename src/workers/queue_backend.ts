@@ -33,7 +33,8 @@ export class QueueAcceptBackend implements AcceptBackend {
       this.queue = new this.binding.WorkerQueue(this.target.dispatcherId, this.target.slot, (fds) => {
         this.accepted += fds.length;
         try {
-          this.sink.onDescriptors(fds);
+          // No per-address admission on this side (refused with workers): no address slots.
+          this.sink.onDescriptors(fds, new Int32Array(fds.length).fill(-1));
         } finally {
           this.afterBatch();
         }
@@ -50,8 +51,17 @@ export class QueueAcceptBackend implements AcceptBackend {
 
   counters(): AcceptCounters {
     // Retries and pauses happen on the accept thread; the main thread reports them.
-    return { accepted: this.accepted, pauses: 0, retriesByErrno: {} };
+    return {
+      accepted: this.accepted,
+      pauses: 0,
+      retriesByErrno: {},
+      admission: { pausedFor: null, pausedMs: 0, pauses: 0, backlog: null },
+      rejected: { maxConnections: 0, maxPendingHandshakes: 0, maxConnectionsPerAddress: 0 },
+    };
   }
+
+  /** Admission limits are not carried to workers (refused at creation): nothing to resume. */
+  resume(): void {}
 
   /** Takes nothing more; descriptors still queued for this worker are closed and counted. */
   close(): void {

@@ -66,6 +66,10 @@ export function bookOf(
     sni: { sniCredential: 0, primaryCredential: 0 },
     handlerErrors: 0,
     idleTimeouts: 0,
+    // PROXY protocol and admission limits are refused with workers (src/workers/create.ts).
+    proxyProtocol: { invalid: 0, untrusted: 0 },
+    admission: { pausedFor: null, pausedMs: 0, pauses: 0, backlog: null },
+    rejected: { maxConnections: 0, maxPendingHandshakes: 0, maxConnectionsPerAddress: 0 },
   };
   for (const [errno, count] of Object.entries(native?.retriesByErrno ?? {})) total.acceptRetries[errnoName(Number(errno))] = count;
   for (const slot of slots) {

@@ -1,0 +1,20 @@
+// Puts the PROXY protocol stage in front of a listener's setup when its options ask for it.
+import type net from 'node:net';
+import type { ConnectionSetup } from '../connection_lifecycle.js';
+import type { ErrorCode } from '../errors.js';
+import { proxyProtocolSettings } from './proxy_options.js';
+import type { ProxyProtocolOptions } from './proxy_options.js';
+import { ProxyProtocolSetup } from './proxy_setup.js';
+import type { ProxiedInfo } from './proxy_setup.js';
+
+export function behindProxy<S extends net.Socket, I extends { id: number } & ProxiedInfo>(
+  setup: ConnectionSetup<S, I>,
+  options: ProxyProtocolOptions,
+  timeoutMs: number,
+  timeoutCode: ErrorCode,
+): ConnectionSetup<S, I> {
+  // Not an object: the listener's own validation reports it.
+  if (typeof options !== 'object' || options === null) return setup;
+  const settings = proxyProtocolSettings(options);
+  return settings === undefined ? setup : new ProxyProtocolSetup(setup, { ...settings, timeoutMs, timeoutCode });
+}
