@@ -16,7 +16,11 @@
         "native/arguments.cc",
         "native/resolver.cc",
         "native/notify_socket.cc",
-        "native/descriptor_passing.cc"
+        "native/descriptor_passing.cc",
+        "native/batch_slots.cc",
+        "native/dispatch_state.cc",
+        "native/dispatcher.cc",
+        "native/worker_queue.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       # C++ exceptions as node-addon-api's node_addon_api_except_all target sets them up

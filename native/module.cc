@@ -6,9 +6,11 @@
 #include "acceptor.h"
 #include "arguments.h"
 #include "descriptor_passing.h"
+#include "dispatcher.h"
 #include "listen_socket.h"
 #include "notify_socket.h"
 #include "resolver.h"
+#include "worker_queue.h"
 
 namespace ntl {
 namespace {
@@ -65,6 +67,8 @@ Napi::Value SetDeferAcceptJs(const Napi::CallbackInfo& info) {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Acceptor", Acceptor::Define(env));
+  exports.Set("Dispatcher", Dispatcher::Define(env));
+  exports.Set("WorkerQueue", WorkerQueue::Define(env));
   exports.Set("openListenSocket", Napi::Function::New<OpenListenSocketJs>(env, "openListenSocket"));
   exports.Set("prepareAdoptedSocket", Napi::Function::New<PrepareAdoptedSocketJs>(env, "prepareAdoptedSocket"));
   exports.Set("setDeferAccept", Napi::Function::New<SetDeferAcceptJs>(env, "setDeferAccept"));

@@ -77,6 +77,10 @@ export interface ListenerStats {
 export interface ListenerDependencies {
   adoptDescriptor?: DescriptorAdopter;
   acceptorOptions?: AcceptorOptions;
+  /** What accepts instead of the backend `options.backend` chooses (a worker thread's queue). */
+  acceptBackend?: (sink: AcceptSink) => AcceptBackend;
+  /** The book to keep (a worker thread's publishes its counters to the main thread). */
+  registry?: ConnectionRegistry;
 }
 
 const DEFAULT_BACKLOG = 1024;
@@ -93,7 +97,7 @@ function errorOf(value: unknown): Error {
 
 export class Listener<S extends net.Socket, I extends { id: number }> extends EventEmitter implements AcceptSink {
   readonly backend: BackendKind;
-  protected readonly registry = new ConnectionRegistry();
+  protected readonly registry: ConnectionRegistry;
   private readonly acceptBackend: AcceptBackend;
   private readonly adopt: DescriptorAdopter;
   private readonly options: BaseListenerOptions;
@@ -116,7 +120,11 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
     super();
     if (typeof handler !== 'function') throw codedError(ErrorCodes.INVALID_OPTION, 'handler must be a function');
     validateBaseOptions(options);
+    if (options.workers !== undefined) {
+      throw codedError(ErrorCodes.INVALID_OPTION, 'workers is an option of createListener() and createLocalTCPListener()');
+    }
     this.options = options;
+    this.registry = dependencies.registry ?? new ConnectionRegistry();
     this.connections = new ConnectionLifecycle(this, this.registry, setup, handler, {
       idleTimeout: options.idleTimeout,
       gracefulCloseTimeout: options.gracefulCloseTimeout ?? DEFAULT_GRACEFUL_CLOSE_MS,
@@ -134,9 +142,10 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
     const { kind, binding } = chooseBackend(options.backend);
     this.backend = kind;
     this.acceptBackend =
-      kind === 'native' && binding
+      dependencies.acceptBackend?.(this) ??
+      (kind === 'native' && binding
         ? new NativeAcceptBackend(binding, this, dependencies.acceptorOptions, this.admission, setup.canFail)
-        : new JsAcceptBackend(this, binding, this.admission);
+        : new JsAcceptBackend(this, binding, this.admission));
     this.resolverBinding = binding;
   }
 

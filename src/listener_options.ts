@@ -1,6 +1,7 @@
 // What every listener (TCP and TLS) is configured with, and the checks it passes before a
 // listener exists.
 import type { BackendKind } from './accept/backend.js';
+import type { WorkersOptions } from './workers/worker_options.js';
 import { codedError, ErrorCodes } from './errors.js';
 import { checkInteger, MAX_TIMER_MS } from './validation.js';
 import type { ProxyProtocolOptions } from './proxy/proxy_options.js';
@@ -19,6 +20,8 @@ export interface BaseListenerOptions extends ProxyProtocolOptions {
   gracefulCloseTimeout?: number;
   /** ms without traffic after which a connection is closed (off by default). */
   idleTimeout?: number;
+  /** Serve connections on worker threads (createListener / createLocalTCPListener only; see README). */
+  workers?: WorkersOptions;
   /** Active connections at most; at the limit accepting pauses (README "Admission control"). */
   maxConnections?: number;
   /** Connections from one peer address at most; over it a connection is closed at accept. */

@@ -14,6 +14,7 @@ const baseOptionKeys: Record<keyof BaseListenerOptions, true> = {
   backend: true,
   gracefulCloseTimeout: true,
   idleTimeout: true,
+  workers: true,
   proxyProtocol: true,
   trustedProxies: true,
   maxConnections: true,

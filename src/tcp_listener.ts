@@ -3,6 +3,9 @@
 import type net from 'node:net';
 import { Listener } from './listener.js';
 import { rejectUnknownOptions } from './option_keys.js';
+import { createTcpWorkersListener } from './workers/create.js';
+import type { WorkersListener } from './workers/worker_listener.js';
+import type { WorkersOptions } from './workers/worker_options.js';
 import { ErrorCodes } from './errors.js';
 import { behindProxy } from './proxy/behind_proxy.js';
 import type { ProxiedInfo } from './proxy/proxy_setup.js';
@@ -34,10 +37,18 @@ export class TCPListener extends Listener<net.Socket, TCPConnectionInfo> {
   }
 }
 
-/** A plain-TCP listener, on 127.0.0.1 unless `host` says otherwise. Call listen() to start. */
+/**
+ * A plain-TCP listener, on 127.0.0.1 unless `host` says otherwise. Call listen() to start. With
+ * `workers`, worker threads running `workers.module` serve the connections (no handler here).
+ */
+export function createLocalTCPListener(options: TCPListenerOptions & { workers: WorkersOptions }): WorkersListener;
+export function createLocalTCPListener(options: TCPListenerOptions, handler: Handler<net.Socket, TCPConnectionInfo>): TCPListener;
 export function createLocalTCPListener(
   options: TCPListenerOptions,
-  handler: Handler<net.Socket, TCPConnectionInfo>,
-): TCPListener {
-  return new TCPListener({ ...options, host: options.host ?? '127.0.0.1' }, handler);
+  handler?: Handler<net.Socket, TCPConnectionInfo>,
+): TCPListener | WorkersListener {
+  if (typeof options === 'object' && options !== null && options.workers !== undefined) {
+    return createTcpWorkersListener({ ...options, workers: options.workers });
+  }
+  return new TCPListener({ ...options, host: options.host ?? '127.0.0.1' }, handler as Handler<net.Socket, TCPConnectionInfo>);
 }

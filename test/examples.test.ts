@@ -27,6 +27,7 @@ const EXAMPLES = [
   'client_certificates',
   'stats_and_metrics',
   'graceful_shutdown',
+  'worker_threads',
   'behind_load_balancer',
 ] as const;
 
@@ -267,6 +268,27 @@ describe('examples: graceful shutdown', function () {
       expect(await canBind(example.port), 'the port is free again').to.equal(true);
     });
   }
+});
+
+describe('examples: every core, worker threads', function () {
+  it('two clients held open are served by two different worker threads; SIGTERM closes with one balanced book', async function () {
+    const example = await startExample('worker_threads');
+    const first = await tlsClient(example.port, { rejectUnauthorized: true });
+    const second = await tlsClient(example.port, { rejectUnauthorized: true });
+    const threads = await Promise.all(
+      [first, second].map(async (client) => Number(/^hello from worker thread (\d+),/.exec(await client.line())?.[1])),
+    );
+    expect(new Set(threads).size, `served by ${threads.join(' and ')}`).to.equal(2);
+    first.socket.write('shout\n');
+    expect(await first.line(1)).to.equal('SHOUT');
+    example.child.kill('SIGTERM');
+    await Promise.all([first.whenClosed(), second.whenClosed()]);
+    await example.waitForLine(/^closed: /m);
+    const closed = /^closed: (.*)$/m.exec(example.stdout)?.[1];
+    expect(JSON.parse(closed ?? 'null')).to.deep.equal({ accepted: 2, closed: 2, active: 0, leaked: 0, perWorker: [1, 1] });
+    expect(example.stdout).to.include('worker 0: online').and.to.include('worker 1: online');
+    expect(await within(example.exited, 'the example to exit', PROCESS_WAIT_MS)).to.deep.equal({ code: 0, signal: null });
+  });
 });
 
 describe('examples: behind a load balancer (PROXY protocol)', function () {

@@ -32,7 +32,7 @@ export function createCliListener(options: CliOptions, credentials: ServingCrede
     stats: () => listener.stats(),
     metrics: () => listener.metrics(),
   });
-  const listener = createListener(listenerOptions, createLineProtocolHandler(() => listener.stats()));
+  const listener: TLSListener = createListener(listenerOptions, createLineProtocolHandler(() => listener.stats()));
 
   listener.on('acceptRetry', (error) =>
     log.event('warn', 'acceptRetry', `accept retried after ${error.message}`, { code: error.code, errno: error.errno }),

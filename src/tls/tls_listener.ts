@@ -14,6 +14,9 @@ import type { CredentialUpdate } from './credential_swap.js';
 import { rejectUnknownOptions } from '../option_keys.js';
 import type { ConnectionInfo } from './tls_setup.js';
 import { HttpRoute } from './http_route.js';
+import { createTlsWorkersListener } from '../workers/create.js';
+import type { WorkersListener } from '../workers/worker_listener.js';
+import type { WorkersOptions } from '../workers/worker_options.js';
 import { behindProxy } from '../proxy/behind_proxy.js';
 import type { HttpTarget } from './http_route.js';
 import { ADMISSION_LIMIT_MAX } from '../accept/admission.js';
@@ -112,7 +115,15 @@ export class TLSListener extends Listener<tls.TLSSocket, ConnectionInfo> {
   }
 }
 
-/** A TLS listener; call listen() to start. */
-export function createListener(options: ListenerOptions, handler: ConnectionHandler): TLSListener {
-  return new TLSListener(options, handler);
+/**
+ * A TLS listener; call listen() to start. With `workers`, connections are served by worker
+ * threads running `workers.module` (its default export is the handler) and no handler is given.
+ */
+export function createListener(options: ListenerOptions & { workers: WorkersOptions }): WorkersListener;
+export function createListener(options: ListenerOptions, handler: ConnectionHandler): TLSListener;
+export function createListener(options: ListenerOptions, handler?: ConnectionHandler): TLSListener | WorkersListener {
+  if (typeof options === 'object' && options !== null && options.workers !== undefined) {
+    return createTlsWorkersListener({ ...options, workers: options.workers });
+  }
+  return new TLSListener(options, handler as ConnectionHandler);
 }

@@ -1,0 +1,349 @@
+#include "dispatch_state.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+
+#include "listen_socket.h"
+
+namespace ntl {
+namespace {
+
+// Same kinds as native/acceptor.cc reports (src/native/binding.ts AcceptEventKind).
+constexpr int32_t kEventRetry = 0;
+constexpr int32_t kEventPause = 1;
+constexpr int32_t kEventFatal = 2;
+// A main thread that is blocked must not make the accept thread buffer without bound: retry
+// events beyond this are counted, not queued (a pause or a fatal error always is).
+constexpr size_t kEventQueueLimit = 256;
+
+std::mutex g_registry_mutex;
+std::map<int, std::weak_ptr<DispatchShared>> g_registry;
+int g_next_id = 1;
+
+// Called with shared.mutex held.
+void PushEvent(DispatchShared& shared, int32_t kind, int err, uint64_t delay_ms) {
+  if (kind == kEventRetry && shared.events.size() >= kEventQueueLimit) {
+    shared.events_dropped++;
+    return;
+  }
+  shared.events.push_back(DispatchEvent{kind, err, delay_ms});
+  if (shared.main_wake != nullptr) uv_async_send(shared.main_wake);
+}
+
+// Queue load for the least-active choice: what the worker holds, what waits for it, what it is
+// being handed. Called with shared.mutex and queue.mutex held.
+double LoadOf(QueueShared& queue) {
+  return queue.published[kActive] + static_cast<double>(queue.pending.size() + queue.delivering);
+}
+
+// Hands a batch to the queues with the fewest active connections, ties round-robin; one
+// wake-up per queue that got anything. With no queue (every worker left between poll() and
+// now) the batch stays the accept thread's, stranded, until a queue joins: false then.
+bool Dispatch(DispatchShared& shared, std::vector<int>& batch) {
+  std::lock_guard<std::mutex> lock(shared.mutex);
+  size_t count = shared.queues.size();
+  if (count == 0) {
+    shared.stranded = batch.size();
+    return false;
+  }
+  shared.stranded = 0;
+  std::vector<double> load(count);
+  std::vector<std::vector<int>> chosen(count);
+  for (size_t i = 0; i < count; i++) {
+    std::lock_guard<std::mutex> queue_lock(shared.queues[i]->mutex);
+    load[i] = LoadOf(*shared.queues[i]);
+  }
+  for (int fd : batch) {
+    size_t best = shared.cursor % count;
+    for (size_t step = 1; step < count; step++) {
+      size_t candidate = (shared.cursor + step) % count;
+      if (load[candidate] < load[best]) best = candidate;
+    }
+    chosen[best].push_back(fd);
+    load[best] += 1;
+    shared.cursor = best + 1;
+  }
+  for (size_t i = 0; i < count; i++) {
+    if (chosen[i].empty()) continue;
+    QueueShared& queue = *shared.queues[i];
+    std::lock_guard<std::mutex> queue_lock(queue.mutex);
+    // Open is guaranteed: a queue leaves the list (under shared.mutex) before it closes.
+    queue.pending.insert(queue.pending.end(), chosen[i].begin(), chosen[i].end());
+    queue.dispatched += chosen[i].size();
+    uv_async_send(queue.wake);
+  }
+  batch.clear();
+  return true;
+}
+
+void DrainWakeFd(int fd) {
+  char buffer[64];
+  while (read(fd, buffer, sizeof buffer) > 0) {
+  }
+}
+
+// Waits until there is a queue to accept for (the backlog holds connections meanwhile) or the
+// dispatcher stops; then, unless a stranded batch waits for that queue, until the listening
+// socket is readable. False: stop.
+bool WaitForWork(DispatchShared& shared, bool stranded) {
+  {
+    std::unique_lock<std::mutex> lock(shared.mutex);
+    shared.changed.wait(lock, [&] { return shared.stopping || !shared.queues.empty(); });
+    if (shared.stopping) return false;
+  }
+  if (stranded) return true;
+  struct pollfd fds[2] = {{shared.listen_fd, POLLIN, 0}, {shared.wake_fd, POLLIN, 0}};
+  int ready = poll(fds, 2, -1);
+  if (ready < 0) return true;  // EINTR: look again
+  if (fds[1].revents != 0) DrainWakeFd(shared.wake_fd);
+  return true;
+}
+
+void AcceptThreadMain(const std::shared_ptr<DispatchShared>& owner) {
+  DispatchShared& shared = *owner;
+  RetryStreak streak;
+  std::vector<int> batch;
+  std::vector<int> retried;
+  uint64_t next_pause_ms = shared.pause_min_ms;
+  batch.reserve(shared.batch_limit);
+  while (WaitForWork(shared, !batch.empty())) {
+    if (!batch.empty()) {
+      Dispatch(shared, batch);
+      continue;
+    }
+    int fatal_errno = 0;
+    bool paused = false;
+    int pause_errno = 0;
+    size_t attempts = 0;
+    retried.clear();
+    while (attempts < shared.batch_limit) {
+      int fd = AcceptNonBlocking(shared.listen_fd);
+      if (fd >= 0) {
+        attempts++;
+        batch.push_back(fd);
+        streak.Reset();
+        continue;
+      }
+      int err = errno;
+      AcceptErrorAction action = ClassifyAcceptError(err);
+      if (action == AcceptErrorAction::kRetryNow) continue;
+      if (action == AcceptErrorAction::kBatchDone) {
+        streak.Reset();
+        break;
+      }
+      if (action == AcceptErrorAction::kRetryCounted) {
+        attempts++;
+        retried.push_back(err);
+        if (streak.Record(err)) {
+          paused = true;
+          pause_errno = err;
+          break;
+        }
+        continue;
+      }
+      if (action == AcceptErrorAction::kPause) {
+        paused = true;
+        pause_errno = err;
+        break;
+      }
+      fatal_errno = err;
+      break;
+    }
+    if (!paused && fatal_errno == 0 && batch.empty() && !retried.empty() && attempts >= shared.batch_limit) {
+      paused = true;
+      pause_errno = retried.back();
+    }
+    if (!batch.empty() && !paused) next_pause_ms = shared.pause_min_ms;
+    uint64_t pause_delay = next_pause_ms;
+    {
+      std::lock_guard<std::mutex> lock(shared.mutex);
+      if (!batch.empty()) {
+        shared.accepted += batch.size();
+        shared.batches++;
+      }
+      for (int err : retried) {
+        shared.retries_by_errno[err]++;
+        PushEvent(shared, kEventRetry, err, 0);
+      }
+      if (paused) {
+        shared.pauses++;
+        PushEvent(shared, kEventPause, pause_errno, pause_delay);
+      }
+      if (fatal_errno != 0) PushEvent(shared, kEventFatal, fatal_errno, 0);
+    }
+    if (!batch.empty()) Dispatch(shared, batch);
+    if (fatal_errno != 0) break;  // the main thread closes the listener on the fatal event
+    if (paused) {
+      next_pause_ms = pause_delay * 2 > shared.pause_max_ms ? shared.pause_max_ms : pause_delay * 2;
+      std::unique_lock<std::mutex> lock(shared.mutex);
+      shared.changed.wait_for(lock, std::chrono::milliseconds(pause_delay), [&] { return shared.stopping; });
+    }
+  }
+  // Stopped (or failed) with a batch no worker took: closed here, counted as dropped.
+  if (!batch.empty()) {
+    for (int fd : batch) close(fd);
+    std::lock_guard<std::mutex> lock(shared.mutex);
+    shared.dropped += batch.size();
+    shared.stranded = 0;
+  }
+}
+
+void* AcceptThreadEntry(void* arg) {
+  auto* owner = static_cast<std::shared_ptr<DispatchShared>*>(arg);
+  AcceptThreadMain(*owner);
+  delete owner;
+  return nullptr;
+}
+
+}  // namespace
+
+std::shared_ptr<DispatchShared> RegisterDispatcher(std::shared_ptr<DispatchShared> shared) {
+  std::lock_guard<std::mutex> lock(g_registry_mutex);
+  shared->id = g_next_id++;
+  g_registry[shared->id] = shared;
+  return shared;
+}
+
+std::shared_ptr<DispatchShared> FindDispatcher(int id) {
+  std::lock_guard<std::mutex> lock(g_registry_mutex);
+  auto found = g_registry.find(id);
+  return found == g_registry.end() ? nullptr : found->second.lock();
+}
+
+void UnregisterDispatcher(int id) {
+  std::lock_guard<std::mutex> lock(g_registry_mutex);
+  g_registry.erase(id);
+}
+
+int StartAcceptThread(const std::shared_ptr<DispatchShared>& shared) {
+  int pipe_fds[2];
+  if (pipe(pipe_fds) != 0) return errno;
+  for (int fd : pipe_fds) {
+    // Non-blocking: a full pipe must not block a waker; close-on-exec like every fd we open.
+    (void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+  }
+  shared->wake_fd = pipe_fds[0];
+  shared->wake_write_fd = pipe_fds[1];
+  // pthread rather than std::thread: a std::thread of a function taking our types instantiates
+  // a libstdc++ template that the addon would export (test/native_build.test.ts).
+  auto* arg = new std::shared_ptr<DispatchShared>(shared);
+  int err = pthread_create(&shared->thread, nullptr, AcceptThreadEntry, arg);
+  if (err != 0) {
+    delete arg;
+    close(pipe_fds[0]);
+    close(pipe_fds[1]);
+    shared->wake_fd = shared->wake_write_fd = -1;
+    return err;
+  }
+  shared->thread_started = true;
+  return 0;
+}
+
+void WakeAcceptThread(DispatchShared& shared) {
+  shared.changed.notify_all();
+  if (shared.wake_write_fd >= 0) {
+    char byte = 1;
+    // A full pipe already wakes the thread; nothing to do on EAGAIN.
+    (void)!write(shared.wake_write_fd, &byte, 1);
+  }
+}
+
+void StopAcceptThread(DispatchShared& shared) {
+  {
+    std::lock_guard<std::mutex> lock(shared.mutex);
+    shared.stopping = true;
+    shared.main_wake = nullptr;
+  }
+  WakeAcceptThread(shared);
+  if (shared.thread_started) {
+    (void)pthread_join(shared.thread, nullptr);
+    shared.thread_started = false;
+  }
+  // The thread is gone: nothing polls these any more.
+  if (shared.listen_fd >= 0) close(shared.listen_fd);
+  if (shared.wake_fd >= 0) close(shared.wake_fd);
+  if (shared.wake_write_fd >= 0) close(shared.wake_write_fd);
+  shared.listen_fd = shared.wake_fd = shared.wake_write_fd = -1;
+}
+
+void JoinQueue(DispatchShared& shared, const std::shared_ptr<QueueShared>& queue) {
+  {
+    std::lock_guard<std::mutex> lock(shared.mutex);
+    shared.queues.push_back(queue);
+    shared.members.push_back(queue);
+  }
+  WakeAcceptThread(shared);
+}
+
+void LeaveQueue(DispatchShared& shared, const std::shared_ptr<QueueShared>& queue) {
+  std::vector<int> orphans;
+  {
+    std::lock_guard<std::mutex> lock(shared.mutex);
+    for (auto it = shared.queues.begin(); it != shared.queues.end(); ++it) {
+      if (*it == queue) {
+        shared.queues.erase(it);
+        break;
+      }
+    }
+    std::lock_guard<std::mutex> queue_lock(queue->mutex);
+    if (!queue->open) return;
+    queue->open = false;
+    queue->wake = nullptr;
+    orphans.swap(queue->pending);
+    queue->closed_here += orphans.size();
+  }
+  // Off every list and no longer open: no push can reach these any more.
+  for (int fd : orphans) close(fd);
+}
+
+void RetireQueue(DispatchShared& shared, const std::shared_ptr<QueueShared>& queue) {
+  LeaveQueue(shared, queue);
+  std::lock_guard<std::mutex> lock(shared.mutex);
+  bool member = false;
+  for (auto it = shared.members.begin(); it != shared.members.end(); ++it) {
+    if (*it == queue) {
+      shared.members.erase(it);
+      member = true;
+      break;
+    }
+  }
+  if (!member) return;
+  std::lock_guard<std::mutex> queue_lock(queue->mutex);
+  SlotTotals& totals = shared.retired[queue->slot];
+  totals.dispatched += queue->dispatched;
+  totals.closed_here += queue->closed_here;
+  Published last = queue->has_staged ? queue->staged : queue->published;
+  last[kClosed] += last[kActive];
+  last[kActive] = 0;
+  for (size_t i = 0; i < kPublishedCount; i++) totals.published[i] += last[i];
+}
+
+void FinishBatch(DispatchShared& shared, QueueShared& queue, uint64_t closed) {
+  std::lock_guard<std::mutex> lock(shared.mutex);
+  std::lock_guard<std::mutex> queue_lock(queue.mutex);
+  queue.delivering = 0;
+  queue.closed_here += closed;
+  if (queue.has_staged) {
+    queue.published = queue.staged;
+    queue.has_staged = false;
+  }
+}
+
+void PublishCounters(DispatchShared& shared, QueueShared& queue, const Published& values) {
+  std::lock_guard<std::mutex> lock(shared.mutex);
+  std::lock_guard<std::mutex> queue_lock(queue.mutex);
+  if (queue.delivering > 0) {
+    queue.staged = values;
+    queue.has_staged = true;
+  } else {
+    queue.published = values;
+  }
+}
+
+}  // namespace ntl

@@ -1,0 +1,138 @@
+// What the accept thread and the worker threads share: the listening socket accepted on a
+// thread of the addon's own, and one queue of accepted descriptors per worker thread.
+//
+// Descriptor ownership, written down once:
+//  - the listening fd is the DispatchShared's from a successful `new Dispatcher()` until
+//    Stop() closes it (on the thread that calls Stop(), after the accept thread has joined).
+//  - an accepted fd belongs to the accept thread from accept() until Dispatch() pushes it onto
+//    a queue's `pending`, under the locks; from then on to that queue. A batch with no queue
+//    to go to (every worker left between poll() and dispatch) stays the accept thread's,
+//    stranded, until a queue joins; if the dispatcher stops first it is closed and counted in
+//    `dropped`.
+//  - a queued fd belongs to its queue until the worker's wake-up callback moves it into its
+//    `delivering` batch; from there the batch slot protocol of native/acceptor.h decides, fd
+//    by fd, whether a socket's handle took it or the queue closes it (counted in closed_here).
+//  - a queue that closes (JS close(), the worker exiting or being terminated) closes every fd
+//    still pending, under its lock, and counts it in closed_here: no later push can reach it,
+//    because it leaves the dispatcher's list under the same lock the accept thread pushes with.
+#pragma once
+
+#include <pthread.h>
+#include <uv.h>
+
+#include <array>
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "accept_errors.h"
+
+namespace ntl {
+
+// The books a worker publishes (src/workers/worker_counters.ts keeps the same order).
+enum PublishedCounter : size_t {
+  kActive = 0,
+  kClosed,
+  kHandshakesCompleted,
+  kHandshakesFailed,
+  kHandshakesTimedOut,
+  kHandshakesAborted,
+  kSniCredential,
+  kPrimaryCredential,
+  kHandlerErrors,
+  kIdleTimeouts,
+  kPublishedCount,
+};
+using Published = std::array<double, kPublishedCount>;
+
+// One worker's queue. Everything but `wake` and `env`-side fields is guarded by `mutex`.
+struct QueueShared {
+  int slot = 0;
+  std::mutex mutex;
+  std::vector<int> pending;
+  bool open = true;
+  uv_async_t* wake = nullptr;  // the worker's; valid while open
+  size_t delivering = 0;       // fds in the batch the worker's callback is handing to JS
+  uint64_t dispatched = 0;     // fds pushed onto this queue
+  uint64_t closed_here = 0;    // fds this queue closed itself (never taken by a socket)
+  Published published{};
+  Published staged{};
+  bool has_staged = false;  // published during a batch: made visible when the batch ends
+};
+
+// Per worker slot: the sum of every queue that has served it and left.
+struct SlotTotals {
+  uint64_t dispatched = 0;
+  uint64_t closed_here = 0;
+  Published published{};
+};
+
+struct DispatchEvent {
+  int32_t kind;
+  int32_t err;
+  uint64_t delay_ms;
+};
+
+struct DispatchShared {
+  int id = 0;
+  int listen_fd = -1;
+  // A pipe: the accept thread polls its read end beside the listening socket; joining,
+  // leaving and stopping write a byte to its write end.
+  int wake_fd = -1;
+  int wake_write_fd = -1;
+
+  size_t batch_limit = 128;
+  uint64_t pause_min_ms = 5;
+  uint64_t pause_max_ms = 1000;
+
+  std::mutex mutex;  // guards everything below; taken before any QueueShared::mutex
+  std::condition_variable changed;
+  bool stopping = false;
+  std::vector<std::shared_ptr<QueueShared>> queues;   // taking descriptors now
+  std::vector<std::shared_ptr<QueueShared>> members;  // on the books: joined, not yet retired
+  size_t cursor = 0;
+  std::map<int, SlotTotals> retired;
+  uint64_t accepted = 0;
+  uint64_t batches = 0;
+  uint64_t pauses = 0;
+  uint64_t dropped = 0;
+  size_t stranded = 0;  // accepted, held by the accept thread until a worker's queue joins
+  std::map<int, uint64_t> retries_by_errno;
+  std::vector<DispatchEvent> events;
+  uint64_t events_dropped = 0;
+  uv_async_t* main_wake = nullptr;  // the main thread's; valid until Stop()
+
+  pthread_t thread{};
+  bool thread_started = false;
+};
+
+// Process-wide: workers find their dispatcher by id (their addon instance is another env).
+std::shared_ptr<DispatchShared> RegisterDispatcher(std::shared_ptr<DispatchShared> shared);
+std::shared_ptr<DispatchShared> FindDispatcher(int id);
+void UnregisterDispatcher(int id);
+
+// Starts the accept thread. Returns 0 or an errno.
+int StartAcceptThread(const std::shared_ptr<DispatchShared>& shared);
+// Stops and joins the accept thread, closes the listening and wake descriptors. Idempotent.
+void StopAcceptThread(DispatchShared& shared);
+// Wakes the accept thread (a queue joined or left, or stop).
+void WakeAcceptThread(DispatchShared& shared);
+
+// A queue joins the dispatcher (takes descriptors and is on the books).
+void JoinQueue(DispatchShared& shared, const std::shared_ptr<QueueShared>& queue);
+// It takes no more descriptors; every fd still pending is closed and counted. Idempotent.
+void LeaveQueue(DispatchShared& shared, const std::shared_ptr<QueueShared>& queue);
+// Its worker has ended: its books fold into the slot's totals, every connection it still
+// counted active counted closed (the worker's handles closed them). Leaves first. Idempotent.
+void RetireQueue(DispatchShared& shared, const std::shared_ptr<QueueShared>& queue);
+// After a batch: `closed` of its fds were closed by the queue; what JS published meanwhile
+// becomes visible in the same step, so the books never count a descriptor twice or not at all.
+void FinishBatch(DispatchShared& shared, QueueShared& queue, uint64_t closed);
+// The worker's books (see PublishedCounter); staged while a batch is being handed over.
+void PublishCounters(DispatchShared& shared, QueueShared& queue, const Published& values);
+
+}  // namespace ntl

@@ -1,0 +1,250 @@
+#include "dispatcher.h"
+
+#include <unistd.h>
+
+#include <climits>
+#include <cstring>
+#include <string>
+
+#include "arguments.h"
+#include "listen_socket.h"
+
+namespace ntl {
+
+// Lives apart from the JS object: the uv_async closes on a later loop turn.
+struct DispatcherHandle {
+  uv_async_t wake;
+  napi_env env = nullptr;
+  std::shared_ptr<DispatchShared> shared;
+  Napi::FunctionReference on_event;
+  std::unique_ptr<Napi::AsyncContext> async_context;
+  napi_async_cleanup_hook_handle cleanup_hook = nullptr;
+  bool closing = false;
+  bool started = false;
+  Dispatcher* object = nullptr;  // the JS object, while it lives
+};
+
+namespace {
+
+constexpr int64_t kBatchLimitMax = 4096;
+constexpr int64_t kPauseMinMsMax = 60000;
+constexpr int64_t kPauseMaxMsMax = 3600000;
+
+void OnWakeClosed(uv_handle_t* handle) {
+  auto* owner = static_cast<DispatcherHandle*>(handle->data);
+  if (owner->object != nullptr) owner->object->Detach();
+  if (owner->cleanup_hook != nullptr) (void)napi_remove_async_cleanup_hook(owner->cleanup_hook);
+  delete owner;
+}
+
+// Stops the accept thread (joined: nothing accepts once this returns), closes the listening
+// fd and starts closing the wake-up handle. Queues of workers keep the shared state alive and
+// drain what was dispatched to them. No JS calls.
+void BeginClose(DispatcherHandle* owner) {
+  if (owner->closing) return;
+  owner->closing = true;
+  UnregisterDispatcher(owner->shared->id);
+  StopAcceptThread(*owner->shared);
+  owner->on_event.Reset();
+  owner->async_context.reset();
+  uv_close(reinterpret_cast<uv_handle_t*>(&owner->wake), OnWakeClosed);
+}
+
+void OnEnvironmentTeardown(napi_async_cleanup_hook_handle, void* arg) { BeginClose(static_cast<DispatcherHandle*>(arg)); }
+
+// Plain N-API with checked statuses, as in acceptor.cc: a failed call means JS took nothing.
+void ReportEvent(DispatcherHandle* owner, const DispatchEvent& event) {
+  if (owner->closing || owner->on_event.IsEmpty()) return;
+  napi_env env = owner->env;
+  napi_handle_scope scope = nullptr;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value args[3] = {nullptr, nullptr, nullptr};
+  napi_value global = nullptr;
+  napi_value function = nullptr;
+  napi_value result = nullptr;
+  if (napi_create_int32(env, event.kind, &args[0]) == napi_ok && napi_create_int32(env, event.err, &args[1]) == napi_ok &&
+      napi_create_double(env, static_cast<double>(event.delay_ms), &args[2]) == napi_ok && napi_get_global(env, &global) == napi_ok &&
+      napi_get_reference_value(env, owner->on_event, &function) == napi_ok && function != nullptr &&
+      napi_make_callback(env, *owner->async_context, global, function, 3, args, &result) != napi_ok) {
+    bool pending = false;
+    napi_value error = nullptr;
+    if (napi_is_exception_pending(env, &pending) == napi_ok && pending && napi_get_and_clear_last_exception(env, &error) == napi_ok) {
+      (void)napi_fatal_exception(env, error);
+    }
+  }
+  (void)napi_close_handle_scope(env, scope);
+}
+
+void OnWake(uv_async_t* async) {
+  auto* owner = static_cast<DispatcherHandle*>(async->data);
+  std::vector<DispatchEvent> events;
+  {
+    std::lock_guard<std::mutex> lock(owner->shared->mutex);
+    events.swap(owner->shared->events);
+  }
+  for (const DispatchEvent& event : events) ReportEvent(owner, event);
+}
+
+Napi::Object PublishedObject(Napi::Env env, const Published& values) {
+  static const char* const kNames[kPublishedCount] = {"active",           "closed",         "handshakesCompleted",
+                                                      "handshakesFailed", "handshakesTimedOut", "handshakesAborted",
+                                                      "sniCredential",    "primaryCredential", "handlerErrors",
+                                                      "idleTimeouts"};
+  Napi::Object object = Napi::Object::New(env);
+  for (size_t i = 0; i < kPublishedCount; i++) object.Set(kNames[i], Napi::Number::New(env, values[i]));
+  return object;
+}
+
+}  // namespace
+
+Napi::Function Dispatcher::Define(Napi::Env env) {
+  return DefineClass(env, "Dispatcher",
+                     {
+                         InstanceMethod<&Dispatcher::Start>("start"),
+                         InstanceMethod<&Dispatcher::Close>("close"),
+                         InstanceMethod<&Dispatcher::Stats>("stats"),
+                         InstanceMethod<&Dispatcher::Address>("address"),
+                         InstanceMethod<&Dispatcher::Ref>("ref"),
+                         InstanceMethod<&Dispatcher::Unref>("unref"),
+                         InstanceAccessor<&Dispatcher::Id>("id"),
+                     });
+}
+
+Dispatcher::Dispatcher(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Dispatcher>(info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[1].IsFunction() || !info[2].IsObject()) {
+    throw InvalidArgument(env, true, "Dispatcher(listenFd, onEvent, options)");
+  }
+  int listen_fd = static_cast<int>(RequireInteger(env, info[0], "listenFd", 0, INT_MAX));
+  Napi::Object options = info[2].As<Napi::Object>();
+  int64_t batch_limit = OptionalInteger(env, options, "batchLimit", 128, 1, kBatchLimitMax);
+  int64_t pause_min_ms = OptionalInteger(env, options, "pauseMinMs", 5, 1, kPauseMinMsMax);
+  int64_t pause_max_ms =
+      OptionalInteger(env, options, "pauseMaxMs", pause_min_ms > 1000 ? pause_min_ms : 1000, pause_min_ms, kPauseMaxMsMax);
+  uv_loop_t* uv_loop = nullptr;
+  if (napi_get_uv_event_loop(env, &uv_loop) != napi_ok || uv_loop == nullptr) {
+    throw Napi::Error::New(env, "no libuv loop for this environment");
+  }
+  auto shared = std::make_shared<DispatchShared>();
+  shared->batch_limit = static_cast<size_t>(batch_limit);
+  shared->pause_min_ms = static_cast<uint64_t>(pause_min_ms);
+  shared->pause_max_ms = static_cast<uint64_t>(pause_max_ms);
+
+  auto owner = std::make_unique<DispatcherHandle>();
+  owner->env = env;
+  owner->on_event = Napi::Persistent(info[1].As<Napi::Function>());
+  owner->async_context = std::make_unique<Napi::AsyncContext>(env, "native-tls-listener:dispatch");
+  int err = uv_async_init(uv_loop, &owner->wake, OnWake);
+  if (err != 0) throw Napi::Error::New(env, std::string("uv_async_init ") + uv_err_name(err));
+  owner->wake.data = owner.get();
+  DispatcherHandle* raw = owner.release();  // from here freed by BeginClose -> OnWakeClosed
+  raw->shared = shared;
+  if (napi_add_async_cleanup_hook(env, OnEnvironmentTeardown, raw, &raw->cleanup_hook) != napi_ok) {
+    raw->cleanup_hook = nullptr;
+    BeginClose(raw);
+    throw Napi::Error::New(env, "napi_add_async_cleanup_hook failed");
+  }
+  // Nothing can fail any more: the listening fd changes hands here.
+  shared->listen_fd = listen_fd;
+  shared->main_wake = &raw->wake;
+  RegisterDispatcher(shared);
+  shared_ = shared;
+  handle_ = raw;
+  raw->object = this;
+}
+
+Dispatcher::~Dispatcher() {
+  if (handle_ != nullptr) {
+    handle_->object = nullptr;
+    BeginClose(handle_);
+  }
+}
+
+Napi::Value Dispatcher::Start(const Napi::CallbackInfo& info) {
+  if (handle_ == nullptr || handle_->closing) throw Napi::Error::New(info.Env(), "dispatcher is closed");
+  if (!handle_->started) {
+    int err = StartAcceptThread(shared_);
+    if (err != 0) {
+      Napi::Error error = Napi::Error::New(info.Env(), std::string("accept thread: ") + strerror(err));
+      error.Set("errno", Napi::Number::New(info.Env(), err));
+      error.Set("syscall", Napi::String::New(info.Env(), "pthread_create"));
+      throw error;
+    }
+    handle_->started = true;
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value Dispatcher::Close(const Napi::CallbackInfo& info) {
+  if (handle_ != nullptr) BeginClose(handle_);
+  return info.Env().Undefined();
+}
+
+Napi::Value Dispatcher::Ref(const Napi::CallbackInfo& info) {
+  if (handle_ != nullptr && !handle_->closing) uv_ref(reinterpret_cast<uv_handle_t*>(&handle_->wake));
+  return info.Env().Undefined();
+}
+
+Napi::Value Dispatcher::Unref(const Napi::CallbackInfo& info) {
+  if (handle_ != nullptr && !handle_->closing) uv_unref(reinterpret_cast<uv_handle_t*>(&handle_->wake));
+  return info.Env().Undefined();
+}
+
+Napi::Value Dispatcher::Id(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), shared_->id); }
+
+Napi::Value Dispatcher::Stats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object stats = Napi::Object::New(env);
+  Napi::Object retries = Napi::Object::New(env);
+  Napi::Object slots = Napi::Object::New(env);
+  // One lock for the whole read: the books are one consistent picture.
+  std::lock_guard<std::mutex> lock(shared_->mutex);
+  stats.Set("accepted", Napi::Number::New(env, static_cast<double>(shared_->accepted)));
+  stats.Set("batches", Napi::Number::New(env, static_cast<double>(shared_->batches)));
+  stats.Set("pauses", Napi::Number::New(env, static_cast<double>(shared_->pauses)));
+  stats.Set("dropped", Napi::Number::New(env, static_cast<double>(shared_->dropped)));
+  stats.Set("stranded", Napi::Number::New(env, static_cast<double>(shared_->stranded)));
+  stats.Set("eventsDropped", Napi::Number::New(env, static_cast<double>(shared_->events_dropped)));
+  for (const auto& entry : shared_->retries_by_errno) {
+    retries.Set(Napi::Number::New(env, entry.first).ToString(), Napi::Number::New(env, static_cast<double>(entry.second)));
+  }
+  stats.Set("retriesByErrno", retries);
+  std::map<int, SlotTotals> totals = shared_->retired;
+  std::map<int, double> queued;
+  std::map<int, bool> live;
+  for (const auto& queue : shared_->members) {
+    std::lock_guard<std::mutex> queue_lock(queue->mutex);
+    SlotTotals& slot = totals[queue->slot];
+    slot.dispatched += queue->dispatched;
+    slot.closed_here += queue->closed_here;
+    for (size_t i = 0; i < kPublishedCount; i++) slot.published[i] += queue->published[i];
+    queued[queue->slot] += static_cast<double>(queue->pending.size() + queue->delivering);
+    live[queue->slot] = live[queue->slot] || queue->open;
+  }
+  for (const auto& entry : totals) {
+    Napi::Object slot = Napi::Object::New(env);
+    slot.Set("dispatched", Napi::Number::New(env, static_cast<double>(entry.second.dispatched)));
+    slot.Set("closedByQueue", Napi::Number::New(env, static_cast<double>(entry.second.closed_here)));
+    slot.Set("queued", Napi::Number::New(env, queued[entry.first]));
+    slot.Set("taking", Napi::Boolean::New(env, live[entry.first]));
+    slot.Set("published", PublishedObject(env, entry.second.published));
+    slots.Set(Napi::Number::New(env, entry.first).ToString(), slot);
+  }
+  stats.Set("slots", slots);
+  stats.Set("closed", Napi::Boolean::New(env, handle_ == nullptr || handle_->closing));
+  return stats;
+}
+
+Napi::Value Dispatcher::Address(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (handle_ == nullptr || handle_->closing) return env.Null();
+  LocalAddress local = GetLocalAddress(shared_->listen_fd);
+  if (local.err != 0) return env.Null();
+  Napi::Object address = Napi::Object::New(env);
+  address.Set("address", local.address);
+  address.Set("family", local.family == 6 ? "IPv6" : "IPv4");
+  address.Set("port", local.port);
+  return address;
+}
+
+}  // namespace ntl

@@ -1,0 +1,220 @@
+#include "worker_queue.h"
+
+#include <unistd.h>
+
+#include <climits>
+#include <string>
+
+#include "arguments.h"
+#include "batch_slots.h"
+
+namespace ntl {
+
+// Lives apart from the JS object: the uv_async closes on a later loop turn.
+struct QueueHandle {
+  uv_async_t wake;
+  napi_env env = nullptr;
+  std::shared_ptr<DispatchShared> dispatcher;
+  std::shared_ptr<QueueShared> queue;
+  Napi::FunctionReference on_batch;
+  std::unique_ptr<Napi::AsyncContext> async_context;
+  napi_async_cleanup_hook_handle cleanup_hook = nullptr;
+  bool closing = false;
+  bool in_batch = false;
+  WorkerQueue* object = nullptr;
+};
+
+namespace {
+
+void OnWakeClosed(uv_handle_t* handle) {
+  auto* owner = static_cast<QueueHandle*>(handle->data);
+  if (owner->object != nullptr) owner->object->Detach();
+  if (owner->cleanup_hook != nullptr) (void)napi_remove_async_cleanup_hook(owner->cleanup_hook);
+  delete owner;
+}
+
+// JS close(): no more descriptors; the queue stays on the books until the worker ends.
+void StopTaking(QueueHandle* owner) {
+  if (owner->closing) return;
+  owner->closing = true;
+  LeaveQueue(*owner->dispatcher, owner->queue);
+  owner->on_batch.Reset();
+  owner->async_context.reset();
+  uv_close(reinterpret_cast<uv_handle_t*>(&owner->wake), OnWakeClosed);
+}
+
+void OnEnvironmentTeardown(napi_async_cleanup_hook_handle, void* arg) { StopTaking(static_cast<QueueHandle*>(arg)); }
+
+// The worker is ending (however it ends, after close() or not): its connections end with it,
+// and its books fold into its slot. Registered for the environment's whole life, apart from
+// the handle, which a close() frees long before.
+struct RetireAtTeardown {
+  std::shared_ptr<DispatchShared> dispatcher;
+  std::shared_ptr<QueueShared> queue;
+};
+
+void RetireQueueAtTeardown(void* arg) {
+  auto* retire = static_cast<RetireAtTeardown*>(arg);
+  RetireQueue(*retire->dispatcher, retire->queue);
+  delete retire;
+}
+
+// Returns true when the callback ran to its end (plain N-API, as in acceptor.cc).
+bool CallJs(QueueHandle* owner, napi_value fds) {
+  if (owner->closing || owner->on_batch.IsEmpty()) return false;
+  napi_env env = owner->env;
+  napi_value global = nullptr;
+  napi_value function = nullptr;
+  napi_value result = nullptr;
+  if (napi_get_global(env, &global) != napi_ok) return false;
+  if (napi_get_reference_value(env, owner->on_batch, &function) != napi_ok || function == nullptr) return false;
+  if (napi_make_callback(env, *owner->async_context, global, function, 1, &fds, &result) == napi_ok) return true;
+  bool pending = false;
+  napi_value error = nullptr;
+  if (napi_is_exception_pending(env, &pending) == napi_ok && pending && napi_get_and_clear_last_exception(env, &error) == napi_ok &&
+      error != nullptr) {
+    (void)napi_fatal_exception(env, error);
+  }
+  return false;
+}
+
+void OnWake(uv_async_t* async) {
+  auto* owner = static_cast<QueueHandle*>(async->data);
+  if (owner->closing || owner->in_batch) return;
+  std::vector<int> batch;
+  {
+    std::lock_guard<std::mutex> lock(owner->queue->mutex);
+    batch.swap(owner->queue->pending);
+    // From here the batch is this loop's: counted as "being handed over" until FinishBatch.
+    owner->queue->delivering = batch.size();
+  }
+  if (batch.empty()) return;
+  uint64_t closed = 0;
+  napi_env env = owner->env;
+  napi_handle_scope scope = nullptr;
+  bool delivered = false;
+  if (napi_open_handle_scope(env, &scope) == napi_ok) {
+    void* data = nullptr;
+    napi_value buffer = nullptr;
+    napi_value fds = nullptr;
+    if (napi_create_arraybuffer(env, batch.size() * sizeof(int32_t), &data, &buffer) == napi_ok &&
+        napi_create_typedarray(env, napi_int32_array, batch.size(), buffer, 0, &fds) == napi_ok) {
+      auto* slots = static_cast<int32_t*>(data);
+      for (size_t i = 0; i < batch.size(); i++) slots[i] = batch[i];
+      owner->in_batch = true;
+      bool completed = CallJs(owner, fds);
+      owner->in_batch = false;
+      for (size_t i = 0; i < batch.size(); i++) {
+        if (ShouldCloseAfterBatch(async->loop, slots[i], batch[i], completed)) {
+          close(batch[i]);
+          // A returned slot is already counted closed by JS (its registry's releaseUnregistered).
+          if (slots[i] != kBatchSlotReturned) closed++;
+        }
+      }
+      delivered = true;
+    }
+    (void)napi_close_handle_scope(env, scope);
+  }
+  if (!delivered) {
+    // No array to hand over: every descriptor is still ours.
+    for (int fd : batch) close(fd);
+    closed = batch.size();
+  }
+  FinishBatch(*owner->dispatcher, *owner->queue, closed);
+}
+
+}  // namespace
+
+Napi::Function WorkerQueue::Define(Napi::Env env) {
+  return DefineClass(env, "WorkerQueue",
+                     {
+                         InstanceMethod<&WorkerQueue::Close>("close"),
+                         InstanceMethod<&WorkerQueue::Publish>("publish"),
+                         InstanceMethod<&WorkerQueue::Ref>("ref"),
+                         InstanceMethod<&WorkerQueue::Unref>("unref"),
+                     });
+}
+
+WorkerQueue::WorkerQueue(const Napi::CallbackInfo& info) : Napi::ObjectWrap<WorkerQueue>(info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[2].IsFunction()) throw InvalidArgument(env, true, "WorkerQueue(dispatcherId, slot, onBatch)");
+  int id = static_cast<int>(RequireInteger(env, info[0], "dispatcherId", 1, INT_MAX));
+  int slot = static_cast<int>(RequireInteger(env, info[1], "slot", 0, INT_MAX));
+  std::shared_ptr<DispatchShared> dispatcher = FindDispatcher(id);
+  if (!dispatcher) {
+    Napi::Error error = Napi::Error::New(env, "no open dispatcher " + std::to_string(id));
+    error.Set("code", Napi::String::New(env, "ERR_LISTENER_CLOSED"));
+    throw error;
+  }
+  uv_loop_t* uv_loop = nullptr;
+  if (napi_get_uv_event_loop(env, &uv_loop) != napi_ok || uv_loop == nullptr) {
+    throw Napi::Error::New(env, "no libuv loop for this environment");
+  }
+  auto owner = std::make_unique<QueueHandle>();
+  owner->env = env;
+  owner->dispatcher = dispatcher;
+  owner->queue = std::make_shared<QueueShared>();
+  owner->queue->slot = slot;
+  owner->on_batch = Napi::Persistent(info[2].As<Napi::Function>());
+  owner->async_context = std::make_unique<Napi::AsyncContext>(env, "native-tls-listener:worker-queue");
+  int err = uv_async_init(uv_loop, &owner->wake, OnWake);
+  if (err != 0) throw Napi::Error::New(env, std::string("uv_async_init ") + uv_err_name(err));
+  owner->wake.data = owner.get();
+  QueueHandle* raw = owner.release();  // from here freed by StopTaking -> OnWakeClosed
+  if (napi_add_async_cleanup_hook(env, OnEnvironmentTeardown, raw, &raw->cleanup_hook) != napi_ok) {
+    raw->cleanup_hook = nullptr;
+    raw->closing = true;
+    uv_close(reinterpret_cast<uv_handle_t*>(&raw->wake), OnWakeClosed);
+    throw Napi::Error::New(env, "napi_add_async_cleanup_hook failed");
+  }
+  auto retire = std::make_unique<RetireAtTeardown>(RetireAtTeardown{dispatcher, raw->queue});
+  if (napi_add_env_cleanup_hook(env, RetireQueueAtTeardown, retire.get()) != napi_ok) {
+    StopTaking(raw);
+    throw Napi::Error::New(env, "napi_add_env_cleanup_hook failed");
+  }
+  retire.release();
+  raw->queue->wake = &raw->wake;
+  raw->object = this;
+  handle_ = raw;
+  dispatcher_ = dispatcher;
+  queue_ = raw->queue;
+  JoinQueue(*dispatcher, raw->queue);
+}
+
+WorkerQueue::~WorkerQueue() {
+  if (handle_ != nullptr) {
+    handle_->object = nullptr;
+    StopTaking(handle_);
+  }
+}
+
+Napi::Value WorkerQueue::Close(const Napi::CallbackInfo& info) {
+  if (handle_ != nullptr) StopTaking(handle_);
+  return info.Env().Undefined();
+}
+
+Napi::Value WorkerQueue::Publish(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
+    throw InvalidArgument(env, true, "publish(counters: Float64Array)");
+  }
+  Napi::Float64Array values = info[0].As<Napi::Float64Array>();
+  if (values.ElementLength() != kPublishedCount) throw InvalidArgument(env, false, "publish: wrong number of counters");
+  // After close() too: the worker's connections keep closing and its books keep counting.
+  Published published{};
+  for (size_t i = 0; i < kPublishedCount; i++) published[i] = values[i];
+  PublishCounters(*dispatcher_, *queue_, published);
+  return env.Undefined();
+}
+
+Napi::Value WorkerQueue::Ref(const Napi::CallbackInfo& info) {
+  if (handle_ != nullptr && !handle_->closing) uv_ref(reinterpret_cast<uv_handle_t*>(&handle_->wake));
+  return info.Env().Undefined();
+}
+
+Napi::Value WorkerQueue::Unref(const Napi::CallbackInfo& info) {
+  if (handle_ != nullptr && !handle_->closing) uv_unref(reinterpret_cast<uv_handle_t*>(&handle_->wake));
+  return info.Env().Undefined();
+}
+
+}  // namespace ntl

@@ -1,0 +1,66 @@
+// createListener / createLocalTCPListener with `workers`: what the main thread checks before
+// any worker starts, and what each worker gets to rebuild the listener from (cloneable only).
+import { codedError, ErrorCodes } from '../errors.js';
+import { rejectUnknownOptions } from '../option_keys.js';
+import type { TCPListenerOptions } from '../tcp_listener.js';
+import type { ListenerOptions } from '../tls/tls_listener.js';
+import { toSecureContext } from '../tls/credentials.js';
+import type { ServerCredential } from '../tls/credentials.js';
+import type { WorkersOptions } from './worker_options.js';
+import { WorkersListener } from './worker_listener.js';
+import type { WorkerListenerOptions } from './protocol.js';
+
+/** Options of the single-thread listener that workers do not carry yet: refused, never ignored. */
+const notYetWithWorkers = ['maxConnections', 'maxPendingHandshakes', 'maxConnectionsPerAddress', 'deferAccept', 'proxyProtocol', 'trustedProxies'];
+
+function rejectNotYetSupported(options: object): void {
+  for (const key of notYetWithWorkers) {
+    if ((options as Record<string, unknown>)[key] !== undefined) {
+      throw codedError(ErrorCodes.INVALID_OPTION, `${key} is not supported with workers yet`, { option: key });
+    }
+  }
+}
+
+function cloneableCredential(value: ListenerOptions['credential'] | undefined, which: string): ServerCredential | undefined {
+  if (value === undefined) return undefined;
+  const candidate = value as Partial<ServerCredential>;
+  if (typeof value !== 'object' || value === null || candidate.key === undefined || candidate.cert === undefined) {
+    throw codedError(
+      ErrorCodes.INVALID_OPTION,
+      `${which} must be { key, cert } (PEM) with workers: a SecureContext cannot be passed to a worker thread`,
+    );
+  }
+  return { key: candidate.key, cert: candidate.cert };
+}
+
+export function createTlsWorkersListener(options: ListenerOptions & { workers: WorkersOptions }): WorkersListener {
+  if (typeof options !== 'object' || options === null) throw codedError(ErrorCodes.INVALID_OPTION, 'options must be an object');
+  rejectUnknownOptions('createListener', options);
+  rejectNotYetSupported(options);
+  if (options.http !== undefined) {
+    throw codedError(ErrorCodes.INVALID_OPTION, "with workers, the SNI route is the workers module's `http` export, not the http option");
+  }
+  const credential = cloneableCredential(options.credential, 'credential');
+  const sniCredential = cloneableCredential(options.sniCredential, 'sniCredential');
+  // Built once here only to report a bad credential now rather than from every worker.
+  const purpose = { requestClientCert: options.requestClientCert === true };
+  if (credential) toSecureContext(credential, 'credential', purpose);
+  if (sniCredential) toSecureContext(sniCredential, 'sniCredential', purpose);
+  const { port, host, fd, backlog, backend, gracefulCloseTimeout, idleTimeout, alpn, requestClientCert, handshakeTimeout, logTLSErrors } =
+    options;
+  const given = { gracefulCloseTimeout, idleTimeout, alpn, requestClientCert, handshakeTimeout, logTLSErrors, credential, sniCredential };
+  const forWorkers = Object.fromEntries(Object.entries(given).filter(([, value]) => value !== undefined)) as WorkerListenerOptions;
+  return new WorkersListener('tls', { port, host, fd, backlog, backend }, forWorkers, options.workers);
+}
+
+export function createTcpWorkersListener(options: TCPListenerOptions & { workers: WorkersOptions }): WorkersListener {
+  rejectUnknownOptions('createLocalTCPListener', options);
+  rejectNotYetSupported(options);
+  const { workers, port, host, fd, backlog, backend, gracefulCloseTimeout, idleTimeout } = options;
+  return new WorkersListener(
+    'tcp',
+    { port, host: host ?? '127.0.0.1', fd, backlog, backend },
+    { ...(gracefulCloseTimeout !== undefined ? { gracefulCloseTimeout } : {}), ...(idleTimeout !== undefined ? { idleTimeout } : {}) },
+    workers,
+  );
+}

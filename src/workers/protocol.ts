@@ -1,0 +1,64 @@
+// What the main thread and its worker threads say to each other (postMessage), and what a
+// worker is started with (workerData).
+import type { ServerCredential } from '../tls/credentials.js';
+
+export type ListenerKind = 'tls' | 'tcp';
+
+/** The listener options a worker rebuilds its listener from: everything cloneable. */
+export interface WorkerListenerOptions {
+  gracefulCloseTimeout?: number;
+  idleTimeout?: number;
+  // TLS only
+  credential?: ServerCredential;
+  sniCredential?: ServerCredential;
+  alpn?: string[];
+  requestClientCert?: boolean;
+  handshakeTimeout?: number;
+  logTLSErrors?: boolean;
+}
+
+export interface WorkerStart {
+  kind: ListenerKind;
+  dispatcherId: number;
+  slot: number;
+  /** The main thread's listening address (what address() reports in the worker). */
+  address: { address: string; family: string; port: number };
+  moduleUrl: string;
+  options: WorkerListenerOptions;
+  /** 48 bytes shared by every worker's contexts, so sessions resume on any worker. */
+  ticketKeys?: Uint8Array;
+  /** The user's workerData, for the handler module. */
+  userData: unknown;
+}
+
+/** An error as it crosses threads: message and code (a stack from another thread says little). */
+export interface ErrorReport {
+  message: string;
+  code?: string;
+  errno?: number;
+  syscall?: string;
+}
+
+export type WorkerToMain =
+  | { type: 'ready' }
+  | { type: 'failed'; error: ErrorReport }
+  | { type: 'event'; name: 'tlsClientError' | 'connectionError'; error: ErrorReport; info: Record<string, unknown> }
+  | { type: 'suppressed'; count: number }
+  | { type: 'closed' }
+  | { type: 'ticketKeysSet'; seq: number };
+
+export type MainToWorker = { type: 'close'; gracefulTimeout?: number } | { type: 'ticketKeys'; keys: Uint8Array; seq: number };
+
+export function reportOf(error: unknown): ErrorReport {
+  const e = error as Partial<ErrorReport> | null;
+  return {
+    message: error instanceof Error ? error.message : String(error),
+    ...(typeof e?.code === 'string' ? { code: e.code } : {}),
+    ...(typeof e?.errno === 'number' ? { errno: e.errno } : {}),
+    ...(typeof e?.syscall === 'string' ? { syscall: e.syscall } : {}),
+  };
+}
+
+export function errorFrom(report: ErrorReport): Error {
+  return Object.assign(new Error(report.message), report);
+}

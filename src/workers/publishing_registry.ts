@@ -1,0 +1,44 @@
+// A worker's book: the registry every listener keeps, which also tells the main thread each
+// time a connection is released, so the main thread's stats() stay exact across workers.
+import { ConnectionRegistry } from '../registry.js';
+import { PUBLISHED_ORDER } from './dispatch_binding.js';
+import type { PublishedCounters } from './dispatch_binding.js';
+
+export class PublishingRegistry extends ConnectionRegistry {
+  private readonly values = new Float64Array(PUBLISHED_ORDER.length);
+  private sink: ((values: Float64Array) => void) | null = null;
+
+  /** Where the counters go (the worker's queue); set once the queue exists. */
+  publishTo(sink: (values: Float64Array) => void): void {
+    this.sink = sink;
+  }
+
+  override release(id: number): void {
+    super.release(id);
+    this.publish();
+  }
+
+  override releaseUnregistered(): void {
+    super.releaseUnregistered();
+    this.publish();
+  }
+
+  publish(): void {
+    if (!this.sink) return;
+    const book = this.counters();
+    const current: PublishedCounters = {
+      active: book.active,
+      closed: book.closed,
+      handshakesCompleted: book.handshakes.completed,
+      handshakesFailed: book.handshakes.failed,
+      handshakesTimedOut: book.handshakes.timedOut,
+      handshakesAborted: book.handshakes.aborted,
+      sniCredential: book.sni.sniCredential,
+      primaryCredential: book.sni.primaryCredential,
+      handlerErrors: book.handlerErrors,
+      idleTimeouts: book.idleTimeouts,
+    };
+    PUBLISHED_ORDER.forEach((key, index) => (this.values[index] = current[key]));
+    this.sink(this.values);
+  }
+}

@@ -1,0 +1,123 @@
+// What runs in each worker thread: imports the user's module, builds the same listener the main
+// thread would (TLS contexts built once here, with the ticket keys every worker shares), takes
+// descriptors from its queue on the main thread's accept thread, and reports back: ready or
+// failed, client and handler errors (bounded), and closed.
+import type net from 'node:net';
+import type tls from 'node:tls';
+import { parentPort } from 'node:worker_threads';
+import { loadNativeBinding } from '../native/load.js';
+import { codedError, ErrorCodes } from '../errors.js';
+import { TCPListener } from '../tcp_listener.js';
+import { TLSListener } from '../tls/tls_listener.js';
+import type { ConnectionHandler, HttpTarget } from '../tls/tls_listener.js';
+import type { TCPConnectionInfo } from '../tcp_listener.js';
+import type { Handler } from '../listener.js';
+import { toSecureContext } from '../tls/credentials.js';
+import { dispatchBindingOf } from './dispatch_binding.js';
+import { PublishingRegistry } from './publishing_registry.js';
+import { QueueAcceptBackend } from './queue_backend.js';
+import { reportOf } from './protocol.js';
+import type { MainToWorker, WorkerStart, WorkerToMain } from './protocol.js';
+import { EventThrottle } from './event_throttle.js';
+import type { AcceptSink } from '../accept/backend.js';
+
+
+interface HandlerModule {
+  default?: unknown;
+  http?: unknown;
+}
+
+/** How often the books are published besides at each release (handshake counts move between). */
+const PUBLISH_INTERVAL_MS = 100;
+
+const port = parentPort;
+if (!port) throw new Error('worker_entry runs only in a worker thread');
+
+function post(message: WorkerToMain): void {
+  port?.postMessage(message);
+}
+
+function setTicketKeys(context: tls.SecureContext, keys: Uint8Array): void {
+  (context as unknown as { context: { setTicketKeys(keys: Buffer): void } }).context.setTicketKeys(Buffer.from(keys));
+}
+
+async function main(): Promise<void> {
+  const start = await new Promise<WorkerStart>((resolve) => port?.once('message', resolve));
+  const binding = dispatchBindingOf(loadNativeBinding().binding);
+  if (!binding) throw codedError(ErrorCodes.NATIVE_REQUIRED, 'the native acceptor did not load in the worker');
+  const loaded = (await import(start.moduleUrl)) as HandlerModule;
+  if (typeof loaded.default !== 'function') {
+    throw codedError(ErrorCodes.INVALID_OPTION, `${start.moduleUrl} has no default export function (the connection handler)`);
+  }
+  // Typed by the listener it serves; what it really accepts is the user's business.
+  const handler = loaded.default as ConnectionHandler & Handler<net.Socket, TCPConnectionInfo>;
+  const registry = new PublishingRegistry();
+  let backend: QueueAcceptBackend | null = null;
+  const dependencies = {
+    registry,
+    acceptBackend: (sink: AcceptSink) => {
+      backend = new QueueAcceptBackend(binding, { dispatcherId: start.dispatcherId, slot: start.slot, address: start.address }, sink, () =>
+        registry.publish(),
+      );
+      return backend;
+    },
+  };
+  const contexts: tls.SecureContext[] = [];
+  let listener: TCPListener | TLSListener;
+  const where = { host: '127.0.0.1', port: 0 };
+  if (start.kind === 'tcp') {
+    listener = new TCPListener({ ...where, ...start.options }, handler, dependencies);
+  } else {
+    const { credential, sniCredential, ...rest } = start.options;
+    if (!credential) throw codedError(ErrorCodes.INVALID_OPTION, 'credential is required');
+    const purpose = { requestClientCert: rest.requestClientCert === true };
+    const context = toSecureContext(credential, 'credential', purpose);
+    contexts.push(context);
+    const sniContext = sniCredential !== undefined ? toSecureContext(sniCredential, 'sniCredential', purpose) : undefined;
+    if (sniContext) contexts.push(sniContext);
+    if (start.ticketKeys) for (const c of contexts) setTicketKeys(c, start.ticketKeys);
+    listener = new TLSListener(
+      {
+        ...where,
+        ...rest,
+        credential: context,
+        ...(sniContext ? { sniCredential: sniContext } : {}),
+        ...(loaded.http !== undefined ? { http: loaded.http as HttpTarget } : {}),
+      },
+      handler,
+      dependencies,
+    );
+  }
+  const throttle = new EventThrottle((count) => post({ type: 'suppressed', count }));
+  for (const name of ['tlsClientError', 'connectionError'] as const) {
+    listener.on(name, (error: Error, info: { id: number }) => {
+      if (throttle.admit()) post({ type: 'event', name, error: reportOf(error), info: { ...info } });
+    });
+  }
+  await listener.listen();
+  const queue = backend as QueueAcceptBackend | null;
+  registry.publishTo((values) => queue?.publish(values));
+  registry.publish();
+  const publisher = setInterval(() => registry.publish(), PUBLISH_INTERVAL_MS);
+  publisher.unref();
+  port?.on('message', (message: MainToWorker) => {
+    if (message.type === 'ticketKeys') {
+      for (const c of contexts) setTicketKeys(c, message.keys);
+      post({ type: 'ticketKeysSet', seq: message.seq });
+    } else if (message.type === 'close') {
+      void listener.close(message.gracefulTimeout !== undefined ? { gracefulTimeout: message.gracefulTimeout } : {}).then(() => {
+        clearInterval(publisher);
+        throttle.stop();
+        registry.publish();
+        post({ type: 'closed' });
+      });
+    }
+  });
+  post({ type: 'ready' });
+}
+
+main().catch((error: unknown) => {
+  post({ type: 'failed', error: reportOf(error) });
+  // The main thread replaces or reports this worker; nothing of it should keep running.
+  process.exit(1);
+});

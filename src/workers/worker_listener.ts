@@ -1,0 +1,259 @@
+// A listener whose connections are served by worker threads: the listening socket is accepted
+// on the addon's own thread (native/dispatch_state.h), each descriptor handed to the worker
+// with the fewest active connections, where the same listener as on one thread (TLS setup,
+// handler, registry) serves it. This class is the main thread's side: it opens the socket,
+// starts the workers, keeps one book for all of them, and closes.
+//
+// Descriptor ownership: the listening socket is this class's until `new Dispatcher()` takes
+// it (closed here if that throws), then the dispatcher's. Accepted descriptors never touch
+// this thread (dispatch_state.h and worker_queue.h say who owns them on the way).
+import crypto from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import type net from 'node:net';
+import fs from 'node:fs';
+import type { WorkerOptions } from 'node:worker_threads';
+import { resolveListenAddress } from '../address.js';
+import { loadNativeBinding } from '../native/load.js';
+import { AcceptEventKind } from '../native/binding.js';
+import type { AcceptorOptions } from '../native/binding.js';
+import { validateAcceptorOptions } from '../accept/acceptor_options.js';
+import { adoptionError } from '../accept/adoption.js';
+import { codedError, errnoName, ErrorCodes, systemError } from '../errors.js';
+import { validateBaseOptions, validateCloseOptions } from '../listener_options.js';
+import type { BaseListenerOptions, CloseOptions, ListenerStats } from '../listener.js';
+import { formatPrometheus } from '../metrics.js';
+import { channels, debug } from '../diagnostics.js';
+import { dispatchBindingOf } from './dispatch_binding.js';
+import type { DispatchBinding, NativeDispatcher } from './dispatch_binding.js';
+import { resolveWorkersOptions } from './worker_options.js';
+import type { ResolvedWorkersOptions, WorkersOptions } from './worker_options.js';
+import { WorkerSlot } from './worker_slot.js';
+import type { SlotHost } from './worker_slot.js';
+import { errorFrom } from './protocol.js';
+import type { ListenerKind, WorkerListenerOptions, WorkerStart, WorkerToMain } from './protocol.js';
+import { bookOf, formatWorkerMetrics } from './worker_book.js';
+import type { WorkerStats } from './worker_book.js';
+
+export type { WorkerStats } from './worker_book.js';
+
+export interface WorkersListenerStats extends ListenerStats {
+  workers: WorkerStats[];
+  /** Client and handler errors the workers counted but did not forward (the flood bound). */
+  eventsSuppressed: number;
+}
+
+/** What a `worker` event says: a worker took its slot, or a worker ended (and is replaced). */
+export type WorkerEvent =
+  | { type: 'online'; id: number; threadId: number }
+  | { type: 'exit'; id: number; threadId: number; exitCode: number; error?: Error; restartInMs: number | null };
+
+const DEFAULT_BACKLOG = 1024;
+const TICKET_KEYS_BYTES = 48;
+
+export class WorkersListener extends EventEmitter implements SlotHost {
+  readonly backend = 'native' as const;
+  private readonly binding: DispatchBinding;
+  private readonly workers: ResolvedWorkersOptions;
+  private readonly acceptorOptions: AcceptorOptions;
+  private readonly slots: WorkerSlot[] = [];
+  private dispatcher: NativeDispatcher | null = null;
+  private state: 'new' | 'opening' | 'listening' | 'closing' | 'closed' = 'new';
+  private listenPromise: Promise<net.AddressInfo> | null = null;
+  private closePromise: Promise<void> | null = null;
+  private listenAddress: net.AddressInfo | null = null;
+  private ticketKeys: Buffer = crypto.randomBytes(TICKET_KEYS_BYTES);
+  private eventsSuppressed = 0;
+  private ticketKeysSeq = 0;
+
+  constructor(
+    private readonly kind: ListenerKind,
+    private readonly options: BaseListenerOptions,
+    private readonly workerOptions: WorkerListenerOptions,
+    workers: WorkersOptions,
+    acceptorOptions?: AcceptorOptions,
+  ) {
+    super();
+    validateBaseOptions(options);
+    this.workers = resolveWorkersOptions(workers);
+    this.acceptorOptions = validateAcceptorOptions(acceptorOptions);
+    if (options.backend === 'js') {
+      throw codedError(ErrorCodes.NATIVE_REQUIRED, "workers need the native acceptor (its accept thread); backend 'js' cannot serve them");
+    }
+    const binding = dispatchBindingOf(loadNativeBinding().binding);
+    if (!binding) {
+      throw codedError(ErrorCodes.NATIVE_REQUIRED, 'workers need the native acceptor (its accept thread), which is not available here');
+    }
+    this.binding = binding;
+    for (let id = 0; id < this.workers.count; id++) this.slots.push(new WorkerSlot(id, this));
+  }
+
+  /** Binds, starts the workers and the accept thread; resolves once every worker takes connections. */
+  listen(): Promise<net.AddressInfo> {
+    if (this.state === 'closing' || this.state === 'closed') {
+      return Promise.reject(codedError(ErrorCodes.LISTENER_CLOSED, 'the listener is closed'));
+    }
+    if (this.listenPromise) return this.listenPromise;
+    this.state = 'opening';
+    this.listenPromise = this.open().then(
+      (address) => {
+        if (this.state !== 'opening') throw codedError(ErrorCodes.LISTENER_CLOSED, 'the listener was closed while opening');
+        this.state = 'listening';
+        this.emit('listening', address);
+        return address;
+      },
+      async (error: unknown) => {
+        // A close() during opening may have run before the dispatcher existed: close it too.
+        this.dispatcher?.close();
+        await this.close().catch(() => undefined);
+        throw error;
+      },
+    );
+    return this.listenPromise;
+  }
+
+  private async open(): Promise<net.AddressInfo> {
+    const backlog = this.options.backlog ?? DEFAULT_BACKLOG;
+    let fd: number;
+    let opened = false;
+    if (this.options.fd !== undefined) {
+      const outcome = this.binding.prepareAdoptedSocket(this.options.fd);
+      if ('errno' in outcome) throw adoptionError(this.options.fd, outcome);
+      fd = outcome.fd;
+    } else {
+      const address = await resolveListenAddress(this.options.host, this.options.port ?? 0, this.binding);
+      const outcome = this.binding.openListenSocket(address.family, address.address, address.port, backlog);
+      if ('errno' in outcome) throw systemError(outcome.errno, outcome.syscall, { address: address.address, port: address.port });
+      fd = outcome.fd;
+      opened = true;
+    }
+    try {
+      this.dispatcher = new this.binding.Dispatcher(fd, (kind, errno, delayMs) => this.onAcceptEvent(kind, errno, delayMs), this.acceptorOptions);
+    } catch (error) {
+      if (opened) fs.closeSync(fd);
+      throw error;
+    }
+    // From here the listening descriptor is the dispatcher's.
+    this.dispatcher.start();
+    const address = this.dispatcher.address();
+    if (!address) throw new Error('listening socket has no address');
+    this.listenAddress = address;
+    if (this.state !== 'opening') throw codedError(ErrorCodes.LISTENER_CLOSED, 'the listener was closed while opening');
+    await Promise.all(this.slots.map((slot) => slot.start()));
+    return address;
+  }
+
+  address(): net.AddressInfo | null {
+    return this.state === 'listening' ? this.listenAddress : null;
+  }
+
+  /** The books of every worker, as one listener's, plus each worker's own. */
+  stats(): WorkersListenerStats {
+    const native = this.dispatcher?.stats();
+    return bookOf(native, this.slots, this.eventsSuppressed);
+  }
+
+  /** The statistics in the Prometheus text format, totals and then one sample per worker (label `worker`). */
+  metrics(labels: Readonly<Record<string, string>> = {}): string {
+    const stats = this.stats();
+    return formatPrometheus(stats, labels) + formatWorkerMetrics(stats.workers, labels);
+  }
+
+  /**
+   * New session ticket keys (48 bytes; random when omitted) for every worker's contexts;
+   * resolves once every running worker uses them. Node's contexts hold one key: tickets issued
+   * before the rotation no longer resume (those clients do one full handshake).
+   */
+  async rotateTicketKeys(keys: Buffer = crypto.randomBytes(TICKET_KEYS_BYTES)): Promise<void> {
+    if (!Buffer.isBuffer(keys) || keys.length !== TICKET_KEYS_BYTES) {
+      throw codedError(ErrorCodes.INVALID_OPTION, `ticket keys must be a Buffer of ${TICKET_KEYS_BYTES} bytes`);
+    }
+    if (this.kind !== 'tls') throw codedError(ErrorCodes.INVALID_OPTION, 'a plain-TCP listener has no ticket keys');
+    this.ticketKeys = Buffer.from(keys);
+    const seq = ++this.ticketKeysSeq;
+    await Promise.all(this.slots.map((slot) => slot.setTicketKeys(new Uint8Array(this.ticketKeys), seq)));
+  }
+
+  ref(): this {
+    this.dispatcher?.ref();
+    for (const slot of this.slots) slot.ref();
+    return this;
+  }
+
+  unref(): this {
+    this.dispatcher?.unref();
+    for (const slot of this.slots) slot.unref();
+    return this;
+  }
+
+  /**
+   * Stops accepting at once (the port is free when this returns), closes every worker's
+   * connections (ended gracefully first with `gracefulTimeout`) and resolves once every worker
+   * thread has exited, so every descriptor is released.
+   */
+  close(options: CloseOptions = {}): Promise<void> {
+    if (this.closePromise) return this.closePromise;
+    validateCloseOptions(options);
+    this.state = 'closing';
+    this.dispatcher?.close();
+    this.closePromise = Promise.all(this.slots.map((slot) => slot.close(options.gracefulTimeout))).then(() => {
+      this.state = 'closed';
+      const stats = this.stats();
+      debug('closed: %j', stats);
+      if (channels.listenerClose.hasSubscribers) channels.listenerClose.publish({ listener: this, stats });
+      this.emit('close');
+    });
+    return this.closePromise;
+  }
+
+  // ---- the accept thread's events ----------------------------------------------------------
+
+  private onAcceptEvent(kind: AcceptEventKind, errno: number, delayMs: number): void {
+    const error = systemError(errno, 'accept');
+    if (kind === AcceptEventKind.Retry) {
+      if (channels.acceptRetry.hasSubscribers) channels.acceptRetry.publish({ listener: this, error });
+      this.emit('acceptRetry', error);
+    } else if (kind === AcceptEventKind.Pause) {
+      if (channels.acceptPause.hasSubscribers) channels.acceptPause.publish({ listener: this, error, delayMs });
+      this.emit('acceptPaused', error, delayMs);
+    } else {
+      debug('accept failed with %s; closing', errnoName(errno));
+      void this.close();
+      this.emit('error', error);
+    }
+  }
+
+  // ---- SlotHost: what the worker slots report ------------------------------------------------
+
+  startConfig(slot: WorkerSlot): { start: WorkerStart; options: WorkerOptions } {
+    const { count: _count, moduleUrl, workerData, ...passThrough } = this.workers;
+    return {
+      start: {
+        kind: this.kind,
+        dispatcherId: this.dispatcher?.id ?? 0,
+        slot: slot.id,
+        address: this.listenAddress ?? { address: '', family: '', port: 0 },
+        moduleUrl,
+        options: this.workerOptions,
+        ...(this.kind === 'tls' ? { ticketKeys: new Uint8Array(this.ticketKeys) } : {}),
+        userData: workerData,
+      },
+      options: { ...passThrough, workerData },
+    };
+  }
+
+  online(slot: WorkerSlot, threadId: number): void {
+    this.emit('worker', { type: 'online', id: slot.id, threadId } satisfies WorkerEvent);
+  }
+
+  exited(slot: WorkerSlot, info: { threadId: number; exitCode: number; error?: Error; restartInMs: number | null }): void {
+    this.emit('worker', { type: 'exit', id: slot.id, ...info } satisfies WorkerEvent);
+  }
+
+  message(slot: WorkerSlot, message: WorkerToMain): void {
+    if (message.type === 'event') {
+      this.emit(message.name, errorFrom(message.error), { ...message.info, worker: slot.id });
+    } else if (message.type === 'suppressed') {
+      this.eventsSuppressed += message.count;
+    }
+  }
+}

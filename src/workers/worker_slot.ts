@@ -1,0 +1,166 @@
+// One worker slot of a listener with `workers`: the thread that serves it now, started,
+// replaced when it dies (at once the first time, then with a doubling back-off while it keeps
+// dying young), and closed. The slot's id stays while its threads come and go; the accept
+// thread keeps the books by slot (native/dispatch_state.h).
+import { Worker } from 'node:worker_threads';
+import type { WorkerOptions } from 'node:worker_threads';
+import { codedError, ErrorCodes } from '../errors.js';
+import { errorFrom } from './protocol.js';
+import type { MainToWorker, WorkerStart, WorkerToMain } from './protocol.js';
+
+const entryUrl = new URL('./worker_entry.js', import.meta.url);
+
+/** A worker that lived this long before dying starts the back-off from scratch. */
+const HEALTHY_AFTER_MS = 5000;
+const BACKOFF_MIN_MS = 100;
+const BACKOFF_MAX_MS = 5000;
+/** How long close() lets a starting worker finish starting before it terminates it. */
+const STARTING_CLOSE_WAIT_MS = 10_000;
+
+export interface SlotHost {
+  /** A worker of this slot is taking connections. */
+  online(slot: WorkerSlot, threadId: number): void;
+  /** A worker of this slot ended (not by close()); `restartInMs` null when it will not be replaced. */
+  exited(slot: WorkerSlot, info: { threadId: number; exitCode: number; error?: Error; restartInMs: number | null }): void;
+  message(slot: WorkerSlot, message: WorkerToMain): void;
+  /** What a new worker of this slot starts with. */
+  startConfig(slot: WorkerSlot): { start: WorkerStart; options: WorkerOptions };
+}
+
+export class WorkerSlot {
+  private worker: Worker | null = null;
+  private closing = false;
+  private restartTimer: NodeJS.Timeout | null = null;
+  private failuresInARow = 0;
+  private unrefed = false;
+  /** The current worker has said it is ready (it listens for 'close' only from then on). */
+  private ready = false;
+  /** Settles when the current worker is ready or has exited. */
+  private settled: Promise<void> = Promise.resolve();
+  /** Workers this slot has started, the first included. */
+  starts = 0;
+
+  constructor(
+    readonly id: number,
+    private readonly host: SlotHost,
+  ) {}
+
+  get threadId(): number | null {
+    return this.worker?.threadId ?? null;
+  }
+
+  /** Starts a worker; resolves when it takes connections, rejects if it fails or exits first. */
+  start(): Promise<void> {
+    const { start, options } = this.host.startConfig(this);
+    const worker = new Worker(entryUrl, options);
+    if (this.unrefed) worker.unref();
+    this.worker = worker;
+    this.starts++;
+    const startedAt = Date.now();
+    const threadId = worker.threadId;
+    let ready = false;
+    this.ready = false;
+    let lastError: Error | undefined;
+    const started = new Promise<void>((resolve, reject) => {
+      worker.on('message', (message: WorkerToMain) => {
+        if (message.type === 'ready') {
+          ready = true;
+          this.ready = true;
+          this.host.online(this, threadId);
+          resolve();
+        } else if (message.type === 'failed') {
+          lastError = codedError(ErrorCodes.WORKER_FAILED, `worker ${this.id} failed to start: ${message.error.message}`, {
+            cause: errorFrom(message.error),
+          });
+        } else this.host.message(this, message);
+      });
+      worker.on('error', (error: Error) => {
+        lastError = error;
+      });
+      worker.once('exit', (exitCode: number) => {
+        if (this.worker === worker) this.worker = null;
+        if (!ready) reject(lastError ?? codedError(ErrorCodes.WORKER_FAILED, `worker ${this.id} exited with ${exitCode} before it was ready`));
+        if (this.closing) return;
+        this.failuresInARow = Date.now() - startedAt >= HEALTHY_AFTER_MS ? 0 : this.failuresInARow + 1;
+        const restartInMs = this.failuresInARow <= 1 ? 0 : Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** (this.failuresInARow - 2));
+        this.host.exited(this, { threadId, exitCode, ...(lastError ? { error: lastError } : {}), restartInMs });
+        this.restartTimer = setTimeout(() => {
+          this.restartTimer = null;
+          // A replacement that fails is reported by its own exit, and replaced in turn.
+          if (!this.closing) this.start().catch(() => undefined);
+        }, restartInMs);
+        if (this.unrefed) this.restartTimer.unref();
+      });
+      worker.postMessage(start);
+    });
+    this.settled = started.catch(() => undefined);
+    return started;
+  }
+
+  /**
+   * New ticket keys for the worker serving now; resolves once it has set them (or at once when
+   * none is ready: a worker that starts later gets the keys it starts with).
+   */
+  setTicketKeys(keys: Uint8Array, seq: number): Promise<void> {
+    const worker = this.worker;
+    if (!worker || !this.ready) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const onMessage = (message: WorkerToMain): void => {
+        if (message.type !== 'ticketKeysSet' || message.seq !== seq) return;
+        done();
+      };
+      const done = (): void => {
+        worker.off('message', onMessage);
+        worker.off('exit', done);
+        resolve();
+      };
+      worker.on('message', onMessage);
+      worker.once('exit', done);
+      worker.postMessage({ type: 'ticketKeys', keys, seq } satisfies MainToWorker);
+    });
+  }
+
+  /**
+   * Closes the slot: its worker closes its listener (gracefully within `gracefulTimeout`),
+   * then ends. Resolves once the thread has exited, so every descriptor it held is released.
+   */
+  async close(gracefulTimeout: number | undefined): Promise<void> {
+    this.closing = true;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    if (this.worker && !this.ready) {
+      // Terminating a worker while it is still importing modules leaks the descriptors of the
+      // files it was reading (Node closes none of its in-flight fs reads): let it finish
+      // starting (or failing), bounded, and close it the ordinary way.
+      const timer = new Promise<void>((resolve) => setTimeout(resolve, STARTING_CLOSE_WAIT_MS).unref());
+      await Promise.race([this.settled, timer]);
+    }
+    const worker = this.worker;
+    if (!worker) return;
+    if (!this.ready) {
+      await worker.terminate();
+      return;
+    }
+    const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+    const closed = new Promise<void>((resolve) => {
+      worker.on('message', (message: WorkerToMain) => {
+        if (message.type === 'closed') resolve();
+      });
+    });
+    worker.postMessage({ type: 'close', ...(gracefulTimeout !== undefined ? { gracefulTimeout } : {}) } satisfies MainToWorker);
+    await Promise.race([closed, exited]);
+    await worker.terminate();
+    await exited;
+  }
+
+  ref(): void {
+    this.unrefed = false;
+    this.worker?.ref();
+    this.restartTimer?.ref();
+  }
+
+  unref(): void {
+    this.unrefed = true;
+    this.worker?.unref();
+    this.restartTimer?.unref();
+  }
+}
