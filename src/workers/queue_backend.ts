@@ -49,6 +49,11 @@ export class QueueAcceptBackend implements AcceptBackend {
     return this.queue && !this.closed ? this.target.address : null;
   }
 
+  /** The listening socket is the main thread's accept thread's, never a worker's. */
+  listeningDescriptor(): null {
+    return null;
+  }
+
   counters(): AcceptCounters {
     // Retries and pauses happen on the accept thread; the main thread reports them.
     return {
