@@ -206,8 +206,8 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
 
   // ---- AcceptSink: what the backend hands over -------------------------------------------
 
-  onDescriptors(fds: Int32Array): void {
-    handOffBatch(fds, this.adopt, this.registry, {
+  onDescriptors(fds: Int32Array, count: number): void {
+    handOffBatch(fds, count, this.adopt, this.registry, {
       wrapped: (id, socket, fd) => this.connections.track(id, socket, fd),
       returned: (fd, id, error) => this.releaseUnwrapped(fd, id, error),
     });

@@ -52,7 +52,7 @@ export class NativeAcceptBackend implements AcceptBackend {
     try {
       acceptor = new this.binding.Acceptor(
         outcome.fd,
-        (fds) => this.sink.onDescriptors(fds),
+        (fds, count) => this.sink.onDescriptors(fds, count),
         (kind, errno, delayMs) => this.onAcceptEvent(kind, errno, delayMs),
         this.acceptorOptions,
       );

@@ -23,6 +23,8 @@ export interface NativeAcceptorStats {
   accepted: number;
   batches: number;
   pauses: number;
+  /** accept() calls that found the queue empty (EAGAIN); Linux reads the queue's length instead */
+  emptyAccepts: number;
   /** errno (as a decimal string key) -> how many times accept() was retried after it */
   retriesByErrno: Record<string, number>;
   closed: boolean;
@@ -47,7 +49,8 @@ export interface AcceptorOptions {
 }
 
 /**
- * `onBatch` receives accepted descriptors. Each slot says who owns its descriptor when the
+ * `onBatch` receives accepted descriptors in the first `count` slots of `fds`, the same
+ * Int32Array every time (batchLimit slots; the rest are stale). Each slot says who owns its descriptor when the
  * callback returns (native/acceptor.h has the same list):
  *  - the descriptor itself (untouched): the addon, which closes it;
  *  - -1 (taken): JS is wrapping it; if the callback is cut short (a terminated worker), the
@@ -58,7 +61,7 @@ export interface AcceptorOptions {
  * Any other value is treated as untouched. The addon always closes the descriptor it accepted
  * for the slot, never a number JS wrote there.
  */
-export type BatchCallback = (fds: Int32Array) => void;
+export type BatchCallback = (fds: Int32Array, count: number) => void;
 export type AcceptEventCallback = (kind: AcceptEventKind, errno: number, delayMs: number) => void;
 
 export interface NativeAcceptor {
