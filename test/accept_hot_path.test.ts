@@ -145,3 +145,32 @@ describe('the native acceptor hands every batch over in one reused array', () =>
     expect(seen[2]?.array).to.equal(seen[0]?.array);
   });
 });
+
+describe('a burst of connections queued before the native acceptor polls', () => {
+  const cleanup = new Cleanup();
+  afterEach(() => cleanup.run());
+  let binding: NativeBinding;
+
+  before(function () {
+    const loaded = loadNativeBinding().binding;
+    if (loaded === null) this.skip();
+    binding = loaded;
+  });
+
+  it('is accepted in batches of batchLimit, as many as the kernel says are queued, with no accept() that finds the queue empty', async () => {
+    const opened = binding.openListenSocket(4, '127.0.0.1', 0, 64);
+    if ('errno' in opened) throw new Error(`openListenSocket: errno ${opened.errno}`);
+    const counts: number[] = [];
+    const acceptor = new binding.Acceptor(opened.fd, (_fds, count) => void counts.push(count), () => undefined, { batchLimit: 4 });
+    cleanup.add(() => acceptor.close());
+    const port = acceptor.address()?.port;
+    if (port === undefined) throw new Error('the acceptor has no address');
+    // The kernel completes the handshakes by itself: all ten wait in the queue before polling starts.
+    const clients = await Promise.all(Array.from({ length: 10 }, () => connect(port)));
+    for (const client of clients) cleanup.add(() => client.destroy());
+    acceptor.start();
+    await waitUntil(() => counts.reduce((a, b) => a + b, 0) === 10, 'ten connections accepted');
+    expect(counts).to.deep.equal([4, 4, 2]);
+    if (process.platform === 'linux') expect(acceptor.stats().emptyAccepts).to.equal(0);
+  });
+});
