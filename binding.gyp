@@ -10,6 +10,7 @@
       "sources": [
         "native/module.cc",
         "native/accept_errors.cc",
+        "native/accept_queue.cc",
         "native/listen_socket.cc",
         "native/acceptor.cc",
         "native/admission.cc",
