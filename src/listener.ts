@@ -239,7 +239,8 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
       idleTimeouts: book.idleTimeouts,
       proxyProtocol: book.proxyProtocol,
       admission: { ...accept.admission },
-      rejected: accept.rejected,
+      // Behind a PROXY balancer the per-address limit is enforced after the header (src/proxy/).
+      rejected: { ...accept.rejected, maxConnectionsPerAddress: accept.rejected.maxConnectionsPerAddress + book.rejectedPerAddress },
     };
   }
 
@@ -373,7 +374,8 @@ function admissionOptionsOf(options: BaseListenerOptions & { maxPendingHandshake
   return {
     ...(maxConnections !== undefined ? { maxConnections } : {}),
     ...(maxPendingHandshakes !== undefined ? { maxPendingHandshakes } : {}),
-    ...(maxConnectionsPerAddress !== undefined ? { maxConnectionsPerAddress } : {}),
+    // With proxyProtocol the socket's peer is the balancer: the PROXY stage counts the client instead.
+    ...(maxConnectionsPerAddress !== undefined && options.proxyProtocol === undefined ? { maxConnectionsPerAddress } : {}),
     ...(deferAccept !== undefined ? { deferAccept } : {}),
   };
 }
