@@ -8,6 +8,7 @@
 
 #include "accept_errors.h"
 #include "accept_queue.h"
+#include "batch_slots.h"
 #include "arguments.h"
 #include "listen_socket.h"
 
@@ -18,11 +19,6 @@ namespace {
 // kEventBackpressure: accepting stopped at an admission limit; its errno argument is the
 // AdmissionReason. (Leaving it is JS's own call to resume(), so it needs no event.)
 enum EventKind : int32_t { kEventRetry = 0, kEventPause = 1, kEventFatal = 2, kEventBackpressure = 3 };
-
-// Batch slot states JS writes (see acceptor.h); kept in step with src/native/binding.ts.
-constexpr int32_t kSlotTaken = -1;
-constexpr int32_t kSlotSettled = -2;
-constexpr int32_t kSlotReturned = -3;
 
 // Option ranges (documented on AcceptorOptions in src/native/binding.ts, checked there too).
 // A batch holds at most batchLimit descriptors; back-off delays are timer milliseconds.
@@ -111,46 +107,6 @@ bool CallJs(AcceptLoop* loop, Napi::FunctionReference& callback, size_t argc, co
     (void)napi_fatal_exception(env, error);
   }
   return false;
-}
-
-struct HandleSearch {
-  int fd;
-  bool found;
-};
-
-// True when a libuv stream handle on this loop has `fd` open (and so will close it).
-bool OwnedByLoopHandle(AcceptLoop* loop, int fd) {
-  HandleSearch search{fd, false};
-  uv_walk(
-      loop->poll.loop,
-      [](uv_handle_t* handle, void* arg) {
-        auto* wanted = static_cast<HandleSearch*>(arg);
-        if (handle->type != UV_TCP && handle->type != UV_NAMED_PIPE) return;
-        uv_os_fd_t handle_fd = -1;
-        if (uv_fileno(handle, &handle_fd) == 0 && handle_fd == wanted->fd) wanted->found = true;
-      },
-      &search);
-  return search.found;
-}
-
-// Whether the descriptor this loop accepted for a slot is still ours to close once the batch
-// callback has returned, by what JS left in the slot (the states are in acceptor.h). Always
-// decided about `accepted`, the fd accept() returned, never about the number in the slot.
-bool ShouldCloseAfterBatch(AcceptLoop* loop, int32_t slot, int accepted, bool completed) {
-  if (slot == accepted) {
-    // Untouched (JS threw, the listener closed during the callback, or JS could not run).
-    return true;
-  }
-  if (slot == kSlotSettled) return false;
-  if (slot == kSlotTaken) {
-    // Taken, and the callback ran to its end: JS settled it some other way. Cut short (a
-    // worker terminated mid-batch) before a socket's handle came to own it: nobody else
-    // will ever close it. One that a handle does own is left to that handle.
-    return !completed && !OwnedByLoopHandle(loop, accepted);
-  }
-  // kSlotReturned (JS could not wrap it), or a value outside the protocol: ours, unless an
-  // adopter got as far as giving it to a handle before it threw.
-  return !OwnedByLoopHandle(loop, accepted);
 }
 
 // The batch's peers as Node's own socket._peername objects ({ address, family, port }), or
@@ -254,8 +210,8 @@ void DeliverBatch(AcceptLoop* loop) {
       int32_t* after = BatchSlots(loop, &again, count);
       if (after != slots) loop->batch_array.Reset();
       for (size_t i = 0; i < count; i++) {
-        int32_t slot = after == slots ? slots[i] : kSlotReturned;
-        if (ShouldCloseAfterBatch(loop, slot, loop->batch[i], completed)) {
+        int32_t slot = after == slots ? slots[i] : kBatchSlotReturned;
+        if (ShouldCloseAfterBatch(loop->poll.loop, slot, loop->batch[i], completed)) {
           close(loop->batch[i]);
           // JS never tracked it, so JS never uncounts it.
           loop->admission.Uncount(loop->batch_address_slots[i]);
