@@ -2,7 +2,6 @@
 // real clients (openssl s_client, curl, Node's tls), stopped by signals.
 import { execFile, spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -13,6 +12,8 @@ import { expect } from 'chai';
 import { nativeAvailable } from '../src/index.js';
 import type { ListenerStats } from '../src/index.js';
 import { repoRoot } from './support/paths.js';
+import { CliProcess } from './support/cli_process.js';
+import type { CliExit } from './support/cli_process.js';
 import { writePkiFiles } from './support/pki.js';
 import type { PkiFiles } from './support/pki.js';
 import { Client, listeningServer, closeServer, waitUntil, within } from './support/sockets.js';
@@ -22,44 +23,8 @@ const CLI = path.join(repoRoot, 'dist', 'src', 'cli', 'main.js');
 const VERSION = (JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
 const PROCESS_WAIT_MS = 15_000;
 
-interface Exit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-}
-
-/** A spawned CLI, its output so far, and how it ended. */
-class Cli {
-  stdout = '';
-  stderr = '';
-  exit: Exit | null = null;
-  readonly exited: Promise<Exit>;
-
-  constructor(readonly child: ChildProcess) {
-    child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (this.stdout += chunk));
-    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (this.stderr += chunk));
-    this.exited = new Promise((resolve) =>
-      child.once('close', (code, signal) => {
-        this.exit = { code, signal };
-        resolve(this.exit);
-      }),
-    );
-  }
-
-  /** Waits for the whole banner; fails with the output if the process ends first. */
-  async started(): Promise<{ port: number; banner: string }> {
-    await waitUntil(() => this.stdout.includes('stop with') || this.exit !== null, 'the CLI banner', PROCESS_WAIT_MS);
-    const match = /^listening on 127\.0\.0\.1:(\d+) /m.exec(this.stdout);
-    if (this.exit !== null || !match?.[1]) {
-      throw new Error(`the CLI did not start (exit ${JSON.stringify(this.exit)}):\n${this.stdout}\n${this.stderr}`);
-    }
-    return { port: Number(match[1]), banner: this.stdout };
-  }
-
-  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<Exit> {
-    if (this.exit === null) this.child.kill(signal);
-    return within(this.exited, `the CLI to exit after ${signal}`, PROCESS_WAIT_MS);
-  }
-}
+type Exit = CliExit;
+type Cli = CliProcess;
 
 const running = new Set<Cli>();
 const temporary: string[] = [];
@@ -71,7 +36,7 @@ function tempDir(): string {
 }
 
 function spawnCli(args: readonly string[], env: NodeJS.ProcessEnv = {}): Cli {
-  const cli = new Cli(spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] }));
+  const cli = new CliProcess(spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] }));
   running.add(cli);
   return cli;
 }
@@ -86,7 +51,7 @@ async function runCli(args: readonly string[], env: NodeJS.ProcessEnv = {}): Pro
 /** A CLI on a free port with its own state directory. */
 async function startCli(args: readonly string[] = [], stateDir = tempDir()): Promise<{ cli: Cli; port: number; stateDir: string }> {
   const cli = spawnCli(['--port', '0', '--state-dir', stateDir, ...args]);
-  const { port } = await cli.started();
+  const port = await cli.started();
   return { cli, port, stateDir };
 }
 
