@@ -5,7 +5,7 @@ import { rejectUnknownOptions } from '../option_keys.js';
 import type { TCPListenerOptions } from '../tcp_listener.js';
 import type { ListenerOptions } from '../tls/tls_listener.js';
 import { toSecureContext } from '../tls/credentials.js';
-import type { ServerCredential } from '../tls/credentials.js';
+import { cloneableCredential } from './worker_credentials.js';
 import type { WorkersOptions } from './worker_options.js';
 import { WorkersListener } from './worker_listener.js';
 import type { WorkerListenerOptions } from './protocol.js';
@@ -19,18 +19,6 @@ function rejectNotYetSupported(options: object): void {
       throw codedError(ErrorCodes.INVALID_OPTION, `${key} is not supported with workers yet`, { option: key });
     }
   }
-}
-
-function cloneableCredential(value: ListenerOptions['credential'] | undefined, which: string): ServerCredential | undefined {
-  if (value === undefined) return undefined;
-  const candidate = value as Partial<ServerCredential>;
-  if (typeof value !== 'object' || value === null || candidate.key === undefined || candidate.cert === undefined) {
-    throw codedError(
-      ErrorCodes.INVALID_OPTION,
-      `${which} must be { key, cert } (PEM) with workers: a SecureContext cannot be passed to a worker thread`,
-    );
-  }
-  return { key: candidate.key, cert: candidate.cert };
 }
 
 export function createTlsWorkersListener(options: ListenerOptions & { workers: WorkersOptions }): WorkersListener {

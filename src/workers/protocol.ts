@@ -45,9 +45,21 @@ export type WorkerToMain =
   | { type: 'event'; name: 'tlsClientError' | 'connectionError'; error: ErrorReport; info: Record<string, unknown> }
   | { type: 'suppressed'; count: number }
   | { type: 'closed' }
-  | { type: 'ticketKeysSet'; seq: number };
+  | { type: 'ticketKeysSet'; seq: number }
+  | { type: 'credentialsSet'; seq: number; error?: ErrorReport };
 
-export type MainToWorker = { type: 'close'; gracefulTimeout?: number } | { type: 'ticketKeys'; keys: Uint8Array; seq: number };
+/** New credentials for a running worker (listener.setCredentials); what is absent stays. */
+export interface CredentialsMessage {
+  type: 'credentials';
+  credential?: ServerCredential;
+  sniCredential?: ServerCredential;
+  seq: number;
+}
+
+export type MainToWorker =
+  | { type: 'close'; gracefulTimeout?: number }
+  | { type: 'ticketKeys'; keys: Uint8Array; seq: number }
+  | CredentialsMessage;
 
 export function reportOf(error: unknown): ErrorReport {
   const e = error as Partial<ErrorReport> | null;

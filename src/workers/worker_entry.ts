@@ -62,7 +62,9 @@ async function main(): Promise<void> {
       return backend;
     },
   };
-  const contexts: tls.SecureContext[] = [];
+  // The contexts serving now, by role: the ticket keys go on each, and new credentials replace them.
+  const contexts: { credential?: tls.SecureContext; sniCredential?: tls.SecureContext } = {};
+  let ticketKeys = start.ticketKeys;
   let listener: TCPListener | TLSListener;
   const where = { host: '127.0.0.1', port: 0 };
   if (start.kind === 'tcp') {
@@ -72,10 +74,10 @@ async function main(): Promise<void> {
     if (!credential) throw codedError(ErrorCodes.INVALID_OPTION, 'credential is required');
     const purpose = { requestClientCert: rest.requestClientCert === true };
     const context = toSecureContext(credential, 'credential', purpose);
-    contexts.push(context);
+    contexts.credential = context;
     const sniContext = sniCredential !== undefined ? toSecureContext(sniCredential, 'sniCredential', purpose) : undefined;
-    if (sniContext) contexts.push(sniContext);
-    if (start.ticketKeys) for (const c of contexts) setTicketKeys(c, start.ticketKeys);
+    if (sniContext) contexts.sniCredential = sniContext;
+    if (ticketKeys) for (const c of Object.values(contexts)) setTicketKeys(c, ticketKeys);
     listener = new TLSListener(
       {
         ...where,
@@ -102,8 +104,24 @@ async function main(): Promise<void> {
   publisher.unref();
   port?.on('message', (message: MainToWorker) => {
     if (message.type === 'ticketKeys') {
-      for (const c of contexts) setTicketKeys(c, message.keys);
+      ticketKeys = message.keys;
+      for (const c of Object.values(contexts)) setTicketKeys(c, message.keys);
       post({ type: 'ticketKeysSet', seq: message.seq });
+    } else if (message.type === 'credentials') {
+      try {
+        // Checked on the main thread already; built here because a context cannot cross threads.
+        const purpose = { requestClientCert: start.options.requestClientCert === true };
+        const next: typeof contexts = {};
+        if (message.credential) next.credential = toSecureContext(message.credential, 'credential', purpose);
+        if (message.sniCredential) next.sniCredential = toSecureContext(message.sniCredential, 'sniCredential', purpose);
+        // The shared ticket keys go on first, so sessions keep resuming across workers.
+        if (ticketKeys) for (const c of Object.values(next)) setTicketKeys(c, ticketKeys);
+        (listener as TLSListener).setCredentials(next);
+        Object.assign(contexts, next);
+        post({ type: 'credentialsSet', seq: message.seq });
+      } catch (error) {
+        post({ type: 'credentialsSet', seq: message.seq, error: reportOf(error) });
+      }
     } else if (message.type === 'close') {
       void listener.close(message.gracefulTimeout !== undefined ? { gracefulTimeout: message.gracefulTimeout } : {}).then(() => {
         clearInterval(publisher);

@@ -32,6 +32,8 @@ import type { SlotHost } from './worker_slot.js';
 import { errorFrom } from './protocol.js';
 import type { ListenerKind, WorkerListenerOptions, WorkerStart, WorkerToMain } from './protocol.js';
 import { bookOf, formatWorkerMetrics } from './worker_book.js';
+import { workerCredentialsAfter } from './worker_credentials.js';
+import type { CredentialUpdate } from '../tls/credential_swap.js';
 import type { WorkerStats } from './worker_book.js';
 
 export type { WorkerStats } from './worker_book.js';
@@ -64,11 +66,12 @@ export class WorkersListener extends EventEmitter implements SlotHost {
   private ticketKeys: Buffer = crypto.randomBytes(TICKET_KEYS_BYTES);
   private eventsSuppressed = 0;
   private ticketKeysSeq = 0;
+  private credentialsSeq = 0;
 
   constructor(
     private readonly kind: ListenerKind,
     private readonly options: BaseListenerOptions,
-    private readonly workerOptions: WorkerListenerOptions,
+    private workerOptions: WorkerListenerOptions,
     workers: WorkersOptions,
     acceptorOptions?: AcceptorOptions,
   ) {
@@ -171,6 +174,21 @@ export class WorkersListener extends EventEmitter implements SlotHost {
     this.ticketKeys = Buffer.from(keys);
     const seq = ++this.ticketKeysSeq;
     await Promise.all(this.slots.map((slot) => slot.setTicketKeys(new Uint8Array(this.ticketKeys), seq)));
+  }
+
+  /**
+   * Serves connections with new credentials (PEM { key, cert }; what is absent stays) on every
+   * worker, and on every worker started later. Checked and built here first: a bad credential
+   * throws at once (ERR_INVALID_CREDENTIAL, ERR_INVALID_OPTION) and nothing changes. Resolves
+   * once every running worker serves new connections with them; handshakes under way finish
+   * with the old ones.
+   */
+  setCredentials(update: CredentialUpdate): Promise<void> {
+    if (this.kind !== 'tls') throw codedError(ErrorCodes.INVALID_OPTION, 'a plain-TCP listener has no credentials');
+    const { options, changed } = workerCredentialsAfter(this.workerOptions, update);
+    this.workerOptions = options;
+    const seq = ++this.credentialsSeq;
+    return Promise.all(this.slots.map((slot) => slot.setCredentials({ type: 'credentials', ...changed, seq }))).then(() => undefined);
   }
 
   ref(): this {
