@@ -260,7 +260,8 @@ describe('workers: setCredentials switches every worker; handshakes under way fi
       cleanup.add(() => socket.destroy());
       early.push(socket);
       await once(socket, 'connect');
-      await waitUntil(() => listener.stats().workers.filter((w) => w.active === 1).length === i + 1, 'the connection to reach a worker');
+      // Taken by the worker (not just queued for it): its setup has begun.
+      await waitUntil(() => listener.stats().workers.filter((w) => w.active === 1 && w.queued === 0).length === i + 1, 'the connection to reach a worker');
     }
 
     await listener.setCredentials({ credential: pki.rsaServer });
