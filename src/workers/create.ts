@@ -1,6 +1,8 @@
 // createListener / createLocalTCPListener with `workers`: what the main thread checks before
 // any worker starts, and what each worker gets to rebuild the listener from (cloneable only).
 import { codedError, ErrorCodes } from '../errors.js';
+import { checkInteger } from '../validation.js';
+import { ADMISSION_LIMIT_MAX } from '../accept/admission.js';
 import { rejectUnknownOptions } from '../option_keys.js';
 import type { TCPListenerOptions } from '../tcp_listener.js';
 import type { ListenerOptions } from '../tls/tls_listener.js';
@@ -11,7 +13,7 @@ import { WorkersListener } from './worker_listener.js';
 import type { WorkerListenerOptions } from './protocol.js';
 
 /** Options of the single-thread listener that workers do not carry yet: refused, never ignored. */
-const notYetWithWorkers = ['maxConnections', 'maxPendingHandshakes', 'maxConnectionsPerAddress', 'deferAccept', 'proxyProtocol', 'trustedProxies'];
+const notYetWithWorkers = ['maxConnectionsPerAddress', 'deferAccept', 'proxyProtocol', 'trustedProxies'];
 
 function rejectNotYetSupported(options: object): void {
   for (const key of notYetWithWorkers) {
@@ -38,16 +40,18 @@ export function createTlsWorkersListener(options: ListenerOptions & { workers: W
     options;
   const given = { gracefulCloseTimeout, idleTimeout, alpn, requestClientCert, handshakeTimeout, logTLSErrors, credential, sniCredential };
   const forWorkers = Object.fromEntries(Object.entries(given).filter(([, value]) => value !== undefined)) as WorkerListenerOptions;
-  return new WorkersListener('tls', { port, host, fd, backlog, backend }, forWorkers, options.workers);
+  const { maxConnections, maxPendingHandshakes } = options;
+  checkInteger('maxPendingHandshakes', maxPendingHandshakes, 1, ADMISSION_LIMIT_MAX);
+  return new WorkersListener('tls', { port, host, fd, backlog, backend, maxConnections, maxPendingHandshakes }, forWorkers, options.workers);
 }
 
 export function createTcpWorkersListener(options: TCPListenerOptions & { workers: WorkersOptions }): WorkersListener {
   rejectUnknownOptions('createLocalTCPListener', options);
   rejectNotYetSupported(options);
-  const { workers, port, host, fd, backlog, backend, gracefulCloseTimeout, idleTimeout } = options;
+  const { workers, port, host, fd, backlog, backend, gracefulCloseTimeout, idleTimeout, maxConnections } = options;
   return new WorkersListener(
     'tcp',
-    { port, host: host ?? '127.0.0.1', fd, backlog, backend },
+    { port, host: host ?? '127.0.0.1', fd, backlog, backend, maxConnections },
     { ...(gracefulCloseTimeout !== undefined ? { gracefulCloseTimeout } : {}), ...(idleTimeout !== undefined ? { idleTimeout } : {}) },
     workers,
   );

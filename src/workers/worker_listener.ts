@@ -70,7 +70,8 @@ export class WorkersListener extends EventEmitter implements SlotHost {
 
   constructor(
     private readonly kind: ListenerKind,
-    private readonly options: BaseListenerOptions,
+    /** Listening, plus the admission limits the accept thread applies to the listener as a whole. */
+    private readonly options: BaseListenerOptions & { maxPendingHandshakes?: number },
     private workerOptions: WorkerListenerOptions,
     workers: WorkersOptions,
     acceptorOptions?: AcceptorOptions,
@@ -130,7 +131,15 @@ export class WorkersListener extends EventEmitter implements SlotHost {
       opened = true;
     }
     try {
-      this.dispatcher = new this.binding.Dispatcher(fd, (kind, errno, delayMs) => this.onAcceptEvent(kind, errno, delayMs), this.acceptorOptions);
+      const { maxConnections, maxPendingHandshakes } = this.options;
+      const limits = {
+        ...(maxConnections !== undefined ? { maxConnections } : {}),
+        ...(maxPendingHandshakes !== undefined ? { maxPendingHandshakes } : {}),
+      };
+      this.dispatcher = new this.binding.Dispatcher(fd, (kind, errno, delayMs) => this.onAcceptEvent(kind, errno, delayMs), {
+        ...this.acceptorOptions,
+        ...limits,
+      });
     } catch (error) {
       if (opened) fs.closeSync(fd);
       throw error;
