@@ -46,6 +46,8 @@ enum PublishedCounter : size_t {
   kHandlerErrors,
   kIdleTimeouts,
   kInSetup,  // connections still in their setup (TLS handshake): what maxPendingHandshakes counts
+  kProxyInvalid,    // PROXY protocol headers refused as malformed
+  kProxyUntrusted,  // PROXY protocol connections from peers not in trustedProxies
   kPublishedCount,
 };
 using Published = std::array<double, kPublishedCount>;

@@ -89,7 +89,8 @@ Napi::Object PublishedObject(Napi::Env env, const Published& values) {
   static const char* const kNames[kPublishedCount] = {"active",           "closed",         "handshakesCompleted",
                                                       "handshakesFailed", "handshakesTimedOut", "handshakesAborted",
                                                       "sniCredential",    "primaryCredential", "handlerErrors",
-                                                      "idleTimeouts",     "inSetup"};
+                                                      "idleTimeouts",     "inSetup",         "proxyInvalid",
+                                                      "proxyUntrusted"};
   Napi::Object object = Napi::Object::New(env);
   for (size_t i = 0; i < kPublishedCount; i++) object.Set(kNames[i], Napi::Number::New(env, values[i]));
   return object;

@@ -8,12 +8,21 @@ import type { TCPListenerOptions } from '../tcp_listener.js';
 import type { ListenerOptions } from '../tls/tls_listener.js';
 import { toSecureContext } from '../tls/credentials.js';
 import { cloneableCredential } from './worker_credentials.js';
+import { proxyProtocolSettings } from '../proxy/proxy_options.js';
+import type { ProxyProtocolOptions } from '../proxy/proxy_options.js';
 import type { WorkersOptions } from './worker_options.js';
 import { WorkersListener } from './worker_listener.js';
 import type { WorkerListenerOptions } from './protocol.js';
 
 /** Options of the single-thread listener that workers do not carry yet: refused, never ignored. */
-const notYetWithWorkers = ['maxConnectionsPerAddress', 'deferAccept', 'proxyProtocol', 'trustedProxies'];
+const notYetWithWorkers = ['maxConnectionsPerAddress', 'deferAccept'];
+
+/** The PROXY protocol settings for the workers, checked here (ERR_INVALID_OPTION) so no worker fails on them. */
+function proxyOptionsFor(options: ProxyProtocolOptions): Pick<WorkerListenerOptions, 'proxyProtocol' | 'trustedProxies'> {
+  if (proxyProtocolSettings(options) === undefined) return {};
+  const { proxyProtocol, trustedProxies } = options;
+  return { ...(proxyProtocol !== undefined ? { proxyProtocol } : {}), ...(trustedProxies !== undefined ? { trustedProxies: [...trustedProxies] } : {}) };
+}
 
 function rejectNotYetSupported(options: object): void {
   for (const key of notYetWithWorkers) {
@@ -39,7 +48,10 @@ export function createTlsWorkersListener(options: ListenerOptions & { workers: W
   const { port, host, fd, backlog, backend, gracefulCloseTimeout, idleTimeout, alpn, requestClientCert, handshakeTimeout, logTLSErrors } =
     options;
   const given = { gracefulCloseTimeout, idleTimeout, alpn, requestClientCert, handshakeTimeout, logTLSErrors, credential, sniCredential };
-  const forWorkers = Object.fromEntries(Object.entries(given).filter(([, value]) => value !== undefined)) as WorkerListenerOptions;
+  const forWorkers = {
+    ...(Object.fromEntries(Object.entries(given).filter(([, value]) => value !== undefined)) as WorkerListenerOptions),
+    ...proxyOptionsFor(options),
+  };
   const { maxConnections, maxPendingHandshakes } = options;
   checkInteger('maxPendingHandshakes', maxPendingHandshakes, 1, ADMISSION_LIMIT_MAX);
   return new WorkersListener('tls', { port, host, fd, backlog, backend, maxConnections, maxPendingHandshakes }, forWorkers, options.workers);
@@ -52,7 +64,11 @@ export function createTcpWorkersListener(options: TCPListenerOptions & { workers
   return new WorkersListener(
     'tcp',
     { port, host: host ?? '127.0.0.1', fd, backlog, backend, maxConnections },
-    { ...(gracefulCloseTimeout !== undefined ? { gracefulCloseTimeout } : {}), ...(idleTimeout !== undefined ? { idleTimeout } : {}) },
+    {
+      ...(gracefulCloseTimeout !== undefined ? { gracefulCloseTimeout } : {}),
+      ...(idleTimeout !== undefined ? { idleTimeout } : {}),
+      ...proxyOptionsFor(options),
+    },
     workers,
   );
 }

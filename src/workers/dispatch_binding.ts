@@ -16,6 +16,8 @@ export interface PublishedCounters {
   idleTimeouts: number;
   /** Connections still in their setup (what maxPendingHandshakes counts). */
   inSetup: number;
+  proxyInvalid: number;
+  proxyUntrusted: number;
 }
 
 /** The order the addon reads a published Float64Array in. */
@@ -31,6 +33,8 @@ export const PUBLISHED_ORDER: ReadonlyArray<keyof PublishedCounters> = [
   'handlerErrors',
   'idleTimeouts',
   'inSetup',
+  'proxyInvalid',
+  'proxyUntrusted',
 ];
 
 export interface DispatchSlotStats {

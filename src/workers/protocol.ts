@@ -1,6 +1,7 @@
 // What the main thread and its worker threads say to each other (postMessage), and what a
 // worker is started with (workerData).
 import type { ServerCredential } from '../tls/credentials.js';
+import type { ProxyProtocolMode } from '../proxy/proxy_header_accumulator.js';
 
 export type ListenerKind = 'tls' | 'tcp';
 
@@ -15,6 +16,9 @@ export interface WorkerListenerOptions {
   requestClientCert?: boolean;
   handshakeTimeout?: number;
   logTLSErrors?: boolean;
+  // Both kinds: the PROXY protocol stage runs in the workers.
+  proxyProtocol?: ProxyProtocolMode;
+  trustedProxies?: string[];
 }
 
 export interface WorkerStart {

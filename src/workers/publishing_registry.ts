@@ -55,6 +55,8 @@ export class PublishingRegistry extends ConnectionRegistry {
       handlerErrors: book.handlerErrors,
       idleTimeouts: book.idleTimeouts,
       inSetup: this.inSetup,
+      proxyInvalid: book.proxyProtocol.invalid,
+      proxyUntrusted: book.proxyProtocol.untrusted,
     };
     PUBLISHED_ORDER.forEach((key, index) => (this.values[index] = current[key]));
     this.sink(this.values);
