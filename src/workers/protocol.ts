@@ -2,6 +2,7 @@
 // worker is started with (workerData).
 import type { ServerCredential } from '../tls/credentials.js';
 import type { ProxyProtocolMode } from '../proxy/proxy_header_accumulator.js';
+import type { CloneableMessage, ForwardedChannel } from './diagnostics_relay.js';
 
 export type ListenerKind = 'tls' | 'tcp';
 
@@ -50,7 +51,8 @@ export type WorkerToMain =
   | { type: 'suppressed'; count: number }
   | { type: 'closed' }
   | { type: 'ticketKeysSet'; seq: number }
-  | { type: 'credentialsSet'; seq: number; error?: ErrorReport };
+  | { type: 'credentialsSet'; seq: number; error?: ErrorReport }
+  | { type: 'diagnostic'; channel: ForwardedChannel; message: CloneableMessage };
 
 /** New credentials for a running worker (listener.setCredentials); what is absent stays. */
 export interface CredentialsMessage {
@@ -63,7 +65,9 @@ export interface CredentialsMessage {
 export type MainToWorker =
   | { type: 'close'; gracefulTimeout?: number }
   | { type: 'ticketKeys'; keys: Uint8Array; seq: number }
-  | CredentialsMessage;
+  | CredentialsMessage
+  /** The diagnostics channels the main thread's subscribers listen on now. */
+  | { type: 'diagnostics'; channels: ForwardedChannel[] };
 
 export function reportOf(error: unknown): ErrorReport {
   const e = error as Partial<ErrorReport> | null;

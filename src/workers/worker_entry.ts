@@ -19,6 +19,7 @@ import { QueueAcceptBackend } from './queue_backend.js';
 import { reportOf } from './protocol.js';
 import type { MainToWorker, WorkerStart, WorkerToMain } from './protocol.js';
 import { EventThrottle } from './event_throttle.js';
+import { DiagnosticsForwarder } from './diagnostics_relay.js';
 import type { AcceptSink } from '../accept/backend.js';
 
 
@@ -91,6 +92,12 @@ async function main(): Promise<void> {
     );
   }
   const throttle = new EventThrottle((count) => post({ type: 'suppressed', count }));
+  // Its own bound: a flood of connections must not crowd out the error events, nor flood the main thread.
+  const diagnosticsThrottle = new EventThrottle((count) => post({ type: 'suppressed', count }));
+  const diagnostics = new DiagnosticsForwarder(
+    () => diagnosticsThrottle.admit(),
+    (channel, message) => post({ type: 'diagnostic', channel, message }),
+  );
   for (const name of ['tlsClientError', 'connectionError'] as const) {
     listener.on(name, (error: Error, info: { id: number }) => {
       if (throttle.admit()) post({ type: 'event', name, error: reportOf(error), info: { ...info } });
@@ -122,10 +129,14 @@ async function main(): Promise<void> {
       } catch (error) {
         post({ type: 'credentialsSet', seq: message.seq, error: reportOf(error) });
       }
+    } else if (message.type === 'diagnostics') {
+      diagnostics.setChannels(message.channels);
     } else if (message.type === 'close') {
       void listener.close(message.gracefulTimeout !== undefined ? { gracefulTimeout: message.gracefulTimeout } : {}).then(() => {
         clearInterval(publisher);
         throttle.stop();
+        diagnostics.stop();
+        diagnosticsThrottle.stop();
         registry.publish();
         post({ type: 'closed' });
       });

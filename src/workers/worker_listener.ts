@@ -33,6 +33,8 @@ import { errorFrom } from './protocol.js';
 import type { ListenerKind, WorkerListenerOptions, WorkerStart, WorkerToMain } from './protocol.js';
 import { bookOf, formatWorkerMetrics } from './worker_book.js';
 import { workerCredentialsAfter } from './worker_credentials.js';
+import { fromCloneable, subscribedChannels, SUBSCRIBER_POLL_MS } from './diagnostics_relay.js';
+import type { ForwardedChannel } from './diagnostics_relay.js';
 import type { CredentialUpdate } from '../tls/credential_swap.js';
 import type { WorkerStats } from './worker_book.js';
 
@@ -67,6 +69,9 @@ export class WorkersListener extends EventEmitter implements SlotHost {
   private eventsSuppressed = 0;
   private ticketKeysSeq = 0;
   private credentialsSeq = 0;
+  /** The diagnostics channels the workers were last told to forward (see diagnostics_relay.ts). */
+  private forwardedChannels: ForwardedChannel[] = [];
+  private subscriberPoll: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly kind: ListenerKind,
@@ -150,6 +155,9 @@ export class WorkersListener extends EventEmitter implements SlotHost {
     if (!address) throw new Error('listening socket has no address');
     this.listenAddress = address;
     if (this.state !== 'opening') throw codedError(ErrorCodes.LISTENER_CLOSED, 'the listener was closed while opening');
+    this.forwardedChannels = subscribedChannels();
+    this.subscriberPoll = setInterval(() => this.pollSubscribers(), SUBSCRIBER_POLL_MS);
+    this.subscriberPoll.unref();
     await Promise.all(this.slots.map((slot) => slot.start()));
     return address;
   }
@@ -222,6 +230,7 @@ export class WorkersListener extends EventEmitter implements SlotHost {
     validateCloseOptions(options);
     this.state = 'closing';
     this.dispatcher?.close();
+    if (this.subscriberPoll) clearInterval(this.subscriberPoll);
     this.closePromise = Promise.all(this.slots.map((slot) => slot.close(options.gracefulTimeout))).then(() => {
       this.state = 'closed';
       const stats = this.stats();
@@ -268,7 +277,15 @@ export class WorkersListener extends EventEmitter implements SlotHost {
     };
   }
 
+  private pollSubscribers(): void {
+    const now = subscribedChannels();
+    if (now.join() === this.forwardedChannels.join()) return;
+    this.forwardedChannels = now;
+    for (const slot of this.slots) slot.notify({ type: 'diagnostics', channels: now });
+  }
+
   online(slot: WorkerSlot, threadId: number): void {
+    slot.notify({ type: 'diagnostics', channels: this.forwardedChannels });
     this.emit('worker', { type: 'online', id: slot.id, threadId } satisfies WorkerEvent);
   }
 
@@ -279,6 +296,9 @@ export class WorkersListener extends EventEmitter implements SlotHost {
   message(slot: WorkerSlot, message: WorkerToMain): void {
     if (message.type === 'event') {
       this.emit(message.name, errorFrom(message.error), { ...message.info, worker: slot.id });
+    } else if (message.type === 'diagnostic') {
+      const channel = channels[message.channel];
+      if (channel.hasSubscribers) channel.publish({ ...fromCloneable(message.message), listener: this, worker: slot.id });
     } else if (message.type === 'suppressed') {
       this.eventsSuppressed += message.count;
     }

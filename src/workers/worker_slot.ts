@@ -171,6 +171,11 @@ export class WorkerSlot {
     await exited;
   }
 
+  /** Tells the worker serving now, if it is ready (one starting is told once online). */
+  notify(message: MainToWorker): void {
+    if (this.worker && this.ready) this.worker.postMessage(message);
+  }
+
   ref(): void {
     this.unrefed = false;
     this.worker?.ref();
