@@ -52,7 +52,8 @@ export type WorkerToMain =
   | { type: 'closed' }
   | { type: 'ticketKeysSet'; seq: number }
   | { type: 'credentialsSet'; seq: number; error?: ErrorReport }
-  | { type: 'diagnostic'; channel: ForwardedChannel; message: CloneableMessage };
+  | { type: 'diagnostic'; channel: ForwardedChannel; message: CloneableMessage }
+  | { type: 'tracked'; seq: number; descriptors: Array<{ id: number; fd: number | null }> };
 
 /** New credentials for a running worker (listener.setCredentials); what is absent stays. */
 export interface CredentialsMessage {
@@ -67,7 +68,9 @@ export type MainToWorker =
   | { type: 'ticketKeys'; keys: Uint8Array; seq: number }
   | CredentialsMessage
   /** The diagnostics channels the main thread's subscribers listen on now. */
-  | { type: 'diagnostics'; channels: ForwardedChannel[] };
+  | { type: 'diagnostics'; channels: ForwardedChannel[] }
+  /** Which descriptors the worker's registry tracks now (for audit()). */
+  | { type: 'tracked'; seq: number };
 
 export function reportOf(error: unknown): ErrorReport {
   const e = error as Partial<ErrorReport> | null;

@@ -129,6 +129,8 @@ async function main(): Promise<void> {
       } catch (error) {
         post({ type: 'credentialsSet', seq: message.seq, error: reportOf(error) });
       }
+    } else if (message.type === 'tracked') {
+      post({ type: 'tracked', seq: message.seq, descriptors: [...registry.records()].map(({ id, fd }) => ({ id, fd })) });
     } else if (message.type === 'diagnostics') {
       diagnostics.setChannels(message.channels);
     } else if (message.type === 'close') {

@@ -22,6 +22,8 @@ import { codedError, errnoName, ErrorCodes, systemError } from '../errors.js';
 import { validateBaseOptions, validateCloseOptions } from '../listener_options.js';
 import type { BaseListenerOptions, CloseOptions, ListenerStats } from '../listener.js';
 import { formatPrometheus } from '../metrics.js';
+import { auditDescriptors } from '../audit.js';
+import type { AuditReport } from '../audit.js';
 import { channels, debug } from '../diagnostics.js';
 import { dispatchBindingOf } from './dispatch_binding.js';
 import type { DispatchBinding, NativeDispatcher } from './dispatch_binding.js';
@@ -69,6 +71,7 @@ export class WorkersListener extends EventEmitter implements SlotHost {
   private eventsSuppressed = 0;
   private ticketKeysSeq = 0;
   private credentialsSeq = 0;
+  private auditSeq = 0;
   /** The diagnostics channels the workers were last told to forward (see diagnostics_relay.ts). */
   private forwardedChannels: ForwardedChannel[] = [];
   private subscriberPoll: NodeJS.Timeout | null = null;
@@ -206,6 +209,19 @@ export class WorkersListener extends EventEmitter implements SlotHost {
     this.workerOptions = options;
     const seq = ++this.credentialsSeq;
     return Promise.all(this.slots.map((slot) => slot.setCredentials({ type: 'credentials', ...changed, seq }))).then(() => undefined);
+  }
+
+  /**
+   * Cross-checks every worker's registry with the process's descriptors (the threads share
+   * one descriptor table): tracked connections whose descriptor is gone, and (on Linux) open
+   * connections on this port that no worker tracks. Asynchronous: each worker is asked for its
+   * list. A connection in hand-off at that moment (accepted, not yet taken by its worker) is
+   * not tracked by anyone yet: on a busy listener, look twice before calling one a leak.
+   */
+  async audit(): Promise<AuditReport> {
+    const seq = ++this.auditSeq;
+    const lists = await Promise.all(this.slots.map((slot) => slot.trackedDescriptors(seq)));
+    return auditDescriptors(lists.flat(), this.listenAddress?.port ?? null);
   }
 
   ref(): this {

@@ -114,6 +114,12 @@ export class WorkerSlot {
     if (answer?.type === 'credentialsSet' && answer.error) throw errorFrom(answer.error);
   }
 
+  /** The descriptors the worker serving now tracks (none when no worker is ready). */
+  async trackedDescriptors(seq: number): Promise<Array<{ id: number; fd: number | null }>> {
+    const answer = await this.ask({ type: 'tracked', seq }, (reply) => reply.type === 'tracked' && reply.seq === seq);
+    return answer?.type === 'tracked' ? answer.descriptors : [];
+  }
+
   /**
    * Sends `message` to the worker serving now and resolves with its answer (null when the
    * worker exits first). A worker still starting is waited for: it listens only once ready, and
