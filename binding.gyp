@@ -10,6 +10,7 @@
       "sources": [
         "native/module.cc",
         "native/accept_errors.cc",
+        "native/accept_queue.cc",
         "native/listen_socket.cc",
         "native/acceptor.cc",
         "native/admission.cc",
@@ -20,7 +21,8 @@
         "native/batch_slots.cc",
         "native/dispatch_state.cc",
         "native/dispatcher.cc",
-        "native/worker_queue.cc"
+        "native/worker_queue.cc",
+        "native/glibc_compat.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       # C++ exceptions as node-addon-api's node_addon_api_except_all target sets them up

@@ -16,7 +16,20 @@ export const CONTENDERS: Record<ContenderId, { label: string; description: strin
 export const BASELINE: ContenderId = 'node';
 
 export type ScenarioKind = 'throughput' | 'latency' | 'memory';
-export type ScenarioId = 'tcp-churn' | 'tls-full-ecdsa' | 'tls-full-rsa' | 'tls-resume' | 'latency-tcp' | 'latency-tls' | 'idle-memory';
+export type ScenarioId =
+  | 'tcp-churn'
+  | 'tcp-churn-c1'
+  | 'tcp-churn-c8'
+  | 'tls-full-ecdsa'
+  | 'tls-full-ecdsa-c1'
+  | 'tls-full-ecdsa-c8'
+  | 'tls-full-rsa'
+  | 'tls-resume'
+  | 'latency-tcp'
+  | 'latency-tls'
+  | 'latency-tls-90'
+  | 'latency-tls-150'
+  | 'idle-memory';
 
 export interface ScenarioDef {
   id: ScenarioId;
@@ -27,17 +40,43 @@ export interface ScenarioDef {
   /** loadgen mode for the measured load (throughput) or the warm-up (latency) */
   loadgenMode: 'tcp-churn' | 'tls-full' | 'tls-resume';
   headline: FigureId;
+  /** throughput scenarios: connections in flight; absent: the run's default (64, 32 with --quick) */
+  concurrency?: number;
   /** latency scenarios: the throughput scenario whose capacity sets the offered rate */
   capacityFrom?: ScenarioId;
+  /** latency scenarios: offered rate as a fraction of that capacity (default 0.5) */
+  loadFraction?: number;
+  /**
+   * latency scenarios: this package's contenders run with `maxPendingHandshakes` (admission
+   * control) when their listener accepts the option; bare Node runs as it is.
+   */
+  maxPendingHandshakes?: number;
 }
 
 export const SCENARIOS: readonly ScenarioDef[] = [
   { id: 'tcp-churn', title: 'Plain TCP churn (connect, 1 byte, close)', kind: 'throughput', transport: 'tcp', loadgenMode: 'tcp-churn', headline: 'cpuPerConnUs' },
+  { id: 'tcp-churn-c1', title: 'Plain TCP churn, one connection at a time', kind: 'throughput', transport: 'tcp', loadgenMode: 'tcp-churn', headline: 'cpuPerConnUs', concurrency: 1 },
+  { id: 'tcp-churn-c8', title: 'Plain TCP churn, 8 connections in flight', kind: 'throughput', transport: 'tcp', loadgenMode: 'tcp-churn', headline: 'cpuPerConnUs', concurrency: 8 },
   { id: 'tls-full-ecdsa', title: 'TLS 1.3 full handshake, ECDSA P-256', kind: 'throughput', transport: 'tls', cert: 'ecdsa-p256', loadgenMode: 'tls-full', headline: 'cpuPerConnUs' },
+  { id: 'tls-full-ecdsa-c1', title: 'TLS 1.3 full handshake, ECDSA P-256, one connection at a time', kind: 'throughput', transport: 'tls', cert: 'ecdsa-p256', loadgenMode: 'tls-full', headline: 'cpuPerConnUs', concurrency: 1 },
+  { id: 'tls-full-ecdsa-c8', title: 'TLS 1.3 full handshake, ECDSA P-256, 8 in flight', kind: 'throughput', transport: 'tls', cert: 'ecdsa-p256', loadgenMode: 'tls-full', headline: 'cpuPerConnUs', concurrency: 8 },
   { id: 'tls-full-rsa', title: 'TLS 1.3 full handshake, RSA-2048', kind: 'throughput', transport: 'tls', cert: 'rsa-2048', loadgenMode: 'tls-full', headline: 'cpuPerConnUs' },
   { id: 'tls-resume', title: 'TLS 1.3 resumed handshake (session ticket), ECDSA P-256', kind: 'throughput', transport: 'tls', cert: 'ecdsa-p256', loadgenMode: 'tls-resume', headline: 'cpuPerConnUs' },
-  { id: 'latency-tcp', title: 'Latency at a fixed rate, plain TCP (connect to first byte)', kind: 'latency', transport: 'tcp', loadgenMode: 'tcp-churn', headline: 'p99Us', capacityFrom: 'tcp-churn' },
-  { id: 'latency-tls', title: 'Latency at a fixed rate, TLS 1.3 full handshake ECDSA (connect to first byte)', kind: 'latency', transport: 'tls', cert: 'ecdsa-p256', loadgenMode: 'tls-full', headline: 'p99Us', capacityFrom: 'tls-full-ecdsa' },
+  { id: 'latency-tcp', title: 'Latency at 50% load, plain TCP (connect to first byte)', kind: 'latency', transport: 'tcp', loadgenMode: 'tcp-churn', headline: 'p99Us', capacityFrom: 'tcp-churn' },
+  { id: 'latency-tls', title: 'Latency at 50% load, TLS 1.3 full handshake ECDSA (connect to first byte)', kind: 'latency', transport: 'tls', cert: 'ecdsa-p256', loadgenMode: 'tls-full', headline: 'p99Us', capacityFrom: 'tls-full-ecdsa' },
+  { id: 'latency-tls-90', title: 'Latency at 90% load, TLS 1.3 full handshake ECDSA', kind: 'latency', transport: 'tls', cert: 'ecdsa-p256', loadgenMode: 'tls-full', headline: 'p99Us', capacityFrom: 'tls-full-ecdsa', loadFraction: 0.9 },
+  {
+    id: 'latency-tls-150',
+    title: 'Latency at 150% load (overload), TLS 1.3 full handshake ECDSA; this package with maxPendingHandshakes: 16',
+    kind: 'latency',
+    transport: 'tls',
+    cert: 'ecdsa-p256',
+    loadgenMode: 'tls-full',
+    headline: 'p99Us',
+    capacityFrom: 'tls-full-ecdsa',
+    loadFraction: 1.5,
+    maxPendingHandshakes: 16,
+  },
   { id: 'idle-memory', title: 'Memory per idle TLS connection (ECDSA P-256)', kind: 'memory', transport: 'tls', cert: 'ecdsa-p256', loadgenMode: 'tls-full', headline: 'rssPerConnKiB' },
 ];
 
@@ -57,6 +96,9 @@ export type FigureId =
   | 'offeredRate'
   | 'achievedRate'
   | 'samples'
+  | 'served'
+  | 'refused'
+  | 'timedOut'
   | 'rssPerConnKiB'
   | 'heapPerConnKiB'
   | 'setupCpuPerConnUs';
@@ -82,9 +124,12 @@ export const FIGURES: Record<FigureId, FigureDef> = {
   p99Us: { label: 'p99', unit: 'µs', better: 'lower', description: '99th percentile connect() to first byte' },
   p999Us: { label: 'p99.9', unit: 'µs', better: 'lower', description: '99.9th percentile connect() to first byte' },
   meanUs: { label: 'mean', unit: 'µs', better: 'lower', description: 'mean connect() to first byte' },
-  offeredRate: { label: 'offered rate', unit: 'conns/s', better: 'none', description: 'fixed arrival rate (about half the slowest contender’s measured capacity)' },
+  offeredRate: { label: 'offered rate', unit: 'conns/s', better: 'none', description: 'fixed arrival rate: the scenario’s fraction (50%, 90%, 150%) of the slowest contender’s measured capacity' },
   achievedRate: { label: 'achieved rate', unit: 'conns/s', better: 'none', description: 'connections completed per second at the offered rate' },
-  samples: { label: 'samples', unit: 'conns', better: 'none', description: 'latency samples in the trial' },
+  samples: { label: 'samples', unit: 'conns', better: 'none', description: 'latency samples in the trial (connections served: the percentiles are of these)' },
+  served: { label: 'served', unit: 'conns', better: 'none', description: 'connections that got their first byte in the measured window' },
+  refused: { label: 'refused', unit: 'conns', better: 'none', description: 'connections refused or reset before their first byte (connect or reset errors)' },
+  timedOut: { label: 'timed out', unit: 'conns', better: 'none', description: 'connections with no first byte within the load generator’s 10 s timeout' },
   rssPerConnKiB: { label: 'RSS/idle conn', unit: 'KiB', better: 'lower', description: 'server RSS growth with the idle TLS connections held (after a full GC), divided by their number' },
   heapPerConnKiB: { label: 'heap+external/conn', unit: 'KiB', better: 'lower', description: 'V8 heapUsed + external growth per held connection (Node processes only)' },
   setupCpuPerConnUs: { label: 'setup CPU/conn', unit: 'µs', better: 'lower', description: 'server CPU spent bringing the idle connections up, per connection' },

@@ -85,13 +85,14 @@ const FULL: Timings = {
   probeSeconds: 1,
 };
 
+// Every scenario and contender once, kept under 2 minutes on 2 cores (CI's smoke run).
 const QUICK: Timings = {
   roundsThroughput: 1,
   roundsLatency: 1,
   roundsMemory: 1,
-  warmSeconds: 0.3,
-  measureSeconds: 0.6,
-  latencySeconds: 1,
+  warmSeconds: 0.2,
+  measureSeconds: 0.4,
+  latencySeconds: 0.6,
   concurrency: 32,
   holdConnections: 200,
   holdWarmConnections: 50,
@@ -251,6 +252,8 @@ interface Context {
 interface ServerHandle {
   channel: LineChannel;
   port: number;
+  /** whether the listener took maxPendingHandshakes (null: not asked for, or not a Node server) */
+  admission: boolean | null;
 }
 
 /** Busy and steal CPU seconds of the whole machine so far (/proc/stat, USER_HZ = 100). */
@@ -319,6 +322,8 @@ async function startServer(ctx: Context, scenario: ScenarioDef, contender: Conte
   } else {
     const nodeArgs = [...(scenario.kind === 'memory' ? ['--expose-gc'] : []), serverScript, '--contender', contender, '--transport', scenario.transport, '--handler', handler];
     if (cert) nodeArgs.push('--cert', cert.cert, '--key', cert.key);
+    // Admission control is this package's; bare Node runs as it is.
+    if (scenario.maxPendingHandshakes !== undefined && contender !== 'node') nodeArgs.push('--max-pending-handshakes', String(scenario.maxPendingHandshakes));
     if (ctx.options.pin) {
       command = 'taskset';
       args = ['-c', '1', ctx.nodeBin, ...nodeArgs];
@@ -335,9 +340,9 @@ async function startServer(ctx: Context, scenario: ScenarioDef, contender: Conte
     const ready = await channel.expect('ready', 20_000);
     const port = num(ready, 'port');
     if (!Number.isInteger(port) || port <= 0) throw new Error(`${contender} server sent no port`);
-    return { channel, port };
+    return { channel, port, admission: typeof ready.admission === 'boolean' ? ready.admission : null };
   } catch (error) {
-    await stopServer({ channel, port: 0 });
+    await stopServer({ channel, port: 0, admission: null });
     throw error;
   }
 }
@@ -397,7 +402,7 @@ async function throughputTrial(ctx: Context, scenario: ScenarioDef, contender: C
   const server = await startServer(ctx, scenario, contender, 'end');
   const warnings: string[] = [];
   try {
-    const common = ['--concurrency', t.concurrency, ...certArgs(ctx, scenario)];
+    const common = ['--concurrency', scenario.concurrency ?? t.concurrency, ...certArgs(ctx, scenario)];
     await runLoadgen(ctx, loadgenArgs(ctx, scenario.loadgenMode, server.port, ['--duration', t.warmSeconds, ...common]), (t.warmSeconds + 30) * 1000);
     await ask(server, 'mark');
     const cpuBefore = machineCpu();
@@ -448,7 +453,13 @@ async function latencyTrial(ctx: Context, scenario: ScenarioDef, contender: Cont
     if (skipped > 0) warnings.push(`${skipped} arrivals skipped: more than 2000 connections in flight (saturated)`);
     const completed = num(lg, 'completed');
     const cpuUs = num(report, 'cpuUserUs') + num(report, 'cpuSystemUs');
+    const kinds = (lg.error_kinds ?? {}) as Message;
+    const count = (kind: string): number => (Number.isFinite(num(kinds, kind)) ? num(kinds, kind) : 0);
+    if (server.admission === false) warnings.push('the listener does not know maxPendingHandshakes: ran without admission control');
     const figures: TrialResult['figures'] = {
+      served: completed,
+      refused: count('connect') + count('reset') + count('eof_before_byte'),
+      timedOut: count('timeout'),
       p50Us: num(latency, 'p50'),
       p99Us: num(latency, 'p99'),
       p999Us: num(latency, 'p999'),
@@ -460,7 +471,7 @@ async function latencyTrial(ctx: Context, scenario: ScenarioDef, contender: Cont
       errors: num(lg, 'errors'),
     };
     interference(cpuBefore, cpuUs / 1e6, lg, figures, warnings);
-    return { round, contender, ok: true, ...(warnings.length ? { warnings } : {}), figures, raw: { loadgen: lg, server: report } };
+    return { round, contender, ok: true, ...(warnings.length ? { warnings } : {}), figures, raw: { loadgen: lg, server: { ...report, admission: server.admission } } };
   } finally {
     await stopServer(server);
   }
@@ -609,23 +620,26 @@ async function probeCapacity(ctx: Context, scenario: ScenarioDef): Promise<numbe
   return slowest;
 }
 
-function offeredRate(capacity: number): number {
+/** `fraction` of the measured capacity, to two significant digits. */
+function offeredRate(capacity: number, fraction: number): number {
   if (!Number.isFinite(capacity) || capacity <= 0) return 100;
-  const half = capacity / 2;
-  const magnitude = 10 ** Math.floor(Math.log10(half));
-  return Math.max(50, Math.round(half / (magnitude / 10)) * (magnitude / 10)); // two significant digits
+  const target = capacity * fraction;
+  const magnitude = 10 ** Math.floor(Math.log10(target));
+  return Math.max(50, Math.round(target / (magnitude / 10)) * (magnitude / 10));
 }
 
 async function runNode(ctx: Context, label: string, plan: ScenarioDef[], failures: string[]): Promise<NodeRun> {
   const versions = nodeVersions(ctx.nodeBin);
   const run: NodeRun = { execPath: ctx.nodeBin, versions, scenarios: {} };
+  // Capacities probed for latency scenarios whose throughput scenario did not run: once per source.
+  const probed = new Map<string, number>();
   for (const scenario of plan) {
     const rounds = roundsFor(ctx, scenario);
     const contenders = ORDER;
     const settings: ScenarioResult['settings'] = { rounds };
     const t = ctx.timings;
     let rate = 0;
-    if (scenario.kind === 'throughput') Object.assign(settings, { warmSeconds: t.warmSeconds, measureSeconds: t.measureSeconds, concurrency: t.concurrency, loadgenMode: scenario.loadgenMode });
+    if (scenario.kind === 'throughput') Object.assign(settings, { warmSeconds: t.warmSeconds, measureSeconds: t.measureSeconds, concurrency: scenario.concurrency ?? t.concurrency, loadgenMode: scenario.loadgenMode });
     if (scenario.kind === 'latency') {
       const from = scenario.capacityFrom ? run.scenarios[scenario.capacityFrom] : undefined;
       let capacity = Number.POSITIVE_INFINITY;
@@ -633,9 +647,15 @@ async function runNode(ctx: Context, label: string, plan: ScenarioDef[], failure
         const median = from?.contenders[id]?.figures.connsPerSec?.median;
         if (median !== undefined) capacity = Math.min(capacity, median);
       }
-      if (!Number.isFinite(capacity)) capacity = await probeCapacity(ctx, scenario);
-      rate = offeredRate(capacity);
-      Object.assign(settings, { offeredRate: rate, capacityBasis: round(capacity), latencySeconds: t.latencySeconds, warmSeconds: t.warmSeconds });
+      if (!Number.isFinite(capacity)) {
+        const key = scenario.capacityFrom ?? scenario.id;
+        capacity = probed.get(key) ?? (await probeCapacity(ctx, scenario));
+        probed.set(key, capacity);
+      }
+      const fraction = scenario.loadFraction ?? 0.5;
+      rate = offeredRate(capacity, fraction);
+      Object.assign(settings, { offeredRate: rate, loadFraction: fraction, capacityBasis: round(capacity), latencySeconds: t.latencySeconds, warmSeconds: t.warmSeconds });
+      if (scenario.maxPendingHandshakes !== undefined) Object.assign(settings, { maxPendingHandshakes: scenario.maxPendingHandshakes });
     }
     if (scenario.kind === 'memory') Object.assign(settings, { idleConnections: t.holdConnections, warmConnections: t.holdWarmConnections });
     const estimate = estimateSeconds(t, scenario);

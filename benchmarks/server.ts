@@ -2,9 +2,12 @@
 //
 //   node dist/benchmarks/server.js --contender native|js|node --transport tcp|tls
 //                                  [--handler end|hold] [--cert FILE --key FILE]
+//                                  [--max-pending-handshakes N]
 //
-// Listens on 127.0.0.1:0 and prints {"type":"ready","port":..,"pid":..,"versions":{..}} on
-// stdout. Then answers one JSON line per command line on stdin:
+// Listens on 127.0.0.1:0 and prints {"type":"ready","port":..,"pid":..,"versions":{..},
+// "admission":..} on stdout. --max-pending-handshakes passes that option to this package's
+// TLS listener when the listener knows it (admission control); "admission" says whether it
+// did (null when it was not asked for). Bare Node ignores it. Then answers one JSON line per command line on stdin:
 //   mark    resets the CPU and connection counters (the measured window starts here)
 //   report  {"type":"report","cpuUserUs","cpuSystemUs","rss","heapUsed","external","connections",..}
 //           deltas since the last mark, from this process's own process.cpuUsage()
@@ -19,6 +22,7 @@ import net from 'node:net';
 import readline from 'node:readline';
 import tls from 'node:tls';
 import { createListener, createLocalTCPListener } from '../src/index.js';
+import type { ListenerOptions } from '../src/index.js';
 
 export type Contender = 'native' | 'js' | 'node';
 export type Transport = 'tcp' | 'tls';
@@ -27,7 +31,16 @@ export type HandlerKind = 'end' | 'hold';
 const BACKLOG = 1024;
 const HOST = '127.0.0.1';
 
-function parseArgs(argv: string[]): { contender: Contender; transport: Transport; handler: HandlerKind; cert?: string; key?: string } {
+interface Args {
+  contender: Contender;
+  transport: Transport;
+  handler: HandlerKind;
+  cert?: string;
+  key?: string;
+  maxPendingHandshakes?: number;
+}
+
+function parseArgs(argv: string[]): Args {
   const values = new Map<string, string>();
   for (let i = 0; i < argv.length; i += 2) {
     const name = argv[i];
@@ -44,7 +57,39 @@ function parseArgs(argv: string[]): { contender: Contender; transport: Transport
   const cert = values.get('cert');
   const key = values.get('key');
   if (transport === 'tls' && (cert === undefined || key === undefined)) throw new Error('tls needs --cert and --key');
-  return { contender, transport, handler, ...(cert !== undefined ? { cert } : {}), ...(key !== undefined ? { key } : {}) };
+  const pending = values.get('max-pending-handshakes');
+  const maxPendingHandshakes = pending !== undefined ? Number(pending) : undefined;
+  if (maxPendingHandshakes !== undefined && !(Number.isInteger(maxPendingHandshakes) && maxPendingHandshakes > 0)) {
+    throw new Error('--max-pending-handshakes must be a positive integer');
+  }
+  return {
+    contender,
+    transport,
+    handler,
+    ...(cert !== undefined ? { cert } : {}),
+    ...(key !== undefined ? { key } : {}),
+    ...(maxPendingHandshakes !== undefined ? { maxPendingHandshakes } : {}),
+  };
+}
+
+/** True for the error a listener throws for an option it does not know. */
+function isUnknownOption(error: unknown, option: string): boolean {
+  const coded = error as { code?: unknown; option?: unknown } | null;
+  return coded?.code === 'ERR_INVALID_OPTION' && coded.option === option;
+}
+
+/**
+ * createListener with `maxPendingHandshakes` when asked for and the listener knows it (the
+ * admission-control option); without it otherwise. Says which.
+ */
+function createTlsListener(options: ListenerOptions, handler: Parameters<typeof createListener>[1], maxPendingHandshakes: number | undefined): { listener: ReturnType<typeof createListener>; admission: boolean | null } {
+  if (maxPendingHandshakes === undefined) return { listener: createListener(options, handler), admission: null };
+  try {
+    return { listener: createListener({ ...options, maxPendingHandshakes } as ListenerOptions, handler), admission: true };
+  } catch (error) {
+    if (!isUnknownOption(error, 'maxPendingHandshakes')) throw error;
+    return { listener: createListener(options, handler), admission: false };
+  }
 }
 
 async function main(): Promise<void> {
@@ -69,6 +114,7 @@ async function main(): Promise<void> {
   let close: () => Promise<void>;
   let port: number;
   let listenerStats: () => unknown = () => null;
+  let admission: boolean | null = null;
 
   if (args.transport === 'tls') {
     const key = fs.readFileSync(args.key as string);
@@ -80,7 +126,9 @@ async function main(): Promise<void> {
       port = await listenNode(server);
       close = () => new Promise((resolve) => server.close(() => resolve()));
     } else {
-      const listener = createListener({ port: 0, host: HOST, backlog: BACKLOG, backend: args.contender, credential: { key, cert } }, handler);
+      const made = createTlsListener({ port: 0, host: HOST, backlog: BACKLOG, backend: args.contender, credential: { key, cert } }, handler, args.maxPendingHandshakes);
+      const listener = made.listener;
+      admission = made.admission;
       port = (await listener.listen()).port;
       close = () => listener.close();
       listenerStats = () => listener.stats();
@@ -101,7 +149,7 @@ async function main(): Promise<void> {
   const send = (message: Record<string, unknown>): void => {
     process.stdout.write(`${JSON.stringify(message)}\n`);
   };
-  send({ type: 'ready', port, pid: process.pid, contender: args.contender, versions: process.versions, execPath: process.execPath });
+  send({ type: 'ready', port, pid: process.pid, contender: args.contender, versions: process.versions, execPath: process.execPath, admission });
 
   let markCpu = process.cpuUsage();
   const gc = (globalThis as { gc?: () => void }).gc;

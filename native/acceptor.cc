@@ -7,6 +7,8 @@
 #include <string>
 
 #include "accept_errors.h"
+#include "accept_queue.h"
+#include "batch_slots.h"
 #include "arguments.h"
 #include "listen_socket.h"
 
@@ -17,11 +19,6 @@ namespace {
 // kEventBackpressure: accepting stopped at an admission limit; its errno argument is the
 // AdmissionReason. (Leaving it is JS's own call to resume(), so it needs no event.)
 enum EventKind : int32_t { kEventRetry = 0, kEventPause = 1, kEventFatal = 2, kEventBackpressure = 3 };
-
-// Batch slot states JS writes (see acceptor.h); kept in step with src/native/binding.ts.
-constexpr int32_t kSlotTaken = -1;
-constexpr int32_t kSlotSettled = -2;
-constexpr int32_t kSlotReturned = -3;
 
 // Option ranges (documented on AcceptorOptions in src/native/binding.ts, checked there too).
 // A batch holds at most batchLimit descriptors; back-off delays are timer milliseconds.
@@ -71,6 +68,7 @@ void BeginClose(AcceptLoop* loop) {
     loop->listen_fd = -1;
   }
   loop->on_batch.Reset();
+  loop->batch_array.Reset();
   loop->on_event.Reset();
   loop->async_context.reset();
   loop->admission_counters.Reset();
@@ -111,46 +109,6 @@ bool CallJs(AcceptLoop* loop, Napi::FunctionReference& callback, size_t argc, co
   return false;
 }
 
-struct HandleSearch {
-  int fd;
-  bool found;
-};
-
-// True when a libuv stream handle on this loop has `fd` open (and so will close it).
-bool OwnedByLoopHandle(AcceptLoop* loop, int fd) {
-  HandleSearch search{fd, false};
-  uv_walk(
-      loop->poll.loop,
-      [](uv_handle_t* handle, void* arg) {
-        auto* wanted = static_cast<HandleSearch*>(arg);
-        if (handle->type != UV_TCP && handle->type != UV_NAMED_PIPE) return;
-        uv_os_fd_t handle_fd = -1;
-        if (uv_fileno(handle, &handle_fd) == 0 && handle_fd == wanted->fd) wanted->found = true;
-      },
-      &search);
-  return search.found;
-}
-
-// Whether the descriptor this loop accepted for a slot is still ours to close once the batch
-// callback has returned, by what JS left in the slot (the states are in acceptor.h). Always
-// decided about `accepted`, the fd accept() returned, never about the number in the slot.
-bool ShouldCloseAfterBatch(AcceptLoop* loop, int32_t slot, int accepted, bool completed) {
-  if (slot == accepted) {
-    // Untouched (JS threw, the listener closed during the callback, or JS could not run).
-    return true;
-  }
-  if (slot == kSlotSettled) return false;
-  if (slot == kSlotTaken) {
-    // Taken, and the callback ran to its end: JS settled it some other way. Cut short (a
-    // worker terminated mid-batch) before a socket's handle came to own it: nobody else
-    // will ever close it. One that a handle does own is left to that handle.
-    return !completed && !OwnedByLoopHandle(loop, accepted);
-  }
-  // kSlotReturned (JS could not wrap it), or a value outside the protocol: ours, unless an
-  // adopter got as far as giving it to a handle before it threw.
-  return !OwnedByLoopHandle(loop, accepted);
-}
-
 // The batch's peers as Node's own socket._peername objects ({ address, family, port }), or
 // undefined when JS did not ask for them; an entry is null for a family that is not IP.
 bool CreatePeers(AcceptLoop* loop, napi_value* result) {
@@ -182,31 +140,78 @@ bool CreatePeers(AcceptLoop* loop, napi_value* result) {
   return true;
 }
 
+// The slots of the loop's batch array, or nullptr when it has none with room for `count`
+// (never made, or JS detached its buffer).
+int32_t* BatchSlots(AcceptLoop* loop, napi_value* array, size_t count) {
+  napi_env env = loop->env;
+  if (loop->batch_array.IsEmpty() ||
+      napi_get_reference_value(env, loop->batch_array, array) != napi_ok || *array == nullptr) {
+    return nullptr;
+  }
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* data = nullptr;
+  if (napi_get_typedarray_info(env, *array, &type, &length, &data, nullptr, nullptr) != napi_ok ||
+      type != napi_int32_array || length < count || data == nullptr) {
+    return nullptr;
+  }
+  return static_cast<int32_t*>(data);
+}
+
+// A batch array of batch_limit slots, kept for every later batch; nullptr when none could be made.
+int32_t* NewBatchArray(AcceptLoop* loop, napi_value* array) {
+  napi_env env = loop->env;
+  size_t capacity = loop->batch_limit;
+  void* data = nullptr;
+  napi_value buffer = nullptr;
+  if (napi_create_arraybuffer(env, capacity * sizeof(int32_t), &data, &buffer) != napi_ok ||
+      napi_create_typedarray(env, napi_int32_array, capacity, buffer, 0, array) != napi_ok) {
+    return nullptr;
+  }
+  loop->batch_array.Reset();
+  napi_ref ref = nullptr;
+  if (napi_create_reference(env, *array, 1, &ref) != napi_ok) return nullptr;
+  loop->batch_array = Napi::Reference<Napi::Int32Array>(env, ref);
+  return static_cast<int32_t*>(data);
+}
+
 void DeliverBatch(AcceptLoop* loop) {
   if (loop->batch.empty()) return;
   napi_env env = loop->env;
   size_t count = loop->batch.size();
   napi_handle_scope scope = nullptr;
   if (napi_open_handle_scope(env, &scope) == napi_ok) {
-    void* data = nullptr;
-    void* address_data = nullptr;
-    napi_value buffer = nullptr;
-    napi_value address_buffer = nullptr;
-    napi_value args[3] = {nullptr, nullptr, nullptr};
-    if (napi_create_arraybuffer(env, count * sizeof(int32_t), &data, &buffer) == napi_ok &&
-        napi_create_typedarray(env, napi_int32_array, count, buffer, 0, &args[0]) == napi_ok &&
-        napi_create_arraybuffer(env, count * sizeof(int32_t), &address_data, &address_buffer) == napi_ok &&
-        napi_create_typedarray(env, napi_int32_array, count, address_buffer, 0, &args[1]) == napi_ok &&
-        CreatePeers(loop, &args[2])) {
-      int32_t* slots = static_cast<int32_t*>(data);
-      int32_t* address_slots = static_cast<int32_t*>(address_data);
+    // argv: the reused descriptor array, the batch's size, each descriptor's per-address slot
+    // (a new array only when per-address limits are on, else undefined), the peers or undefined.
+    napi_value argv[4] = {nullptr, nullptr, nullptr, nullptr};
+    int32_t* slots = BatchSlots(loop, &argv[0], count);
+    if (slots == nullptr) slots = NewBatchArray(loop, &argv[0]);
+    int32_t* address_slots = nullptr;
+    bool ready = slots != nullptr && napi_create_uint32(env, static_cast<uint32_t>(count), &argv[1]) == napi_ok;
+    if (ready && loop->admission.per_address()) {
+      void* address_data = nullptr;
+      napi_value address_buffer = nullptr;
+      ready = napi_create_arraybuffer(env, count * sizeof(int32_t), &address_data, &address_buffer) == napi_ok &&
+              napi_create_typedarray(env, napi_int32_array, count, address_buffer, 0, &argv[2]) == napi_ok;
+      address_slots = static_cast<int32_t*>(address_data);
+    } else if (ready) {
+      ready = napi_get_undefined(env, &argv[2]) == napi_ok;
+    }
+    if (ready && CreatePeers(loop, &argv[3])) {
       for (size_t i = 0; i < count; i++) {
         slots[i] = loop->batch[i];
-        address_slots[i] = loop->batch_address_slots[i];
+        if (address_slots != nullptr) address_slots[i] = loop->batch_address_slots[i];
       }
-      bool completed = CallJs(loop, loop->on_batch, 3, args);
+      bool completed = CallJs(loop, loop->on_batch, 4, argv);
+      // JS may have detached the buffer (transferred it) during the callback: its slots are
+      // unreadable then, so each descriptor is judged as returned (closed here unless a libuv
+      // handle owns it), and the next batch gets a new array.
+      napi_value again = nullptr;
+      int32_t* after = BatchSlots(loop, &again, count);
+      if (after != slots) loop->batch_array.Reset();
       for (size_t i = 0; i < count; i++) {
-        if (ShouldCloseAfterBatch(loop, slots[i], loop->batch[i], completed)) {
+        int32_t slot = after == slots ? slots[i] : kBatchSlotReturned;
+        if (ShouldCloseAfterBatch(loop->poll.loop, slot, loop->batch[i], completed)) {
           close(loop->batch[i]);
           // JS never tracked it, so JS never uncounts it.
           loop->admission.Uncount(loop->batch_address_slots[i]);
@@ -279,6 +284,20 @@ uint64_t AdmissionPausedNs(const AcceptLoop* loop) {
   return total;
 }
 
+// After an accepted connection: true when the kernel says none is left, so the batch ends
+// without the accept() that would return EAGAIN (native/accept_queue.h). `known_queued`
+// counts the connections it last said were waiting: while some are, it is not asked again.
+// Where it cannot say, the batch drains until EAGAIN as before.
+bool QueueDrained(AcceptLoop* loop, size_t* known_queued) {
+  if (*known_queued > 1) {
+    --*known_queued;
+    return false;
+  }
+  int queued = AcceptQueueLength(loop->listen_fd);
+  *known_queued = queued > 0 ? static_cast<size_t>(queued) : 0;
+  return queued == 0;
+}
+
 void OnReadable(uv_poll_t* handle, int status, int) {
   auto* loop = static_cast<AcceptLoop*>(handle->data);
   if (loop->closing) return;
@@ -293,6 +312,8 @@ void OnReadable(uv_poll_t* handle, int status, int) {
   size_t attempts = 0;
   AdmissionReason full = AdmissionReason::kNone;
   sockaddr_storage peer;
+  // Connections the kernel said were queued and not accepted yet (QueueDrained).
+  size_t known_queued = 0;
   while (fatal_errno == 0 && attempts < loop->batch_limit) {
     // At a limit nothing more is accepted: the rest wait in the backlog.
     full = loop->admission.Full();
@@ -311,12 +332,14 @@ void OnReadable(uv_poll_t* handle, int status, int) {
       loop->batch.push_back(fd);
       loop->batch_address_slots.push_back(address_slot);
       if (loop->deliver_peers) loop->batch_peers.push_back(peer);
+      if (QueueDrained(loop, &known_queued)) break;
       continue;
     }
     int err = errno;
     AcceptErrorAction action = ClassifyAcceptError(err);
     if (action == AcceptErrorAction::kRetryNow) continue;
     if (action == AcceptErrorAction::kBatchDone) {
+      loop->counters.empty_accepts++;
       loop->retry_streak.Reset();
       break;
     }
@@ -601,6 +624,7 @@ Napi::Value Acceptor::Stats(const Napi::CallbackInfo& info) {
   stats.Set("accepted", Napi::Number::New(env, static_cast<double>(counters.accepted)));
   stats.Set("batches", Napi::Number::New(env, static_cast<double>(counters.batches)));
   stats.Set("pauses", Napi::Number::New(env, static_cast<double>(counters.pauses)));
+  stats.Set("emptyAccepts", Napi::Number::New(env, static_cast<double>(counters.empty_accepts)));
   Napi::Object retries = Napi::Object::New(env);
   for (const auto& entry : counters.retries_by_errno) {
     retries.Set(Napi::Number::New(env, entry.first).ToString(),

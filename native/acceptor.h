@@ -8,8 +8,9 @@
 //    construction it belongs to the AcceptLoop until Close()/the cleanup hook closes it,
 //    with one way back: a start() that fails closes the acceptor and hands the fd back to
 //    the caller, still open.
-//  - an accepted fd belongs to the AcceptLoop from accept() until JS takes it. Each slot of
-//    the batch's Int32Array says who owns its descriptor when the callback returns:
+//  - an accepted fd belongs to the AcceptLoop from accept() until JS takes it. Each of the
+//    batch's slots (the first `count` of the one Int32Array the loop hands over every time)
+//    says who owns its descriptor when the callback returns:
 //      the fd itself: untouched, still ours, closed here;
 //      -1    taken: JS is wrapping it. Closed here only when the callback was cut short (a
 //            worker terminated while wrapping) and no libuv handle on the loop has the fd,
@@ -43,6 +44,8 @@ struct AcceptCounters {
   uint64_t accepted = 0;
   uint64_t batches = 0;
   uint64_t pauses = 0;
+  // accept() calls that found the queue empty (EAGAIN): what reading the queue's length saves.
+  uint64_t empty_accepts = 0;
   std::map<int, uint64_t> retries_by_errno;
   // Admission control (native/admission.h): connections closed at accept over the
   // per-address limit; times and nanoseconds accepting was paused at a limit.
@@ -69,6 +72,10 @@ struct AcceptLoop {
   napi_async_cleanup_hook_handle cleanup_hook = nullptr;
 
   Napi::FunctionReference on_batch;
+  // The one Int32Array every batch is handed over in (batch_limit slots, the first `count`
+  // used): no ArrayBuffer is allocated per batch. JS could detach its buffer (transfer it);
+  // DeliverBatch checks, and makes a new one if so.
+  Napi::Reference<Napi::Int32Array> batch_array;
   Napi::FunctionReference on_event;
   std::unique_ptr<Napi::AsyncContext> async_context;
 
@@ -98,7 +105,7 @@ class Acceptor : public Napi::ObjectWrap<Acceptor> {
  public:
   static Napi::Function Define(Napi::Env env);
 
-  // new Acceptor(listenFd, onBatch(fds: Int32Array, addressSlots: Int32Array),
+  // new Acceptor(listenFd, onBatch(fds: Int32Array, count, addressSlots?: Int32Array, peers?),
   //              onEvent(kind, errno, delayMs), options)
   explicit Acceptor(const Napi::CallbackInfo& info);
   ~Acceptor() override;

@@ -86,6 +86,8 @@ class AdmissionGate {
 
   int32_t& paused() { return counters_[kCounterPaused]; }
   bool configured() const { return counters_ != nullptr; }
+  // Whether connections are counted per address (each batch then carries their slots).
+  bool per_address() const { return configured() && limits_.max_connections_per_address > 0; }
 
  private:
   AdmissionLimits limits_;

@@ -24,11 +24,17 @@ bool OwnedByLoopHandle(uv_loop_t* loop, int fd) {
   return search.found;
 }
 
+// Always decided about `accepted`, the fd accept() returned, never about the number in the slot.
 bool ShouldCloseAfterBatch(uv_loop_t* loop, int32_t slot, int accepted, bool completed) {
-  if (slot == accepted) return true;  // untouched: JS threw, closed, or could not run
+  // Untouched (JS threw, the listener closed during the callback, or JS could not run).
+  if (slot == accepted) return true;
   if (slot == kBatchSlotSettled) return false;
+  // Taken, and the callback ran to its end: JS settled it some other way. Cut short (a worker
+  // terminated mid-batch) before a socket's handle came to own it: nobody else will ever close
+  // it. One that a handle does own is left to that handle.
   if (slot == kBatchSlotTaken) return !completed && !OwnedByLoopHandle(loop, accepted);
-  // Returned, or a value outside the protocol: ours, unless a handle got it before JS threw.
+  // Returned (JS could not wrap it), or a value outside the protocol: ours, unless an adopter
+  // got as far as giving it to a handle before it threw.
   return !OwnedByLoopHandle(loop, accepted);
 }
 

@@ -1,6 +1,5 @@
-// The batch slot protocol of native/acceptor.h, for the worker queues: after a batch callback,
-// which descriptors the native side still owns and must close. (acceptor.cc keeps its own copy
-// of the same rules; the two can share this file.)
+// The batch slot protocol of native/acceptor.h, for the acceptor and the worker queues alike:
+// after a batch callback, which descriptors the native side still owns and must close.
 #pragma once
 
 #include <uv.h>

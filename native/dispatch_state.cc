@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <pthread.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -218,7 +217,9 @@ void AcceptThreadMain(const std::shared_ptr<DispatchShared>& owner) {
     if (paused) {
       next_pause_ms = pause_delay * 2 > shared.pause_max_ms ? shared.pause_max_ms : pause_delay * 2;
       std::unique_lock<std::mutex> lock(shared.mutex);
-      shared.changed.wait_for(lock, std::chrono::milliseconds(pause_delay), [&] { return shared.stopping; });
+      // wait_until on the system clock, not wait_for: libstdc++ turns a steady-clock wait into
+      // pthread_cond_clockwait, which would make the prebuild need glibc 2.30 (README: 2.28).
+      shared.changed.wait_until(lock, std::chrono::system_clock::now() + std::chrono::milliseconds(pause_delay), [&] { return shared.stopping; });
     }
   }
   // Stopped (or failed) with a batch no worker took: closed here, counted as dropped.
@@ -230,11 +231,10 @@ void AcceptThreadMain(const std::shared_ptr<DispatchShared>& owner) {
   }
 }
 
-void* AcceptThreadEntry(void* arg) {
+void AcceptThreadEntry(void* arg) {
   auto* owner = static_cast<std::shared_ptr<DispatchShared>*>(arg);
   AcceptThreadMain(*owner);
   delete owner;
-  return nullptr;
 }
 
 }  // namespace
@@ -267,11 +267,13 @@ int StartAcceptThread(const std::shared_ptr<DispatchShared>& shared) {
   }
   shared->wake_fd = pipe_fds[0];
   shared->wake_write_fd = pipe_fds[1];
-  // pthread rather than std::thread: a std::thread of a function taking our types instantiates
-  // a libstdc++ template that the addon would export (test/native_build.test.ts).
+  // libuv's thread (Node exports it) rather than std::thread, whose instantiation for our types
+  // the addon would export (test/native_build.test.ts), or pthread_create, whose symbol
+  // version would make the prebuild need glibc 2.34 (the README promises 2.28).
   auto* arg = new std::shared_ptr<DispatchShared>(shared);
-  int err = pthread_create(&shared->thread, nullptr, AcceptThreadEntry, arg);
+  int err = uv_thread_create(&shared->thread, AcceptThreadEntry, arg);
   if (err != 0) {
+    err = -err;  // libuv's codes are -errno
     delete arg;
     close(pipe_fds[0]);
     close(pipe_fds[1]);
@@ -299,7 +301,7 @@ void StopAcceptThread(DispatchShared& shared) {
   }
   WakeAcceptThread(shared);
   if (shared.thread_started) {
-    (void)pthread_join(shared.thread, nullptr);
+    (void)uv_thread_join(&shared.thread);
     shared.thread_started = false;
   }
   // The thread is gone: nothing polls these any more.

@@ -17,7 +17,6 @@
 //    because it leaves the dispatcher's list under the same lock the accept thread pushes with.
 #pragma once
 
-#include <pthread.h>
 #include <uv.h>
 
 #include <array>
@@ -115,7 +114,7 @@ struct DispatchShared {
   uint64_t events_dropped = 0;
   uv_async_t* main_wake = nullptr;  // the main thread's; valid until Stop()
 
-  pthread_t thread{};
+  uv_thread_t thread{};
   bool thread_started = false;
 };
 

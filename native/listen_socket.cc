@@ -179,20 +179,4 @@ int SetDeferAccept(int fd, int seconds) {
 #endif
 }
 
-int64_t AcceptQueueLength(int fd) {
-#if defined(__linux__)
-  // On a listening socket the kernel reports the accept queue's length in tcpi_unacked
-  // (and its limit, the backlog, in tcpi_sacked).
-  tcp_info info;
-  socklen_t length = sizeof info;
-  std::memset(&info, 0, sizeof info);
-  if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &length) != 0) return -1;
-  if (info.tcpi_state != TCP_LISTEN) return -1;
-  return static_cast<int64_t>(info.tcpi_unacked);
-#else
-  (void)fd;
-  return -1;
-#endif
-}
-
 }  // namespace ntl

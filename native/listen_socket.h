@@ -50,8 +50,4 @@ int AcceptNonBlocking(int listen_fd, sockaddr_storage* peer = nullptr);
 // without the option.
 int SetDeferAccept(int fd, int seconds);
 
-// Connections waiting in a listening socket's accept queue (Linux TCP_INFO: tcpi_unacked),
-// or -1 where the system does not say.
-int64_t AcceptQueueLength(int fd);
-
 }  // namespace ntl

@@ -146,7 +146,9 @@ export class ConnectionLifecycle<S extends net.Socket, I extends { id: number }>
       record.endedBy === 'idle' && error.code !== ErrorCodes.IDLE_TIMEOUT
         ? codedError(ErrorCodes.IDLE_TIMEOUT, `connection ${record.id} idle for ${this.timing.idleTimeout} ms during setup`, { cause: error })
         : error;
-    if (kind === 'timedOut') this.registry.handshakes.timedOut++;
+    // Over maxConnectionsPerAddress by its PROXY header: admission control, not a failed handshake.
+    if (failure.code === ErrorCodes.PER_ADDRESS_LIMIT) this.registry.rejectedPerAddress++;
+    else if (kind === 'timedOut') this.registry.handshakes.timedOut++;
     else this.registry.handshakes.failed++;
     if (failure.code === ErrorCodes.PROXY_PROTOCOL_INVALID) this.registry.proxyProtocol.invalid++;
     else if (failure.code === ErrorCodes.PROXY_PROTOCOL_UNTRUSTED) this.registry.proxyProtocol.untrusted++;

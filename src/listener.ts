@@ -239,7 +239,8 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
       idleTimeouts: book.idleTimeouts,
       proxyProtocol: book.proxyProtocol,
       admission: { ...accept.admission },
-      rejected: accept.rejected,
+      // Behind a PROXY balancer the per-address limit is enforced after the header (src/proxy/).
+      rejected: { ...accept.rejected, maxConnectionsPerAddress: accept.rejected.maxConnectionsPerAddress + book.rejectedPerAddress },
     };
   }
 
@@ -270,14 +271,16 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
 
   // ---- AcceptSink: what the backend hands over -------------------------------------------
 
-  onDescriptors(fds: Int32Array, addressSlots: Int32Array, peers?: Array<PeerAddress | null>): void {
-    handOffBatch(fds, this.adopt, this.registry, {
+  onDescriptors(fds: Int32Array, count: number, addressSlots?: Int32Array, peers?: Array<PeerAddress | null>): void {
+    handOffBatch(fds, count, this.adopt, this.registry, {
       wrapped: (id, socket, fd, index) => {
         if (peers !== undefined) primePeerAddress(socket, peers[index]);
         this.connections.track(id, socket, fd);
         // The acceptor counted it against its peer's address: the registry counts it out.
-        const record = this.registry.get(id);
-        if (record !== undefined) record.addressSlot = addressSlots[index] ?? -1;
+        if (addressSlots !== undefined) {
+          const record = this.registry.get(id);
+          if (record !== undefined) record.addressSlot = addressSlots[index] ?? -1;
+        }
       },
       returned: (fd, id, error) => this.releaseUnwrapped(fd, id, error),
     });
@@ -371,7 +374,8 @@ function admissionOptionsOf(options: BaseListenerOptions & { maxPendingHandshake
   return {
     ...(maxConnections !== undefined ? { maxConnections } : {}),
     ...(maxPendingHandshakes !== undefined ? { maxPendingHandshakes } : {}),
-    ...(maxConnectionsPerAddress !== undefined ? { maxConnectionsPerAddress } : {}),
+    // With proxyProtocol the socket's peer is the balancer: the PROXY stage counts the client instead.
+    ...(maxConnectionsPerAddress !== undefined && options.proxyProtocol === undefined ? { maxConnectionsPerAddress } : {}),
     ...(deferAccept !== undefined ? { deferAccept } : {}),
   };
 }

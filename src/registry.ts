@@ -49,6 +49,8 @@ export interface RegistryCounters {
   handlerErrors: number;
   idleTimeouts: number;
   proxyProtocol: ProxyProtocolRejections;
+  /** Closed over maxConnectionsPerAddress once their PROXY header named the client. */
+  rejectedPerAddress: number;
 }
 
 /** Connections closed before TLS for their PROXY protocol header. */
@@ -71,6 +73,7 @@ export class ConnectionRegistry {
   handlerErrors = 0;
   idleTimeouts = 0;
   readonly proxyProtocol: ProxyProtocolRejections = { invalid: 0, untrusted: 0 };
+  rejectedPerAddress = 0;
   observer: RegistryObserver | null = null;
 
   /** Ids count 1, 2, 3, ... per listener, one for every accepted connection. */
@@ -140,6 +143,7 @@ export class ConnectionRegistry {
       handlerErrors: this.handlerErrors,
       idleTimeouts: this.idleTimeouts,
       proxyProtocol: { ...this.proxyProtocol },
+      rejectedPerAddress: this.rejectedPerAddress,
     };
   }
 }

@@ -114,8 +114,8 @@ describe('slot values outside the protocol: the acceptor closes the descriptor i
     const accepted: Array<{ fd: number; inode: string | undefined }> = [];
     const acceptor = new binding.Acceptor(
       opened.fd,
-      (fds) => {
-        for (let i = 0; i < fds.length; i++) {
+      (fds, count) => {
+        for (let i = 0; i < count; i++) {
           const fd = fds[i] as number;
           accepted.push({ fd, inode: socketInodeOf(fd) });
           fds[i] = garbage(fd);

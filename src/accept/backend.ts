@@ -13,11 +13,16 @@ export type ListenTarget =
 
 export interface AcceptSink {
   /**
-   * Native backend: a batch of accepted descriptors. The sink takes a descriptor by writing
+   * Native backend: a batch of accepted descriptors, the first `count` slots of `fds` (an
+   * array the acceptor reuses for every batch: nothing may keep it). The sink takes a descriptor by writing
    * -1 into its slot; what it leaves is closed by the acceptor when this returns (the other
    * slot states are listed at BatchCallback in src/native/binding.ts).
    */
-  onDescriptors(fds: Int32Array, addressSlots: Int32Array, peers?: Array<PeerAddress | null>): void;
+  /**
+   * A batch: `fds[0..count)` (the array is reused for every batch), each one's per-address slot
+   * (absent when no per-address limit is set) and, where asked for, the peers accept() gave.
+   */
+  onDescriptors(fds: Int32Array, count: number, addressSlots?: Int32Array, peers?: Array<PeerAddress | null>): void;
   /** JS backend: a connection already wrapped by net.Server. */
   onSocket(socket: net.Socket): void;
   onRetry(error: SystemError): void;

@@ -8,8 +8,9 @@
 //  - -2 settled: a socket's handle owns it (or, for an adopter that returned null, the adopter);
 //  - -3 returned: wrapping threw; the acceptor closes it after the batch unless a libuv handle
 //    on this thread has it (an adopter may have wrapped it before it threw). Never closed here.
-import net from 'node:net';
+import type net from 'node:net';
 import { debug } from '../diagnostics.js';
+import { wrapAcceptedDescriptor } from './socket_wrap.js';
 
 /**
  * Wraps an accepted descriptor in a socket that owns it. It may instead return null, meaning
@@ -22,7 +23,7 @@ import { debug } from '../diagnostics.js';
  */
 export type DescriptorAdopter = (fd: number) => net.Socket | null;
 
-export const adoptDescriptor: (fd: number) => net.Socket = (fd) => new net.Socket({ fd, readable: true, writable: true });
+export const adoptDescriptor: (fd: number) => net.Socket = wrapAcceptedDescriptor;
 
 const SLOT_TAKEN = -1;
 const SLOT_SETTLED = -2;
@@ -36,9 +37,12 @@ export interface HandOffSink {
   returned(fd: number, id: number, error: unknown): void;
 }
 
-/** Hands every descriptor of a native batch over; ids come from `ids`, one per descriptor. */
-export function handOffBatch(fds: Int32Array, adopt: DescriptorAdopter, ids: { nextId(): number }, sink: HandOffSink): void {
-  for (let i = 0; i < fds.length; i++) {
+/**
+ * Hands every descriptor of a native batch (the first `count` slots of `fds`) over; ids come
+ * from `ids`, one per descriptor.
+ */
+export function handOffBatch(fds: Int32Array, count: number, adopt: DescriptorAdopter, ids: { nextId(): number }, sink: HandOffSink): void {
+  for (let i = 0; i < count; i++) {
     const fd = fds[i] as number;
     const id = ids.nextId();
     // TAKEN: from here the acceptor closes this descriptor only if the callback is cut short

@@ -74,7 +74,7 @@ export class NativeAcceptBackend implements AcceptBackend {
     try {
       acceptor = new this.binding.Acceptor(
         outcome.fd,
-        (fds, addressSlots, peers) => this.sink.onDescriptors(fds, addressSlots, peers),
+        (fds, count, addressSlots, peers) => this.sink.onDescriptors(fds, count, addressSlots, peers),
         (kind, errno, delayMs) => this.onAcceptEvent(kind, errno, delayMs),
         { ...this.acceptorOptions, ...this.admission.nativeOptions(), peerAddresses: this.peerAddresses },
       );

@@ -6,6 +6,8 @@ import envPaths from 'env-paths';
 import type { BackendKind, CredentialFiles } from '../index.js';
 import { LOG_FORMATS } from './log.js';
 import type { LogFormat } from './log.js';
+import { addProductionFlags, productionOptions } from './production_flags.js';
+import type { ProductionOptions } from './production_flags.js';
 
 export const EXIT_USAGE = 2;
 
@@ -32,6 +34,8 @@ export interface CliOptions {
   upgrade: boolean;
   /** Where a successor asks for the listening socket (--control-socket; default in stateDir). */
   controlSocket: string;
+  /** --proxy-protocol, --trusted-proxies and the admission limits, as listener options. */
+  production: ProductionOptions;
 }
 
 export type ParseOutcome = { kind: 'run'; options: CliOptions } | { kind: 'exit'; code: number };
@@ -77,7 +81,7 @@ function parseNonEmpty(value: string): string {
   return value;
 }
 
-interface RawFlags {
+interface RawFlags extends ProductionOptions {
   host: string;
   port: number;
   stateDir: string;
@@ -100,7 +104,7 @@ interface RawFlags {
 
 function buildProgram(version: string, io: ParseIo): Command {
   const stateDir = defaultStateDir();
-  return new Command('native-tls-listener')
+  const program = new Command('native-tls-listener')
     .description(
       'A TLS server on the native-tls-listener package. Clients that send no SNI reach a line protocol ' +
         '(stats, quit, help; other lines are echoed); clients that send SNI (browsers, curl https://localhost:PORT) reach HTTPS: ' +
@@ -133,7 +137,8 @@ function buildProgram(version: string, io: ParseIo): Command {
     .addOption(new Option('--socket-name <name>', 'with several sockets passed by systemd, serve the one with this FileDescriptorName=').argParser(parseNonEmpty))
     .addOption(new Option('--watch', 'reload the certificate files when they change (SIGHUP always reloads them)'))
     .addOption(new Option('--upgrade', 'take the listening socket over from the running server (same --control-socket), which then drains'))
-    .addOption(new Option('--control-socket <path>', 'Unix socket where a new version asks for the listening socket (default: STATE_DIR/control.sock)').argParser(parseNonEmpty))
+    .addOption(new Option('--control-socket <path>', 'Unix socket where a new version asks for the listening socket (default: STATE_DIR/control.sock)').argParser(parseNonEmpty));
+  return addProductionFlags(program)
     .addHelpText(
       'after',
       '\nWithout --cert, a CA, a server certificate (127.0.0.1) and a localhost\n' +
@@ -180,6 +185,7 @@ function toOptions(program: Command, flags: RawFlags): CliOptions {
     watch: flags.watch === true,
     upgrade: flags.upgrade === true,
     controlSocket: flags.controlSocket ?? path.join(flags.stateDir, 'control.sock'),
+    production: productionOptions(program, flags),
   };
   if (primary) options.credential = flags.ca !== undefined ? { ...primary, caCertificateFile: flags.ca } : primary;
   if (sni) options.sniCredential = sni;

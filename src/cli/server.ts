@@ -18,6 +18,7 @@ export function createCliListener(options: CliOptions, credentials: ServingCrede
     ...(listenFd !== undefined ? { fd: listenFd } : { host: options.host, port: options.port }),
     credential: credentials.credential,
     requestClientCert: options.requestClientCert,
+    ...options.production,
   };
   if (credentials.sniCredential !== undefined) listenerOptions.sniCredential = credentials.sniCredential;
   if (options.alpn !== undefined) listenerOptions.alpn = options.alpn;

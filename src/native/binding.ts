@@ -23,6 +23,8 @@ export interface NativeAcceptorStats {
   accepted: number;
   batches: number;
   pauses: number;
+  /** accept() calls that found the queue empty (EAGAIN); Linux reads the queue's length instead */
+  emptyAccepts: number;
   /** errno (as a decimal string key) -> how many times accept() was retried after it */
   retriesByErrno: Record<string, number>;
   closed: boolean;
@@ -79,7 +81,8 @@ export interface AcceptorOptions {
 }
 
 /**
- * `onBatch` receives accepted descriptors. Each slot says who owns its descriptor when the
+ * `onBatch` receives accepted descriptors in the first `count` slots of `fds`, the same
+ * Int32Array every time (batchLimit slots; the rest are stale). Each slot says who owns its descriptor when the
  * callback returns (native/acceptor.h has the same list):
  *  - the descriptor itself (untouched): the addon, which closes it;
  *  - -1 (taken): JS is wrapping it; if the callback is cut short (a terminated worker), the
@@ -93,7 +96,11 @@ export interface AcceptorOptions {
  * `peers[i]` is descriptor i's peer, read by accept() itself, when the acceptor was created
  * with `peerAddresses: true` (else `peers` is undefined).
  */
-export type BatchCallback = (fds: Int32Array, addressSlots: Int32Array, peers: Array<PeerAddress | null> | undefined) => void;
+/**
+ * A batch: `fds[0..count)` in one array the acceptor reuses for every batch, each descriptor's
+ * per-address slot (only when maxConnectionsPerAddress is set) and the peers (only when asked).
+ */
+export type BatchCallback = (fds: Int32Array, count: number, addressSlots: Int32Array | undefined, peers: Array<PeerAddress | null> | undefined) => void;
 
 /** A peer as accept() gave it, shaped like Node's socket._peername. */
 export interface PeerAddress {

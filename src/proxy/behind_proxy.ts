@@ -6,15 +6,20 @@ import { proxyProtocolSettings } from './proxy_options.js';
 import type { ProxyProtocolOptions } from './proxy_options.js';
 import { ProxyProtocolSetup } from './proxy_setup.js';
 import type { ProxiedInfo } from './proxy_setup.js';
+import { ClientAddressLimit } from './client_address_limit.js';
 
 export function behindProxy<S extends net.Socket, I extends { id: number } & ProxiedInfo>(
   setup: ConnectionSetup<S, I>,
-  options: ProxyProtocolOptions,
+  options: ProxyProtocolOptions & { maxConnectionsPerAddress?: number },
   timeoutMs: number,
   timeoutCode: ErrorCode,
 ): ConnectionSetup<S, I> {
   // Not an object: the listener's own validation reports it.
   if (typeof options !== 'object' || options === null) return setup;
   const settings = proxyProtocolSettings(options);
-  return settings === undefined ? setup : new ProxyProtocolSetup(setup, { ...settings, timeoutMs, timeoutCode });
+  if (settings === undefined) return setup;
+  // The listener leaves the per-address count to this stage (admissionOptionsOf in listener.ts).
+  const limit = options.maxConnectionsPerAddress;
+  const addressLimit = typeof limit === 'number' ? { addressLimit: new ClientAddressLimit(limit) } : {};
+  return new ProxyProtocolSetup(setup, { ...settings, timeoutMs, timeoutCode, ...addressLimit });
 }

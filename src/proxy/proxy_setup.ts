@@ -11,6 +11,7 @@ import { readProxyHeader } from './proxy_header_reader.js';
 import type { ProxyProtocolMode } from './proxy_header_accumulator.js';
 import type { ProxyHeader, ProxyTlvs } from './proxy_header.js';
 import type { TrustedProxies } from './trusted_proxies.js';
+import type { ClientAddressLimit } from './client_address_limit.js';
 
 /** What the header said, as the handler gets it in `info.proxy`. */
 export interface ProxyConnectionInfo {
@@ -45,6 +46,8 @@ export interface ProxySetupSettings {
   /** ms from accept for the header and the stage after it together. */
   timeoutMs: number;
   timeoutCode: ErrorCode;
+  /** maxConnectionsPerAddress, counted by the client the header names. */
+  addressLimit?: ClientAddressLimit;
 }
 
 function hasCode(error: Error): error is CodedError {
@@ -140,6 +143,10 @@ export class ProxyProtocolSetup<S extends net.Socket, I extends { id: number } &
         const proxy = describeHeader(header, socket);
         // Every report from here on (tlsClientError, logs) names the client, not the proxy.
         record.peer = peerOf(proxy);
+        if (this.settings.addressLimit?.admit(proxy.remoteAddress, socket) === false) {
+          failWith(codedError(ErrorCodes.PER_ADDRESS_LIMIT, `connection ${record.id} from ${proxy.remoteAddress ?? 'an unknown address'}, which has maxConnectionsPerAddress connections already`));
+          return;
+        }
         this.next.start(
           socket,
           record,

@@ -34,7 +34,7 @@ export class QueueAcceptBackend implements AcceptBackend {
         this.accepted += fds.length;
         try {
           // No per-address admission on this side (refused with workers): no address slots.
-          this.sink.onDescriptors(fds, new Int32Array(fds.length).fill(-1));
+          this.sink.onDescriptors(fds, fds.length);
         } finally {
           this.afterBatch();
         }
