@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <chrono>
 
 #include "listen_socket.h"
@@ -80,6 +81,32 @@ bool Dispatch(DispatchShared& shared, std::vector<int>& batch) {
   return true;
 }
 
+// How many more connections the admission limits let the accept thread take now (SIZE_MAX: no
+// limit). Called with shared.mutex held. Only the accept thread adds connections, so the room
+// can only grow between this look and the accepts it allows.
+size_t AdmissionRoom(DispatchShared& shared) {
+  if (shared.max_connections == 0 && shared.max_pending_handshakes == 0) return SIZE_MAX;
+  double active = static_cast<double>(shared.stranded);
+  double in_setup = active;
+  for (const auto& queue : shared.members) {
+    std::lock_guard<std::mutex> queue_lock(queue->mutex);
+    // Queued and being handed over: not yet in the worker's books, but taken on all the same.
+    double in_queue = static_cast<double>(queue->pending.size() + queue->delivering);
+    active += queue->published[kActive] + in_queue;
+    in_setup += queue->published[kInSetup] + in_queue;
+  }
+  size_t room = SIZE_MAX;
+  auto limit = [&room](int64_t max, double used) {
+    if (max == 0) return;
+    double left = static_cast<double>(max) - used;
+    size_t here = left <= 0 ? 0 : static_cast<size_t>(left);
+    if (here < room) room = here;
+  };
+  limit(shared.max_connections, active);
+  limit(shared.max_pending_handshakes, in_setup);
+  return room;
+}
+
 void DrainWakeFd(int fd) {
   char buffer[64];
   while (read(fd, buffer, sizeof buffer) > 0) {
@@ -94,6 +121,11 @@ bool WaitForWork(DispatchShared& shared, bool stranded) {
     std::unique_lock<std::mutex> lock(shared.mutex);
     shared.changed.wait(lock, [&] { return shared.stopping || !shared.queues.empty(); });
     if (shared.stopping) return false;
+    if (!stranded && AdmissionRoom(shared) == 0) {
+      shared.admission_pauses++;
+      shared.changed.wait(lock, [&] { return shared.stopping || AdmissionRoom(shared) > 0; });
+      if (shared.stopping) return false;
+    }
   }
   if (stranded) return true;
   struct pollfd fds[2] = {{shared.listen_fd, POLLIN, 0}, {shared.wake_fd, POLLIN, 0}};
@@ -120,7 +152,12 @@ void AcceptThreadMain(const std::shared_ptr<DispatchShared>& owner) {
     int pause_errno = 0;
     size_t attempts = 0;
     retried.clear();
-    while (attempts < shared.batch_limit) {
+    size_t room = 0;
+    {
+      std::lock_guard<std::mutex> lock(shared.mutex);
+      room = AdmissionRoom(shared);
+    }
+    while (attempts < shared.batch_limit && batch.size() < room) {
       int fd = AcceptNonBlocking(shared.listen_fd);
       if (fd >= 0) {
         attempts++;
@@ -302,6 +339,7 @@ void LeaveQueue(DispatchShared& shared, const std::shared_ptr<QueueShared>& queu
   }
   // Off every list and no longer open: no push can reach these any more.
   for (int fd : orphans) close(fd);
+  if (!orphans.empty()) shared.changed.notify_all();  // room under an admission limit again
 }
 
 void RetireQueue(DispatchShared& shared, const std::shared_ptr<QueueShared>& queue) {
@@ -323,7 +361,9 @@ void RetireQueue(DispatchShared& shared, const std::shared_ptr<QueueShared>& que
   Published last = queue->has_staged ? queue->staged : queue->published;
   last[kClosed] += last[kActive];
   last[kActive] = 0;
+  last[kInSetup] = 0;
   for (size_t i = 0; i < kPublishedCount; i++) totals.published[i] += last[i];
+  shared.changed.notify_all();  // its connections no longer count against an admission limit
 }
 
 void FinishBatch(DispatchShared& shared, QueueShared& queue, uint64_t closed) {
@@ -335,6 +375,7 @@ void FinishBatch(DispatchShared& shared, QueueShared& queue, uint64_t closed) {
     queue.published = queue.staged;
     queue.has_staged = false;
   }
+  shared.changed.notify_all();  // an accept thread paused at an admission limit looks again
 }
 
 void PublishCounters(DispatchShared& shared, QueueShared& queue, const Published& values) {
@@ -346,6 +387,7 @@ void PublishCounters(DispatchShared& shared, QueueShared& queue, const Published
   } else {
     queue.published = values;
   }
+  shared.changed.notify_all();  // an accept thread paused at an admission limit looks again
 }
 
 }  // namespace ntl

@@ -44,6 +44,9 @@ enum PublishedCounter : size_t {
   kPrimaryCredential,
   kHandlerErrors,
   kIdleTimeouts,
+  kInSetup,  // connections still in their setup (TLS handshake): what maxPendingHandshakes counts
+  kProxyInvalid,    // PROXY protocol headers refused as malformed
+  kProxyUntrusted,  // PROXY protocol connections from peers not in trustedProxies
   kPublishedCount,
 };
 using Published = std::array<double, kPublishedCount>;
@@ -87,6 +90,12 @@ struct DispatchShared {
   size_t batch_limit = 128;
   uint64_t pause_min_ms = 5;
   uint64_t pause_max_ms = 1000;
+  // Admission limits for the listener as a whole (0: none). The accept thread stops polling
+  // the listening socket while the workers' published books (plus what is queued for them)
+  // are at a limit; every publish wakes it to look again (the backlog holds clients meanwhile).
+  int64_t max_connections = 0;
+  int64_t max_pending_handshakes = 0;
+  uint64_t admission_pauses = 0;
 
   std::mutex mutex;  // guards everything below; taken before any QueueShared::mutex
   std::condition_variable changed;

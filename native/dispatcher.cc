@@ -89,7 +89,8 @@ Napi::Object PublishedObject(Napi::Env env, const Published& values) {
   static const char* const kNames[kPublishedCount] = {"active",           "closed",         "handshakesCompleted",
                                                       "handshakesFailed", "handshakesTimedOut", "handshakesAborted",
                                                       "sniCredential",    "primaryCredential", "handlerErrors",
-                                                      "idleTimeouts"};
+                                                      "idleTimeouts",     "inSetup",         "proxyInvalid",
+                                                      "proxyUntrusted"};
   Napi::Object object = Napi::Object::New(env);
   for (size_t i = 0; i < kPublishedCount; i++) object.Set(kNames[i], Napi::Number::New(env, values[i]));
   return object;
@@ -125,7 +126,11 @@ Dispatcher::Dispatcher(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Dispat
   if (napi_get_uv_event_loop(env, &uv_loop) != napi_ok || uv_loop == nullptr) {
     throw Napi::Error::New(env, "no libuv loop for this environment");
   }
+  int64_t max_connections = OptionalInteger(env, options, "maxConnections", 0, 0, INT32_MAX);
+  int64_t max_pending_handshakes = OptionalInteger(env, options, "maxPendingHandshakes", 0, 0, INT32_MAX);
   auto shared = std::make_shared<DispatchShared>();
+  shared->max_connections = max_connections;
+  shared->max_pending_handshakes = max_pending_handshakes;
   shared->batch_limit = static_cast<size_t>(batch_limit);
   shared->pause_min_ms = static_cast<uint64_t>(pause_min_ms);
   shared->pause_max_ms = static_cast<uint64_t>(pause_max_ms);
@@ -204,6 +209,7 @@ Napi::Value Dispatcher::Stats(const Napi::CallbackInfo& info) {
   stats.Set("pauses", Napi::Number::New(env, static_cast<double>(shared_->pauses)));
   stats.Set("dropped", Napi::Number::New(env, static_cast<double>(shared_->dropped)));
   stats.Set("stranded", Napi::Number::New(env, static_cast<double>(shared_->stranded)));
+  stats.Set("admissionPauses", Napi::Number::New(env, static_cast<double>(shared_->admission_pauses)));
   stats.Set("eventsDropped", Napi::Number::New(env, static_cast<double>(shared_->events_dropped)));
   for (const auto& entry : shared_->retries_by_errno) {
     retries.Set(Napi::Number::New(env, entry.first).ToString(), Napi::Number::New(env, static_cast<double>(entry.second)));

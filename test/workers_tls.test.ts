@@ -220,3 +220,99 @@ describe('workers: a worker that crashes in the middle of a handshake storm', ()
     await waitUntil(() => descriptorCount() === baseline, () => `the descriptor count to return to ${baseline} (${descriptorCount()})`);
   });
 });
+
+interface Served {
+  thread: number;
+  commonName: string;
+}
+
+/** A TLS client on `socket` (or a new connection): the worker thread that served it and the certificate's CN. */
+function servedBy(port: number, socket?: net.Socket): Promise<Served> {
+  return within(
+    new Promise<Served>((resolve, reject) => {
+      const client = tls.connect(socket ? { socket, rejectUnauthorized: false } : { port, host: '127.0.0.1', rejectUnauthorized: false });
+      let commonName = '';
+      let text = '';
+      client.on('secureConnect', () => (commonName = String(client.getPeerCertificate().subject.CN)));
+      client.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+      client.on('error', reject);
+      client.on('close', () => resolve({ thread: Number(text.split(' ')[0]), commonName }));
+    }),
+    'a TLS client',
+  );
+}
+
+describe('workers: setCredentials switches every worker; handshakes under way finish with the old credential', () => {
+  const cleanup = new Cleanup();
+  let pki: TestPki;
+  before(async () => {
+    pki = await createTestPki();
+  });
+  afterEach(() => cleanup.run());
+
+  it('after the call, connections on both workers get the new certificate; one accepted before it on each worker gets the old one', async function () {
+    this.timeout(30_000);
+    const { listener, port } = await startTlsWorkers(cleanup, pki);
+    // Accepted before the swap, one per worker, their ClientHello sent only after it.
+    const early: net.Socket[] = [];
+    for (let i = 0; i < 2; i++) {
+      const socket = net.connect(port, '127.0.0.1');
+      cleanup.add(() => socket.destroy());
+      early.push(socket);
+      await once(socket, 'connect');
+      // Taken by the worker (not just queued for it): its setup has begun.
+      await waitUntil(() => listener.stats().workers.filter((w) => w.active === 1 && w.queued === 0).length === i + 1, 'the connection to reach a worker');
+    }
+
+    await listener.setCredentials({ credential: pki.rsaServer });
+
+    const after: Served[] = [];
+    for (let i = 0; i < 10; i++) after.push(await servedBy(port));
+    expect(after.map((s) => s.commonName)).to.deep.equal(Array(10).fill('rsa.server.test'));
+    expect(new Set(after.map((s) => s.thread)).size, 'served by both workers').to.equal(2);
+
+    const before = await Promise.all(early.map((socket) => servedBy(port, socket)));
+    expect(before.map((s) => s.commonName)).to.deep.equal(['server.test', 'server.test']);
+    expect(new Set(before.map((s) => s.thread)).size, 'one on each worker').to.equal(2);
+    await waitUntil(() => listener.stats().active === 0, 'every connection to close');
+    expect(listener.stats().handshakes.failed).to.equal(0);
+    expect(listener.stats().leaked).to.equal(0);
+  });
+
+  it('a worker started after the call (a replacement) serves the new credential', async function () {
+    this.timeout(30_000);
+    const { listener, port } = await startTlsWorkers(cleanup, pki);
+    await listener.setCredentials({ credential: pki.rsaServer });
+    const victim = await servedBy(port);
+    const events: WorkerEvent[] = [];
+    listener.on('worker', (event: WorkerEvent) => events.push(event));
+    // Ends the thread that served the next connection; the slot starts a new one.
+    const crasher = tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false }, () => crasher.write('crash'));
+    crasher.on('error', () => undefined);
+    cleanup.add(() => crasher.destroy());
+    await waitUntil(() => events.some((e) => e.type === 'online'), () => `the replacement to be online (${JSON.stringify(events)})`, 10_000);
+    const served: Served[] = [];
+    for (let i = 0; i < 6; i++) served.push(await servedBy(port));
+    expect(served.every((s) => s.commonName === 'rsa.server.test'), JSON.stringify(served)).to.equal(true);
+    expect(new Set(served.map((s) => s.thread)).size).to.equal(2);
+    expect(victim.commonName).to.equal('rsa.server.test');
+  });
+
+  it('refuses a SecureContext or a bad key with a coded error at the call and keeps serving the old certificate', async function () {
+    this.timeout(30_000);
+    const { listener, port } = await startTlsWorkers(cleanup, pki);
+    const failure = (action: () => unknown): { code?: string } => {
+      try {
+        action();
+      } catch (error) {
+        return error as { code?: string };
+      }
+      throw new Error('expected it to throw');
+    };
+    expect(failure(() => listener.setCredentials({ credential: tls.createSecureContext(pki.rsaServer) })).code).to.equal(ErrorCodes.INVALID_OPTION);
+    expect(failure(() => listener.setCredentials({ credential: { cert: pki.server.cert, key: 'not a key' } })).code).to.equal(ErrorCodes.INVALID_CREDENTIAL);
+    expect(failure(() => listener.setCredentials({})).code).to.equal(ErrorCodes.INVALID_OPTION);
+    const served = [await servedBy(port), await servedBy(port)];
+    expect(served.map((s) => s.commonName)).to.deep.equal(['server.test', 'server.test']);
+  });
+});

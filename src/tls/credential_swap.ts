@@ -16,8 +16,8 @@ export interface CredentialUpdate {
 
 const UPDATE_KEYS = new Set(['credential', 'sniCredential']);
 
-/** The contexts after `update`; throws ERR_INVALID_OPTION or ERR_INVALID_CREDENTIAL and changes nothing. */
-export function contextsAfter(current: Readonly<ServingContexts>, update: CredentialUpdate, purpose: ContextPurpose): ServingContexts {
+/** Throws ERR_INVALID_OPTION unless `update` is { credential?, sniCredential? } with at least one. */
+export function checkUpdateShape(update: CredentialUpdate): void {
   if (typeof update !== 'object' || update === null) {
     throw codedError(ErrorCodes.INVALID_OPTION, 'setCredentials needs an object: { credential?, sniCredential? }');
   }
@@ -28,6 +28,11 @@ export function contextsAfter(current: Readonly<ServingContexts>, update: Creden
   if (update.credential === undefined && update.sniCredential === undefined) {
     throw codedError(ErrorCodes.INVALID_OPTION, 'setCredentials needs credential, sniCredential or both');
   }
+}
+
+/** The contexts after `update`; throws ERR_INVALID_OPTION or ERR_INVALID_CREDENTIAL and changes nothing. */
+export function contextsAfter(current: Readonly<ServingContexts>, update: CredentialUpdate, purpose: ContextPurpose): ServingContexts {
+  checkUpdateShape(update);
   const context = update.credential !== undefined ? toSecureContext(update.credential, 'credential', purpose) : current.context;
   const sniContext = update.sniCredential !== undefined ? toSecureContext(update.sniCredential, 'sniCredential', purpose) : current.sniContext;
   return sniContext !== undefined ? { context, sniContext } : { context };

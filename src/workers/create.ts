@@ -1,17 +1,28 @@
 // createListener / createLocalTCPListener with `workers`: what the main thread checks before
 // any worker starts, and what each worker gets to rebuild the listener from (cloneable only).
 import { codedError, ErrorCodes } from '../errors.js';
+import { checkInteger } from '../validation.js';
+import { ADMISSION_LIMIT_MAX } from '../accept/admission.js';
 import { rejectUnknownOptions } from '../option_keys.js';
 import type { TCPListenerOptions } from '../tcp_listener.js';
 import type { ListenerOptions } from '../tls/tls_listener.js';
 import { toSecureContext } from '../tls/credentials.js';
-import type { ServerCredential } from '../tls/credentials.js';
+import { cloneableCredential } from './worker_credentials.js';
+import { proxyProtocolSettings } from '../proxy/proxy_options.js';
+import type { ProxyProtocolOptions } from '../proxy/proxy_options.js';
 import type { WorkersOptions } from './worker_options.js';
 import { WorkersListener } from './worker_listener.js';
 import type { WorkerListenerOptions } from './protocol.js';
 
 /** Options of the single-thread listener that workers do not carry yet: refused, never ignored. */
-const notYetWithWorkers = ['maxConnections', 'maxPendingHandshakes', 'maxConnectionsPerAddress', 'deferAccept', 'proxyProtocol', 'trustedProxies'];
+const notYetWithWorkers = ['maxConnectionsPerAddress', 'deferAccept'];
+
+/** The PROXY protocol settings for the workers, checked here (ERR_INVALID_OPTION) so no worker fails on them. */
+function proxyOptionsFor(options: ProxyProtocolOptions): Pick<WorkerListenerOptions, 'proxyProtocol' | 'trustedProxies'> {
+  if (proxyProtocolSettings(options) === undefined) return {};
+  const { proxyProtocol, trustedProxies } = options;
+  return { ...(proxyProtocol !== undefined ? { proxyProtocol } : {}), ...(trustedProxies !== undefined ? { trustedProxies: [...trustedProxies] } : {}) };
+}
 
 function rejectNotYetSupported(options: object): void {
   for (const key of notYetWithWorkers) {
@@ -19,18 +30,6 @@ function rejectNotYetSupported(options: object): void {
       throw codedError(ErrorCodes.INVALID_OPTION, `${key} is not supported with workers yet`, { option: key });
     }
   }
-}
-
-function cloneableCredential(value: ListenerOptions['credential'] | undefined, which: string): ServerCredential | undefined {
-  if (value === undefined) return undefined;
-  const candidate = value as Partial<ServerCredential>;
-  if (typeof value !== 'object' || value === null || candidate.key === undefined || candidate.cert === undefined) {
-    throw codedError(
-      ErrorCodes.INVALID_OPTION,
-      `${which} must be { key, cert } (PEM) with workers: a SecureContext cannot be passed to a worker thread`,
-    );
-  }
-  return { key: candidate.key, cert: candidate.cert };
 }
 
 export function createTlsWorkersListener(options: ListenerOptions & { workers: WorkersOptions }): WorkersListener {
@@ -49,18 +48,27 @@ export function createTlsWorkersListener(options: ListenerOptions & { workers: W
   const { port, host, fd, backlog, backend, gracefulCloseTimeout, idleTimeout, alpn, requestClientCert, handshakeTimeout, logTLSErrors } =
     options;
   const given = { gracefulCloseTimeout, idleTimeout, alpn, requestClientCert, handshakeTimeout, logTLSErrors, credential, sniCredential };
-  const forWorkers = Object.fromEntries(Object.entries(given).filter(([, value]) => value !== undefined)) as WorkerListenerOptions;
-  return new WorkersListener('tls', { port, host, fd, backlog, backend }, forWorkers, options.workers);
+  const forWorkers = {
+    ...(Object.fromEntries(Object.entries(given).filter(([, value]) => value !== undefined)) as WorkerListenerOptions),
+    ...proxyOptionsFor(options),
+  };
+  const { maxConnections, maxPendingHandshakes } = options;
+  checkInteger('maxPendingHandshakes', maxPendingHandshakes, 1, ADMISSION_LIMIT_MAX);
+  return new WorkersListener('tls', { port, host, fd, backlog, backend, maxConnections, maxPendingHandshakes }, forWorkers, options.workers);
 }
 
 export function createTcpWorkersListener(options: TCPListenerOptions & { workers: WorkersOptions }): WorkersListener {
   rejectUnknownOptions('createLocalTCPListener', options);
   rejectNotYetSupported(options);
-  const { workers, port, host, fd, backlog, backend, gracefulCloseTimeout, idleTimeout } = options;
+  const { workers, port, host, fd, backlog, backend, gracefulCloseTimeout, idleTimeout, maxConnections } = options;
   return new WorkersListener(
     'tcp',
-    { port, host: host ?? '127.0.0.1', fd, backlog, backend },
-    { ...(gracefulCloseTimeout !== undefined ? { gracefulCloseTimeout } : {}), ...(idleTimeout !== undefined ? { idleTimeout } : {}) },
+    { port, host: host ?? '127.0.0.1', fd, backlog, backend, maxConnections },
+    {
+      ...(gracefulCloseTimeout !== undefined ? { gracefulCloseTimeout } : {}),
+      ...(idleTimeout !== undefined ? { idleTimeout } : {}),
+      ...proxyOptionsFor(options),
+    },
     workers,
   );
 }

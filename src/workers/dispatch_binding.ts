@@ -14,6 +14,10 @@ export interface PublishedCounters {
   primaryCredential: number;
   handlerErrors: number;
   idleTimeouts: number;
+  /** Connections still in their setup (what maxPendingHandshakes counts). */
+  inSetup: number;
+  proxyInvalid: number;
+  proxyUntrusted: number;
 }
 
 /** The order the addon reads a published Float64Array in. */
@@ -28,6 +32,9 @@ export const PUBLISHED_ORDER: ReadonlyArray<keyof PublishedCounters> = [
   'primaryCredential',
   'handlerErrors',
   'idleTimeouts',
+  'inSetup',
+  'proxyInvalid',
+  'proxyUntrusted',
 ];
 
 export interface DispatchSlotStats {
@@ -47,6 +54,8 @@ export interface DispatcherStats {
   accepted: number;
   batches: number;
   pauses: number;
+  /** Times the accept thread stopped at maxConnections / maxPendingHandshakes. */
+  admissionPauses: number;
   /** Accepted, and closed when the listener stopped before any worker could take them. */
   dropped: number;
   /** Accepted while no worker's queue was open: held by the accept thread until one joins. */
@@ -57,6 +66,12 @@ export interface DispatcherStats {
   /** By worker slot id. */
   slots: Record<string, DispatchSlotStats>;
   closed: boolean;
+}
+
+/** Limits for the listener as a whole, checked by the accept thread against every worker's books. */
+export interface DispatchAdmission {
+  maxConnections?: number;
+  maxPendingHandshakes?: number;
 }
 
 export interface NativeDispatcher {
@@ -82,7 +97,7 @@ export interface NativeWorkerQueue {
 }
 
 export interface DispatchBinding extends NativeBinding {
-  Dispatcher: new (listenFd: number, onEvent: AcceptEventCallback, options: AcceptorOptions) => NativeDispatcher;
+  Dispatcher: new (listenFd: number, onEvent: AcceptEventCallback, options: AcceptorOptions & DispatchAdmission) => NativeDispatcher;
   /** Throws (code ERR_LISTENER_CLOSED) when no open dispatcher has this id. */
   WorkerQueue: new (dispatcherId: number, slot: number, onBatch: BatchCallback) => NativeWorkerQueue;
 }

@@ -1,6 +1,8 @@
 // What the main thread and its worker threads say to each other (postMessage), and what a
 // worker is started with (workerData).
 import type { ServerCredential } from '../tls/credentials.js';
+import type { ProxyProtocolMode } from '../proxy/proxy_header_accumulator.js';
+import type { CloneableMessage, ForwardedChannel } from './diagnostics_relay.js';
 
 export type ListenerKind = 'tls' | 'tcp';
 
@@ -15,6 +17,9 @@ export interface WorkerListenerOptions {
   requestClientCert?: boolean;
   handshakeTimeout?: number;
   logTLSErrors?: boolean;
+  // Both kinds: the PROXY protocol stage runs in the workers.
+  proxyProtocol?: ProxyProtocolMode;
+  trustedProxies?: string[];
 }
 
 export interface WorkerStart {
@@ -45,9 +50,27 @@ export type WorkerToMain =
   | { type: 'event'; name: 'tlsClientError' | 'connectionError'; error: ErrorReport; info: Record<string, unknown> }
   | { type: 'suppressed'; count: number }
   | { type: 'closed' }
-  | { type: 'ticketKeysSet'; seq: number };
+  | { type: 'ticketKeysSet'; seq: number }
+  | { type: 'credentialsSet'; seq: number; error?: ErrorReport }
+  | { type: 'diagnostic'; channel: ForwardedChannel; message: CloneableMessage }
+  | { type: 'tracked'; seq: number; descriptors: Array<{ id: number; fd: number | null }> };
 
-export type MainToWorker = { type: 'close'; gracefulTimeout?: number } | { type: 'ticketKeys'; keys: Uint8Array; seq: number };
+/** New credentials for a running worker (listener.setCredentials); what is absent stays. */
+export interface CredentialsMessage {
+  type: 'credentials';
+  credential?: ServerCredential;
+  sniCredential?: ServerCredential;
+  seq: number;
+}
+
+export type MainToWorker =
+  | { type: 'close'; gracefulTimeout?: number }
+  | { type: 'ticketKeys'; keys: Uint8Array; seq: number }
+  | CredentialsMessage
+  /** The diagnostics channels the main thread's subscribers listen on now. */
+  | { type: 'diagnostics'; channels: ForwardedChannel[] }
+  /** Which descriptors the worker's registry tracks now (for audit()). */
+  | { type: 'tracked'; seq: number };
 
 export function reportOf(error: unknown): ErrorReport {
   const e = error as Partial<ErrorReport> | null;

@@ -1,6 +1,7 @@
 // A worker's book: the registry every listener keeps, which also tells the main thread each
 // time a connection is released, so the main thread's stats() stay exact across workers.
 import { ConnectionRegistry } from '../registry.js';
+import type { ConnectionRecord } from '../registry.js';
 import { PUBLISHED_ORDER } from './dispatch_binding.js';
 import type { PublishedCounters } from './dispatch_binding.js';
 
@@ -13,7 +14,23 @@ export class PublishingRegistry extends ConnectionRegistry {
     this.sink = sink;
   }
 
+  /** Connections registered and not yet past their setup (the accept thread's maxPendingHandshakes). */
+  private inSetup = 0;
+
+  override register(...args: Parameters<ConnectionRegistry['register']>): ConnectionRecord {
+    this.inSetup++;
+    return super.register(...args);
+  }
+
+  override enterHandler(record: ConnectionRecord): void {
+    if (record.phase === 'setup') this.inSetup--;
+    super.enterHandler(record);
+    // A handshake finished: an accept thread paused at maxPendingHandshakes may go on.
+    this.publish();
+  }
+
   override release(id: number): void {
+    if (this.get(id)?.phase === 'setup') this.inSetup--;
     super.release(id);
     this.publish();
   }
@@ -37,6 +54,9 @@ export class PublishingRegistry extends ConnectionRegistry {
       primaryCredential: book.sni.primaryCredential,
       handlerErrors: book.handlerErrors,
       idleTimeouts: book.idleTimeouts,
+      inSetup: this.inSetup,
+      proxyInvalid: book.proxyProtocol.invalid,
+      proxyUntrusted: book.proxyProtocol.untrusted,
     };
     PUBLISHED_ORDER.forEach((key, index) => (this.values[index] = current[key]));
     this.sink(this.values);

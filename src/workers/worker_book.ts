@@ -46,6 +46,9 @@ const emptySlot: DispatchSlotStats = {
     primaryCredential: 0,
     handlerErrors: 0,
     idleTimeouts: 0,
+    inSetup: 0,
+    proxyInvalid: 0,
+    proxyUntrusted: 0,
   },
 };
 
@@ -66,9 +69,10 @@ export function bookOf(
     sni: { sniCredential: 0, primaryCredential: 0 },
     handlerErrors: 0,
     idleTimeouts: 0,
-    // PROXY protocol and admission limits are refused with workers (src/workers/create.ts).
+    // The accept thread pauses at maxConnections/maxPendingHandshakes without saying which,
+    // or for how long.
     proxyProtocol: { invalid: 0, untrusted: 0 },
-    admission: { pausedFor: null, pausedMs: 0, pauses: 0, backlog: null },
+    admission: { pausedFor: null, pausedMs: 0, pauses: native?.admissionPauses ?? 0, backlog: null },
     rejected: { maxConnections: 0, maxPendingHandshakes: 0, maxConnectionsPerAddress: 0 },
   };
   for (const [errno, count] of Object.entries(native?.retriesByErrno ?? {})) total.acceptRetries[errnoName(Number(errno))] = count;
@@ -98,6 +102,8 @@ export function bookOf(
     total.sni.primaryCredential += p.primaryCredential;
     total.handlerErrors += p.handlerErrors;
     total.idleTimeouts += p.idleTimeouts;
+    total.proxyProtocol.invalid += p.proxyInvalid;
+    total.proxyProtocol.untrusted += p.proxyUntrusted;
   }
   total.leaked = total.accepted - total.closed - total.active;
   return { ...total, workers, eventsSuppressed };

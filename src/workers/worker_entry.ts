@@ -19,6 +19,7 @@ import { QueueAcceptBackend } from './queue_backend.js';
 import { reportOf } from './protocol.js';
 import type { MainToWorker, WorkerStart, WorkerToMain } from './protocol.js';
 import { EventThrottle } from './event_throttle.js';
+import { DiagnosticsForwarder } from './diagnostics_relay.js';
 import type { AcceptSink } from '../accept/backend.js';
 
 
@@ -62,7 +63,9 @@ async function main(): Promise<void> {
       return backend;
     },
   };
-  const contexts: tls.SecureContext[] = [];
+  // The contexts serving now, by role: the ticket keys go on each, and new credentials replace them.
+  const contexts: { credential?: tls.SecureContext; sniCredential?: tls.SecureContext } = {};
+  let ticketKeys = start.ticketKeys;
   let listener: TCPListener | TLSListener;
   const where = { host: '127.0.0.1', port: 0 };
   if (start.kind === 'tcp') {
@@ -72,10 +75,10 @@ async function main(): Promise<void> {
     if (!credential) throw codedError(ErrorCodes.INVALID_OPTION, 'credential is required');
     const purpose = { requestClientCert: rest.requestClientCert === true };
     const context = toSecureContext(credential, 'credential', purpose);
-    contexts.push(context);
+    contexts.credential = context;
     const sniContext = sniCredential !== undefined ? toSecureContext(sniCredential, 'sniCredential', purpose) : undefined;
-    if (sniContext) contexts.push(sniContext);
-    if (start.ticketKeys) for (const c of contexts) setTicketKeys(c, start.ticketKeys);
+    if (sniContext) contexts.sniCredential = sniContext;
+    if (ticketKeys) for (const c of Object.values(contexts)) setTicketKeys(c, ticketKeys);
     listener = new TLSListener(
       {
         ...where,
@@ -89,6 +92,12 @@ async function main(): Promise<void> {
     );
   }
   const throttle = new EventThrottle((count) => post({ type: 'suppressed', count }));
+  // Its own bound: a flood of connections must not crowd out the error events, nor flood the main thread.
+  const diagnosticsThrottle = new EventThrottle((count) => post({ type: 'suppressed', count }));
+  const diagnostics = new DiagnosticsForwarder(
+    () => diagnosticsThrottle.admit(),
+    (channel, message) => post({ type: 'diagnostic', channel, message }),
+  );
   for (const name of ['tlsClientError', 'connectionError'] as const) {
     listener.on(name, (error: Error, info: { id: number }) => {
       if (throttle.admit()) post({ type: 'event', name, error: reportOf(error), info: { ...info } });
@@ -102,12 +111,34 @@ async function main(): Promise<void> {
   publisher.unref();
   port?.on('message', (message: MainToWorker) => {
     if (message.type === 'ticketKeys') {
-      for (const c of contexts) setTicketKeys(c, message.keys);
+      ticketKeys = message.keys;
+      for (const c of Object.values(contexts)) setTicketKeys(c, message.keys);
       post({ type: 'ticketKeysSet', seq: message.seq });
+    } else if (message.type === 'credentials') {
+      try {
+        // Checked on the main thread already; built here because a context cannot cross threads.
+        const purpose = { requestClientCert: start.options.requestClientCert === true };
+        const next: typeof contexts = {};
+        if (message.credential) next.credential = toSecureContext(message.credential, 'credential', purpose);
+        if (message.sniCredential) next.sniCredential = toSecureContext(message.sniCredential, 'sniCredential', purpose);
+        // The shared ticket keys go on first, so sessions keep resuming across workers.
+        if (ticketKeys) for (const c of Object.values(next)) setTicketKeys(c, ticketKeys);
+        (listener as TLSListener).setCredentials(next);
+        Object.assign(contexts, next);
+        post({ type: 'credentialsSet', seq: message.seq });
+      } catch (error) {
+        post({ type: 'credentialsSet', seq: message.seq, error: reportOf(error) });
+      }
+    } else if (message.type === 'tracked') {
+      post({ type: 'tracked', seq: message.seq, descriptors: [...registry.records()].map(({ id, fd }) => ({ id, fd })) });
+    } else if (message.type === 'diagnostics') {
+      diagnostics.setChannels(message.channels);
     } else if (message.type === 'close') {
       void listener.close(message.gracefulTimeout !== undefined ? { gracefulTimeout: message.gracefulTimeout } : {}).then(() => {
         clearInterval(publisher);
         throttle.stop();
+        diagnostics.stop();
+        diagnosticsThrottle.stop();
         registry.publish();
         post({ type: 'closed' });
       });

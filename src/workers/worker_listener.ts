@@ -22,6 +22,8 @@ import { codedError, errnoName, ErrorCodes, systemError } from '../errors.js';
 import { validateBaseOptions, validateCloseOptions } from '../listener_options.js';
 import type { BaseListenerOptions, CloseOptions, ListenerStats } from '../listener.js';
 import { formatPrometheus } from '../metrics.js';
+import { auditDescriptors } from '../audit.js';
+import type { AuditReport } from '../audit.js';
 import { channels, debug } from '../diagnostics.js';
 import { dispatchBindingOf } from './dispatch_binding.js';
 import type { DispatchBinding, NativeDispatcher } from './dispatch_binding.js';
@@ -32,6 +34,10 @@ import type { SlotHost } from './worker_slot.js';
 import { errorFrom } from './protocol.js';
 import type { ListenerKind, WorkerListenerOptions, WorkerStart, WorkerToMain } from './protocol.js';
 import { bookOf, formatWorkerMetrics } from './worker_book.js';
+import { workerCredentialsAfter } from './worker_credentials.js';
+import { fromCloneable, subscribedChannels, SUBSCRIBER_POLL_MS } from './diagnostics_relay.js';
+import type { ForwardedChannel } from './diagnostics_relay.js';
+import type { CredentialUpdate } from '../tls/credential_swap.js';
 import type { WorkerStats } from './worker_book.js';
 
 export type { WorkerStats } from './worker_book.js';
@@ -64,11 +70,17 @@ export class WorkersListener extends EventEmitter implements SlotHost {
   private ticketKeys: Buffer = crypto.randomBytes(TICKET_KEYS_BYTES);
   private eventsSuppressed = 0;
   private ticketKeysSeq = 0;
+  private credentialsSeq = 0;
+  private auditSeq = 0;
+  /** The diagnostics channels the workers were last told to forward (see diagnostics_relay.ts). */
+  private forwardedChannels: ForwardedChannel[] = [];
+  private subscriberPoll: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly kind: ListenerKind,
-    private readonly options: BaseListenerOptions,
-    private readonly workerOptions: WorkerListenerOptions,
+    /** Listening, plus the admission limits the accept thread applies to the listener as a whole. */
+    private readonly options: BaseListenerOptions & { maxPendingHandshakes?: number },
+    private workerOptions: WorkerListenerOptions,
     workers: WorkersOptions,
     acceptorOptions?: AcceptorOptions,
   ) {
@@ -127,7 +139,15 @@ export class WorkersListener extends EventEmitter implements SlotHost {
       opened = true;
     }
     try {
-      this.dispatcher = new this.binding.Dispatcher(fd, (kind, errno, delayMs) => this.onAcceptEvent(kind, errno, delayMs), this.acceptorOptions);
+      const { maxConnections, maxPendingHandshakes } = this.options;
+      const limits = {
+        ...(maxConnections !== undefined ? { maxConnections } : {}),
+        ...(maxPendingHandshakes !== undefined ? { maxPendingHandshakes } : {}),
+      };
+      this.dispatcher = new this.binding.Dispatcher(fd, (kind, errno, delayMs) => this.onAcceptEvent(kind, errno, delayMs), {
+        ...this.acceptorOptions,
+        ...limits,
+      });
     } catch (error) {
       if (opened) fs.closeSync(fd);
       throw error;
@@ -138,6 +158,9 @@ export class WorkersListener extends EventEmitter implements SlotHost {
     if (!address) throw new Error('listening socket has no address');
     this.listenAddress = address;
     if (this.state !== 'opening') throw codedError(ErrorCodes.LISTENER_CLOSED, 'the listener was closed while opening');
+    this.forwardedChannels = subscribedChannels();
+    this.subscriberPoll = setInterval(() => this.pollSubscribers(), SUBSCRIBER_POLL_MS);
+    this.subscriberPoll.unref();
     await Promise.all(this.slots.map((slot) => slot.start()));
     return address;
   }
@@ -173,6 +196,34 @@ export class WorkersListener extends EventEmitter implements SlotHost {
     await Promise.all(this.slots.map((slot) => slot.setTicketKeys(new Uint8Array(this.ticketKeys), seq)));
   }
 
+  /**
+   * Serves connections with new credentials (PEM { key, cert }; what is absent stays) on every
+   * worker, and on every worker started later. Checked and built here first: a bad credential
+   * throws at once (ERR_INVALID_CREDENTIAL, ERR_INVALID_OPTION) and nothing changes. Resolves
+   * once every running worker serves new connections with them; handshakes under way finish
+   * with the old ones.
+   */
+  setCredentials(update: CredentialUpdate): Promise<void> {
+    if (this.kind !== 'tls') throw codedError(ErrorCodes.INVALID_OPTION, 'a plain-TCP listener has no credentials');
+    const { options, changed } = workerCredentialsAfter(this.workerOptions, update);
+    this.workerOptions = options;
+    const seq = ++this.credentialsSeq;
+    return Promise.all(this.slots.map((slot) => slot.setCredentials({ type: 'credentials', ...changed, seq }))).then(() => undefined);
+  }
+
+  /**
+   * Cross-checks every worker's registry with the process's descriptors (the threads share
+   * one descriptor table): tracked connections whose descriptor is gone, and (on Linux) open
+   * connections on this port that no worker tracks. Asynchronous: each worker is asked for its
+   * list. A connection in hand-off at that moment (accepted, not yet taken by its worker) is
+   * not tracked by anyone yet: on a busy listener, look twice before calling one a leak.
+   */
+  async audit(): Promise<AuditReport> {
+    const seq = ++this.auditSeq;
+    const lists = await Promise.all(this.slots.map((slot) => slot.trackedDescriptors(seq)));
+    return auditDescriptors(lists.flat(), this.listenAddress?.port ?? null);
+  }
+
   ref(): this {
     this.dispatcher?.ref();
     for (const slot of this.slots) slot.ref();
@@ -195,6 +246,7 @@ export class WorkersListener extends EventEmitter implements SlotHost {
     validateCloseOptions(options);
     this.state = 'closing';
     this.dispatcher?.close();
+    if (this.subscriberPoll) clearInterval(this.subscriberPoll);
     this.closePromise = Promise.all(this.slots.map((slot) => slot.close(options.gracefulTimeout))).then(() => {
       this.state = 'closed';
       const stats = this.stats();
@@ -241,7 +293,15 @@ export class WorkersListener extends EventEmitter implements SlotHost {
     };
   }
 
+  private pollSubscribers(): void {
+    const now = subscribedChannels();
+    if (now.join() === this.forwardedChannels.join()) return;
+    this.forwardedChannels = now;
+    for (const slot of this.slots) slot.notify({ type: 'diagnostics', channels: now });
+  }
+
   online(slot: WorkerSlot, threadId: number): void {
+    slot.notify({ type: 'diagnostics', channels: this.forwardedChannels });
     this.emit('worker', { type: 'online', id: slot.id, threadId } satisfies WorkerEvent);
   }
 
@@ -252,6 +312,9 @@ export class WorkersListener extends EventEmitter implements SlotHost {
   message(slot: WorkerSlot, message: WorkerToMain): void {
     if (message.type === 'event') {
       this.emit(message.name, errorFrom(message.error), { ...message.info, worker: slot.id });
+    } else if (message.type === 'diagnostic') {
+      const channel = channels[message.channel];
+      if (channel.hasSubscribers) channel.publish({ ...fromCloneable(message.message), listener: this, worker: slot.id });
     } else if (message.type === 'suppressed') {
       this.eventsSuppressed += message.count;
     }

@@ -6,7 +6,7 @@ import { Worker } from 'node:worker_threads';
 import type { WorkerOptions } from 'node:worker_threads';
 import { codedError, ErrorCodes } from '../errors.js';
 import { errorFrom } from './protocol.js';
-import type { MainToWorker, WorkerStart, WorkerToMain } from './protocol.js';
+import type { CredentialsMessage, MainToWorker, WorkerStart, WorkerToMain } from './protocol.js';
 
 const entryUrl = new URL('./worker_entry.js', import.meta.url);
 
@@ -98,25 +98,50 @@ export class WorkerSlot {
   }
 
   /**
-   * New ticket keys for the worker serving now; resolves once it has set them (or at once when
-   * none is ready: a worker that starts later gets the keys it starts with).
+   * New ticket keys for the worker serving now; resolves once it has set them (a worker that
+   * starts later gets the keys it starts with).
    */
-  setTicketKeys(keys: Uint8Array, seq: number): Promise<void> {
+  async setTicketKeys(keys: Uint8Array, seq: number): Promise<void> {
+    await this.ask({ type: 'ticketKeys', keys, seq }, (answer) => answer.type === 'ticketKeysSet' && answer.seq === seq);
+  }
+
+  /**
+   * New credentials for the worker serving now; resolves once it serves new connections with
+   * them, rejects with the worker's error if it could not build them.
+   */
+  async setCredentials(message: CredentialsMessage): Promise<void> {
+    const answer = await this.ask(message, (reply) => reply.type === 'credentialsSet' && reply.seq === message.seq);
+    if (answer?.type === 'credentialsSet' && answer.error) throw errorFrom(answer.error);
+  }
+
+  /** The descriptors the worker serving now tracks (none when no worker is ready). */
+  async trackedDescriptors(seq: number): Promise<Array<{ id: number; fd: number | null }>> {
+    const answer = await this.ask({ type: 'tracked', seq }, (reply) => reply.type === 'tracked' && reply.seq === seq);
+    return answer?.type === 'tracked' ? answer.descriptors : [];
+  }
+
+  /**
+   * Sends `message` to the worker serving now and resolves with its answer (null when the
+   * worker exits first). A worker still starting is waited for: it listens only once ready, and
+   * if it started from the settings before this change it must get the change too.
+   */
+  private async ask(message: MainToWorker, isAnswer: (reply: WorkerToMain) => boolean): Promise<WorkerToMain | null> {
+    if (this.worker && !this.ready) await this.settled;
     const worker = this.worker;
-    if (!worker || !this.ready) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const onMessage = (message: WorkerToMain): void => {
-        if (message.type !== 'ticketKeysSet' || message.seq !== seq) return;
-        done();
+    if (!worker || !this.ready) return null;
+    return new Promise<WorkerToMain | null>((resolve) => {
+      const onMessage = (reply: WorkerToMain): void => {
+        if (isAnswer(reply)) done(reply);
       };
-      const done = (): void => {
+      const onExit = (): void => done(null);
+      const done = (reply: WorkerToMain | null): void => {
         worker.off('message', onMessage);
-        worker.off('exit', done);
-        resolve();
+        worker.off('exit', onExit);
+        resolve(reply);
       };
       worker.on('message', onMessage);
-      worker.once('exit', done);
-      worker.postMessage({ type: 'ticketKeys', keys, seq } satisfies MainToWorker);
+      worker.once('exit', onExit);
+      worker.postMessage(message);
     });
   }
 
@@ -150,6 +175,11 @@ export class WorkerSlot {
     await Promise.race([closed, exited]);
     await worker.terminate();
     await exited;
+  }
+
+  /** Tells the worker serving now, if it is ready (one starting is told once online). */
+  notify(message: MainToWorker): void {
+    if (this.worker && this.ready) this.worker.postMessage(message);
   }
 
   ref(): void {

@@ -1,0 +1,58 @@
+// The PROXY protocol with `workers`: the stage runs in each worker, trustedProxies is checked
+// against the load balancer's address there, and the rejections reach the main thread's books.
+import { expect } from 'chai';
+import { createLocalTCPListener } from '../src/index.js';
+import type { WorkersListener } from '../src/index.js';
+import type { WorkersHandlerConfig } from './fixtures/workers_handler.js';
+import { compiledFixture } from './support/paths.js';
+import { v1 } from './support/proxy_headers.js';
+import { Cleanup, connect, waitUntil, within } from './support/sockets.js';
+import type { Client } from './support/sockets.js';
+
+const handlerModule = compiledFixture('workers_handler');
+
+async function startProxied(cleanup: Cleanup, trustedProxies: string[]): Promise<{ listener: WorkersListener; port: number }> {
+  const listener = createLocalTCPListener({
+    port: 0,
+    proxyProtocol: 'v1',
+    trustedProxies,
+    workers: { count: 2, module: handlerModule, workerData: { mode: 'greet', showPeer: true } satisfies WorkersHandlerConfig },
+  });
+  cleanup.add(() => listener.close());
+  const { port } = await within(listener.listen(), 'the workers to start', 10_000);
+  return { listener, port };
+}
+
+async function proxied(cleanup: Cleanup, port: number, client: string): Promise<Client> {
+  const connection = await connect(port);
+  cleanup.add(() => connection.destroy());
+  connection.socket.write(v1(`PROXY TCP4 ${client} 127.0.0.1 40000 80`));
+  return connection;
+}
+
+describe('workers: proxyProtocol and trustedProxies apply in every worker', () => {
+  const cleanup = new Cleanup();
+  afterEach(() => cleanup.run());
+
+  it('from a trusted proxy: both workers serve the client named by the header', async function () {
+    this.timeout(30_000);
+    const { listener, port } = await startProxied(cleanup, ['127.0.0.1']);
+    const greetings: string[] = [];
+    for (let i = 1; i <= 6; i++) greetings.push(await (await proxied(cleanup, port, `203.0.113.${i}`)).line());
+    expect(greetings.map((g) => g.split(' ')[2])).to.deep.equal([1, 2, 3, 4, 5, 6].map((i) => `203.0.113.${i}`));
+    expect(new Set(greetings.map((g) => g.split(' ')[0])).size, 'served by both workers').to.equal(2);
+    await waitUntil(() => listener.stats().closed === 6, 'every connection to close');
+    expect(listener.stats().proxyProtocol).to.deep.equal({ invalid: 0, untrusted: 0 });
+  });
+
+  it("from a peer not in trustedProxies: refused by both workers, and counted in the main thread's books", async function () {
+    this.timeout(30_000);
+    const { listener, port } = await startProxied(cleanup, ['10.9.9.9']);
+    const untrusted = await Promise.all([1, 2, 3, 4].map((i) => proxied(cleanup, port, `203.0.113.${i}`)));
+    await Promise.all(untrusted.map((c) => c.whenClosed()));
+    expect(untrusted.map((c) => c.received)).to.deep.equal(['', '', '', '']);
+    await waitUntil(() => listener.stats().proxyProtocol.untrusted === 4, () => `4 untrusted (${JSON.stringify(listener.stats().proxyProtocol)})`);
+    expect(listener.stats().workers.every((w) => w.accepted > 0), 'both workers refused some').to.equal(true);
+    expect(listener.stats().leaked).to.equal(0);
+  });
+});
