@@ -25,7 +25,7 @@ import { validateBaseOptions, validateCloseOptions } from './listener_options.js
 import type { BaseListenerOptions, CloseOptions } from './listener_options.js';
 import { resolveListenAddress } from './address.js';
 import { ConnectionRegistry } from './registry.js';
-import { codedError, errnoName, ErrorCodes } from './errors.js';
+import { codedError, ErrorCodes } from './errors.js';
 import type { SystemError } from './errors.js';
 import { channels, debug } from './diagnostics.js';
 import { formatPrometheus } from './metrics.js';
@@ -35,43 +35,16 @@ import type { ConnectionSetup, Handler } from './connection_lifecycle.js';
 import { rejectUnknownOptions } from './option_keys.js';
 import type { AuditReport } from './audit.js';
 import { AdmissionCounters } from './accept/admission.js';
-import type { AdmissionOptions, AdmissionReason, RejectionReason } from './accept/admission.js';
+import type { AdmissionOptions, AdmissionReason } from './accept/admission.js';
+import { collectStats } from './listener_stats.js';
+import type { ListenerStats } from './listener_stats.js';
+
+export type { ListenerStats } from './listener_stats.js';
 
 export type { BaseListenerOptions, CloseOptions } from './listener_options.js';
 export { adoptDescriptor } from './accept/descriptor_handoff.js';
 export type { DescriptorAdopter } from './accept/descriptor_handoff.js';
 export type { ConnectionSetup, Handler, HandshakeOutcome, SetupFailureInfo } from './connection_lifecycle.js';
-
-export interface ListenerStats {
-  accepted: number;
-  closed: number;
-  active: number;
-  /** accepted - closed - active: connections lost without being closed. Should stay 0. */
-  leaked: number;
-  /** TLS setups: completed; failed or timed out by the client; aborted by close(). */
-  handshakes: { completed: number; failed: number; timedOut: number; aborted: number };
-  /** accept() retries by errno name ('ECONNABORTED': 3) */
-  acceptRetries: Record<string, number>;
-  acceptPauses: number;
-  sni: { sniCredential: number; primaryCredential: number };
-  handlerErrors: number;
-  idleTimeouts: number;
-  /** Connections closed before TLS for their PROXY protocol header (invalid or missing; untrusted peer). */
-  proxyProtocol: { invalid: number; untrusted: number };
-  /** Admission control: accepting paused at maxConnections/maxPendingHandshakes (native backend). */
-  admission: {
-    /** the limit accepting is paused at now, or null */
-    pausedFor: AdmissionReason | null;
-    /** ms accepting has been paused at a limit, in all */
-    pausedMs: number;
-    /** times it paused */
-    pauses: number;
-    /** clients waiting in the listening socket's accept queue now (Linux, native backend), else null */
-    backlog: number | null;
-  };
-  /** Connections closed at accept, before any JS saw them (native), by the limit they were over. */
-  rejected: Record<RejectionReason, number>;
-}
 
 /** Parts of the listener a test (or an embedder) can replace. */
 export interface ListenerDependencies {
@@ -222,26 +195,7 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
   }
 
   stats(): ListenerStats {
-    const accept = this.acceptBackend.counters();
-    const book = this.registry.counters();
-    const acceptRetries: Record<string, number> = {};
-    for (const [errno, count] of Object.entries(accept.retriesByErrno)) acceptRetries[errnoName(Number(errno))] = count;
-    return {
-      accepted: accept.accepted,
-      closed: book.closed,
-      active: book.active,
-      leaked: accept.accepted - book.closed - book.active,
-      handshakes: book.handshakes,
-      acceptRetries,
-      acceptPauses: accept.pauses,
-      sni: book.sni,
-      handlerErrors: book.handlerErrors,
-      idleTimeouts: book.idleTimeouts,
-      proxyProtocol: book.proxyProtocol,
-      admission: { ...accept.admission },
-      // Behind a PROXY balancer the per-address limit is enforced after the header (src/proxy/).
-      rejected: { ...accept.rejected, maxConnectionsPerAddress: accept.rejected.maxConnectionsPerAddress + book.rejectedPerAddress },
-    };
+    return collectStats(this.acceptBackend.counters(), this.registry.counters());
   }
 
   /** The statistics in the Prometheus text format; `labels` are added to every sample. */
