@@ -100,4 +100,42 @@ void RetryStreak::Reset() {
   length_ = 0;
 }
 
+void AcceptBatch::Accepted(RetryStreak& streak) {
+  attempts_++;
+  streak.Reset();
+}
+
+bool AcceptBatch::Failed(int err, RetryStreak& streak) {
+  switch (ClassifyAcceptError(err)) {
+    case AcceptErrorAction::kRetryNow:
+      return true;
+    case AcceptErrorAction::kBatchDone:
+      streak.Reset();
+      drained_ = true;
+      break;
+    case AcceptErrorAction::kRetryCounted:
+      // Retries count against the limit too, so a socket that keeps failing cannot hold the loop.
+      attempts_++;
+      retried_.push_back(err);
+      // The same errno again and again: most likely one connection failing on every call.
+      if (!streak.Record(err)) return true;
+      pause_errno_ = err;
+      break;
+    case AcceptErrorAction::kPause:
+      pause_errno_ = err;
+      break;
+    case AcceptErrorAction::kFatal:
+      fatal_errno_ = err;
+      break;
+  }
+  ended_ = true;
+  return false;
+}
+
+void AcceptBatch::Finish(bool accepted_any) {
+  if (!paused() && fatal_errno_ == 0 && !accepted_any && !retried_.empty() && attempts_ >= limit_) {
+    pause_errno_ = retried_.back();
+  }
+}
+
 }  // namespace ntl

@@ -4,6 +4,9 @@
 // pending connection that accept(2) lists (EPERM, ETIMEDOUT, ...) are retried too.
 #pragma once
 
+#include <cstddef>
+#include <vector>
+
 namespace ntl {
 
 enum class AcceptErrorAction {
@@ -32,6 +35,45 @@ class RetryStreak {
  private:
   int errno_ = 0;
   int length_ = 0;
+};
+
+// One batch of accept() calls under the policy above, as both accept loops run it (the
+// acceptor on its thread's libuv loop, native/acceptor.cc; the accept thread that feeds
+// worker threads, native/dispatch_state.cc). Each loop accepts, counts and reports in its own
+// way; how a failed call ends the batch, and when the batch backs off, is decided here.
+class AcceptBatch {
+ public:
+  // `limit`: accept() calls (accepted or retried) at most; `fatal_errno`: an error known
+  // before the first call (the poll's own), or 0.
+  AcceptBatch(size_t limit, int fatal_errno = 0) : limit_(limit), fatal_errno_(fatal_errno) {}
+
+  // Whether another accept() may be made (no error has ended the batch, the limit not reached).
+  bool Open() const { return !ended_ && fatal_errno_ == 0 && attempts_ < limit_; }
+  // A connection was accepted: it counts against the limit and ends the retry streak.
+  void Accepted(RetryStreak& streak);
+  // accept() failed with `err`: updates the streak and what was retried; false when the batch
+  // ends here (the queue is empty, a pause, a fatal error).
+  bool Failed(int err, RetryStreak& streak);
+  // After the last call: a whole batch of retries with nothing accepted (errnos that take turns,
+  // so no streak) would find the same when polled again at once, so it backs off too.
+  void Finish(bool accepted_any);
+
+  // Retried errnos, in order (each counted and reported after the batch, so connections
+  // accepted first are not delayed).
+  const std::vector<int>& retried() const { return retried_; }
+  bool drained() const { return drained_; }  // ended by EAGAIN: the queue was empty
+  bool paused() const { return pause_errno_ != 0; }
+  int pause_errno() const { return pause_errno_; }
+  int fatal_errno() const { return fatal_errno_; }
+
+ private:
+  size_t limit_;
+  size_t attempts_ = 0;
+  std::vector<int> retried_;
+  bool ended_ = false;
+  bool drained_ = false;
+  int pause_errno_ = 0;
+  int fatal_errno_;
 };
 
 }  // namespace ntl

@@ -302,72 +302,39 @@ void OnReadable(uv_poll_t* handle, int status, int) {
   auto* loop = static_cast<AcceptLoop*>(handle->data);
   if (loop->closing) return;
 
-  int fatal_errno = status < 0 ? -status : 0;
-  bool paused = false;
-  int pause_errno = 0;
-  // Retried errnos are reported after the batch, so connections accepted first are not delayed.
-  std::vector<int> retried;
-
-  // Retries count against the batch limit too, so a socket that keeps failing cannot hold the loop.
-  size_t attempts = 0;
+  AcceptBatch attempt(loop->batch_limit, status < 0 ? -status : 0);
   AdmissionReason full = AdmissionReason::kNone;
   sockaddr_storage peer;
   // Connections the kernel said were queued and not accepted yet (QueueDrained).
   size_t known_queued = 0;
-  while (fatal_errno == 0 && attempts < loop->batch_limit) {
+  while (attempt.Open()) {
     // At a limit nothing more is accepted: the rest wait in the backlog.
     full = loop->admission.Full();
     if (full != AdmissionReason::kNone) break;
     int fd = AcceptNonBlocking(loop->listen_fd, &peer);
-    if (fd >= 0) {
-      attempts++;
-      loop->retry_streak.Reset();
-      int32_t address_slot = -1;
-      if (!loop->admission.Admit(peer, &address_slot)) {
-        // Over the per-address limit: closed before any JS sees it.
-        close(fd);
-        loop->counters.rejected_per_address++;
-        continue;
-      }
-      loop->batch.push_back(fd);
-      loop->batch_address_slots.push_back(address_slot);
-      if (loop->deliver_peers) loop->batch_peers.push_back(peer);
-      if (QueueDrained(loop, &known_queued)) break;
+    if (fd < 0) {
+      if (!attempt.Failed(errno, loop->retry_streak)) break;
       continue;
     }
-    int err = errno;
-    AcceptErrorAction action = ClassifyAcceptError(err);
-    if (action == AcceptErrorAction::kRetryNow) continue;
-    if (action == AcceptErrorAction::kBatchDone) {
-      loop->counters.empty_accepts++;
-      loop->retry_streak.Reset();
-      break;
-    }
-    if (action == AcceptErrorAction::kRetryCounted) {
-      attempts++;
-      loop->counters.retries_by_errno[err]++;
-      retried.push_back(err);
-      if (loop->retry_streak.Record(err)) {
-        // The same errno again and again: most likely one connection failing on every call.
-        paused = true;
-        pause_errno = err;
-        break;
-      }
+    attempt.Accepted(loop->retry_streak);
+    int32_t address_slot = -1;
+    if (!loop->admission.Admit(peer, &address_slot)) {
+      // Over the per-address limit: closed before any JS sees it.
+      close(fd);
+      loop->counters.rejected_per_address++;
       continue;
     }
-    if (action == AcceptErrorAction::kPause) {
-      paused = true;
-      pause_errno = err;
-      break;
-    }
-    fatal_errno = err;
+    loop->batch.push_back(fd);
+    loop->batch_address_slots.push_back(address_slot);
+    if (loop->deliver_peers) loop->batch_peers.push_back(peer);
+    if (QueueDrained(loop, &known_queued)) break;
   }
-  if (!paused && fatal_errno == 0 && loop->batch.empty() && !retried.empty() && attempts >= loop->batch_limit) {
-    // A whole batch of retries (errnos that take turns, so no streak) and nothing accepted:
-    // polling again at once would find the same, so this backs off too.
-    paused = true;
-    pause_errno = retried.back();
-  }
+  attempt.Finish(!loop->batch.empty());
+  if (attempt.drained()) loop->counters.empty_accepts++;
+  for (int err : attempt.retried()) loop->counters.retries_by_errno[err]++;
+  bool paused = attempt.paused();
+  int pause_errno = attempt.pause_errno();
+  int fatal_errno = attempt.fatal_errno();
 
   if (!loop->batch.empty()) {
     loop->counters.accepted += loop->batch.size();
@@ -386,7 +353,7 @@ void OnReadable(uv_poll_t* handle, int status, int) {
   }
 
   DeliverBatch(loop);
-  for (int err : retried) ReportEvent(loop, kEventRetry, err, 0);
+  for (int err : attempt.retried()) ReportEvent(loop, kEventRetry, err, 0);
   if (paused) ReportEvent(loop, kEventPause, pause_errno, pause_delay);
   // Unless the batch's callback already freed a slot and resumed.
   if (full != AdmissionReason::kNone && loop->admission_paused_for == full) {

@@ -139,7 +139,6 @@ void AcceptThreadMain(const std::shared_ptr<DispatchShared>& owner) {
   DispatchShared& shared = *owner;
   RetryStreak streak;
   std::vector<int> batch;
-  std::vector<int> retried;
   uint64_t next_pause_ms = shared.pause_min_ms;
   batch.reserve(shared.batch_limit);
   while (WaitForWork(shared, !batch.empty())) {
@@ -147,53 +146,26 @@ void AcceptThreadMain(const std::shared_ptr<DispatchShared>& owner) {
       Dispatch(shared, batch);
       continue;
     }
-    int fatal_errno = 0;
-    bool paused = false;
-    int pause_errno = 0;
-    size_t attempts = 0;
-    retried.clear();
     size_t room = 0;
     {
       std::lock_guard<std::mutex> lock(shared.mutex);
       room = AdmissionRoom(shared);
     }
-    while (attempts < shared.batch_limit && batch.size() < room) {
+    AcceptBatch attempt(shared.batch_limit);
+    while (attempt.Open() && batch.size() < room) {
       int fd = AcceptNonBlocking(shared.listen_fd);
-      if (fd >= 0) {
-        attempts++;
-        batch.push_back(fd);
-        streak.Reset();
+      if (fd < 0) {
+        if (!attempt.Failed(errno, streak)) break;
         continue;
       }
-      int err = errno;
-      AcceptErrorAction action = ClassifyAcceptError(err);
-      if (action == AcceptErrorAction::kRetryNow) continue;
-      if (action == AcceptErrorAction::kBatchDone) {
-        streak.Reset();
-        break;
-      }
-      if (action == AcceptErrorAction::kRetryCounted) {
-        attempts++;
-        retried.push_back(err);
-        if (streak.Record(err)) {
-          paused = true;
-          pause_errno = err;
-          break;
-        }
-        continue;
-      }
-      if (action == AcceptErrorAction::kPause) {
-        paused = true;
-        pause_errno = err;
-        break;
-      }
-      fatal_errno = err;
-      break;
+      attempt.Accepted(streak);
+      batch.push_back(fd);
     }
-    if (!paused && fatal_errno == 0 && batch.empty() && !retried.empty() && attempts >= shared.batch_limit) {
-      paused = true;
-      pause_errno = retried.back();
-    }
+    attempt.Finish(!batch.empty());
+    const std::vector<int>& retried = attempt.retried();
+    bool paused = attempt.paused();
+    int pause_errno = attempt.pause_errno();
+    int fatal_errno = attempt.fatal_errno();
     if (!batch.empty() && !paused) next_pause_ms = shared.pause_min_ms;
     uint64_t pause_delay = next_pause_ms;
     {
