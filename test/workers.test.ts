@@ -47,19 +47,19 @@ describe('workers: connections go to the worker with the fewest active connectio
   const cleanup = new Cleanup();
   afterEach(() => cleanup.run());
 
-  it('1,000 connections held open with 2 workers: each worker holds 500 ± 10%', async function () {
+  it('2,000 connections held open with 2 workers: each worker holds 1,000 ± 10%', async function () {
     this.timeout(60_000);
     const { listener, port } = await startWorkers(cleanup, { mode: 'hold' });
     const clients: Client[] = [];
-    for (let wave = 0; wave < 10; wave++) {
+    for (let wave = 0; wave < 20; wave++) {
       const batch = await Promise.all(Array.from({ length: 100 }, () => connect(port)));
       for (const c of batch) cleanup.add(() => c.destroy());
       clients.push(...batch);
     }
     await Promise.all(clients.map((c) => c.line()));
     const stats = listener.stats();
-    expect(stats.active).to.equal(1000);
-    for (const worker of stats.workers) expect(worker.active, `worker ${worker.id}`).to.be.within(450, 550);
+    expect(stats.active).to.equal(2000);
+    for (const worker of stats.workers) expect(worker.active, `worker ${worker.id}`).to.be.within(900, 1100);
     expectBalanced(listener);
   });
 
