@@ -132,9 +132,13 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
       });
     };
 
-    // Only client-preference ALPN needs the ClientHello before the TLSSocket exists; without
-    // it, Node's own SNI callback is enough and the first bytes go straight to OpenSSL.
-    if (this.serverAlpn.length > 0) readClientHello(socket, handshake, failWith);
+    // The ClientHello is read before the TLSSocket exists for client-preference ALPN, and
+    // whenever there is an SNI credential: Node's SNI callback adds the SNI certificate beside
+    // the primary one instead of replacing it (SSL_use_certificate fills the slot of its key
+    // type), so with keys of two types OpenSSL serves whichever the client's signature
+    // algorithms list first, often the primary's. Choosing the context up front serves exactly
+    // one certificate. Otherwise the first bytes go straight to OpenSSL.
+    if (this.serverAlpn.length > 0 || contexts.sniContext !== undefined) readClientHello(socket, handshake, failWith);
     else handshake(undefined);
   }
 
@@ -153,9 +157,6 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
       const chosen = chooseAlpnProtocol(hello.alpnProtocols, offered);
       const wire = chosen !== undefined ? this.alpnLists.get(chosen) : undefined;
       if (wire) options.ALPNProtocols = wire;
-    } else if (sniContext) {
-      // Node calls this only when the client sent a server name.
-      options.SNICallback = (_servername, callback) => callback(null, sniContext);
     }
     return new tls.TLSSocket(socket, options);
   }
