@@ -188,7 +188,7 @@ describe('workers: deferAccept keeps silent connections in the kernel', () => {
   const cleanup = new Cleanup();
   afterEach(() => cleanup.run());
 
-  it('deferAccept 5 with 2 workers: silent connections are not accepted until they speak; a TLS client is served', async function () {
+  it('deferAccept 30 with 2 workers: silent connections are not accepted until they speak; a TLS client is served', async function () {
     if (process.platform !== 'linux') this.skip();
     this.timeout(30_000);
     const pki = await createTestPki();
@@ -196,7 +196,8 @@ describe('workers: deferAccept keeps silent connections in the kernel', () => {
       port: 0,
       host: '127.0.0.1',
       credential: pki.server,
-      deferAccept: 5,
+      // Long enough that no SYN-ACK retransmission lets a silent client in during the test.
+      deferAccept: 30,
       workers: { count: 2, module: handlerModule, workerData: { mode: 'greet' } satisfies WorkersHandlerConfig },
     });
     cleanup.add(() => listener.close());
