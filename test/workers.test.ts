@@ -245,8 +245,15 @@ describe('workers: options', () => {
       .with.property('code', ErrorCodes.NATIVE_REQUIRED);
   });
 
-  it('single-thread options workers do not carry yet (per-address limit, deferAccept) are refused, not ignored; a bad PROXY setting is refused at creation', () => {
-    for (const extra of [{ maxConnectionsPerAddress: 10 }, { deferAccept: 1 }, { proxyProtocol: 'v1' }, { proxyProtocol: 'v3', trustedProxies: ['127.0.0.1'] }]) {
+  it('a bad admission limit or PROXY setting is refused at creation (the per-address limit and deferAccept are checked as on one thread)', () => {
+    for (const extra of [
+      { maxConnectionsPerAddress: 0 },
+      { maxConnectionsPerAddress: 1.5 },
+      { deferAccept: 3601 },
+      { deferAccept: '5' },
+      { proxyProtocol: 'v1' },
+      { proxyProtocol: 'v3', trustedProxies: ['127.0.0.1'] },
+    ]) {
       expect(() => createLocalTCPListener({ port: 0, ...extra, workers: { count: 1, module: handlerModule } } as never), JSON.stringify(extra))
         .to.throw()
         .with.property('code', ErrorCodes.INVALID_OPTION);
