@@ -90,6 +90,10 @@ export class MainThreadStats {
     throw new Error(`the main thread did not answer within ${this.timeoutMs} ms`);
   }
 
+  close(): void {
+    this.channel.close();
+  }
+
   /** The answer to a new request, or null when none came in time. */
   private ask(metrics: boolean): Promise<StatsSnapshot | null> {
     const id = `${threadId}:${++this.seq}`;
