@@ -13,7 +13,7 @@ import type { WorkersListenerStats } from '../src/index.js';
 import { spawnCliProcess, stateDirFor } from './support/cli_process.js';
 import type { CliProcess } from './support/cli_process.js';
 import { createTestPki } from './support/pki.js';
-import { sClient, tlsConnect, useCleanup, waitUntil } from './support/tls_harness.js';
+import { rawConnect, sClient, tlsConnect, useCleanup, waitUntil } from './support/tls_harness.js';
 import type { Cleanup, TlsClient } from './support/tls_harness.js';
 
 const execFileAsync = promisify(execFile);
@@ -128,6 +128,15 @@ describe('CLI --workers: the handlers run in worker threads and show the listene
     expect(first.thread).to.not.equal(second.thread);
     for (const { client } of [first, second]) expect(client.serverCommonName()).to.equal('rsa.server.test');
     expect((await cli.stop()).code).to.equal(0);
+  });
+
+  it('--log-tls-errors: a failed TLS setup in a worker is logged by the main thread, naming the worker', async function () {
+    const { cli, port } = await startWithWorkers(cleanup, ['--workers', '2', '--log-tls-errors']);
+    const raw = await rawConnect(cleanup, port);
+    raw.socket.write('this is not a ClientHello\r\n\r\n');
+    await cli.logged(/^native-tls-listener: TLS setup of connection 1 of worker [01] from 127\.0\.0\.1 failed: ERR_/);
+    expect((await cli.stop()).code).to.equal(0);
+    expect(cli.finalStats().handshakes.failed).to.equal(1);
   });
 
   it('--log-format json: listening and stopped carry the workers', async function () {
