@@ -185,12 +185,20 @@ describe('CLI --workers: checked like the other flags', function () {
     });
   }
 
-  // The library refuses these with workers for now; when it serves them, this case goes.
-  it('--workers with --defer-accept: refused at start naming the flag, exit 1', async function () {
+  it('--workers with --defer-accept and --max-connections-per-address: the limits hold for the listener as a whole', async function () {
     if (!nativeAvailable()) this.skip();
-    const cli = spawnCliProcess(cleanup, ['--workers', '2', '--defer-accept', '5', '--port', '0', '--state-dir', stateDirFor(cleanup)]);
-    expect((await cli.ended()).code).to.equal(1);
-    expect(cli.stderr).to.match(/^native-tls-listener: --defer-accept: deferAccept is not supported with workers yet \(ERR_INVALID_OPTION\)$/m);
+    this.timeout(60_000);
+    const stateDir = stateDirFor(cleanup);
+    const cli = spawnCliProcess(cleanup, ['--workers', '2', '--defer-accept', '5', '--max-connections-per-address', '2', '--port', '0', '--state-dir', stateDir]);
+    const port = await cli.started();
+    // Two clients from 127.0.0.1 are served, by either worker; the third is closed at accept.
+    await greeted(cleanup, port);
+    await greeted(cleanup, port);
+    const third = tlsConnect(cleanup, port);
+    await waitUntil(() => third.closed, 'the third client from 127.0.0.1 to be closed');
+    expect(third.secure).to.equal(false);
+    expect((await cli.stop()).code).to.equal(0);
+    expect(cli.stdout).to.match(/^final stats: .*"rejected":\{[^}]*"maxConnectionsPerAddress":1\}/m);
   });
 
   it('--help lists --workers [n]', async function () {
