@@ -12,7 +12,7 @@ import { chooseAlpnProtocol, wireProtocolLists } from './alpn.js';
 import { readClientHello } from './client_hello_reader.js';
 import type { ClientHelloSummary } from './client_hello_reader.js';
 import { peerCertificateChain } from './peer_chain.js';
-import { hasEmptyVerificationStore } from './credentials.js';
+import { hasEmptyVerificationStore, sameKeyType } from './credentials.js';
 import { createClientCertRejectedError, validateClientChain } from './client_certificate.js';
 import { releaseControlAfterSetup } from './released_control.js';
 import type { ProxiedInfo } from '../proxy/proxy_setup.js';
@@ -133,12 +133,13 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
     };
 
     // The ClientHello is read before the TLSSocket exists for client-preference ALPN, and
-    // whenever there is an SNI credential: Node's SNI callback adds the SNI certificate beside
-    // the primary one instead of replacing it (SSL_use_certificate fills the slot of its key
-    // type), so with keys of two types OpenSSL serves whichever the client's signature
+    // when the SNI credential's key type differs from the primary's (or is not known): Node's
+    // SNI callback adds the SNI certificate beside the primary one instead of replacing it
+    // (OpenSSL keeps one per key type), so OpenSSL would serve whichever the client's signature
     // algorithms list first, often the primary's. Choosing the context up front serves exactly
-    // one certificate. Otherwise the first bytes go straight to OpenSSL.
-    if (this.serverAlpn.length > 0 || contexts.sniContext !== undefined) readClientHello(socket, handshake, failWith);
+    // one. Otherwise the first bytes go straight to OpenSSL (and Node's SNI callback).
+    const sniNeedsHello = contexts.sniContext !== undefined && !sameKeyType(contexts.context, contexts.sniContext);
+    if (this.serverAlpn.length > 0 || sniNeedsHello) readClientHello(socket, handshake, failWith);
     else handshake(undefined);
   }
 
@@ -157,6 +158,9 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
       const chosen = chooseAlpnProtocol(hello.alpnProtocols, offered);
       const wire = chosen !== undefined ? this.alpnLists.get(chosen) : undefined;
       if (wire) options.ALPNProtocols = wire;
+    } else if (sniContext) {
+      // Node calls this only when the client sent a server name.
+      options.SNICallback = (_servername, callback) => callback(null, sniContext);
     }
     return new tls.TLSSocket(socket, options);
   }
