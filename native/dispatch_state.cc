@@ -147,9 +147,11 @@ void AcceptThreadMain(const std::shared_ptr<DispatchShared>& owner) {
       continue;
     }
     size_t room = 0;
+    uint64_t releases_before = 0;
     {
       std::lock_guard<std::mutex> lock(shared.mutex);
       room = AdmissionRoom(shared);
+      releases_before = shared.releases;
     }
     AcceptBatch attempt(shared.batch_limit);
     while (attempt.Open() && batch.size() < room) {
@@ -188,10 +190,15 @@ void AcceptThreadMain(const std::shared_ptr<DispatchShared>& owner) {
     if (fatal_errno != 0) break;  // the main thread closes the listener on the fatal event
     if (paused) {
       next_pause_ms = pause_delay * 2 > shared.pause_max_ms ? shared.pause_max_ms : pause_delay * 2;
+      // Out of descriptors: one a worker releases (since this batch began) ends the pause, as
+      // a released connection resumes the single-thread acceptor.
+      bool exhausted = pause_errno == EMFILE || pause_errno == ENFILE;
       std::unique_lock<std::mutex> lock(shared.mutex);
       // wait_until on the system clock, not wait_for: libstdc++ turns a steady-clock wait into
       // pthread_cond_clockwait, which would make the prebuild need glibc 2.30 (README: 2.28).
-      shared.changed.wait_until(lock, std::chrono::system_clock::now() + std::chrono::milliseconds(pause_delay), [&] { return shared.stopping; });
+      shared.changed.wait_until(lock, std::chrono::system_clock::now() + std::chrono::milliseconds(pause_delay), [&] {
+        return shared.stopping || (exhausted && shared.releases != releases_before);
+      });
     }
   }
   // Stopped (or failed) with a batch no worker took: closed here, counted as dropped.
@@ -311,7 +318,10 @@ void LeaveQueue(DispatchShared& shared, const std::shared_ptr<QueueShared>& queu
   }
   // Off every list and no longer open: no push can reach these any more.
   for (int fd : orphans) close(fd);
-  if (!orphans.empty()) shared.changed.notify_all();  // room under an admission limit again
+  if (orphans.empty()) return;
+  std::lock_guard<std::mutex> lock(shared.mutex);
+  shared.releases++;
+  shared.changed.notify_all();  // room under an admission limit (or descriptors) again
 }
 
 void RetireQueue(DispatchShared& shared, const std::shared_ptr<QueueShared>& queue) {
@@ -335,6 +345,7 @@ void RetireQueue(DispatchShared& shared, const std::shared_ptr<QueueShared>& que
   last[kActive] = 0;
   last[kInSetup] = 0;
   for (size_t i = 0; i < kPublishedCount; i++) totals.published[i] += last[i];
+  shared.releases++;  // the worker's handles closed its connections
   shared.changed.notify_all();  // its connections no longer count against an admission limit
 }
 
@@ -343,6 +354,7 @@ void FinishBatch(DispatchShared& shared, QueueShared& queue, uint64_t closed) {
   std::lock_guard<std::mutex> queue_lock(queue.mutex);
   queue.delivering = 0;
   queue.closed_here += closed;
+  if (closed > 0) shared.releases++;
   if (queue.has_staged) {
     queue.published = queue.staged;
     queue.has_staged = false;
@@ -353,6 +365,8 @@ void FinishBatch(DispatchShared& shared, QueueShared& queue, uint64_t closed) {
 void PublishCounters(DispatchShared& shared, QueueShared& queue, const Published& values) {
   std::lock_guard<std::mutex> lock(shared.mutex);
   std::lock_guard<std::mutex> queue_lock(queue.mutex);
+  const Published& before = queue.has_staged ? queue.staged : queue.published;
+  if (values[kClosed] > before[kClosed]) shared.releases++;
   if (queue.delivering > 0) {
     queue.staged = values;
     queue.has_staged = true;

@@ -108,6 +108,9 @@ struct DispatchShared {
   uint64_t batches = 0;
   uint64_t pauses = 0;
   uint64_t dropped = 0;
+  // Bumped whenever a worker's books show descriptors closed (or a queue closed some): a
+  // pause for lack of descriptors (EMFILE/ENFILE) ends then, not when its delay runs out.
+  uint64_t releases = 0;
   size_t stranded = 0;  // accepted, held by the accept thread until a worker's queue joins
   std::map<int, uint64_t> retries_by_errno;
   std::vector<DispatchEvent> events;
