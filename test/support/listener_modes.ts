@@ -15,7 +15,15 @@ import path from 'node:path';
 import type net from 'node:net';
 import { BroadcastChannel } from 'node:worker_threads';
 import { createListener, createLocalTCPListener, TCPListener, TLSListener } from '../../src/index.js';
-import type { AuditReport, CloseOptions, ListenerOptions, ListenerStats, TCPListenerOptions } from '../../src/index.js';
+import type {
+  AuditReport,
+  CloseOptions,
+  ConnectionInfo,
+  ListenerOptions,
+  ListenerStats,
+  TCPConnectionInfo,
+  TCPListenerOptions,
+} from '../../src/index.js';
 
 export const listenerModes = ['single', 'workers'] as const;
 export type ListenerMode = (typeof listenerModes)[number];
@@ -29,7 +37,9 @@ export interface HandlerScope {
   thread: number;
 }
 
-export type HandlerFactory = (scope: HandlerScope) => (socket: net.Socket, info: { id: number }) => void | Promise<void>;
+export type HandlerFactory<Info extends { id: number } = { id: number }> = (
+  scope: HandlerScope,
+) => (socket: net.Socket, info: Info) => void | Promise<void>;
 
 /** What the suites use of a listener, common to TLSListener/TCPListener and WorkersListener. */
 export interface ModeListener {
@@ -47,7 +57,7 @@ let moduleDir: string | undefined;
 let modulesWritten = 0;
 
 /** A module file whose default export is the factory's handler, built in the worker. */
-function handlerModuleFile(factory: HandlerFactory, channelName: string): string {
+function handlerModuleFile<Info extends { id: number }>(factory: HandlerFactory<Info>, channelName: string): string {
   if (moduleDir === undefined) {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ntl-mode-handlers-'));
     process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
@@ -76,13 +86,13 @@ export class ModeHarness {
   constructor(readonly mode: ListenerMode) {}
 
   /** A TLS listener (createListener's options) serving with the factory's handler. */
-  tls(options: ListenerOptions, factory: HandlerFactory): ModeListener {
+  tls(options: ListenerOptions, factory: HandlerFactory<ConnectionInfo>): ModeListener {
     if (this.mode === 'single') return new TLSListener(options, factory(this.localScope()));
     return createListener({ ...options, workers: { count: WORKER_COUNT, module: this.workerModule(factory) } });
   }
 
   /** A plain-TCP listener (createLocalTCPListener's options) serving with the factory's handler. */
-  tcp(options: TCPListenerOptions, factory: HandlerFactory): ModeListener {
+  tcp(options: TCPListenerOptions, factory: HandlerFactory<TCPConnectionInfo>): ModeListener {
     if (this.mode === 'single') return new TCPListener(options, factory(this.localScope()));
     return createLocalTCPListener({ ...options, workers: { count: WORKER_COUNT, module: this.workerModule(factory) } });
   }
@@ -102,7 +112,7 @@ export class ModeHarness {
     return { tell: (message) => this.messages.push(message), thread: 0 };
   }
 
-  private workerModule(factory: HandlerFactory): string {
+  private workerModule<Info extends { id: number }>(factory: HandlerFactory<Info>): string {
     const name = `ntl-mode-${process.pid}-${++channelsOpened}`;
     this.channel?.close();
     const channel = new BroadcastChannel(name);
