@@ -299,7 +299,7 @@ void JoinQueue(DispatchShared& shared, const std::shared_ptr<QueueShared>& queue
   WakeAcceptThread(shared);
 }
 
-void LeaveQueue(DispatchShared& shared, const std::shared_ptr<QueueShared>& queue) {
+size_t LeaveQueue(DispatchShared& shared, const std::shared_ptr<QueueShared>& queue) {
   std::vector<int> orphans;
   {
     std::lock_guard<std::mutex> lock(shared.mutex);
@@ -310,7 +310,7 @@ void LeaveQueue(DispatchShared& shared, const std::shared_ptr<QueueShared>& queu
       }
     }
     std::lock_guard<std::mutex> queue_lock(queue->mutex);
-    if (!queue->open) return;
+    if (!queue->open) return 0;
     queue->open = false;
     queue->wake = nullptr;
     orphans.swap(queue->pending);
@@ -318,10 +318,11 @@ void LeaveQueue(DispatchShared& shared, const std::shared_ptr<QueueShared>& queu
   }
   // Off every list and no longer open: no push can reach these any more.
   for (int fd : orphans) close(fd);
-  if (orphans.empty()) return;
+  if (orphans.empty()) return 0;
   std::lock_guard<std::mutex> lock(shared.mutex);
   shared.releases++;
   shared.changed.notify_all();  // room under an admission limit (or descriptors) again
+  return orphans.size();
 }
 
 void RetireQueue(DispatchShared& shared, const std::shared_ptr<QueueShared>& queue) {

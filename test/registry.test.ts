@@ -11,6 +11,7 @@ import type {
   DescriptorAdopter,
   ListenerOptions,
   ListenerStats,
+  WorkersListenerStats,
 } from '../src/index.js';
 import { backendModes, ModeHarness } from './support/listener_modes.js';
 import type { HandlerFactory } from './support/listener_modes.js';
@@ -311,6 +312,81 @@ describe('close() called twice, or again after it resolved, is harmless', () => 
         expect(closeEvents).to.equal(1);
         expect(book(listener.stats())).to.deep.equal({ accepted: 5, closed: 5, active: 0, leaked: 0 });
         expect(listener.address()).to.equal(null);
+      });
+    });
+  }
+});
+
+describe('close() with handshakes in progress: each is counted aborted, none reported as a client failure', () => {
+  for (const { backend, mode, label } of backendModes) {
+    describe(label, () => {
+      const cleanup = new Cleanup();
+      const harness = new ModeHarness(mode);
+      afterEach(() => cleanup.run());
+      after(() => harness.close());
+
+      it('2 served and 4 silent clients: close() ends the 4 setups as aborted, even those still queued for a busy worker', async function () {
+        this.timeout(30_000);
+        // With workers: a served client that sends 'block' arms its worker to stay busy for a
+        // while inside the next hand-off (its diagnostics_channel 'accept' message), so the
+        // connection after that one waits in the worker's queue when close() comes. On one
+        // thread nothing queues: no block.
+        const listener = harness.tls(tlsOptions(backend), ({ tell, thread }) => {
+          let armed = false;
+          if (thread !== 0) {
+            void import('node:diagnostics_channel').then((dc) =>
+              dc.subscribe('native-tls-listener:accept', () => {
+                if (!armed) return;
+                armed = false;
+                tell('blocking');
+                const until = Date.now() + 3000;
+                while (Date.now() < until) {
+                  // busy inside the hand-off: this worker takes nothing more from its queue meanwhile
+                }
+              }),
+            );
+          }
+          return (socket) => {
+            socket.on('data', (chunk: Buffer) => {
+              if (chunk.toString().includes('block')) {
+                armed = true;
+                tell('armed');
+              }
+            });
+            socket.write('hi\n');
+            return new Promise<void>((resolve) => socket.once('close', () => resolve()));
+          };
+        });
+        cleanup.add(() => listener.close());
+        const clientErrors: unknown[] = [];
+        listener.on('tlsClientError', (error) => clientErrors.push(error));
+        const { port } = await listener.listen();
+        const served = [await tlsPeer(port, { ca: pki.ca.cert }), await tlsPeer(port, { ca: pki.ca.cert })];
+        for (const peer of served) cleanup.add(() => peer.destroy());
+        await waitUntil(() => listener.stats().handshakes.completed === 2, 'two handshakes to complete');
+        const told = (what: string): number => harness.messages.filter((m) => m === what).length;
+        if (mode === 'workers') {
+          for (const peer of served) peer.socket.write('block\n');
+          await waitUntil(() => told('armed') === 2, 'both workers to be armed');
+        }
+        const silent: Peer[] = [];
+        for (let i = 0; i < 4; i++) {
+          const peer = await tcpPeer(port);
+          cleanup.add(() => peer.destroy());
+          silent.push(peer);
+          if (mode === 'workers' && i === 1) await waitUntil(() => told('blocking') === 2, 'both workers to be busy in a hand-off');
+        }
+        const queued = (): number => ((listener.stats() as Partial<WorkersListenerStats>).workers ?? []).reduce((sum, w) => sum + w.queued, 0);
+        // Each busy worker: one connection in its hand-off, and the next one waiting behind it.
+        if (mode === 'workers') await waitUntil(() => queued() === 4, () => `4 connections queued for the busy workers (${queued()})`);
+        else await waitUntil(() => listener.stats().active === 6, 'six connections');
+
+        await within(listener.close(), 'close()');
+        await delay(20);
+        expect(clientErrors, 'tlsClientError for a setup close() cut short').to.deep.equal([]);
+        const stats = listener.stats();
+        expect(book(stats)).to.deep.equal({ accepted: 6, closed: 6, active: 0, leaked: 0 });
+        expect(stats.handshakes).to.deep.equal({ completed: 2, failed: 0, timedOut: 0, aborted: 4 });
       });
     });
   }

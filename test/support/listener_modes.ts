@@ -51,6 +51,7 @@ export interface ModeListener {
   metrics(labels?: Readonly<Record<string, string>>): string;
   address(): net.AddressInfo | null;
   on(event: 'close', listener: () => void): unknown;
+  on(event: 'tlsClientError', listener: (error: Error) => void): unknown;
 }
 
 let moduleDir: string | undefined;
