@@ -166,9 +166,11 @@ void AcceptThreadMain(const std::shared_ptr<DispatchShared>& owner) {
       continue;
     }
     size_t room = 0;
+    uint64_t releases_before = 0;
     {
       std::lock_guard<std::mutex> lock(shared.mutex);
       room = AdmissionRoom(shared);
+      releases_before = shared.releases;
     }
     AcceptBatch attempt(shared.batch_limit);
     const bool count_peers = shared.CountsPeersAtAccept();
@@ -222,10 +224,15 @@ void AcceptThreadMain(const std::shared_ptr<DispatchShared>& owner) {
     if (fatal_errno != 0) break;  // the main thread closes the listener on the fatal event
     if (paused) {
       next_pause_ms = pause_delay * 2 > shared.pause_max_ms ? shared.pause_max_ms : pause_delay * 2;
+      // Out of descriptors: one a worker releases (since this batch began) ends the pause, as
+      // a released connection resumes the single-thread acceptor.
+      bool exhausted = pause_errno == EMFILE || pause_errno == ENFILE;
       std::unique_lock<std::mutex> lock(shared.mutex);
       // wait_until on the system clock, not wait_for: libstdc++ turns a steady-clock wait into
       // pthread_cond_clockwait, which would make the prebuild need glibc 2.30 (README: 2.28).
-      shared.changed.wait_until(lock, std::chrono::system_clock::now() + std::chrono::milliseconds(pause_delay), [&] { return shared.stopping; });
+      shared.changed.wait_until(lock, std::chrono::system_clock::now() + std::chrono::milliseconds(pause_delay), [&] {
+        return shared.stopping || (exhausted && shared.releases != releases_before);
+      });
     }
   }
   // Stopped (or failed) with a batch no worker took: closed here, counted as dropped.
@@ -330,7 +337,7 @@ void JoinQueue(DispatchShared& shared, const std::shared_ptr<QueueShared>& queue
   WakeAcceptThread(shared);
 }
 
-void LeaveQueue(DispatchShared& shared, const std::shared_ptr<QueueShared>& queue) {
+size_t LeaveQueue(DispatchShared& shared, const std::shared_ptr<QueueShared>& queue) {
   std::vector<AcceptedFd> orphans;
   {
     std::lock_guard<std::mutex> lock(shared.mutex);
@@ -341,7 +348,7 @@ void LeaveQueue(DispatchShared& shared, const std::shared_ptr<QueueShared>& queu
       }
     }
     std::lock_guard<std::mutex> queue_lock(queue->mutex);
-    if (!queue->open) return;
+    if (!queue->open) return 0;
     queue->open = false;
     queue->wake = nullptr;
     orphans.swap(queue->pending);
@@ -352,7 +359,11 @@ void LeaveQueue(DispatchShared& shared, const std::shared_ptr<QueueShared>& queu
   }
   // Off every list and no longer open: no push can reach these any more.
   for (const AcceptedFd& orphan : orphans) close(orphan.fd);
-  if (!orphans.empty()) shared.changed.notify_all();  // room under an admission limit again
+  if (orphans.empty()) return 0;
+  std::lock_guard<std::mutex> lock(shared.mutex);
+  shared.releases++;
+  shared.changed.notify_all();  // room under an admission limit (or descriptors) again
+  return orphans.size();
 }
 
 void RetireQueue(DispatchShared& shared, const std::shared_ptr<QueueShared>& queue) {
@@ -381,6 +392,7 @@ void RetireQueue(DispatchShared& shared, const std::shared_ptr<QueueShared>& que
     for (int64_t i = 0; i < held.second; i++) (void)shared.addresses.Release(held.first);
   }
   queue->held_addresses.clear();
+  shared.releases++;  // the worker's handles closed its connections
   shared.changed.notify_all();  // its connections no longer count against an admission limit
 }
 
@@ -390,6 +402,7 @@ void FinishBatch(DispatchShared& shared, QueueShared& queue, uint64_t closed, co
   queue.delivering = 0;
   queue.closed_here += closed;
   ReleaseHeld(shared, queue, closed_slots);
+  if (closed > 0) shared.releases++;
   if (queue.has_staged) {
     queue.published = queue.staged;
     queue.has_staged = false;
@@ -414,6 +427,8 @@ int32_t AdmitClientAddress(DispatchShared& shared, QueueShared& queue, const Add
 void PublishCounters(DispatchShared& shared, QueueShared& queue, const Published& values) {
   std::lock_guard<std::mutex> lock(shared.mutex);
   std::lock_guard<std::mutex> queue_lock(queue.mutex);
+  const Published& before = queue.has_staged ? queue.staged : queue.published;
+  if (values[kClosed] > before[kClosed]) shared.releases++;
   if (queue.delivering > 0) {
     queue.staged = values;
     queue.has_staged = true;

@@ -133,6 +133,9 @@ struct DispatchShared {
   uint64_t pauses = 0;
   uint64_t dropped = 0;
   uint64_t rejected_per_address = 0;  // closed by the accept thread over maxConnectionsPerAddress
+  // Bumped whenever a worker's books show descriptors closed (or a queue closed some): a
+  // pause for lack of descriptors (EMFILE/ENFILE) ends then, not when its delay runs out.
+  uint64_t releases = 0;
   size_t stranded = 0;  // accepted, held by the accept thread until a worker's queue joins
   std::map<int, uint64_t> retries_by_errno;
   std::vector<DispatchEvent> events;
@@ -158,7 +161,8 @@ void WakeAcceptThread(DispatchShared& shared);
 // A queue joins the dispatcher (takes descriptors and is on the books).
 void JoinQueue(DispatchShared& shared, const std::shared_ptr<QueueShared>& queue);
 // It takes no more descriptors; every fd still pending is closed and counted. Idempotent.
-void LeaveQueue(DispatchShared& shared, const std::shared_ptr<QueueShared>& queue);
+// Returns how many it closed (queued, never taken by the worker).
+size_t LeaveQueue(DispatchShared& shared, const std::shared_ptr<QueueShared>& queue);
 // Its worker has ended: its books fold into the slot's totals, every connection it still
 // counted active counted closed (the worker's handles closed them). Leaves first. Idempotent.
 void RetireQueue(DispatchShared& shared, const std::shared_ptr<QueueShared>& queue);

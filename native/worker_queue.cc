@@ -34,16 +34,18 @@ void OnWakeClosed(uv_handle_t* handle) {
 }
 
 // JS close(): no more descriptors; the queue stays on the books until the worker ends.
-void StopTaking(QueueHandle* owner) {
-  if (owner->closing) return;
+// Returns how many queued descriptors it closed unserved.
+size_t StopTaking(QueueHandle* owner) {
+  if (owner->closing) return 0;
   owner->closing = true;
-  LeaveQueue(*owner->dispatcher, owner->queue);
+  size_t unserved = LeaveQueue(*owner->dispatcher, owner->queue);
   owner->on_batch.Reset();
   owner->async_context.reset();
   uv_close(reinterpret_cast<uv_handle_t*>(&owner->wake), OnWakeClosed);
+  return unserved;
 }
 
-void OnEnvironmentTeardown(napi_async_cleanup_hook_handle, void* arg) { StopTaking(static_cast<QueueHandle*>(arg)); }
+void OnEnvironmentTeardown(napi_async_cleanup_hook_handle, void* arg) { (void)StopTaking(static_cast<QueueHandle*>(arg)); }
 
 // The worker is ending (however it ends, after close() or not): its connections end with it,
 // and its books fold into its slot. Registered for the environment's whole life, apart from
@@ -211,9 +213,10 @@ WorkerQueue::~WorkerQueue() {
   }
 }
 
+// Returns the number of descriptors still queued that it closed (never served by this worker).
 Napi::Value WorkerQueue::Close(const Napi::CallbackInfo& info) {
-  if (handle_ != nullptr) StopTaking(handle_);
-  return info.Env().Undefined();
+  size_t unserved = handle_ != nullptr ? StopTaking(handle_) : 0;
+  return Napi::Number::New(info.Env(), static_cast<double>(unserved));
 }
 
 Napi::Value WorkerQueue::Publish(const Napi::CallbackInfo& info) {

@@ -8,10 +8,10 @@ import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import type tls from 'node:tls';
 import { expect } from 'chai';
-import { TLSListener } from '../src/index.js';
 import type { ConnectionInfo, ListenerStats } from '../src/index.js';
+import { ModeHarness } from './support/listener_modes.js';
+import type { HandlerFactory, ListenerMode, ModeListener } from './support/listener_modes.js';
 import { createTestPki } from './support/pki.js';
 import type { TestPki } from './support/pki.js';
 import { CHURN_KINDS, SERVE_PROTOCOL, THROW_PROTOCOL } from './support/churn_clients.js';
@@ -35,7 +35,6 @@ const COUNTS: Record<ChurnKind, number> = {
   garbage: 5600,
   connectClose: 5600,
 };
-const TOTAL = Object.values(COUNTS).reduce((sum, count) => sum + count, 0);
 
 /** What every client of a kind must see. */
 const EXPECTED_OUTCOME: Record<ChurnKind, string> = {
@@ -48,11 +47,12 @@ const EXPECTED_OUTCOME: Record<ChurnKind, string> = {
   connectClose: 'closed',
 };
 
-function churnHandler(socket: tls.TLSSocket, info: ConnectionInfo): Promise<void> {
-  if (info.alpnProtocol === THROW_PROTOCOL) throw new Error('churn: this handler throws on purpose');
+// Self-contained (its source also runs in the workers): 'throw' is THROW_PROTOCOL.
+const churnHandler: HandlerFactory<ConnectionInfo> = () => (socket, info) => {
+  if (info.alpnProtocol === 'throw') throw new Error('churn: this handler throws on purpose');
   socket.write('ok\n');
   return Promise.resolve();
-}
+};
 
 /** Forks the client process, hands it the plan and resolves with its report. */
 function runClients(plan: ChurnPlan, cleanup: Cleanup, timeoutMs: number): Promise<ChurnReport> {
@@ -95,8 +95,8 @@ function planFor(pki: TestPki, port: number, counts: Record<ChurnKind, number>, 
   };
 }
 
-function openListener(pki: TestPki, backend: 'native' | 'js'): TLSListener {
-  return new TLSListener(
+function openListener(pki: TestPki, backend: 'native' | 'js', harness: ModeHarness): ModeListener {
+  return harness.tls(
     {
       port: 0,
       host: '127.0.0.1',
@@ -122,15 +122,25 @@ describe('churn: 20,000 connections of every kind leave the books balanced and n
     pki = await createTestPki();
   });
 
-  for (const backend of ['native', 'js'] as const) {
-    describe(`${backend} backend`, () => {
+  // With workers, a quarter of the churn (same mix), to keep the suite's wall time.
+  const runs: Array<{ backend: 'native' | 'js'; mode: ListenerMode; label: string; share: number }> = [
+    { backend: 'native', mode: 'single', label: 'native backend', share: 1 },
+    { backend: 'js', mode: 'single', label: 'js backend', share: 1 },
+    { backend: 'native', mode: 'workers', label: 'native backend, 2 workers', share: 0.25 },
+  ];
+  for (const { backend, mode, label, share } of runs) {
+    const counts = Object.fromEntries(CHURN_KINDS.map((kind) => [kind, Math.round(COUNTS[kind] * share)])) as Record<ChurnKind, number>;
+    const total = Object.values(counts).reduce((sum, count) => sum + count, 0);
+    describe(label, () => {
       const cleanup = new Cleanup();
+      const harness = new ModeHarness(mode);
       afterEach(() => cleanup.run());
+      after(() => harness.close());
 
-      it(`${TOTAL} connections: accepted === closed, active === 0, leaked === 0, descriptor count back to its start`, async () => {
+      it(`${total} connections: accepted === closed, active === 0, leaked === 0, descriptor count back to its start`, async () => {
         // Warm-up: a small churn first, so whatever Node opens once per process (the signal
         // pipe for child processes, the addon, ...) is open before the baseline is taken.
-        const warm = openListener(pki, backend);
+        const warm = openListener(pki, backend, harness);
         cleanup.add(() => warm.close());
         const warmPort = (await warm.listen()).port;
         const few = Object.fromEntries(CHURN_KINDS.map((kind) => [kind, 3])) as Record<ChurnKind, number>;
@@ -138,14 +148,14 @@ describe('churn: 20,000 connections of every kind leave the books balanced and n
         await within(warm.close(), 'the warm-up listener to close', 30_000);
         const baseline = openDescriptors();
 
-        const listener = openListener(pki, backend);
+        const listener = openListener(pki, backend, harness);
         cleanup.add(() => listener.close());
         const { port } = await listener.listen();
         const loopDelay = monitorEventLoopDelay({ resolution: 10 });
         loopDelay.enable();
         cleanup.add(() => loopDelay.disable());
         const started = Date.now();
-        const report = await runClients(planFor(pki, port, COUNTS, 0x5eed), cleanup, 240_000);
+        const report = await runClients(planFor(pki, port, counts, 0x5eed), cleanup, 240_000);
         await waitUntil(
           () => listener.stats().active === 0,
           () => `every connection to finish (${JSON.stringify(book(listener.stats()))})`,
@@ -154,34 +164,34 @@ describe('churn: 20,000 connections of every kind leave the books balanced and n
         const elapsedMs = Date.now() - started;
         loopDelay.disable();
         const stats = listener.stats();
-        const audit = listener.audit();
+        const audit = await listener.audit();
 
         console.log(
-          `      churn (${backend}): ${TOTAL} connections in ${(elapsedMs / 1000).toFixed(1)} s ` +
+          `      churn (${label}): ${total} connections in ${(elapsedMs / 1000).toFixed(1)} s ` +
             `(clients ${(report.elapsedMs / 1000).toFixed(1)} s); server event-loop delay max ` +
             `${(loopDelay.max / 1e6).toFixed(0)} ms, p99 ${(loopDelay.percentile(99) / 1e6).toFixed(0)} ms`,
         );
-        for (const kind of CHURN_KINDS) console.log(`        ${kind.padEnd(14)} ${COUNTS[kind]}  ${JSON.stringify(report.outcomes[kind])}`);
+        for (const kind of CHURN_KINDS) console.log(`        ${kind.padEnd(14)} ${counts[kind]}  ${JSON.stringify(report.outcomes[kind])}`);
         console.log(`        server stats ${JSON.stringify(stats)}`);
 
         // Every client saw what its kind must see.
         for (const kind of CHURN_KINDS) {
-          expect(report.outcomes[kind], `outcomes of the ${kind} clients`).to.deep.equal({ [EXPECTED_OUTCOME[kind]]: COUNTS[kind] });
+          expect(report.outcomes[kind], `outcomes of the ${kind} clients`).to.deep.equal({ [EXPECTED_OUTCOME[kind]]: counts[kind] });
         }
         // The books balance exactly.
         const retried = Object.values(stats.acceptRetries).reduce((sum, count) => sum + count, 0);
-        expect(stats.accepted + retried, 'accepted, plus connections aborted before accept').to.equal(TOTAL);
+        expect(stats.accepted + retried, 'accepted, plus connections aborted before accept').to.equal(total);
         expect(book(stats)).to.deep.equal({ accepted: stats.accepted, closed: stats.accepted, active: 0, leaked: 0 });
         expect(audit).to.deep.equal({ tracked: 0, closedButTracked: [], untracked: [] });
         // One setup outcome per connection, each where its kind puts it.
         expect(stats.handshakes).to.deep.equal({
-          completed: COUNTS.handshake + COUNTS.handlerThrows,
-          failed: COUNTS.certRejected + COUNTS.reset + COUNTS.garbage + COUNTS.connectClose - retried,
-          timedOut: COUNTS.stall,
+          completed: counts.handshake + counts.handlerThrows,
+          failed: counts.certRejected + counts.reset + counts.garbage + counts.connectClose - retried,
+          timedOut: counts.stall,
           aborted: 0,
         });
-        expect(stats.handlerErrors).to.equal(COUNTS.handlerThrows);
-        expect(stats.sni).to.deep.equal({ sniCredential: 0, primaryCredential: COUNTS.handshake + COUNTS.handlerThrows });
+        expect(stats.handlerErrors).to.equal(counts.handlerThrows);
+        expect(stats.sni).to.deep.equal({ sniCredential: 0, primaryCredential: counts.handshake + counts.handlerThrows });
         expect(stats.idleTimeouts).to.equal(0);
 
         await within(listener.close(), 'the churned listener to close', 30_000);

@@ -5,10 +5,10 @@ import { spawn } from 'node:child_process';
 import diagnosticsChannel from 'node:diagnostics_channel';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type tls from 'node:tls';
 import { expect } from 'chai';
-import { PROMETHEUS_CONTENT_TYPE, TLSListener } from '../src/index.js';
+import { PROMETHEUS_CONTENT_TYPE } from '../src/index.js';
 import type { CodedError, ListenerOptions, ListenerStats, SetupFailureInfo } from '../src/index.js';
+import { backendModes, ModeHarness } from './support/listener_modes.js';
 import { createTestPki } from './support/pki.js';
 import type { TestPki } from './support/pki.js';
 import { parsePrometheusText } from './support/registry_prometheus.js';
@@ -47,16 +47,21 @@ function subscribeAll(cleanup: Cleanup, owner: () => unknown): Array<{ channel: 
 }
 
 describe('diagnostics_channel: accept, handshake-done, handshake-failed, connection-close and listener-close messages', () => {
-  for (const backend of backends) {
-    describe(`${backend} backend`, () => {
+  for (const { backend, mode, label } of backendModes) {
+    describe(label, () => {
       const cleanup = new Cleanup();
+      const harness = new ModeHarness(mode);
       afterEach(() => cleanup.run());
+      after(() => harness.close());
 
       it('publishes each step of a served and a failed connection, then the final stats on close', async () => {
-        const listener = new TLSListener(tlsOptions(backend), (socket: tls.TLSSocket) => {
+        const listener = harness.tls(tlsOptions(backend), () => (socket) => {
           socket.write('hi\n');
           return Promise.resolve();
         });
+        // Ids count per worker: with both workers idle, the second connection goes to the other
+        // one (ties round-robin), where it is that worker's first.
+        const secondId = mode === 'workers' ? 1 : 2;
         cleanup.add(() => listener.close());
         const log = subscribeAll(cleanup, () => listener);
         const { port } = await listener.listen();
@@ -78,11 +83,16 @@ describe('diagnostics_channel: accept, handshake-done, handshake-failed, connect
           'accept:1',
           'handshake-done:1',
           'connection-close:1',
-          'accept:2',
-          'handshake-failed:2',
-          'connection-close:2',
+          `accept:${secondId}`,
+          `handshake-failed:${secondId}`,
+          `connection-close:${secondId}`,
           'listener-close:-',
         ]);
+        if (mode === 'workers') {
+          const workers = log.filter(({ channel }) => channel !== 'listener-close').map(({ message }) => message.worker);
+          expect(new Set(workers.slice(0, 3)).size, 'the first connection, one worker').to.equal(1);
+          expect(workers[3], 'the second connection, the other worker').to.not.equal(workers[0]);
+        }
         const byChannel = (name: ChannelName): Array<Record<string, unknown>> =>
           log.filter(({ channel }) => channel === name).map(({ message }) => message);
         for (const accept of byChannel('accept')) {
@@ -92,7 +102,7 @@ describe('diagnostics_channel: accept, handshake-done, handshake-failed, connect
         const failed = byChannel('handshake-failed')[0] as { error: CodedError; info: SetupFailureInfo };
         expect(failed.error).to.be.instanceOf(Error);
         expect(failed.error.code).to.be.a('string');
-        expect(failed.info).to.include({ id: 2, remoteAddress: '127.0.0.1', remotePort: garbagePort });
+        expect(failed.info).to.include({ id: secondId, remoteAddress: '127.0.0.1', remotePort: garbagePort });
         const closeStats = byChannel('listener-close')[0]?.stats as ListenerStats;
         expect(closeStats).to.deep.equal(listener.stats());
         expect(closeStats).to.include({ accepted: 2, closed: 2, active: 0, leaked: 0 });
@@ -219,21 +229,23 @@ function expectedSamples(stats: ListenerStats): Array<[string, Record<string, st
 }
 
 describe('metrics(): valid Prometheus text whose numbers are the ones stats() reports', () => {
-  for (const backend of backends) {
-    describe(`${backend} backend`, () => {
+  for (const { backend, mode, label } of backendModes) {
+    describe(label, () => {
       const cleanup = new Cleanup();
+      const harness = new ModeHarness(mode);
       afterEach(() => cleanup.run());
+      after(() => harness.close());
 
       it('after served, SNI, failed, timed-out, rejected, idle and throwing connections', async function () {
         this.timeout(30_000);
-        const listener = new TLSListener(
+        const listener = harness.tls(
           tlsOptions(backend, {
             sniCredential: { cert: pki.sni.cert, key: pki.sni.key },
             requestClientCert: true,
             handshakeTimeout: 300,
             idleTimeout: 800,
           }),
-          (socket: tls.TLSSocket) => {
+          () => (socket) => {
             socket.setEncoding('utf8');
             return new Promise<void>((resolve, reject) => {
               socket.once('data', (word: string) => {
@@ -292,7 +304,16 @@ describe('metrics(): valid Prometheus text whose numbers are the ones stats() re
         for (const [name, labels, value] of expected) {
           expect(sampleValue(families, PREFIX + name, labels), `${name}${JSON.stringify(labels)}`).to.equal(value);
         }
-        const sampleCount = families.reduce((sum, family) => sum + family.samples.length, 0);
+        // With workers, the per-worker families (label worker) come on top: they add up to the totals.
+        const perWorker = families.filter((family) => family.name.startsWith(`${PREFIX}worker_`));
+        if (mode === 'workers') {
+          const accepted = families.find((family) => family.name === `${PREFIX}worker_connections_accepted_total`);
+          expect(accepted?.samples.map((sample) => sample.labels.worker).sort()).to.deep.equal(['0', '1']);
+          expect(accepted?.samples.reduce((sum, sample) => sum + sample.value, 0)).to.equal(stats.accepted);
+        } else {
+          expect(perWorker).to.deep.equal([]);
+        }
+        const sampleCount = families.filter((family) => !perWorker.includes(family)).reduce((sum, family) => sum + family.samples.length, 0);
         expect(sampleCount, 'samples that stats() does not account for').to.equal(expected.length);
         expect(families.map((family) => family.name)).to.include.members(
           ['connections_accepted_total', 'connections_active', 'connections_leaked', 'accept_retries_total'].map((name) => PREFIX + name),
@@ -301,7 +322,7 @@ describe('metrics(): valid Prometheus text whose numbers are the ones stats() re
       });
 
       it('adds constant labels to every sample, escaping backslash, quote and line feed, and refuses invalid label names', async () => {
-        const listener = new TLSListener(tlsOptions(backend), () => undefined);
+        const listener = harness.tls(tlsOptions(backend), () => () => undefined);
         cleanup.add(() => listener.close());
         await listener.listen();
         const labels = { instance: 'a "quoted" \\ back\\slash\nand a new line', job: 'ntl', shard_2: '' };
@@ -317,30 +338,33 @@ describe('metrics(): valid Prometheus text whose numbers are the ones stats() re
         }
       });
 
-      it('the reader used here is strict: it rejects what the format forbids', () => {
-        const valid = '# HELP a_total Help.\n# TYPE a_total counter\na_total{x="1"} 2\n';
-        expect(parsePrometheusText(valid)).to.deep.equal([
-          { name: 'a_total', help: 'Help.', type: 'counter', samples: [{ name: 'a_total', labels: { x: '1' }, value: 2 }] },
-        ]);
-        const invalid: Record<string, string> = {
-          'no final line feed': valid.trimEnd(),
-          'TYPE after samples': 'a 1\n# TYPE a gauge\n',
-          'two TYPE lines': '# TYPE a gauge\n# TYPE a gauge\na 1\n',
-          'two HELP lines': '# HELP a x\n# HELP a y\na 1\n',
-          'family split': '# TYPE a gauge\na 1\n# TYPE b gauge\nb 1\na{x="2"} 1\n',
-          'unescaped quote': 'a{x="a"b"} 1\n',
-          'bad escape': 'a{x="\\t"} 1\n',
-          'duplicate label': 'a{x="1",x="2"} 1\n',
-          'duplicate sample': 'a{x="1"} 1\na{x="1"} 2\n',
-          'bad value': 'a 1,5\n',
-          'bad name': '1a 1\n',
-          'reserved label': 'a{__x="1"} 1\n',
-          'carriage return': 'a 1\r\n',
-        };
-        for (const [what, text] of Object.entries(invalid)) {
-          expect(() => parsePrometheusText(text), what).to.throw();
-        }
-      });
+      // No listener here: once per backend is enough.
+      if (mode === 'single') {
+        it('the reader used here is strict: it rejects what the format forbids', () => {
+          const valid = '# HELP a_total Help.\n# TYPE a_total counter\na_total{x="1"} 2\n';
+          expect(parsePrometheusText(valid)).to.deep.equal([
+            { name: 'a_total', help: 'Help.', type: 'counter', samples: [{ name: 'a_total', labels: { x: '1' }, value: 2 }] },
+          ]);
+          const invalid: Record<string, string> = {
+            'no final line feed': valid.trimEnd(),
+            'TYPE after samples': 'a 1\n# TYPE a gauge\n',
+            'two TYPE lines': '# TYPE a gauge\n# TYPE a gauge\na 1\n',
+            'two HELP lines': '# HELP a x\n# HELP a y\na 1\n',
+            'family split': '# TYPE a gauge\na 1\n# TYPE b gauge\nb 1\na{x="2"} 1\n',
+            'unescaped quote': 'a{x="a"b"} 1\n',
+            'bad escape': 'a{x="\\t"} 1\n',
+            'duplicate label': 'a{x="1",x="2"} 1\n',
+            'duplicate sample': 'a{x="1"} 1\na{x="1"} 2\n',
+            'bad value': 'a 1,5\n',
+            'bad name': '1a 1\n',
+            'reserved label': 'a{__x="1"} 1\n',
+            'carriage return': 'a 1\r\n',
+          };
+          for (const [what, text] of Object.entries(invalid)) {
+            expect(() => parsePrometheusText(text), what).to.throw();
+          }
+        });
+      }
     });
   }
 });

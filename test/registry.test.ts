@@ -5,15 +5,16 @@ import fs from 'node:fs';
 import type net from 'node:net';
 import type tls from 'node:tls';
 import { expect } from 'chai';
-import { adoptDescriptor, TCPListener, TLSListener } from '../src/index.js';
+import { adoptDescriptor, TCPListener } from '../src/index.js';
 import type {
   CodedError,
-  ConnectionInfo,
   DescriptorAdopter,
   ListenerOptions,
   ListenerStats,
-  TCPConnectionInfo,
+  WorkersListenerStats,
 } from '../src/index.js';
+import { backendModes, ModeHarness } from './support/listener_modes.js';
+import type { HandlerFactory } from './support/listener_modes.js';
 import { createTestPki } from './support/pki.js';
 import type { TestPki } from './support/pki.js';
 import {
@@ -32,8 +33,6 @@ import {
 } from './support/registry_support.js';
 import type { Peer } from './support/registry_support.js';
 
-const backends = ['native', 'js'] as const;
-
 function book(stats: ListenerStats): Pick<ListenerStats, 'accepted' | 'closed' | 'active' | 'leaked'> {
   return { accepted: stats.accepted, closed: stats.closed, active: stats.active, leaked: stats.leaked };
 }
@@ -42,6 +41,9 @@ function book(stats: ListenerStats): Pick<ListenerStats, 'accepted' | 'closed' |
 function holdOpen(socket: net.Socket): Promise<void> {
   return new Promise((resolve) => socket.once('close', () => resolve()));
 }
+
+/** holdOpen, for a listener in either mode (self-contained: its source runs in the workers). */
+const holdOpenHandler: HandlerFactory = () => (socket) => new Promise<void>((resolve) => socket.once('close', () => resolve()));
 
 let pki: TestPki;
 before(async function () {
@@ -53,6 +55,8 @@ function tlsOptions(backend: 'native' | 'js', extra: Partial<ListenerOptions> = 
   return { port: 0, host: '127.0.0.1', backend, credential: { cert: pki.server.cert, key: pki.server.key }, ...extra };
 }
 
+// One thread only: the seam is an adopter function on the main thread, which a worker (it
+// wraps its descriptors itself, in its own thread) cannot be given.
 describe('fault seam: a descriptor lost between accept and registration is counted leaked and found by audit()', () => {
   const cleanup = new Cleanup();
   afterEach(() => cleanup.run());
@@ -158,15 +162,21 @@ describe('fault seam: a descriptor lost between accept and registration is count
 
 describe('close() with hundreds of active TLS connections: resolves, releases every descriptor, frees the port', () => {
   const COUNT = 300;
-  for (const backend of backends) {
-    describe(`${backend} backend`, () => {
+  for (const { backend, mode, label } of backendModes) {
+    describe(label, () => {
       const cleanup = new Cleanup();
+      const harness = new ModeHarness(mode);
       afterEach(() => cleanup.run());
+      after(() => harness.close());
 
       it(`closes ${COUNT} TLS connections in the handler, and a new listener binds the port at once`, async function () {
         this.timeout(120_000);
+        // Warm-up: what a process opens once, on first use (with workers, a worker's first start), is open before the baseline.
+        const warm = harness.tls(tlsOptions(backend), holdOpenHandler);
+        await warm.listen();
+        await within(warm.close(), 'the warm-up listener to close');
         const baseline = openDescriptors();
-        const listener = new TLSListener(tlsOptions(backend), holdOpen);
+        const listener = harness.tls(tlsOptions(backend), holdOpenHandler);
         cleanup.add(() => listener.close());
         const { port } = await listener.listen();
         const peers: Array<Peer<tls.TLSSocket>> = [];
@@ -181,14 +191,14 @@ describe('close() with hundreds of active TLS connections: resolves, releases ev
 
         const closing = listener.close();
         // The listening socket is closed by close() itself: the port is free before it resolves.
-        const successor = new TLSListener(tlsOptions(backend, { port }), holdOpen);
+        const successor = harness.tls(tlsOptions(backend, { port }), holdOpenHandler);
         cleanup.add(() => successor.close());
         expect((await successor.listen()).port).to.equal(port);
         await within(closing, `close() with ${COUNT} active connections`);
 
         expect(book(listener.stats())).to.deep.equal({ accepted: COUNT, closed: COUNT, active: 0, leaked: 0 });
         expect(descriptorsOnPort(port, 'connections'), 'server-side descriptors left open').to.deep.equal([]);
-        expect(listener.audit()).to.deep.equal({ tracked: 0, closedButTracked: [], untracked: [] });
+        expect(await listener.audit()).to.deep.equal({ tracked: 0, closedButTracked: [], untracked: [] });
         await within(Promise.all(peers.map((peer) => peer.closing)), 'every client to see its connection close');
 
         await within(successor.close(), 'the successor to close');
@@ -200,23 +210,31 @@ describe('close() with hundreds of active TLS connections: resolves, releases ev
 });
 
 describe('close({ gracefulTimeout }): ends connections, lets peers finish, destroys the ones that do not close in time', () => {
-  for (const backend of backends) {
-    describe(`${backend} backend`, () => {
+  for (const { backend, mode, label } of backendModes) {
+    describe(label, () => {
       const cleanup = new Cleanup();
+      const harness = new ModeHarness(mode);
       afterEach(() => cleanup.run());
+      after(() => harness.close());
 
       it('cooperating clients get end and answer; stubborn ones are destroyed at the deadline; handshakes in progress at once', async function () {
         this.timeout(60_000);
         const COOPERATIVE = 20;
         const STUBBORN = 5;
         const GRACE_MS = 2000;
-        const heard = new Map<number, string>();
-        const listener = new TLSListener(tlsOptions(backend), (socket, info: ConnectionInfo) => {
-          heard.set(info.id, '');
+        // Each connection tells what it read, keyed by thread and id (ids count per worker).
+        const listener = harness.tls(tlsOptions(backend), ({ tell, thread }) => (socket, info) => {
+          const key = `${thread}:${info.id}`;
+          tell({ key, chunk: '' });
           socket.setEncoding('utf8');
-          socket.on('data', (chunk: string) => heard.set(info.id, (heard.get(info.id) ?? '') + chunk));
-          return holdOpen(socket);
+          socket.on('data', (chunk: string) => tell({ key, chunk }));
+          return new Promise<void>((resolve) => socket.once('close', () => resolve()));
         });
+        const heard = (): Map<string, string> => {
+          const words = new Map<string, string>();
+          for (const { key, chunk } of harness.messages as Array<{ key: string; chunk: string }>) words.set(key, (words.get(key) ?? '') + chunk);
+          return words;
+        };
         cleanup.add(() => listener.close());
         const { port } = await listener.listen();
 
@@ -240,7 +258,7 @@ describe('close({ gracefulTimeout }): ends connections, lets peers finish, destr
         const handshaking = await tcpPeer(port);
         cleanup.add(() => handshaking.destroy());
         const total = COOPERATIVE + STUBBORN + 1;
-        await waitUntil(() => listener.stats().active === total && heard.size === COOPERATIVE + STUBBORN, 'every connection to be served');
+        await waitUntil(() => listener.stats().active === total && heard().size === COOPERATIVE + STUBBORN, 'every connection to be served');
 
         const closing = listener.close({ gracefulTimeout: GRACE_MS });
         let closed = false;
@@ -249,12 +267,17 @@ describe('close({ gracefulTimeout }): ends connections, lets peers finish, destr
         });
         await handshaking.closedWithin();
         await within(Promise.all(cooperative.map((peer) => peer.closing)), 'the cooperating clients to close');
+        // With workers, a worker counts its closes and tells what it read on its own thread,
+        // which reach this one a moment later: give them that moment, well within the grace.
+        const lastWords = (): number => [...heard().values()].filter((word) => word === 'bye\n').length;
+        await waitUntil(
+          () => listener.stats().active === STUBBORN && lastWords() === COOPERATIVE,
+          () => `only the stubborn connections to stay open (active ${listener.stats().active}), and every last word read (${lastWords()})`,
+          GRACE_MS / 2,
+        );
         expect(closed, 'close() resolved while stubborn clients still had their grace period').to.equal(false);
-        expect(listener.stats().active, 'connections still open after the cooperating ones closed').to.equal(STUBBORN);
         for (const peer of [...cooperative, ...stubborn]) expect(peer.ended, 'a client got end').to.equal(true);
         for (const peer of cooperative) expect(peer.error, 'a cooperating client saw an error').to.equal(null);
-        const words = [...heard.values()];
-        expect(words.filter((word) => word === 'bye\n'), 'last words the server read after close() began').to.have.length(COOPERATIVE);
 
         await within(closing, 'close() to resolve after the grace period', GRACE_MS + 10_000);
         expect(book(listener.stats())).to.deep.equal({ accepted: total, closed: total, active: 0, leaked: 0 });
@@ -267,13 +290,15 @@ describe('close({ gracefulTimeout }): ends connections, lets peers finish, destr
 });
 
 describe('close() called twice, or again after it resolved, is harmless', () => {
-  for (const backend of backends) {
-    describe(`${backend} backend`, () => {
+  for (const { backend, mode, label } of backendModes) {
+    describe(label, () => {
       const cleanup = new Cleanup();
+      const harness = new ModeHarness(mode);
       afterEach(() => cleanup.run());
+      after(() => harness.close());
 
       it('returns the same promise, emits close once, and later calls resolve at once', async () => {
-        const listener = new TLSListener(tlsOptions(backend), holdOpen);
+        const listener = harness.tls(tlsOptions(backend), holdOpenHandler);
         cleanup.add(() => listener.close());
         let closeEvents = 0;
         listener.on('close', () => closeEvents++);
@@ -296,18 +321,95 @@ describe('close() called twice, or again after it resolved, is harmless', () => 
   }
 });
 
+describe('close() with handshakes in progress: each is counted aborted, none reported as a client failure', () => {
+  for (const { backend, mode, label } of backendModes) {
+    describe(label, () => {
+      const cleanup = new Cleanup();
+      const harness = new ModeHarness(mode);
+      afterEach(() => cleanup.run());
+      after(() => harness.close());
+
+      it('2 served and 4 silent clients: close() ends the 4 setups as aborted, even those still queued for a busy worker', async function () {
+        this.timeout(30_000);
+        // With workers: a served client that sends 'block' arms its worker to stay busy for a
+        // while inside the next hand-off (its diagnostics_channel 'accept' message), so the
+        // connection after that one waits in the worker's queue when close() comes. On one
+        // thread nothing queues: no block.
+        const listener = harness.tls(tlsOptions(backend), ({ tell, thread }) => {
+          let armed = false;
+          if (thread !== 0) {
+            void import('node:diagnostics_channel').then((dc) =>
+              dc.subscribe('native-tls-listener:accept', () => {
+                if (!armed) return;
+                armed = false;
+                tell('blocking');
+                const until = Date.now() + 3000;
+                while (Date.now() < until) {
+                  // busy inside the hand-off: this worker takes nothing more from its queue meanwhile
+                }
+              }),
+            );
+          }
+          return (socket) => {
+            socket.on('data', (chunk: Buffer) => {
+              if (chunk.toString().includes('block')) {
+                armed = true;
+                tell('armed');
+              }
+            });
+            socket.write('hi\n');
+            return new Promise<void>((resolve) => socket.once('close', () => resolve()));
+          };
+        });
+        cleanup.add(() => listener.close());
+        const clientErrors: unknown[] = [];
+        listener.on('tlsClientError', (error) => clientErrors.push(error));
+        const { port } = await listener.listen();
+        const served = [await tlsPeer(port, { ca: pki.ca.cert }), await tlsPeer(port, { ca: pki.ca.cert })];
+        for (const peer of served) cleanup.add(() => peer.destroy());
+        await waitUntil(() => listener.stats().handshakes.completed === 2, 'two handshakes to complete');
+        const told = (what: string): number => harness.messages.filter((m) => m === what).length;
+        if (mode === 'workers') {
+          for (const peer of served) peer.socket.write('block\n');
+          await waitUntil(() => told('armed') === 2, 'both workers to be armed');
+        }
+        const silent: Peer[] = [];
+        for (let i = 0; i < 4; i++) {
+          const peer = await tcpPeer(port);
+          cleanup.add(() => peer.destroy());
+          silent.push(peer);
+          if (mode === 'workers' && i === 1) await waitUntil(() => told('blocking') === 2, 'both workers to be busy in a hand-off');
+        }
+        const queued = (): number => ((listener.stats() as Partial<WorkersListenerStats>).workers ?? []).reduce((sum, w) => sum + w.queued, 0);
+        // Each busy worker: one connection in its hand-off, and the next one waiting behind it.
+        if (mode === 'workers') await waitUntil(() => queued() === 4, () => `4 connections queued for the busy workers (${queued()})`);
+        else await waitUntil(() => listener.stats().active === 6, 'six connections');
+
+        await within(listener.close(), 'close()');
+        await delay(20);
+        expect(clientErrors, 'tlsClientError for a setup close() cut short').to.deep.equal([]);
+        const stats = listener.stats();
+        expect(book(stats)).to.deep.equal({ accepted: 6, closed: 6, active: 0, leaked: 0 });
+        expect(stats.handshakes).to.deep.equal({ completed: 2, failed: 0, timedOut: 0, aborted: 4 });
+      });
+    });
+  }
+});
+
 describe('idleTimeout: a connection without traffic for idleTimeout ms is closed and counted', () => {
   const IDLE_MS = 400;
-  for (const backend of backends) {
-    describe(`${backend} backend`, () => {
+  for (const { backend, mode, label } of backendModes) {
+    describe(label, () => {
       const cleanup = new Cleanup();
+      const harness = new ModeHarness(mode);
       afterEach(() => cleanup.run());
+      after(() => harness.close());
 
       it('TLS: closes a silent connection, keeps a chatty one (traffic through the TLS layer counts), then closes it once silent', async function () {
         this.timeout(30_000);
-        const listener = new TLSListener(tlsOptions(backend, { idleTimeout: IDLE_MS }), (socket) => {
+        const listener = harness.tls(tlsOptions(backend, { idleTimeout: IDLE_MS }), () => (socket) => {
           socket.on('data', (chunk: Buffer) => socket.write(chunk));
-          return holdOpen(socket);
+          return new Promise<void>((resolve) => socket.once('close', () => resolve()));
         });
         cleanup.add(() => listener.close());
         const { port } = await listener.listen();
@@ -335,7 +437,7 @@ describe('idleTimeout: a connection without traffic for idleTimeout ms is closed
       });
 
       it('TLS: a client silent during the handshake is closed by the idle timeout, long before the handshake timeout', async () => {
-        const listener = new TLSListener(tlsOptions(backend, { idleTimeout: IDLE_MS, handshakeTimeout: 60_000 }), holdOpen);
+        const listener = harness.tls(tlsOptions(backend, { idleTimeout: IDLE_MS, handshakeTimeout: 60_000 }), holdOpenHandler);
         cleanup.add(() => listener.close());
         const { port } = await listener.listen();
         const peer = await tcpPeer(port);
@@ -350,10 +452,10 @@ describe('idleTimeout: a connection without traffic for idleTimeout ms is closed
 
       it('TCP: closes a silent connection and keeps one that keeps talking', async function () {
         this.timeout(30_000);
-        const listener = new TCPListener({ port: 0, host: '127.0.0.1', backend, idleTimeout: IDLE_MS }, (socket, info: TCPConnectionInfo) => {
+        const listener = harness.tcp({ port: 0, host: '127.0.0.1', backend, idleTimeout: IDLE_MS }, () => (socket, info) => {
           socket.on('data', (chunk: Buffer) => socket.write(chunk));
           socket.write(`${info.id}\n`);
-          return holdOpen(socket);
+          return new Promise<void>((resolve) => socket.once('close', () => resolve()));
         });
         cleanup.add(() => listener.close());
         const { port } = await listener.listen();

@@ -29,6 +29,8 @@ import {
   within,
 } from './support/sockets.js';
 import type { Client } from './support/sockets.js';
+import { backendModes, ModeHarness } from './support/listener_modes.js';
+import { descriptorsOnPort } from './support/registry_support.js';
 
 const execFileAsync = promisify(execFile);
 const backends = ['native', 'js'] as const;
@@ -366,24 +368,30 @@ describe('closing the listener: with clients connected, from a handler, while st
     await closeServer(warm.server);
   });
 
-  for (const backend of backends) {
-    describe(`${backend} backend`, () => {
+  for (const { backend, mode, label } of backendModes) {
+    describe(label, () => {
       const cleanup = new Cleanup();
+      const harness = new ModeHarness(mode);
       afterEach(() => cleanup.run());
+      after(() => harness.close());
 
       it('resolves, releases every descriptor, frees the port and emits close once; a second close is harmless', async () => {
         const baseline = descriptorCount();
-        const served: net.Socket[] = [];
-        const { listener, address } = await open(cleanup, { port: 0, host: '127.0.0.1', backend }, (socket, { id }) => {
-          served.push(socket);
+        const listener = harness.tcp({ port: 0, host: '127.0.0.1', backend }, () => (socket, { id }) => {
           socket.write(`hello ${id}\n`);
           return new Promise<void>(() => undefined); // holds the connection until close()
         });
+        cleanup.add(() => listener.close());
+        const address = await listener.listen();
         const clients: Client[] = [];
         for (let i = 0; i < 3; i++) clients.push(await client(cleanup, address.port));
-        for (const [index, c] of clients.entries()) expect(await c.line()).to.equal(`hello ${index + 1}`);
+        // Ids count per worker: with two, the three clients get 1 and 1, then 1 or 2.
+        for (const [index, c] of clients.entries()) expect(await c.line()).to.match(mode === 'workers' ? /^hello [12]$/ : new RegExp(`^hello ${index + 1}$`));
 
-        const listenerInodes = [listeningSocketInode(address.port), ...served.map((socket) => socketInode(handleFd(socket)))];
+        // The served connections, wherever they are served: this process's descriptors on the port.
+        const connections = descriptorsOnPort(address.port, 'connections');
+        expect(connections).to.have.length(3);
+        const listenerInodes = [listeningSocketInode(address.port), ...connections.map((fd) => socketInode(fd))];
         for (const inode of listenerInodes) expect(inode, 'an inode of the listener').to.be.a('number');
         let closeEvents = 0;
         listener.on('close', () => closeEvents++);
@@ -409,7 +417,9 @@ describe('closing the listener: with clients connected, from a handler, while st
         await waitUntil(() => descriptorCount() === baseline, `the descriptor count to return to ${baseline}`);
       });
 
-      it('close() called from a handler stops accepting and still accounts for every connection', async () => {
+      it('close() called from a handler stops accepting and still accounts for every connection', async function () {
+        // With workers the handler runs in a worker thread, where the main thread's listener is out of reach.
+        if (mode === 'workers') this.skip();
         let closing: Promise<void> | undefined;
         const { listener, address } = await open(cleanup, { port: 0, host: '127.0.0.1', backend }, (socket) => {
           socket.write('hello\n');
@@ -434,7 +444,8 @@ describe('closing the listener: with clients connected, from a handler, while st
         // this process alive.
         const { server, port } = await listeningServer('127.0.0.1');
         await closeServer(server); // a port that was free a moment ago
-        const child = ChildListener.start({ backend, port, host: '127.0.0.1', mode: 'serve', closeWhileOpening: true });
+        const workers = mode === 'workers' ? 2 : undefined;
+        const child = ChildListener.start({ backend, port, host: '127.0.0.1', workers, mode: 'serve', closeWhileOpening: true });
         cleanup.add(() => child.stop());
         const outcome = await child.waitFor('closedWhileOpening');
         await child.waitFor('close');
@@ -446,13 +457,13 @@ describe('closing the listener: with clients connected, from a handler, while st
       });
 
       it('listen() twice returns one promise; listen() after close() rejects with ERR_LISTENER_CLOSED', async () => {
-        const listener = new TCPListener({ port: 0, host: '127.0.0.1', backend }, (socket) => void socket.end());
+        const listener = harness.tcp({ port: 0, host: '127.0.0.1', backend }, () => (socket) => void socket.end());
         cleanup.add(() => listener.close());
         const first = listener.listen();
         expect(listener.listen()).to.equal(first);
         await first;
         await listener.close();
-        const again = new TCPListener({ port: 0, host: '127.0.0.1', backend }, (socket) => void socket.end());
+        const again = harness.tcp({ port: 0, host: '127.0.0.1', backend }, () => (socket) => void socket.end());
         await again.close();
         const error = await again.listen().then(
           () => null,
@@ -462,10 +473,12 @@ describe('closing the listener: with clients connected, from a handler, while st
       });
 
       it('with gracefulTimeout ends each connection and lets its peer close it', async () => {
-        const { listener, address } = await open(cleanup, { port: 0, host: '127.0.0.1', backend }, (socket, { id }) => {
+        const listener = harness.tcp({ port: 0, host: '127.0.0.1', backend }, () => (socket, { id }) => {
           socket.write(`hello ${id}\n`);
           return new Promise<void>(() => undefined);
         });
+        cleanup.add(() => listener.close());
+        const address = await listener.listen();
         const clients = [await client(cleanup, address.port), await client(cleanup, address.port)];
         for (const c of clients) await c.line();
         await within(listener.close({ gracefulTimeout: 10_000 }), 'a graceful close() to resolve');

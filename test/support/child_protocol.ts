@@ -16,6 +16,11 @@ export interface ChildConfig {
    */
   mode: 'hold' | 'serve';
   acceptorOptions?: { batchLimit?: number; pauseMinMs?: number; pauseMaxMs?: number };
+  /**
+   * Serve with this many worker threads (test/fixtures/child_worker_handler.ts; native
+   * backend): the accept thread accepts, and greetings number connections across workers.
+   */
+  workers?: number;
   /** Call close() right after listen(), while it is still opening; report 'closedWhileOpening'. */
   closeWhileOpening?: boolean;
 }
