@@ -385,6 +385,8 @@ void RetireQueue(DispatchShared& shared, const std::shared_ptr<QueueShared>& que
   Published last = queue->has_staged ? queue->staged : queue->published;
   last[kClosed] += last[kActive];
   last[kActive] = 0;
+  // Setups its death cut short end as aborted, as close() counts them on one thread.
+  last[kHandshakesAborted] += last[kInSetup];
   last[kInSetup] = 0;
   for (size_t i = 0; i < kPublishedCount; i++) totals.published[i] += last[i];
   // Its worker's connections ended with it: their addresses are counted out.

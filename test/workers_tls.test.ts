@@ -216,6 +216,9 @@ describe('workers: a worker that crashes in the middle of a handshake storm', ()
     const stats = listener.stats();
     expect({ active: stats.active, leaked: stats.leaked }, JSON.stringify(stats)).to.deep.equal({ active: 0, leaked: 0 });
     expect(stats.closed).to.equal(stats.accepted);
+    // Every connection has one setup outcome, those the crash cut short as aborted.
+    const { completed, failed, timedOut, aborted } = stats.handshakes;
+    expect(completed + failed + timedOut + aborted, JSON.stringify(stats.handshakes)).to.equal(stats.accepted);
     expect(stats.workers.map((w) => w.starts).sort()).to.deep.equal([1, 2]);
     await waitUntil(() => descriptorCount() === baseline, () => `the descriptor count to return to ${baseline} (${descriptorCount()})`);
   });

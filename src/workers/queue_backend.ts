@@ -18,8 +18,6 @@ export class QueueAcceptBackend implements AcceptBackend {
   private queue: NativeWorkerQueue | null = null;
   private accepted = 0;
   private closed = false;
-  /** Descriptors close() found still queued and closed, never served here. */
-  private closedUnserved = 0;
 
   constructor(
     private readonly binding: DispatchBinding,
@@ -84,15 +82,9 @@ export class QueueAcceptBackend implements AcceptBackend {
   /** Takes nothing more; descriptors still queued for this worker are closed and counted. */
   close(): void {
     this.closed = true;
-    this.closedUnserved += this.queue?.close() ?? 0;
-  }
-
-  /**
-   * Connections accepted for this worker that close() closed before it could serve them: on a
-   * TLS listener, handshakes the close cut short (counted aborted, as when one thread serves).
-   */
-  unservedAtClose(): number {
-    return this.closedUnserved;
+    // What it closed unserved is in the queue's closedByQueue, which the main thread's book
+    // counts (as aborted handshakes on a TLS listener).
+    this.queue?.close();
   }
 
   /** The publisher of this worker's books (after close() too). */

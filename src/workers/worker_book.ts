@@ -57,6 +57,7 @@ export function bookOf(
   native: DispatcherStats | undefined,
   slots: readonly SlotView[],
   eventsSuppressed: number,
+  countsHandshakes: boolean,
 ): ListenerStats & { workers: WorkerStats[]; eventsSuppressed: number } {
   const workers: WorkerStats[] = [];
   const total: ListenerStats = {
@@ -81,7 +82,11 @@ export function bookOf(
   for (const slot of slots) {
     const s = native?.slots[String(slot.id)] ?? emptySlot;
     const p = s.published;
-    const handshakes = { completed: p.handshakesCompleted, failed: p.handshakesFailed, timedOut: p.handshakesTimedOut, aborted: p.handshakesAborted };
+    // A descriptor a queue closed itself (the worker closing or dying before it took it) was
+    // accepted and never set up: on a TLS listener a handshake cut short, as close() counts
+    // one on a single thread.
+    const aborted = p.handshakesAborted + (countsHandshakes ? s.closedByQueue : 0);
+    const handshakes = { completed: p.handshakesCompleted, failed: p.handshakesFailed, timedOut: p.handshakesTimedOut, aborted };
     const worker: WorkerStats = {
       id: slot.id,
       threadId: slot.threadId,

@@ -144,8 +144,6 @@ async function main(): Promise<void> {
         throttle.stop();
         diagnostics.stop();
         diagnosticsThrottle.stop();
-        // Queued for this worker and closed unserved by the close: handshakes it cut short.
-        if (start.kind === 'tls') registry.handshakes.aborted += queue?.unservedAtClose() ?? 0;
         registry.publish();
         post({ type: 'closed' });
       });

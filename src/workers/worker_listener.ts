@@ -186,7 +186,7 @@ export class WorkersListener extends EventEmitter implements SlotHost {
   /** The books of every worker, as one listener's, plus each worker's own. */
   stats(): WorkersListenerStats {
     const native = this.dispatcher?.stats();
-    return bookOf(native, this.slots, this.eventsSuppressed);
+    return bookOf(native, this.slots, this.eventsSuppressed, this.kind === 'tls');
   }
 
   /** The statistics in the Prometheus text format, totals and then one sample per worker (label `worker`). */
