@@ -24,6 +24,16 @@ function proxyOptionsFor(options: ProxyProtocolOptions): Pick<WorkerListenerOpti
   return { ...(proxyProtocol !== undefined ? { proxyProtocol } : {}), ...(trustedProxies !== undefined ? { trustedProxies: [...trustedProxies] } : {}) };
 }
 
+/**
+ * maxQueuedConnections sheds from the accept queue on the listener's own loop; the accept
+ * thread that feeds workers has no such check, so the option is refused rather than ignored.
+ */
+function rejectShedding(options: { maxQueuedConnections?: number }): void {
+  if (options.maxQueuedConnections !== undefined) {
+    throw codedError(ErrorCodes.INVALID_OPTION, 'maxQueuedConnections is not supported with workers', { option: 'maxQueuedConnections' });
+  }
+}
+
 function rejectNotYetSupported(options: object): void {
   for (const key of notYetWithWorkers) {
     if ((options as Record<string, unknown>)[key] !== undefined) {
@@ -39,6 +49,7 @@ export function createTlsWorkersListener(options: ListenerOptions & { workers: W
   if (options.http !== undefined) {
     throw codedError(ErrorCodes.INVALID_OPTION, "with workers, the SNI route is the workers module's `http` export, not the http option");
   }
+  rejectShedding(options);
   const credential = cloneableCredential(options.credential, 'credential');
   const sniCredential = cloneableCredential(options.sniCredential, 'sniCredential');
   // Built once here only to report a bad credential now rather than from every worker.
@@ -60,6 +71,7 @@ export function createTlsWorkersListener(options: ListenerOptions & { workers: W
 export function createTcpWorkersListener(options: TCPListenerOptions & { workers: WorkersOptions }): WorkersListener {
   rejectUnknownOptions('createLocalTCPListener', options);
   rejectNotYetSupported(options);
+  rejectShedding(options);
   const { workers, port, host, fd, backlog, backend, gracefulCloseTimeout, idleTimeout, maxConnections } = options;
   return new WorkersListener(
     'tcp',

@@ -73,7 +73,7 @@ export function bookOf(
     // or for how long.
     proxyProtocol: { invalid: 0, untrusted: 0 },
     admission: { pausedFor: null, pausedMs: 0, pauses: native?.admissionPauses ?? 0, backlog: null },
-    rejected: { maxConnections: 0, maxPendingHandshakes: 0, maxConnectionsPerAddress: 0 },
+    rejected: { maxConnections: 0, maxPendingHandshakes: 0, maxConnectionsPerAddress: 0, maxQueuedConnections: 0 },
   };
   for (const [errno, count] of Object.entries(native?.retriesByErrno ?? {})) total.acceptRetries[errnoName(Number(errno))] = count;
   for (const slot of slots) {
