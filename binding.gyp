@@ -20,6 +20,7 @@
         "native/notify_socket.cc",
         "native/descriptor_passing.cc",
         "native/batch_slots.cc",
+        "native/address_counts.cc",
         "native/dispatch_state.cc",
         "native/dispatcher.cc",
         "native/worker_queue.cc",

@@ -139,6 +139,31 @@ export function renderSummary(results: BenchResults): string {
   return lines.join('\n');
 }
 
+/**
+ * Where the section between the `start` and `end` markers lies: each marker on a line of its
+ * own, so prose that names a marker (in backticks) is never taken for one. Null without both.
+ */
+export function markedSection(text: string, start: string, end: string): { from: number; to: number } | null {
+  const lineAt = (marker: string, after: number): number => {
+    for (let i = text.indexOf(marker, after); i >= 0; i = text.indexOf(marker, i + 1)) {
+      const lineStart = i === 0 || text[i - 1] === '\n';
+      const lineEnd = i + marker.length === text.length || text[i + marker.length] === '\n';
+      if (lineStart && lineEnd) return i;
+    }
+    return -1;
+  };
+  const from = lineAt(start, 0);
+  if (from < 0) return null;
+  const to = lineAt(end, from + start.length);
+  return to < 0 ? null : { from: from + start.length, to };
+}
+
+/** Replaces `text`'s marked section with `section`; null when the markers are missing. */
+export function replaceMarked(text: string, start: string, end: string, section: string): string | null {
+  const span = markedSection(text, start, end);
+  return span ? `${text.slice(0, span.from)}\n${section}\n${text.slice(span.to)}` : null;
+}
+
 /** Replaces the marked section in `file`; returns what it did, in one line. */
 function replaceSection(file: string, section: string): string {
   const name = path.relative(path.dirname(readmePath), file);
@@ -148,10 +173,8 @@ function replaceSection(file: string, section: string): string {
   } catch {
     return `${name}: not found; section not written`;
   }
-  const start = text.indexOf(START);
-  const end = text.indexOf(END);
-  if (start < 0 || end < 0 || end < start) return `${name}: no ${START} ... ${END} markers; section not written`;
-  const updated = `${text.slice(0, start + START.length)}\n${section}\n${text.slice(end)}`;
+  const updated = replaceMarked(text, START, END, section);
+  if (updated === null) return `${name}: no ${START} ... ${END} markers; section not written`;
   if (updated === text) return `${name}: benchmark section already up to date`;
   fs.writeFileSync(file, updated);
   return `${name}: benchmark section regenerated from the results`;

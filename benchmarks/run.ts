@@ -45,6 +45,11 @@ import { node24CacheDir, readmePath, repoRoot, resultsDir, serverScript } from '
 import { round, roundSummary, stringifyLayered, summarize } from './stats.js';
 import { formatTable, renderRatiosSvg } from './report.js';
 import { updateReadme } from './readme-section.js';
+import { defaultWorkerCount, runWorkersBench, updateWorkersReadmes, workersResultsFile } from './workers.js';
+import { workersGoals, workersTable } from './workers_report.js';
+
+/** The id `--scenario` knows the multi-core benchmark by. */
+const WORKERS_SCENARIO = 'workers';
 
 // ---- options ------------------------------------------------------------------------------
 
@@ -57,6 +62,10 @@ interface Options {
   pin: boolean;
   nice: boolean;
   readme: boolean;
+  /** run the multi-core benchmark (benchmarks/workers.ts) after the scenarios */
+  workersBench: boolean;
+  /** its worker count (--workers N; default every core, at least 2) */
+  workers: number;
 }
 
 interface Timings {
@@ -103,14 +112,15 @@ const ORDER: readonly ContenderId[] = ['node', 'native', 'js', 'c'];
 
 function usage(message?: string): never {
   if (message) console.error(`bench: ${message}`);
-  console.error('usage: npm run bench [-- --quick] [--rounds N] [--scenario ID[,ID]] [--node24] [--node PATH|current] [--out FILE] [--pin] [--nice] [--no-readme]');
-  console.error(`scenarios: ${SCENARIOS.map((s) => s.id).join(', ')}`);
+  console.error('usage: npm run bench [-- --quick] [--rounds N] [--scenario ID[,ID]] [--node24] [--node PATH|current] [--out FILE] [--pin] [--nice] [--no-readme] [--workers N] [--no-workers]');
+  console.error(`scenarios: ${SCENARIOS.map((s) => s.id).join(', ')}, ${WORKERS_SCENARIO} (the multi-core benchmark; --workers N, --no-workers)`);
   process.exit(2);
 }
 
 function parseOptions(argv: string[]): Options {
-  const options: Options = { quick: false, rounds: null, scenarios: [], nodes: [], out: null, pin: false, nice: false, readme: true };
+  const options: Options = { quick: false, rounds: null, scenarios: [], nodes: [], out: null, pin: false, nice: false, readme: true, workersBench: true, workers: defaultWorkerCount() };
   let node24 = false;
+  let scenariosGiven = false;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
     const value = (): string => {
@@ -124,7 +134,9 @@ function parseOptions(argv: string[]): Options {
       if (!Number.isInteger(n) || n < 1 || n > 50) usage('--rounds must be an integer in [1, 50]');
       options.rounds = n;
     } else if (arg === '--scenario') {
+      scenariosGiven = true;
       for (const id of value().split(',')) {
+        if (id === WORKERS_SCENARIO) continue;
         if (!SCENARIOS.some((s) => s.id === id)) usage(`unknown scenario ${id}`);
         options.scenarios.push(id as ScenarioId);
       }
@@ -134,12 +146,20 @@ function parseOptions(argv: string[]): Options {
     else if (arg === '--pin') options.pin = true;
     else if (arg === '--nice') options.nice = true;
     else if (arg === '--no-readme') options.readme = false;
-    else if (arg === '--help' || arg === '-h') usage();
+    else if (arg === '--no-workers') options.workersBench = false;
+    else if (arg === '--workers') {
+      const n = Number(value());
+      if (!Number.isInteger(n) || n < 2 || n > 256) usage('--workers must be an integer in [2, 256]');
+      options.workers = n;
+    } else if (arg === '--help' || arg === '-h') usage();
     else usage(`unknown option ${arg}`);
   }
   if (node24) options.nodes.push('node24');
   if (options.nodes.length === 0) options.nodes = options.quick ? ['current'] : ['current', 'node24'];
-  if (options.scenarios.length === 0) options.scenarios = SCENARIOS.map((s) => s.id);
+  // `--scenario workers` (alone or with others) selects the multi-core benchmark; a list without
+  // it leaves it out.
+  if (scenariosGiven) options.workersBench &&= argv.some((a, i) => argv[i - 1] === '--scenario' && a.split(',').includes(WORKERS_SCENARIO));
+  if (options.scenarios.length === 0 && !(scenariosGiven && options.workersBench)) options.scenarios = SCENARIOS.map((s) => s.id);
   return options;
 }
 
@@ -730,8 +750,8 @@ async function main(): Promise<void> {
   const runs: Record<string, NodeRun> = {};
   let loadgenOpenssl = 'unknown';
   const quiet = { leftMs: (options.quick ? 10 : 120) * 1000, waitedMs: 0, loadedStarts: 0 };
+  const nodeBins: string[] = [];
   try {
-    const nodeBins: string[] = [];
     for (const spec of options.nodes) {
       try {
         nodeBins.push(resolveNode(spec, log));
@@ -769,39 +789,57 @@ async function main(): Promise<void> {
     certs.cleanup();
   }
 
-  const results: BenchResults = {
-    schema: 1,
-    generatedAt: new Date().toISOString(),
-    quick: options.quick,
-    command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
-    durationSeconds: Math.round((Date.now() - started) / 1000),
-    machine: machine(),
-    loadgen: { openssl: loadgenOpenssl, compiler: bins.compiler },
-    settings: {
-      ...timings,
-      pinned: options.pin,
-      niced: options.nice,
-      contenderOrder: ORDER.join(','),
-      waitedForQuietSeconds: Math.round(quiet.waitedMs / 1000),
-      trialsStartedOnABusyMachine: quiet.loadedStarts,
-    },
-    runs,
-    goals: evaluateGoals(runs),
-    failures,
-  };
+  if (options.scenarios.length > 0) {
+    const results: BenchResults = {
+      schema: 1,
+      generatedAt: new Date().toISOString(),
+      quick: options.quick,
+      command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
+      durationSeconds: Math.round((Date.now() - started) / 1000),
+      machine: machine(),
+      loadgen: { openssl: loadgenOpenssl, compiler: bins.compiler },
+      settings: {
+        ...timings,
+        pinned: options.pin,
+        niced: options.nice,
+        contenderOrder: ORDER.join(','),
+        waitedForQuietSeconds: Math.round(quiet.waitedMs / 1000),
+        trialsStartedOnABusyMachine: quiet.loadedStarts,
+      },
+      runs,
+      goals: evaluateGoals(runs),
+      failures,
+    };
 
-  const complete = options.scenarios.length === SCENARIOS.length;
-  const outFile = options.out ?? path.join(resultsDir, options.quick ? 'quick.json' : complete ? 'latest.json' : 'custom.json');
-  fs.mkdirSync(path.dirname(outFile), { recursive: true });
-  // runs > version > scenarios > id > contenders > id > trials > one line per trial
-  fs.writeFileSync(outFile, `${stringifyLayered(results, 8)}\n`);
-  const svgFile = outFile.endsWith('latest.json') ? path.join(path.dirname(outFile), 'ratios.svg') : outFile.replace(/\.json$/, '') + '-ratios.svg';
-  fs.writeFileSync(svgFile, renderRatiosSvg(results));
+    const complete = options.scenarios.length === SCENARIOS.length;
+    const outFile = options.out ?? path.join(resultsDir, options.quick ? 'quick.json' : complete ? 'latest.json' : 'custom.json');
+    fs.mkdirSync(path.dirname(outFile), { recursive: true });
+    // runs > version > scenarios > id > contenders > id > trials > one line per trial
+    fs.writeFileSync(outFile, `${stringifyLayered(results, 8)}\n`);
+    const svgFile = outFile.endsWith('latest.json') ? path.join(path.dirname(outFile), 'ratios.svg') : outFile.replace(/\.json$/, '') + '-ratios.svg';
+    fs.writeFileSync(svgFile, renderRatiosSvg(results));
 
-  console.log(formatTable(results));
-  console.log(`results: ${path.relative(repoRoot, outFile)}, chart: ${path.relative(repoRoot, svgFile)}`);
-  if (!options.quick && outFile === path.join(resultsDir, 'latest.json') && options.readme) {
-    console.log(updateReadme(readmePath, results));
+    console.log(formatTable(results));
+    console.log(`results: ${path.relative(repoRoot, outFile)}, chart: ${path.relative(repoRoot, svgFile)}`);
+    if (!options.quick && outFile === path.join(resultsDir, 'latest.json') && options.readme) {
+      console.log(updateReadme(readmePath, results));
+    }
+  }
+  if (options.workersBench) {
+    const rounds = options.quick ? 1 : (options.rounds ?? 3);
+    const seconds = options.quick ? 1 : 4;
+    const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
+    const { results: multiCore, failures: failed } = await runWorkersBench(
+      { workers: options.workers, rounds, seconds, node24Only: false, quick: options.quick, readme: options.readme },
+      nodeBins,
+      command,
+      workersResultsFile(options.quick),
+      log,
+    );
+    console.log(`\n${workersTable(multiCore.trials)}\n\n${workersGoals(multiCore)}`);
+    console.log(`results: ${path.relative(repoRoot, workersResultsFile(options.quick))}`);
+    if (!options.quick && options.readme) console.log(updateWorkersReadmes(multiCore));
+    for (let i = 0; i < failed; i++) failures.push('a multi-core benchmark trial failed (see the log above)');
   }
   if (failures.length > 0) {
     console.error(`\n${failures.length} trial(s) failed:\n  ${failures.join('\n  ')}`);

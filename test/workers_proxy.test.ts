@@ -1,5 +1,6 @@
 // The PROXY protocol with `workers`: the stage runs in each worker, trustedProxies is checked
 // against the load balancer's address there, and the rejections reach the main thread's books.
+// maxConnectionsPerAddress counts each header's client for the listener as a whole.
 import { expect } from 'chai';
 import { createLocalTCPListener } from '../src/index.js';
 import type { WorkersListener } from '../src/index.js';
@@ -54,5 +55,42 @@ describe('workers: proxyProtocol and trustedProxies apply in every worker', () =
     await waitUntil(() => listener.stats().proxyProtocol.untrusted === 4, () => `4 untrusted (${JSON.stringify(listener.stats().proxyProtocol)})`);
     expect(listener.stats().workers.every((w) => w.accepted > 0), 'both workers refused some').to.equal(true);
     expect(listener.stats().leaked).to.equal(0);
+  });
+});
+
+describe('workers: maxConnectionsPerAddress behind a PROXY balancer counts header clients for the listener as a whole', () => {
+  const cleanup = new Cleanup();
+  afterEach(() => cleanup.run());
+
+  it('limit 4 with 2 workers: a 5th connection from one header client is closed whichever worker reads it; another client is served; one closed frees a place', async function () {
+    this.timeout(30_000);
+    const listener: WorkersListener = createLocalTCPListener({
+      port: 0,
+      proxyProtocol: 'v1',
+      trustedProxies: ['127.0.0.1'],
+      maxConnectionsPerAddress: 4,
+      workers: { count: 2, module: handlerModule, workerData: { mode: 'hold', showPeer: true } satisfies WorkersHandlerConfig },
+    });
+    cleanup.add(() => listener.close());
+    const { port } = await within(listener.listen(), 'the workers to start', 10_000);
+    const held: Client[] = [];
+    for (let i = 0; i < 4; i++) {
+      const client = await proxied(cleanup, port, '198.51.100.7');
+      expect(await client.line()).to.match(/ 198\.51\.100\.7$/);
+      held.push(client);
+    }
+    // Two each: a per-worker count would let a 5th (and 6th) in.
+    expect(listener.stats().workers.map((w) => w.active)).to.deep.equal([2, 2]);
+    const over = await Promise.all([proxied(cleanup, port, '198.51.100.7'), proxied(cleanup, port, '198.51.100.7')]);
+    await Promise.all(over.map((c) => c.whenClosed()));
+    expect(over.map((c) => c.received), 'the ones over the limit got nothing').to.deep.equal(['', '']);
+    await waitUntil(() => listener.stats().rejected.maxConnectionsPerAddress === 2, () => `2 rejected (${listener.stats().rejected.maxConnectionsPerAddress})`);
+    const other = await proxied(cleanup, port, '198.51.100.8');
+    expect(await other.line()).to.match(/ 198\.51\.100\.8$/);
+    held[0]?.socket.end();
+    await waitUntil(() => listener.stats().active === 4, 'the first connection released');
+    const again = await proxied(cleanup, port, '198.51.100.7');
+    expect(await again.line(), 'a place freed serves the client again').to.match(/ 198\.51\.100\.7$/);
+    expect(listener.metrics()).to.include('native_tls_listener_connections_rejected_total{reason="maxConnectionsPerAddress"} 2');
   });
 });

@@ -9,6 +9,8 @@ export interface BannerFacts {
   /** The bound address (the real port when 0 was asked for). */
   address: net.AddressInfo;
   backend: string;
+  /** --workers: the worker threads serving connections; absent: the main thread serves them. */
+  workers?: number;
   /** SHA-256 of the first certificate in `trustFile`. */
   fingerprint: Buffer;
   /** What the fingerprint is of ('CA' for the default PKI or --ca, else 'certificate'). */
@@ -78,10 +80,16 @@ export function fingerprintLine(fingerprintOf: string, fingerprint: Buffer): str
   return `${fingerprintOf} fingerprint (SHA-256): ${formatFingerprint(fingerprint)}`;
 }
 
+/** 'native backend', or 'native backend, 2 worker threads'. */
+export function servedBy(facts: Pick<BannerFacts, 'backend' | 'workers'>): string {
+  if (facts.workers === undefined) return `${facts.backend} backend`;
+  return `${facts.backend} backend, ${facts.workers} worker thread${facts.workers === 1 ? '' : 's'}`;
+}
+
 export function startBanner(facts: BannerFacts): string {
   const lines = [
     `native-tls-listener ${facts.version}`,
-    `listening on ${hostPort(facts.address.address, facts.address.port)} (${facts.backend} backend)`,
+    `listening on ${hostPort(facts.address.address, facts.address.port)} (${servedBy(facts)})`,
     fingerprintLine(facts.fingerprintOf, facts.fingerprint),
     ...facts.notes,
     'clients without SNI get a line protocol (stats, quit, help; other lines are echoed):',

@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadFingerprint, loadServerCredential } from '../index.js';
-import type { CredentialFiles, TLSListener } from '../index.js';
+import type { CredentialFiles, CredentialUpdate } from '../index.js';
 import type { ServingCredentials } from './serving_credentials.js';
 import type { CliLog } from './log.js';
 
@@ -20,24 +20,35 @@ function filesOf(source: ServingCredentials['files']): string[] {
   return [...new Set(all.map((file) => path.resolve(file)))];
 }
 
+/**
+ * What a reload swaps the credentials of: a single-thread listener (at once) or one with
+ * workers (once every worker serves them: a promise that rejects if one cannot).
+ */
+export interface CredentialTarget {
+  setCredentials(update: CredentialUpdate): void | Promise<void>;
+}
+
 export class CertificateReloader {
   private readonly watchers: fs.FSWatcher[] = [];
   private debounce: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly listener: TLSListener,
+    private readonly listener: CredentialTarget,
     private readonly serving: ServingCredentials,
     private readonly log: CliLog,
   ) {}
 
-  /** Loads every file again and swaps them in; on any failure logs why and keeps the old credentials. */
-  reload(reason: string): boolean {
+  /**
+   * Loads every file again and swaps them in; on any failure logs why and keeps the old
+   * credentials. Resolves once the listener serves the new ones (every worker, with workers).
+   */
+  async reload(reason: string): Promise<boolean> {
     const { files, trustFile, fingerprintOf } = this.serving;
     try {
       const credential = loadServerCredential(files.credential);
       const sniCredential = files.sniCredential !== undefined ? loadServerCredential(files.sniCredential) : undefined;
       const fingerprint = loadFingerprint(trustFile);
-      this.listener.setCredentials(sniCredential !== undefined ? { credential, sniCredential } : { credential });
+      await this.listener.setCredentials(sniCredential !== undefined ? { credential, sniCredential } : { credential });
       this.log.reloaded(reason, fingerprintOf, fingerprint);
       return true;
     } catch (error) {
@@ -79,7 +90,7 @@ export class CertificateReloader {
 
   private scheduleReload(): void {
     clearTimeout(this.debounce);
-    this.debounce = setTimeout(() => this.reload('the certificate files changed'), WATCH_DEBOUNCE_MS);
+    this.debounce = setTimeout(() => void this.reload('the certificate files changed'), WATCH_DEBOUNCE_MS);
   }
 
   close(): void {

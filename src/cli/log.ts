@@ -5,7 +5,7 @@
 import type { ListenerStats } from '../index.js';
 import { finalStatsLine, fingerprintLine, startBanner } from './banner.js';
 import type { BannerFacts } from './banner.js';
-import { curlCommand, formatFingerprint, opensslCommand } from './banner.js';
+import { curlCommand, formatFingerprint, opensslCommand, servedBy } from './banner.js';
 
 export const LOG_FORMATS = ['text', 'json'] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];
@@ -69,6 +69,7 @@ class JsonLog implements CliLog {
       port,
       family,
       backend: facts.backend,
+      ...(facts.workers !== undefined ? { workers: facts.workers } : {}),
       fingerprint: formatFingerprint(facts.fingerprint),
       fingerprintOf: facts.fingerprintOf,
       trustFile: facts.trustFile,
@@ -76,7 +77,7 @@ class JsonLog implements CliLog {
     };
     if (facts.https !== undefined) fields.https = { ...facts.https, curlCommand: curlCommand(facts.address, facts.https) };
     if (facts.notes.length > 0) fields.notes = facts.notes;
-    this.event('info', 'listening', `listening on ${address}:${port} (${facts.backend} backend)`, fields);
+    this.event('info', 'listening', `listening on ${address}:${port} (${servedBy(facts)})`, fields);
   }
 
   stopped(stats: ListenerStats, exitCode: number): void {

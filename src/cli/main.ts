@@ -3,19 +3,20 @@
 // --version), 1 when the server cannot start or fails while running, 2 for a bad command line.
 // Start-up is all or nothing: certificates are loaded and the address bound before the banner
 // is printed, and a failure at any step leaves nothing running.
+import type { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import type net from 'node:net';
 import { parseCommandLine } from './options.js';
 import { resolveServingCredentials } from './serving_credentials.js';
 import type { ServingCredentials } from './serving_credentials.js';
 import { createCliListener } from './server.js';
+import type { CliListener } from './server.js';
 import { createCliLog } from './log.js';
 import type { CliLog } from './log.js';
 import { describeStartupFailure, EXIT_FAILURE } from './startup_error.js';
 import { CertificateReloader } from './certificate_reload.js';
 import { activatedSocket } from './activation.js';
-import { systemdNotify } from '../index.js';
-import type { TLSListener } from '../index.js';
+import { systemdNotify, WorkersListener } from '../index.js';
 import type { TakeOver, UpgradeControl } from '../upgrade/index.js';
 import { confirmToPredecessor, drainAfterHandOff, handedOff, offerToSuccessors, receiveFromPredecessor } from './upgrade.js';
 
@@ -49,7 +50,7 @@ function notifyServiceManager(state: 'READY=1' | 'STOPPING=1'): void {
  * Resolves with the signal's name (or 'upgrade' once a successor has the listening socket),
  * or rejects when the listener fails on its own.
  */
-function untilStopped(listener: TLSListener, control: UpgradeControl | null): Promise<NodeJS.Signals | 'upgrade'> {
+function untilStopped(listener: CliListener, control: UpgradeControl | null): Promise<NodeJS.Signals | 'upgrade'> {
   return new Promise((resolve, reject) => {
     void handedOff(control).then(resolve);
     const onSignal = (signal: NodeJS.Signals): void => {
@@ -63,11 +64,13 @@ function untilStopped(listener: TLSListener, control: UpgradeControl | null): Pr
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
-    listener.on('error', reject);
+    // Both kinds of listener emit 'error' with the accept error when accepting fails for good.
+    const emitter: EventEmitter = listener;
+    emitter.on('error', reject);
   });
 }
 
-function forceExit(listener: TLSListener, signal: NodeJS.Signals): void {
+function forceExit(listener: CliListener, signal: NodeJS.Signals): void {
   log.event('warn', 'forcedExit', `${signal} again: exiting without waiting for connections`, { signal });
   log.stopped(listener.stats(), EXIT_FAILURE);
   exitAfterFlush(EXIT_FAILURE);
@@ -80,7 +83,7 @@ async function run(args: readonly string[]): Promise<number> {
   const { options } = parsed;
   log = createCliLog(options.logFormat, { out, err });
 
-  let listener: TLSListener;
+  let listener: CliListener;
   let address: net.AddressInfo;
   let credentials: ServingCredentials;
   let handOver: TakeOver | undefined;
@@ -109,7 +112,8 @@ async function run(args: readonly string[]): Promise<number> {
       return EXIT_FAILURE;
     }
   }
-  const control = await offerToSuccessors(listener, options, log);
+  // A server with workers cannot hand its listening socket over (--upgrade is refused with --workers).
+  const control = listener instanceof WorkersListener ? null : await offerToSuccessors(listener, options, log);
 
   // Before the banner: once it is out, a SIGHUP or a changed file is a reload.
   const reloader = new CertificateReloader(listener, credentials, log);
@@ -122,6 +126,7 @@ async function run(args: readonly string[]): Promise<number> {
     version,
     address,
     backend: listener.backend,
+    ...(options.workers !== undefined ? { workers: options.workers } : {}),
     fingerprint: credentials.fingerprint,
     fingerprintOf: credentials.fingerprintOf,
     trustFile: credentials.trustFile,
@@ -135,7 +140,7 @@ async function run(args: readonly string[]): Promise<number> {
   let status = EXIT_OK;
   try {
     const reason = await untilStopped(listener, control);
-    if (reason === 'upgrade') {
+    if (reason === 'upgrade' && !(listener instanceof WorkersListener)) {
       log.event('info', 'handedOff', `upgrade: a new process accepts now; draining (connections get ${SHUTDOWN_GRACE_MS} ms to finish)`, {
         gracefulTimeoutMs: SHUTDOWN_GRACE_MS,
       });

@@ -1,6 +1,7 @@
 // The command line: flags -> a validated configuration. Every mistake the user can make on
 // the command line ends here, with the usage text and exit status 2, before anything starts.
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import os from 'node:os';
 import path from 'node:path';
 import envPaths from 'env-paths';
 import type { BackendKind, CredentialFiles } from '../index.js';
@@ -36,6 +37,8 @@ export interface CliOptions {
   controlSocket: string;
   /** --proxy-protocol, --trusted-proxies and the admission limits, as listener options. */
   production: ProductionOptions;
+  /** --workers: worker threads serving the connections; absent: the main thread serves them. */
+  workers?: number;
 }
 
 export type ParseOutcome = { kind: 'run'; options: CliOptions } | { kind: 'exit'; code: number };
@@ -76,6 +79,17 @@ function parseAlpn(value: string): string[] {
   return protocols;
 }
 
+/** The library's own bound on workers.count. */
+const MAX_WORKERS = 1024;
+
+function parseWorkers(value: string): number {
+  const count = Number(value);
+  if (!/^\d+$/.test(value) || count < 1 || count > MAX_WORKERS) {
+    throw new InvalidArgumentError(`Expected a whole number of worker threads from 1 to ${MAX_WORKERS} (without a number: one per core).`);
+  }
+  return count;
+}
+
 function parseNonEmpty(value: string): string {
   if (value.length === 0) throw new InvalidArgumentError('Expected a value, got an empty one.');
   return value;
@@ -100,6 +114,8 @@ interface RawFlags extends ProductionOptions {
   socketName?: string;
   upgrade?: boolean;
   controlSocket?: string;
+  /** true: --workers without a number. */
+  workers?: number | true;
 }
 
 function buildProgram(version: string, io: ParseIo): Command {
@@ -137,7 +153,13 @@ function buildProgram(version: string, io: ParseIo): Command {
     .addOption(new Option('--socket-name <name>', 'with several sockets passed by systemd, serve the one with this FileDescriptorName=').argParser(parseNonEmpty))
     .addOption(new Option('--watch', 'reload the certificate files when they change (SIGHUP always reloads them)'))
     .addOption(new Option('--upgrade', 'take the listening socket over from the running server (same --control-socket), which then drains'))
-    .addOption(new Option('--control-socket <path>', 'Unix socket where a new version asks for the listening socket (default: STATE_DIR/control.sock)').argParser(parseNonEmpty));
+    .addOption(new Option('--control-socket <path>', 'Unix socket where a new version asks for the listening socket (default: STATE_DIR/control.sock)').argParser(parseNonEmpty))
+    .addOption(
+      new Option(
+        '--workers [n]',
+        'serve connections on n worker threads, one per core without n (--workers 1: one worker thread; without --workers the main thread serves them)',
+      ).argParser(parseWorkers),
+    );
   return addProductionFlags(program)
     .addHelpText(
       'after',
@@ -169,7 +191,20 @@ function pairedFiles(
   return { certificateFile: cert, privateKeyFile: key };
 }
 
+/** Flags that cannot go with --workers, and why (a usage error, before anything starts). */
+function checkWorkersFlags(program: Command, flags: RawFlags): void {
+  if (flags.workers === undefined) return;
+  const conflicts: Array<[boolean, string]> = [
+    [flags.backend === 'js', '--workers needs the native backend: --backend js cannot feed worker threads'],
+    [flags.upgrade === true, '--upgrade cannot be used with --workers: upgrades without downtime are for single-thread servers'],
+    [flags.controlSocket !== undefined, '--control-socket cannot be used with --workers: a server with workers offers no upgrades'],
+  ];
+  const conflict = conflicts.find(([applies]) => applies);
+  if (conflict) program.error(`error: ${conflict[1]}`, { exitCode: EXIT_USAGE, code: 'cli.workersConflict' });
+}
+
 function toOptions(program: Command, flags: RawFlags): CliOptions {
+  checkWorkersFlags(program, flags);
   const primary = pairedFiles(program, ['--cert', flags.cert], ['--key', flags.key]);
   if (flags.ca !== undefined && primary === undefined) {
     program.error('error: --ca needs --cert and --key', { exitCode: EXIT_USAGE, code: 'cli.caWithoutCert' });
@@ -193,6 +228,7 @@ function toOptions(program: Command, flags: RawFlags): CliOptions {
   if (flags.handshakeTimeout !== undefined) options.handshakeTimeout = flags.handshakeTimeout;
   if (flags.backend !== undefined) options.backend = flags.backend;
   if (flags.socketName !== undefined) options.socketName = flags.socketName;
+  if (flags.workers !== undefined) options.workers = flags.workers === true ? os.availableParallelism() : flags.workers;
   return options;
 }
 

@@ -48,6 +48,21 @@ export function addProductionFlags(program: Command): Command {
     .addOption(new Option('--defer-accept <seconds>', 'TCP_DEFER_ACCEPT: accept a connection only once it has sent data').argParser(integerIn(0, DEFER_ACCEPT_MAX_SECONDS, 'seconds')));
 }
 
+/** The flag of each listener option these flags set, to name the flag in a start-up failure. */
+const FLAG_OF_OPTION: Readonly<Record<keyof ProductionOptions, string>> = {
+  proxyProtocol: '--proxy-protocol',
+  trustedProxies: '--trusted-proxies',
+  maxConnections: '--max-connections',
+  maxPendingHandshakes: '--max-pending-handshakes',
+  maxConnectionsPerAddress: '--max-connections-per-address',
+  deferAccept: '--defer-accept',
+};
+
+/** '--defer-accept' for 'deferAccept'; undefined for an option no production flag sets. */
+export function flagOfOption(option: unknown): string | undefined {
+  return typeof option === 'string' && Object.hasOwn(FLAG_OF_OPTION, option) ? FLAG_OF_OPTION[option as keyof ProductionOptions] : undefined;
+}
+
 /** The listener options, or a usage error when --proxy-protocol and --trusted-proxies are not given together. */
 export function productionOptions(program: Command, flags: ProductionOptions): ProductionOptions {
   if ((flags.proxyProtocol === undefined) !== (flags.trustedProxies === undefined)) {

@@ -1,5 +1,7 @@
 // Why the server could not start, in one line for the user: the file or the address, and the
 // problem. Every such failure ends the CLI with status 1.
+import { flagOfOption } from './production_flags.js';
+
 export const EXIT_FAILURE = 1;
 
 /** A start-up failure whose message is already written for the user. */
@@ -13,6 +15,8 @@ interface MaybeSystemError {
   address?: unknown;
   port?: unknown;
   message?: unknown;
+  /** ERR_INVALID_OPTION: the listener option refused. */
+  option?: unknown;
 }
 
 const REASONS: Record<string, string> = {
@@ -49,6 +53,11 @@ export function describeStartupFailure(error: unknown, where: { host: string; po
       return message;
     case 'ERR_NATIVE_UNAVAILABLE':
       return `${message}\n(on the command line: --backend js)`;
+    case 'ERR_INVALID_OPTION': {
+      // An option the listener refuses in this combination (with --workers, say): name the flag.
+      const flag = flagOfOption(failure.option);
+      return flag !== undefined ? `${flag}: ${message} (${code})` : `${message} (${code})`;
+    }
     default:
       return code !== undefined ? `${message} (${code})` : message;
   }

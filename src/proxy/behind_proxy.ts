@@ -7,12 +7,15 @@ import type { ProxyProtocolOptions } from './proxy_options.js';
 import { ProxyProtocolSetup } from './proxy_setup.js';
 import type { ProxiedInfo } from './proxy_setup.js';
 import { ClientAddressLimit } from './client_address_limit.js';
+import type { ClientAddressCounts } from './client_address_limit.js';
 
 export function behindProxy<S extends net.Socket, I extends { id: number } & ProxiedInfo>(
   setup: ConnectionSetup<S, I>,
   options: ProxyProtocolOptions & { maxConnectionsPerAddress?: number },
   timeoutMs: number,
   timeoutCode: ErrorCode,
+  /** Where the per-address counts live (a listener served by workers shares one table). */
+  addressCounts?: ClientAddressCounts,
 ): ConnectionSetup<S, I> {
   // Not an object: the listener's own validation reports it.
   if (typeof options !== 'object' || options === null) return setup;
@@ -20,6 +23,6 @@ export function behindProxy<S extends net.Socket, I extends { id: number } & Pro
   if (settings === undefined) return setup;
   // The listener leaves the per-address count to this stage (admissionOptionsOf in listener.ts).
   const limit = options.maxConnectionsPerAddress;
-  const addressLimit = typeof limit === 'number' ? { addressLimit: new ClientAddressLimit(limit) } : {};
+  const addressLimit = typeof limit === 'number' ? { addressLimit: new ClientAddressLimit(limit, addressCounts) } : {};
   return new ProxyProtocolSetup(setup, { ...settings, timeoutMs, timeoutCode, ...addressLimit });
 }

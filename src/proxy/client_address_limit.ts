@@ -5,10 +5,36 @@
 import type net from 'node:net';
 import { addressKey } from '../accept/admission.js';
 
-export class ClientAddressLimit {
+/**
+ * Where the per-address counts live: this thread's map by default; with workers, the
+ * listener's table in the addon, shared by every worker (src/workers/).
+ */
+export interface ClientAddressCounts {
+  /** Counts one connection from `key` in: how to count it out, or null when `key` has `limit` already. */
+  admit(key: string, limit: number): (() => void) | null;
+}
+
+/** The counts of one listener on one thread. */
+export class LocalAddressCounts implements ClientAddressCounts {
   private readonly counts = new Map<string, number>();
 
-  constructor(private readonly limit: number) {}
+  admit(key: string, limit: number): (() => void) | null {
+    const count = this.counts.get(key) ?? 0;
+    if (count >= limit) return null;
+    this.counts.set(key, count + 1);
+    return () => {
+      const left = (this.counts.get(key) ?? 1) - 1;
+      if (left > 0) this.counts.set(key, left);
+      else this.counts.delete(key);
+    };
+  }
+}
+
+export class ClientAddressLimit {
+  constructor(
+    private readonly limit: number,
+    private readonly counts: ClientAddressCounts = new LocalAddressCounts(),
+  ) {}
 
   /**
    * Counts a connection from `address` in and arranges its release when the socket closes
@@ -18,16 +44,9 @@ export class ClientAddressLimit {
    */
   admit(address: string | undefined, socket: net.Socket): boolean {
     if (address === undefined) return true;
-    const key = addressKey(address);
-    const count = this.counts.get(key) ?? 0;
-    if (count >= this.limit) return false;
-    this.counts.set(key, count + 1);
-    socket.once('close', () => {
-      const left = (this.counts.get(key) ?? 1) - 1;
-      if (left > 0) this.counts.set(key, left);
-      else this.counts.delete(key);
-    });
+    const release = this.counts.admit(addressKey(address), this.limit);
+    if (release === null) return false;
+    socket.once('close', release);
     return true;
   }
-
 }

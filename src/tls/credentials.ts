@@ -91,6 +91,19 @@ export function hasEmptyVerificationStore(context: tls.SecureContext): boolean {
   return builtWithEmptyStore.has(context);
 }
 
+/** The key type of each context built here (its certificate's: 'ec', 'rsa', 'rsa-pss', ...). */
+const keyTypes = new WeakMap<tls.SecureContext, string>();
+
+/**
+ * True when both contexts were built here with keys of one type. Node's SNI callback adds the
+ * SNI context's certificate to the connection beside the primary's (OpenSSL keeps one per key
+ * type) instead of replacing it, so only then is the SNI certificate sure to be the one served.
+ */
+export function sameKeyType(a: tls.SecureContext, b: tls.SecureContext): boolean {
+  const type = keyTypes.get(a);
+  return type !== undefined && type === keyTypes.get(b);
+}
+
 export interface ContextPurpose {
   /** The listener asks clients for certificates. */
   requestClientCert: boolean;
@@ -128,10 +141,13 @@ export function toSecureContext(
   // OpenSSL takes a key of another type than the certificate's without complaint (they fill
   // different slots), and would then serve something else; refuse the pair here.
   const leaf = String(credential.cert).match(PEM_CERTIFICATE)?.[0];
+  let keyType: string | undefined;
   if (leaf !== undefined) {
     let matches: boolean;
     try {
-      matches = new crypto.X509Certificate(leaf).checkPrivateKey(crypto.createPrivateKey(credential.key));
+      const certificate = new crypto.X509Certificate(leaf);
+      keyType = certificate.publicKey.asymmetricKeyType;
+      matches = certificate.checkPrivateKey(crypto.createPrivateKey(credential.key));
     } catch (error) {
       throw codedError(ErrorCodes.INVALID_CREDENTIAL, `${which}: ${(error as Error).message}`, { cause: error });
     }
@@ -146,6 +162,7 @@ export function toSecureContext(
       secureOptions: crypto.constants.SSL_OP_NO_RENEGOTIATION | (purpose.requestClientCert ? crypto.constants.SSL_OP_NO_TICKET : 0),
     });
     builtWithEmptyStore.add(context);
+    if (keyType !== undefined) keyTypes.set(context, keyType);
     return context;
   } catch (error) {
     throw codedError(ErrorCodes.INVALID_CREDENTIAL, `${which}: ${(error as Error).message}`, { cause: error });

@@ -12,7 +12,7 @@ import { chooseAlpnProtocol, wireProtocolLists } from './alpn.js';
 import { readClientHello } from './client_hello_reader.js';
 import type { ClientHelloSummary } from './client_hello_reader.js';
 import { peerCertificateChain } from './peer_chain.js';
-import { hasEmptyVerificationStore } from './credentials.js';
+import { hasEmptyVerificationStore, sameKeyType } from './credentials.js';
 import { createClientCertRejectedError, validateClientChain } from './client_certificate.js';
 import { releaseControlAfterSetup } from './released_control.js';
 import type { ProxiedInfo } from '../proxy/proxy_setup.js';
@@ -132,9 +132,14 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
       });
     };
 
-    // Only client-preference ALPN needs the ClientHello before the TLSSocket exists; without
-    // it, Node's own SNI callback is enough and the first bytes go straight to OpenSSL.
-    if (this.serverAlpn.length > 0) readClientHello(socket, handshake, failWith);
+    // The ClientHello is read before the TLSSocket exists for client-preference ALPN, and
+    // when the SNI credential's key type differs from the primary's (or is not known): Node's
+    // SNI callback adds the SNI certificate beside the primary one instead of replacing it
+    // (OpenSSL keeps one per key type), so OpenSSL would serve whichever the client's signature
+    // algorithms list first, often the primary's. Choosing the context up front serves exactly
+    // one. Otherwise the first bytes go straight to OpenSSL (and Node's SNI callback).
+    const sniNeedsHello = contexts.sniContext !== undefined && !sameKeyType(contexts.context, contexts.sniContext);
+    if (this.serverAlpn.length > 0 || sniNeedsHello) readClientHello(socket, handshake, failWith);
     else handshake(undefined);
   }
 

@@ -14,14 +14,18 @@ import type { WorkersOptions } from './worker_options.js';
 import { WorkersListener } from './worker_listener.js';
 import type { WorkerListenerOptions } from './protocol.js';
 
-/** Options of the single-thread listener that workers do not carry yet: refused, never ignored. */
-const notYetWithWorkers = ['maxConnectionsPerAddress', 'deferAccept'];
-
 /** The PROXY protocol settings for the workers, checked here (ERR_INVALID_OPTION) so no worker fails on them. */
-function proxyOptionsFor(options: ProxyProtocolOptions): Pick<WorkerListenerOptions, 'proxyProtocol' | 'trustedProxies'> {
+function proxyOptionsFor(
+  options: ProxyProtocolOptions & { maxConnectionsPerAddress?: number },
+): Pick<WorkerListenerOptions, 'proxyProtocol' | 'trustedProxies' | 'maxConnectionsPerAddress'> {
   if (proxyProtocolSettings(options) === undefined) return {};
-  const { proxyProtocol, trustedProxies } = options;
-  return { ...(proxyProtocol !== undefined ? { proxyProtocol } : {}), ...(trustedProxies !== undefined ? { trustedProxies: [...trustedProxies] } : {}) };
+  const { proxyProtocol, trustedProxies, maxConnectionsPerAddress } = options;
+  return {
+    ...(proxyProtocol !== undefined ? { proxyProtocol } : {}),
+    ...(trustedProxies !== undefined ? { trustedProxies: [...trustedProxies] } : {}),
+    // The workers read the headers, so they count each header's client (in the accept thread's table).
+    ...(maxConnectionsPerAddress !== undefined ? { maxConnectionsPerAddress } : {}),
+  };
 }
 
 /**
@@ -34,18 +38,19 @@ function rejectShedding(options: { maxQueuedConnections?: number }): void {
   }
 }
 
-function rejectNotYetSupported(options: object): void {
-  for (const key of notYetWithWorkers) {
-    if ((options as Record<string, unknown>)[key] !== undefined) {
-      throw codedError(ErrorCodes.INVALID_OPTION, `${key} is not supported with workers yet`, { option: key });
-    }
-  }
+/**
+ * What the main thread's accept thread applies for the listener as a whole (validated with the
+ * base options): maxConnections, maxConnectionsPerAddress (with proxyProtocol, to the header's
+ * client, which the workers count in the same table) and deferAccept on its listening socket.
+ */
+function acceptThreadLimits(options: ListenerOptions | TCPListenerOptions): Pick<ListenerOptions, 'maxConnections' | 'maxConnectionsPerAddress' | 'deferAccept' | 'proxyProtocol'> {
+  const { maxConnections, maxConnectionsPerAddress, deferAccept, proxyProtocol } = options;
+  return { maxConnections, maxConnectionsPerAddress, deferAccept, proxyProtocol };
 }
 
 export function createTlsWorkersListener(options: ListenerOptions & { workers: WorkersOptions }): WorkersListener {
   if (typeof options !== 'object' || options === null) throw codedError(ErrorCodes.INVALID_OPTION, 'options must be an object');
   rejectUnknownOptions('createListener', options);
-  rejectNotYetSupported(options);
   if (options.http !== undefined) {
     throw codedError(ErrorCodes.INVALID_OPTION, "with workers, the SNI route is the workers module's `http` export, not the http option");
   }
@@ -63,19 +68,23 @@ export function createTlsWorkersListener(options: ListenerOptions & { workers: W
     ...(Object.fromEntries(Object.entries(given).filter(([, value]) => value !== undefined)) as WorkerListenerOptions),
     ...proxyOptionsFor(options),
   };
-  const { maxConnections, maxPendingHandshakes } = options;
+  const { maxPendingHandshakes } = options;
   checkInteger('maxPendingHandshakes', maxPendingHandshakes, 1, ADMISSION_LIMIT_MAX);
-  return new WorkersListener('tls', { port, host, fd, backlog, backend, maxConnections, maxPendingHandshakes }, forWorkers, options.workers);
+  return new WorkersListener(
+    'tls',
+    { port, host, fd, backlog, backend, maxPendingHandshakes, ...acceptThreadLimits(options) },
+    forWorkers,
+    options.workers,
+  );
 }
 
 export function createTcpWorkersListener(options: TCPListenerOptions & { workers: WorkersOptions }): WorkersListener {
   rejectUnknownOptions('createLocalTCPListener', options);
-  rejectNotYetSupported(options);
   rejectShedding(options);
-  const { workers, port, host, fd, backlog, backend, gracefulCloseTimeout, idleTimeout, maxConnections } = options;
+  const { workers, port, host, fd, backlog, backend, gracefulCloseTimeout, idleTimeout } = options;
   return new WorkersListener(
     'tcp',
-    { port, host: host ?? '127.0.0.1', fd, backlog, backend, maxConnections },
+    { port, host: host ?? '127.0.0.1', fd, backlog, backend, ...acceptThreadLimits(options) },
     {
       ...(gracefulCloseTimeout !== undefined ? { gracefulCloseTimeout } : {}),
       ...(idleTimeout !== undefined ? { idleTimeout } : {}),

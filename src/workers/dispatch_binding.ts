@@ -1,6 +1,6 @@
 // The addon's accept thread and worker queues, typed (native/dispatcher.h, native/worker_queue.h).
 // Kept apart from src/native/binding.ts: only listeners with `workers` use them.
-import type { AcceptEventCallback, AcceptorOptions, BatchCallback, NativeBinding } from '../native/binding.js';
+import type { AcceptEventCallback, AcceptorOptions, NativeBinding } from '../native/binding.js';
 
 /** A worker's books, as the worker publishes them (native/dispatch_state.h, PublishedCounter). */
 export interface PublishedCounters {
@@ -18,6 +18,8 @@ export interface PublishedCounters {
   inSetup: number;
   proxyInvalid: number;
   proxyUntrusted: number;
+  /** Closed after their PROXY header: the client it names at maxConnectionsPerAddress. */
+  rejectedPerAddress: number;
 }
 
 /** The order the addon reads a published Float64Array in. */
@@ -35,6 +37,7 @@ export const PUBLISHED_ORDER: ReadonlyArray<keyof PublishedCounters> = [
   'inSetup',
   'proxyInvalid',
   'proxyUntrusted',
+  'rejectedPerAddress',
 ];
 
 export interface DispatchSlotStats {
@@ -56,6 +59,10 @@ export interface DispatcherStats {
   pauses: number;
   /** Times the accept thread stopped at maxConnections / maxPendingHandshakes. */
   admissionPauses: number;
+  /** Closed by the accept thread right after accept(): their peer was at maxConnectionsPerAddress. */
+  rejectedPerAddress: number;
+  /** Peer addresses with a connection counted against maxConnectionsPerAddress now. */
+  addressesInUse: number;
   /** Accepted, and closed when the listener stopped before any worker could take them. */
   dropped: number;
   /** Accepted while no worker's queue was open: held by the accept thread until one joins. */
@@ -72,7 +79,18 @@ export interface DispatcherStats {
 export interface DispatchAdmission {
   maxConnections?: number;
   maxPendingHandshakes?: number;
+  /** Per peer address, for the listener as a whole (native/address_counts.h). */
+  maxConnectionsPerAddress?: number;
+  /** With proxyProtocol: the workers count the client each header names, not the accept thread the peer. */
+  perAddressFromHeader?: boolean;
 }
+
+/** A batch for a worker: its descriptors, and each one's per-address slot when the accept thread counts peers. */
+export type QueueBatchCallback = (fds: Int32Array, addressSlots: Int32Array | undefined) => void;
+
+/** What admitClient() says besides a slot (>= 0). */
+export const ADDRESS_NOT_COUNTED = -1;
+export const ADDRESS_OVER_LIMIT = -2;
 
 export interface NativeDispatcher {
   /** Process-wide id a WorkerQueue joins by. */
@@ -92,6 +110,10 @@ export interface NativeWorkerQueue {
   close(): void;
   /** The worker's books in PUBLISHED_ORDER. */
   publish(counters: Float64Array): void;
+  /** A connection counted in this per-address slot was released; false when the queue holds none there. */
+  releaseAddress(slot: number): boolean;
+  /** With proxyProtocol: counts a header's client listener-wide; its slot, ADDRESS_OVER_LIMIT or ADDRESS_NOT_COUNTED. */
+  admitClient(address: string): number;
   ref(): void;
   unref(): void;
 }
@@ -99,7 +121,7 @@ export interface NativeWorkerQueue {
 export interface DispatchBinding extends NativeBinding {
   Dispatcher: new (listenFd: number, onEvent: AcceptEventCallback, options: AcceptorOptions & DispatchAdmission) => NativeDispatcher;
   /** Throws (code ERR_LISTENER_CLOSED) when no open dispatcher has this id. */
-  WorkerQueue: new (dispatcherId: number, slot: number, onBatch: BatchCallback) => NativeWorkerQueue;
+  WorkerQueue: new (dispatcherId: number, slot: number, onBatch: QueueBatchCallback) => NativeWorkerQueue;
 }
 
 /** The binding, when this build of the addon has the accept thread. */

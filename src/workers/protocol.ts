@@ -20,6 +20,8 @@ export interface WorkerListenerOptions {
   // Both kinds: the PROXY protocol stage runs in the workers.
   proxyProtocol?: ProxyProtocolMode;
   trustedProxies?: string[];
+  /** With proxyProtocol only: the header's client is limited in the worker, in the listener-wide table. */
+  maxConnectionsPerAddress?: number;
 }
 
 export interface WorkerStart {

@@ -9,9 +9,13 @@ export class PublishingRegistry extends ConnectionRegistry {
   private readonly values = new Float64Array(PUBLISHED_ORDER.length);
   private sink: ((values: Float64Array) => void) | null = null;
 
+  /** Where per-address slots of released connections go (the worker's queue, which counts them out). */
+  private addressSink: ((slot: number) => void) | null = null;
+
   /** Where the counters go (the worker's queue); set once the queue exists. */
-  publishTo(sink: (values: Float64Array) => void): void {
+  publishTo(sink: (values: Float64Array) => void, addressSink: (slot: number) => void): void {
     this.sink = sink;
+    this.addressSink = addressSink;
   }
 
   /** Connections registered and not yet past their setup (the accept thread's maxPendingHandshakes). */
@@ -30,8 +34,14 @@ export class PublishingRegistry extends ConnectionRegistry {
   }
 
   override release(id: number): void {
-    if (this.get(id)?.phase === 'setup') this.inSetup--;
+    const record = this.get(id);
+    if (record?.phase === 'setup') this.inSetup--;
+    // The accept thread counted it against its peer's address: counted out through the queue
+    // (the worker's own admission counters have no per-address slots).
+    const addressSlot = record?.addressSlot ?? -1;
+    if (record !== undefined) record.addressSlot = -1;
     super.release(id);
+    if (addressSlot >= 0) this.addressSink?.(addressSlot);
     this.publish();
   }
 
@@ -57,6 +67,7 @@ export class PublishingRegistry extends ConnectionRegistry {
       inSetup: this.inSetup,
       proxyInvalid: book.proxyProtocol.invalid,
       proxyUntrusted: book.proxyProtocol.untrusted,
+      rejectedPerAddress: book.rejectedPerAddress,
     };
     PUBLISHED_ORDER.forEach((key, index) => (this.values[index] = current[key]));
     this.sink(this.values);

@@ -30,11 +30,12 @@ export class QueueAcceptBackend implements AcceptBackend {
   open(): Promise<net.AddressInfo> {
     if (this.closed) return Promise.reject(new Error('closed before opening'));
     try {
-      this.queue = new this.binding.WorkerQueue(this.target.dispatcherId, this.target.slot, (fds) => {
+      this.queue = new this.binding.WorkerQueue(this.target.dispatcherId, this.target.slot, (fds, addressSlots) => {
         this.accepted += fds.length;
         try {
-          // No per-address admission on this side (refused with workers): no address slots.
-          this.sink.onDescriptors(fds, fds.length);
+          // The slots the accept thread counted each peer in (maxConnectionsPerAddress): the
+          // registry gives each back through releaseAddress() when it releases the connection.
+          this.sink.onDescriptors(fds, fds.length, addressSlots);
         } finally {
           this.afterBatch();
         }
@@ -65,7 +66,17 @@ export class QueueAcceptBackend implements AcceptBackend {
     };
   }
 
-  /** Admission limits are not carried to workers (refused at creation): nothing to resume. */
+  /** A released connection's per-address slot: counted out for the listener as a whole. */
+  releaseAddress(slot: number): void {
+    this.queue?.releaseAddress(slot);
+  }
+
+  /** With proxyProtocol: counts the header's client for the listener as a whole (see NativeWorkerQueue). */
+  admitClient(address: string): number {
+    return this.queue ? this.queue.admitClient(address) : -1;
+  }
+
+  /** The accept thread applies the admission limits before a worker sees a connection: nothing to resume. */
   resume(): void {}
 
   /** Takes nothing more; descriptors still queued for this worker are closed and counted. */

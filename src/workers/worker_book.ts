@@ -49,6 +49,7 @@ const emptySlot: DispatchSlotStats = {
     inSetup: 0,
     proxyInvalid: 0,
     proxyUntrusted: 0,
+    rejectedPerAddress: 0,
   },
 };
 
@@ -73,7 +74,8 @@ export function bookOf(
     // or for how long.
     proxyProtocol: { invalid: 0, untrusted: 0 },
     admission: { pausedFor: null, pausedMs: 0, pauses: native?.admissionPauses ?? 0, backlog: null },
-    rejected: { maxConnections: 0, maxPendingHandshakes: 0, maxConnectionsPerAddress: 0, maxQueuedConnections: 0 },
+    // Closed by the accept thread at accept, plus (with proxyProtocol) by workers after the header.
+    rejected: { maxConnections: 0, maxPendingHandshakes: 0, maxConnectionsPerAddress: native?.rejectedPerAddress ?? 0, maxQueuedConnections: 0 },
   };
   for (const [errno, count] of Object.entries(native?.retriesByErrno ?? {})) total.acceptRetries[errnoName(Number(errno))] = count;
   for (const slot of slots) {
@@ -104,6 +106,7 @@ export function bookOf(
     total.idleTimeouts += p.idleTimeouts;
     total.proxyProtocol.invalid += p.proxyInvalid;
     total.proxyProtocol.untrusted += p.proxyUntrusted;
+    total.rejected.maxConnectionsPerAddress += p.rejectedPerAddress;
   }
   total.leaked = total.accepted - total.closed - total.active;
   return { ...total, workers, eventsSuppressed };

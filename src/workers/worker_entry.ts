@@ -16,6 +16,7 @@ import { toSecureContext } from '../tls/credentials.js';
 import { dispatchBindingOf } from './dispatch_binding.js';
 import { PublishingRegistry } from './publishing_registry.js';
 import { QueueAcceptBackend } from './queue_backend.js';
+import { SharedAddressCounts } from './shared_address_counts.js';
 import { reportOf } from './protocol.js';
 import type { MainToWorker, WorkerStart, WorkerToMain } from './protocol.js';
 import { EventThrottle } from './event_throttle.js';
@@ -56,6 +57,7 @@ async function main(): Promise<void> {
   let backend: QueueAcceptBackend | null = null;
   const dependencies = {
     registry,
+    clientAddressCounts: new SharedAddressCounts(() => backend),
     acceptBackend: (sink: AcceptSink) => {
       backend = new QueueAcceptBackend(binding, { dispatcherId: start.dispatcherId, slot: start.slot, address: start.address }, sink, () =>
         registry.publish(),
@@ -105,7 +107,10 @@ async function main(): Promise<void> {
   }
   await listener.listen();
   const queue = backend as QueueAcceptBackend | null;
-  registry.publishTo((values) => queue?.publish(values));
+  registry.publishTo(
+    (values) => queue?.publish(values),
+    (slot) => queue?.releaseAddress(slot),
+  );
   registry.publish();
   const publisher = setInterval(() => registry.publish(), PUBLISH_INTERVAL_MS);
   publisher.unref();

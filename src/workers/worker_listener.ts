@@ -139,10 +139,13 @@ export class WorkersListener extends EventEmitter implements SlotHost {
       opened = true;
     }
     try {
-      const { maxConnections, maxPendingHandshakes } = this.options;
+      this.applyDeferAccept(fd);
+      const { maxConnections, maxPendingHandshakes, maxConnectionsPerAddress, proxyProtocol } = this.options;
       const limits = {
         ...(maxConnections !== undefined ? { maxConnections } : {}),
         ...(maxPendingHandshakes !== undefined ? { maxPendingHandshakes } : {}),
+        // Behind a PROXY balancer the peer is the balancer: the workers count each header's client.
+        ...(maxConnectionsPerAddress !== undefined ? { maxConnectionsPerAddress, perAddressFromHeader: proxyProtocol !== undefined } : {}),
       };
       this.dispatcher = new this.binding.Dispatcher(fd, (kind, errno, delayMs) => this.onAcceptEvent(kind, errno, delayMs), {
         ...this.acceptorOptions,
@@ -163,6 +166,17 @@ export class WorkersListener extends EventEmitter implements SlotHost {
     this.subscriberPoll.unref();
     await Promise.all(this.slots.map((slot) => slot.start()));
     return address;
+  }
+
+  /**
+   * TCP_DEFER_ACCEPT on the socket the accept thread polls, as the single-thread acceptor sets
+   * it: a silent connection stays in the kernel. Without the option (not Linux) it does nothing.
+   */
+  private applyDeferAccept(fd: number): void {
+    const seconds = this.options.deferAccept ?? 0;
+    if (seconds === 0) return;
+    const errno = this.binding.setDeferAccept(fd, seconds);
+    if (errno !== 0 && errnoName(errno) !== 'ENOPROTOOPT') throw systemError(errno, 'setsockopt');
   }
 
   address(): net.AddressInfo | null {
