@@ -14,6 +14,7 @@
         "native/listen_socket.cc",
         "native/acceptor.cc",
         "native/admission.cc",
+        "native/load_shedding.cc",
         "native/arguments.cc",
         "native/resolver.cc",
         "native/notify_socket.cc",

@@ -59,7 +59,10 @@ function columnsFor(scenario: ScenarioResult): FigureId[] {
       ? ['cpuPerConnUs', 'connsPerSec', 'serverCpuCores', 'loadgenCpuCores', 'otherCpuCores', 'resumedFraction']
       : ['cpuPerConnUs', 'connsPerSec', 'serverCpuCores', 'loadgenCpuCores', 'otherCpuCores'];
   }
-  if (scenario.kind === 'latency') return ['p50Us', 'p99Us', 'p999Us', 'samples', 'refused', 'timedOut', 'cpuPerConnUs', 'achievedRate', 'otherCpuCores'];
+  if (scenario.kind === 'latency') {
+    const shedding: FigureId[] = scenario.settings.maxQueuedConnections !== undefined ? ['shed', 'shedCpuShare', 'shedCpuPerConnUs'] : [];
+    return ['p50Us', 'p99Us', 'p999Us', 'samples', 'refused', 'timedOut', ...shedding, 'cpuPerConnUs', 'achievedRate', 'otherCpuCores'];
+  }
   return ['rssPerConnKiB', 'heapPerConnKiB', 'setupCpuPerConnUs'];
 }
 

@@ -344,6 +344,7 @@ async function startServer(ctx: Context, scenario: ScenarioDef, contender: Conte
     if (cert) nodeArgs.push('--cert', cert.cert, '--key', cert.key);
     // Admission control is this package's; bare Node runs as it is.
     if (scenario.maxPendingHandshakes !== undefined && contender !== 'node') nodeArgs.push('--max-pending-handshakes', String(scenario.maxPendingHandshakes));
+    if (scenario.maxQueuedConnections !== undefined && contender !== 'node') nodeArgs.push('--max-queued-connections', String(scenario.maxQueuedConnections));
     if (ctx.options.pin) {
       command = 'taskset';
       args = ['-c', '1', ctx.nodeBin, ...nodeArgs];
@@ -462,7 +463,7 @@ async function latencyTrial(ctx: Context, scenario: ScenarioDef, contender: Cont
   try {
     const cert = certArgs(ctx, scenario);
     await runLoadgen(ctx, loadgenArgs(ctx, scenario.loadgenMode, server.port, ['--duration', t.warmSeconds, '--concurrency', t.concurrency, ...cert]), (t.warmSeconds + 30) * 1000);
-    await ask(server, 'mark');
+    const marked = await ask(server, 'mark');
     const cpuBefore = machineCpu();
     const args = ['--rate', rate, '--duration', t.latencySeconds, '--max-inflight', 2000, scenario.transport === 'tls' ? '--tls' : '--plain', ...cert];
     const lg = await runLoadgen(ctx, loadgenArgs(ctx, 'latency', server.port, args), (t.latencySeconds + 40) * 1000);
@@ -490,11 +491,32 @@ async function latencyTrial(ctx: Context, scenario: ScenarioDef, contender: Cont
       cpuPerConnUs: cpuUs / completed,
       errors: num(lg, 'errors'),
     };
+    shedding(marked, report, cpuUs, figures);
     interference(cpuBefore, cpuUs / 1e6, lg, figures, warnings);
     return { round, contender, ok: true, ...(warnings.length ? { warnings } : {}), figures, raw: { loadgen: lg, server: { ...report, admission: server.admission } } };
   } finally {
     await stopServer(server);
   }
+}
+
+/**
+ * What shedding cost, from the listener's own stats (native, with maxQueuedConnections): the
+ * connections reset from the accept queue in the window and the CPU that took, as a share of
+ * the server's CPU. The listener's counters run from its start, so the window's are the
+ * report's minus the mark's (the closed-loop warm-up sheds too).
+ */
+function shedding(marked: Message, report: Message, cpuUs: number, figures: TrialResult['figures']): void {
+  type Shedding = { rejected?: Record<string, number>; admission?: { sheddingCpuMs?: number } } | null | undefined;
+  const before = marked.listener as Shedding;
+  const after = report.listener as Shedding;
+  const shedAfter = after?.rejected?.maxQueuedConnections;
+  const cpuMsAfter = after?.admission?.sheddingCpuMs;
+  if (typeof shedAfter !== 'number' || typeof cpuMsAfter !== 'number') return;
+  const shed = shedAfter - (before?.rejected?.maxQueuedConnections ?? 0);
+  const cpuMs = cpuMsAfter - (before?.admission?.sheddingCpuMs ?? 0);
+  figures.shed = shed;
+  figures.shedCpuShare = cpuUs > 0 ? (cpuMs * 1000) / cpuUs : 0;
+  if (shed > 0) figures.shedCpuPerConnUs = (cpuMs * 1000) / shed;
 }
 
 /** Opens `count` idle TLS connections with the load generator's hold mode; resolves when up. */
@@ -676,6 +698,7 @@ async function runNode(ctx: Context, label: string, plan: ScenarioDef[], failure
       rate = offeredRate(capacity, fraction);
       Object.assign(settings, { offeredRate: rate, loadFraction: fraction, capacityBasis: round(capacity), latencySeconds: t.latencySeconds, warmSeconds: t.warmSeconds });
       if (scenario.maxPendingHandshakes !== undefined) Object.assign(settings, { maxPendingHandshakes: scenario.maxPendingHandshakes });
+      if (scenario.maxQueuedConnections !== undefined) Object.assign(settings, { maxQueuedConnections: scenario.maxQueuedConnections });
     }
     if (scenario.kind === 'memory') Object.assign(settings, { idleConnections: t.holdConnections, warmConnections: t.holdWarmConnections });
     const estimate = estimateSeconds(t, scenario);

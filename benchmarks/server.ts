@@ -2,13 +2,15 @@
 //
 //   node dist/benchmarks/server.js --contender native|js|node --transport tcp|tls
 //                                  [--handler end|hold] [--cert FILE --key FILE]
-//                                  [--max-pending-handshakes N]
+//                                  [--max-pending-handshakes N] [--max-queued-connections N]
 //
 // Listens on 127.0.0.1:0 and prints {"type":"ready","port":..,"pid":..,"versions":{..},
 // "admission":..} on stdout. --max-pending-handshakes passes that option to this package's
 // TLS listener when the listener knows it (admission control); "admission" says whether it
-// did (null when it was not asked for). Bare Node ignores it. Then answers one JSON line per command line on stdin:
-//   mark    resets the CPU and connection counters (the measured window starts here)
+// did (null when it was not asked for). --max-queued-connections adds maxQueuedConnections
+// (load shedding, README "Admission control") to it. Bare Node ignores both. Then answers one JSON line per command line on stdin:
+//   mark    resets the CPU and connection counters (the measured window starts here); its
+//           answer carries the listener's stats() at that moment
 //   report  {"type":"report","cpuUserUs","cpuSystemUs","rss","heapUsed","external","connections",..}
 //           deltas since the last mark, from this process's own process.cpuUsage()
 //   gc      runs a full GC when started with --expose-gc (memory scenario), then answers
@@ -38,6 +40,7 @@ interface Args {
   cert?: string;
   key?: string;
   maxPendingHandshakes?: number;
+  maxQueuedConnections?: number;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -62,6 +65,11 @@ function parseArgs(argv: string[]): Args {
   if (maxPendingHandshakes !== undefined && !(Number.isInteger(maxPendingHandshakes) && maxPendingHandshakes > 0)) {
     throw new Error('--max-pending-handshakes must be a positive integer');
   }
+  const queued = values.get('max-queued-connections');
+  const maxQueuedConnections = queued !== undefined ? Number(queued) : undefined;
+  if (maxQueuedConnections !== undefined && !(Number.isInteger(maxQueuedConnections) && maxQueuedConnections >= 0 && maxPendingHandshakes !== undefined)) {
+    throw new Error('--max-queued-connections must be an integer >= 0, with --max-pending-handshakes');
+  }
   return {
     contender,
     transport,
@@ -69,6 +77,7 @@ function parseArgs(argv: string[]): Args {
     ...(cert !== undefined ? { cert } : {}),
     ...(key !== undefined ? { key } : {}),
     ...(maxPendingHandshakes !== undefined ? { maxPendingHandshakes } : {}),
+    ...(maxQueuedConnections !== undefined ? { maxQueuedConnections } : {}),
   };
 }
 
@@ -82,12 +91,18 @@ function isUnknownOption(error: unknown, option: string): boolean {
  * createListener with `maxPendingHandshakes` when asked for and the listener knows it (the
  * admission-control option); without it otherwise. Says which.
  */
-function createTlsListener(options: ListenerOptions, handler: Parameters<typeof createListener>[1], maxPendingHandshakes: number | undefined): { listener: ReturnType<typeof createListener>; admission: boolean | null } {
+function createTlsListener(
+  options: ListenerOptions,
+  handler: Parameters<typeof createListener>[1],
+  maxPendingHandshakes: number | undefined,
+  maxQueuedConnections: number | undefined,
+): { listener: ReturnType<typeof createListener>; admission: boolean | null } {
   if (maxPendingHandshakes === undefined) return { listener: createListener(options, handler), admission: null };
+  const queued = maxQueuedConnections !== undefined ? { maxQueuedConnections } : {};
   try {
-    return { listener: createListener({ ...options, maxPendingHandshakes } as ListenerOptions, handler), admission: true };
+    return { listener: createListener({ ...options, maxPendingHandshakes, ...queued } as ListenerOptions, handler), admission: true };
   } catch (error) {
-    if (!isUnknownOption(error, 'maxPendingHandshakes')) throw error;
+    if (!isUnknownOption(error, 'maxPendingHandshakes') && !isUnknownOption(error, 'maxQueuedConnections')) throw error;
     return { listener: createListener(options, handler), admission: false };
   }
 }
@@ -126,7 +141,7 @@ async function main(): Promise<void> {
       port = await listenNode(server);
       close = () => new Promise((resolve) => server.close(() => resolve()));
     } else {
-      const made = createTlsListener({ port: 0, host: HOST, backlog: BACKLOG, backend: args.contender, credential: { key, cert } }, handler, args.maxPendingHandshakes);
+      const made = createTlsListener({ port: 0, host: HOST, backlog: BACKLOG, backend: args.contender, credential: { key, cert } }, handler, args.maxPendingHandshakes, args.maxQueuedConnections);
       const listener = made.listener;
       admission = made.admission;
       port = (await listener.listen()).port;
@@ -172,7 +187,8 @@ async function main(): Promise<void> {
     if (command === 'mark') {
       connections = 0;
       markCpu = process.cpuUsage();
-      send({ type: 'mark' });
+      // The listener's own counters run on: the harness subtracts these from the report's.
+      send({ type: 'mark', listener: listenerStats() });
     } else if (command === 'report') {
       const cpu = process.cpuUsage(markCpu);
       const memory = process.memoryUsage();

@@ -11,6 +11,7 @@
 #include "batch_slots.h"
 #include "arguments.h"
 #include "listen_socket.h"
+#include "load_shedding.h"
 
 namespace ntl {
 namespace {
@@ -27,6 +28,10 @@ constexpr int64_t kPauseMinMsMax = 60000;
 constexpr int64_t kPauseMaxMsMax = 3600000;
 // Admission limits: 0 is "no limit".
 constexpr int64_t kAdmissionLimitMax = INT32_MAX;
+// How often the accept queue is checked while accepting is paused at a limit and
+// maxQueuedConnections bounds it: what arrives between two checks is what the queue can exceed
+// its bound by (a few connections at thousands per second), and a check is one getsockopt().
+constexpr uint64_t kShedCheckMs = 2;
 
 // A libuv call failed: the Error JS sees, shaped like Node's own system errors (code, a
 // positive errno, and the call as syscall). libuv's codes are -errno on Unix.
@@ -63,6 +68,7 @@ void BeginClose(AcceptLoop* loop) {
   // closing (or starting) it would read a zeroed struct.
   if (loop->poll_initialized) uv_close(reinterpret_cast<uv_handle_t*>(&loop->poll), OnHandleClosed);
   if (loop->timer_initialized) uv_close(reinterpret_cast<uv_handle_t*>(&loop->resume_timer), OnHandleClosed);
+  if (loop->shed_timer_initialized) uv_close(reinterpret_cast<uv_handle_t*>(&loop->shed_timer), OnHandleClosed);
   if (loop->listen_fd >= 0) {
     close(loop->listen_fd);
     loop->listen_fd = -1;
@@ -267,8 +273,44 @@ int Pause(AcceptLoop* loop, bool exhausted) {
   return 0;
 }
 
+// One look at the accept queue while paused at a limit: the connections beyond
+// maxQueuedConnections are reset (native/load_shedding.h). False when the queue's length
+// cannot be read here, so periodic checks would be pointless.
+bool Shed(AcceptLoop* loop) {
+  ShedRound round = ShedBeyond(loop->listen_fd, loop->max_queued);
+  loop->counters.rejected_queued += round.shed;
+  loop->counters.shedding_cpu_ns += round.cpu_ns;
+  return !round.unknown_queue;
+}
+
+void OnShedCheck(uv_timer_t* timer) {
+  auto* loop = static_cast<AcceptLoop*>(timer->data);
+  if (loop->closing) return;
+  if (loop->admission_paused_for == AdmissionReason::kNone) {
+    // The pause ended without stopping the checks; uv_timer_stop cannot fail.
+    (void)uv_timer_stop(&loop->shed_timer);
+    return;
+  }
+  Shed(loop);
+}
+
+// At an admission pause, with maxQueuedConnections: sheds now, then every kShedCheckMs while
+// the pause lasts (polling the listening socket instead would spin: it stays readable while
+// anyone is queued). Each resume() that leaves the pause in place sheds too.
+void StartShedding(AcceptLoop* loop) {
+  if (!loop->shed_timer_initialized) return;
+  if (!Shed(loop)) return;
+  // Fails only for a handle that is closing, and then nothing is left to shed for.
+  if (uv_timer_start(&loop->shed_timer, OnShedCheck, kShedCheckMs, kShedCheckMs) != 0) return;
+}
+
+void StopShedding(AcceptLoop* loop) {
+  if (loop->shed_timer_initialized) (void)uv_timer_stop(&loop->shed_timer);
+}
+
 // Stops polling at an admission limit: the kernel's backlog holds the next clients (nobody is
-// reset) until JS releases a connection and calls resume().
+// reset, unless maxQueuedConnections bounds how many may wait) until JS releases a connection
+// and calls resume().
 void PauseForAdmission(AcceptLoop* loop, AdmissionReason reason) {
   (void)uv_poll_stop(&loop->poll);
   loop->polling = false;
@@ -276,6 +318,7 @@ void PauseForAdmission(AcceptLoop* loop, AdmissionReason reason) {
   loop->admission_paused_since_ns = uv_hrtime();
   loop->admission.paused() |= kPausedAdmission;
   loop->counters.admission_pauses++;
+  StartShedding(loop);
 }
 
 uint64_t AdmissionPausedNs(const AcceptLoop* loop) {
@@ -419,6 +462,11 @@ Acceptor::Acceptor(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Acceptor>(
     throw InvalidArgument(env, true, "countsHandshakes must be a boolean, got " + DescribeValue(handshakes));
   }
   limits.counts_handshakes = handshakes.IsBoolean() && handshakes.As<Napi::Boolean>().Value();
+  // -1 when absent: the queue is not bounded. It only matters while paused at a limit.
+  int64_t max_queued = OptionalInteger(env, options, "maxQueuedConnections", -1, 0, kAdmissionLimitMax);
+  if (max_queued >= 0 && limits.max_connections == 0 && limits.max_pending_handshakes == 0) {
+    throw InvalidArgument(env, false, "maxQueuedConnections needs maxConnections or maxPendingHandshakes");
+  }
   Napi::Value peers_option = options.Get("peerAddresses");
   if (!peers_option.IsUndefined() && !peers_option.IsBoolean()) {
     throw InvalidArgument(env, true, "peerAddresses must be a boolean, got " + DescribeValue(peers_option));
@@ -454,6 +502,7 @@ Acceptor::Acceptor(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Acceptor>(
   loop->pause_min_ms = static_cast<uint64_t>(pause_min_ms);
   loop->pause_max_ms = static_cast<uint64_t>(pause_max_ms);
   loop->next_pause_ms = loop->pause_min_ms;
+  loop->max_queued = max_queued;
   loop->batch.reserve(loop->batch_limit);
   loop->batch_address_slots.reserve(loop->batch_limit);
   loop->deliver_peers = deliver_peers;
@@ -483,6 +532,17 @@ Acceptor::Acceptor(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Acceptor>(
   loop->resume_timer.data = loop;
   loop->timer_initialized = true;
   loop->handles_open++;
+
+  if (max_queued >= 0) {
+    err = uv_timer_init(uv_loop, &loop->shed_timer);
+    if (err != 0) {
+      BeginClose(loop);
+      throw UvError(env, err, "uv_timer_init");
+    }
+    loop->shed_timer.data = loop;
+    loop->shed_timer_initialized = true;
+    loop->handles_open++;
+  }
 
   if (napi_add_async_cleanup_hook(env, OnEnvironmentTeardown, loop, &loop->cleanup_hook) != napi_ok) {
     loop->cleanup_hook = nullptr;
@@ -531,6 +591,7 @@ Napi::Value Acceptor::Ref(const Napi::CallbackInfo& info) {
   if (loop_ != nullptr && !loop_->closing) {
     uv_ref(reinterpret_cast<uv_handle_t*>(&loop_->poll));
     uv_ref(reinterpret_cast<uv_handle_t*>(&loop_->resume_timer));
+    if (loop_->shed_timer_initialized) uv_ref(reinterpret_cast<uv_handle_t*>(&loop_->shed_timer));
   }
   return info.Env().Undefined();
 }
@@ -539,6 +600,7 @@ Napi::Value Acceptor::Unref(const Napi::CallbackInfo& info) {
   if (loop_ != nullptr && !loop_->closing) {
     uv_unref(reinterpret_cast<uv_handle_t*>(&loop_->poll));
     uv_unref(reinterpret_cast<uv_handle_t*>(&loop_->resume_timer));
+    if (loop_->shed_timer_initialized) uv_unref(reinterpret_cast<uv_handle_t*>(&loop_->shed_timer));
   }
   return info.Env().Undefined();
 }
@@ -579,6 +641,10 @@ Napi::Value Acceptor::Resume(const Napi::CallbackInfo& info) {
     loop->counters.admission_paused_ns += uv_hrtime() - loop->admission_paused_since_ns;
     loop->admission_paused_for = AdmissionReason::kNone;
     admission_ended = true;
+    StopShedding(loop);
+  } else if ((paused & kPausedAdmission) != 0 && loop->shed_timer_initialized) {
+    // A slot freed, but a limit still holds: a good moment to look at the queue.
+    Shed(loop);
   }
   if ((paused & kPausedAdmission) == 0) StartPolling(loop);
   return Napi::Boolean::New(env, admission_ended);
@@ -607,6 +673,8 @@ Napi::Value Acceptor::Stats(const Napi::CallbackInfo& info) {
   int64_t backlog = open ? AcceptQueueLength(loop_->listen_fd) : -1;
   admission.Set("backlog", backlog >= 0 ? Napi::Number::New(env, static_cast<double>(backlog)) : env.Null());
   admission.Set("rejectedPerAddress", Napi::Number::New(env, static_cast<double>(counters.rejected_per_address)));
+  admission.Set("rejectedQueued", Napi::Number::New(env, static_cast<double>(counters.rejected_queued)));
+  admission.Set("sheddingCpuMs", Napi::Number::New(env, static_cast<double>(counters.shedding_cpu_ns) / 1e6));
   stats.Set("admission", admission);
   stats.Set("closed", Napi::Boolean::New(env, loop_ == nullptr || loop_->closing));
   return stats;

@@ -52,6 +52,10 @@ struct AcceptCounters {
   uint64_t rejected_per_address = 0;
   uint64_t admission_pauses = 0;
   uint64_t admission_paused_ns = 0;
+  // Load shedding (native/load_shedding.h): connections reset from the accept queue beyond
+  // maxQueuedConnections while paused, and the CPU time that took.
+  uint64_t rejected_queued = 0;
+  uint64_t shedding_cpu_ns = 0;
 };
 
 // Lives on the heap apart from the JS object, because libuv handles outlive it: uv_close()
@@ -59,11 +63,14 @@ struct AcceptCounters {
 struct AcceptLoop {
   uv_poll_t poll;
   uv_timer_t resume_timer;
+  // While paused at an admission limit with maxQueuedConnections set: checks the accept queue.
+  uv_timer_t shed_timer;
   int listen_fd = -1;
   // Which handles uv_*_init accepted: only those are ever started or uv_close()d, and the
   // struct is freed when the last of them has finished closing.
   bool poll_initialized = false;
   bool timer_initialized = false;
+  bool shed_timer_initialized = false;
   int handles_open = 0;
   bool closing = false;
   bool polling = false;
@@ -99,6 +106,8 @@ struct AcceptLoop {
   Napi::Reference<Napi::Int32Array> admission_counters;
   AdmissionReason admission_paused_for = AdmissionReason::kNone;
   uint64_t admission_paused_since_ns = 0;
+  // Connections allowed to wait in the accept queue while paused at a limit; -1: no bound.
+  int64_t max_queued = -1;
 };
 
 class Acceptor : public Napi::ObjectWrap<Acceptor> {

@@ -327,12 +327,13 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
 }
 
 function admissionOptionsOf(options: BaseListenerOptions & { maxPendingHandshakes?: number }): AdmissionOptions {
-  const { maxConnections, maxPendingHandshakes, maxConnectionsPerAddress, deferAccept } = options;
+  const { maxConnections, maxPendingHandshakes, maxConnectionsPerAddress, maxQueuedConnections, deferAccept } = options;
   return {
     ...(maxConnections !== undefined ? { maxConnections } : {}),
     ...(maxPendingHandshakes !== undefined ? { maxPendingHandshakes } : {}),
     // With proxyProtocol the socket's peer is the balancer: the PROXY stage counts the client instead.
     ...(maxConnectionsPerAddress !== undefined && options.proxyProtocol === undefined ? { maxConnectionsPerAddress } : {}),
     ...(deferAccept !== undefined ? { deferAccept } : {}),
+    ...(maxQueuedConnections !== undefined ? { maxQueuedConnections } : {}),
   };
 }

@@ -26,6 +26,11 @@ export interface BaseListenerOptions extends ProxyProtocolOptions {
   maxConnections?: number;
   /** Connections from one peer address at most; over it a connection is closed at accept. */
   maxConnectionsPerAddress?: number;
+  /**
+   * While accepting is paused at a limit, clients allowed to wait in the kernel's accept queue;
+   * the oldest beyond it are reset (native backend, Linux; README "Admission control").
+   */
+  maxQueuedConnections?: number;
   /** Seconds of TCP_DEFER_ACCEPT (Linux): accept a connection only once its first bytes arrive. */
   deferAccept?: number;
 }

@@ -32,6 +32,8 @@ export interface ListenerStats {
     pauses: number;
     /** clients waiting in the listening socket's accept queue now (Linux, native backend), else null */
     backlog: number | null;
+    /** with maxQueuedConnections (native backend): ms of CPU spent resetting the connections shed */
+    sheddingCpuMs?: number;
   };
   /** Connections closed at accept, before any JS saw them (native), by the limit they were over. */
   rejected: Record<RejectionReason, number>;

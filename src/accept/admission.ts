@@ -7,6 +7,7 @@
 // registry counts it out when it is released, with one or two typed-array decrements, and
 // calls into C++ only when the shared word says accepting is paused.
 import { checkInteger } from '../validation.js';
+import { codedError, ErrorCodes } from '../errors.js';
 import type { NativeAdmissionOptions } from '../native/binding.js';
 
 const ACTIVE = 0;
@@ -25,11 +26,12 @@ export interface AdmissionOptions {
   maxConnections?: number;
   maxPendingHandshakes?: number;
   maxConnectionsPerAddress?: number;
+  maxQueuedConnections?: number;
   deferAccept?: number;
 }
 
 export type AdmissionReason = 'maxConnections' | 'maxPendingHandshakes';
-export type RejectionReason = AdmissionReason | 'maxConnectionsPerAddress';
+export type RejectionReason = AdmissionReason | 'maxConnectionsPerAddress' | 'maxQueuedConnections';
 
 /** Throws ERR_INVALID_OPTION unless each limit is absent or an integer in its range. */
 export function validateAdmissionOptions(options: AdmissionOptions): void {
@@ -37,6 +39,13 @@ export function validateAdmissionOptions(options: AdmissionOptions): void {
   checkInteger('maxPendingHandshakes', options.maxPendingHandshakes, 1, ADMISSION_LIMIT_MAX);
   checkInteger('maxConnectionsPerAddress', options.maxConnectionsPerAddress, 1, ADMISSION_LIMIT_MAX);
   checkInteger('deferAccept', options.deferAccept, 0, DEFER_ACCEPT_MAX_SECONDS);
+  checkInteger('maxQueuedConnections', options.maxQueuedConnections, 0, ADMISSION_LIMIT_MAX);
+  // It bounds the queue only while accepting is paused at a limit: without one it never would.
+  if (options.maxQueuedConnections !== undefined && options.maxConnections === undefined && options.maxPendingHandshakes === undefined) {
+    throw codedError(ErrorCodes.INVALID_OPTION, 'maxQueuedConnections needs maxConnections (or, for TLS, maxPendingHandshakes)', {
+      option: 'maxQueuedConnections',
+    });
+  }
 }
 
 /** What the registry needs to count a connection out. */
@@ -56,7 +65,7 @@ export class AdmissionCounters {
   readonly countsHandshakes: boolean;
   /** Per-address counts of the js backend, which has no slots. */
   private readonly jsAddresses = new Map<string, number>();
-  readonly rejected: Record<RejectionReason, number> = { maxConnections: 0, maxPendingHandshakes: 0, maxConnectionsPerAddress: 0 };
+  readonly rejected: Record<RejectionReason, number> = { maxConnections: 0, maxPendingHandshakes: 0, maxConnectionsPerAddress: 0, maxQueuedConnections: 0 };
 
   constructor(readonly limits: AdmissionOptions) {
     this.countsHandshakes = limits.maxPendingHandshakes !== undefined;
@@ -68,13 +77,14 @@ export class AdmissionCounters {
 
   /** What the addon is given (NativeAdmissionOptions). */
   nativeOptions(): NativeAdmissionOptions {
-    const { maxConnections, maxPendingHandshakes, maxConnectionsPerAddress } = this.limits;
+    const { maxConnections, maxPendingHandshakes, maxConnectionsPerAddress, maxQueuedConnections } = this.limits;
     return {
       admissionCounters: this.shared,
       countsHandshakes: this.countsHandshakes,
       ...(maxConnections !== undefined ? { maxConnections } : {}),
       ...(maxPendingHandshakes !== undefined ? { maxPendingHandshakes } : {}),
       ...(maxConnectionsPerAddress !== undefined ? { maxConnectionsPerAddress } : {}),
+      ...(maxQueuedConnections !== undefined ? { maxQueuedConnections } : {}),
     };
   }
 

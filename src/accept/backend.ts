@@ -40,6 +40,8 @@ export interface AdmissionCountersSnapshot {
   pauses: number;
   /** the accept queue's length now (Linux, native backend), else null */
   backlog: number | null;
+  /** with maxQueuedConnections (native backend): ms of CPU spent resetting the connections shed */
+  sheddingCpuMs?: number;
 }
 
 export interface AcceptCounters {

@@ -140,13 +140,15 @@ export class NativeAcceptBackend implements AcceptBackend {
       return { accepted: 0, pauses: 0, retriesByErrno: {}, admission: { pausedFor: null, pausedMs: 0, pauses: 0, backlog: null }, rejected };
     }
     const stats = this.acceptor.stats();
-    const { reason, pausedMs, pauses, backlog, rejectedPerAddress } = stats.admission;
+    const { reason, pausedMs, pauses, backlog, rejectedPerAddress, rejectedQueued, sheddingCpuMs } = stats.admission;
     rejected.maxConnectionsPerAddress = rejectedPerAddress;
+    rejected.maxQueuedConnections = rejectedQueued;
+    const shedding = this.admission.limits.maxQueuedConnections !== undefined ? { sheddingCpuMs } : {};
     return {
       accepted: stats.accepted,
       pauses: stats.pauses,
       retriesByErrno: stats.retriesByErrno,
-      admission: { pausedFor: reason === AdmissionReasonCode.None ? null : admissionReasonOf(reason), pausedMs, pauses, backlog },
+      admission: { pausedFor: reason === AdmissionReasonCode.None ? null : admissionReasonOf(reason), pausedMs, pauses, backlog, ...shedding },
       rejected,
     };
   }

@@ -39,6 +39,10 @@ export interface NativeAcceptorStats {
     backlog: number | null;
     /** connections closed at accept over maxConnectionsPerAddress */
     rejectedPerAddress: number;
+    /** connections reset from the accept queue beyond maxQueuedConnections while paused */
+    rejectedQueued: number;
+    /** ms of this thread's CPU spent resetting them (accept, setsockopt, close) */
+    sheddingCpuMs: number;
   };
 }
 
@@ -56,6 +60,12 @@ export interface NativeAdmissionOptions {
   maxConnections?: number;
   maxPendingHandshakes?: number;
   maxConnectionsPerAddress?: number;
+  /**
+   * while paused at maxConnections/maxPendingHandshakes, connections allowed to wait in the
+   * accept queue (0..2^31-1; absent: no bound); the oldest beyond it are accepted and reset.
+   * Needs one of those two limits.
+   */
+  maxQueuedConnections?: number;
   /** count connections in setup as handshaking (for maxPendingHandshakes) */
   countsHandshakes?: boolean;
   /** hand each batch's peer addresses to onBatch (saves JS a getpeername() per connection) */

@@ -29,6 +29,16 @@ function proxyOptionsFor(
 }
 
 /**
+ * maxQueuedConnections sheds from the accept queue on the listener's own loop; the accept
+ * thread that feeds workers has no such check, so the option is refused rather than ignored.
+ */
+function rejectShedding(options: { maxQueuedConnections?: number }): void {
+  if (options.maxQueuedConnections !== undefined) {
+    throw codedError(ErrorCodes.INVALID_OPTION, 'maxQueuedConnections is not supported with workers', { option: 'maxQueuedConnections' });
+  }
+}
+
+/**
  * What the main thread's accept thread applies for the listener as a whole (validated with the
  * base options): maxConnections, maxConnectionsPerAddress (with proxyProtocol, to the header's
  * client, which the workers count in the same table) and deferAccept on its listening socket.
@@ -44,6 +54,7 @@ export function createTlsWorkersListener(options: ListenerOptions & { workers: W
   if (options.http !== undefined) {
     throw codedError(ErrorCodes.INVALID_OPTION, "with workers, the SNI route is the workers module's `http` export, not the http option");
   }
+  rejectShedding(options);
   const credential = cloneableCredential(options.credential, 'credential');
   const sniCredential = cloneableCredential(options.sniCredential, 'sniCredential');
   // Built once here only to report a bad credential now rather than from every worker.
@@ -69,6 +80,7 @@ export function createTlsWorkersListener(options: ListenerOptions & { workers: W
 
 export function createTcpWorkersListener(options: TCPListenerOptions & { workers: WorkersOptions }): WorkersListener {
   rejectUnknownOptions('createLocalTCPListener', options);
+  rejectShedding(options);
   const { workers, port, host, fd, backlog, backend, gracefulCloseTimeout, idleTimeout } = options;
   return new WorkersListener(
     'tcp',

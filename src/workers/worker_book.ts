@@ -76,7 +76,7 @@ export function bookOf(
     proxyProtocol: { invalid: 0, untrusted: 0 },
     admission: { pausedFor: null, pausedMs: 0, pauses: native?.admissionPauses ?? 0, backlog: null },
     // Closed by the accept thread at accept, plus (with proxyProtocol) by workers after the header.
-    rejected: { maxConnections: 0, maxPendingHandshakes: 0, maxConnectionsPerAddress: native?.rejectedPerAddress ?? 0 },
+    rejected: { maxConnections: 0, maxPendingHandshakes: 0, maxConnectionsPerAddress: native?.rejectedPerAddress ?? 0, maxQueuedConnections: 0 },
   };
   for (const [errno, count] of Object.entries(native?.retriesByErrno ?? {})) total.acceptRetries[errnoName(Number(errno))] = count;
   for (const slot of slots) {
