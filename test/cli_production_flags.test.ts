@@ -1,7 +1,9 @@
 // The CLI's flags for running behind a load balancer and under load (--proxy-protocol,
 // --trusted-proxies, the admission limits), driven from outside: the real command, real
 // PROXY headers in front of real TLS clients, and its log lines and final statistics.
+import { once } from 'node:events';
 import fs from 'node:fs';
+import net from 'node:net';
 import { expect } from 'chai';
 import { spawnCliProcess, stateDirFor } from './support/cli_process.js';
 import { proxiedTlsConnect, v1, v2, inet4 } from './support/proxy_headers.js';
@@ -51,6 +53,33 @@ describe('CLI: --proxy-protocol and --trusted-proxies serve clients behind a bal
   });
 });
 
+describe('CLI: --max-queued-connections resets clients waiting beyond it while accepting is held back', function () {
+  const cleanup = useCleanup();
+
+  it('--max-pending-handshakes 1 --max-queued-connections 0: a second client, waiting while the first stalls its handshake, is reset', async function () {
+    this.timeout(30_000);
+    const cli = spawnCliProcess(cleanup, ['--port', '0', '--state-dir', stateDirFor(cleanup), '--max-pending-handshakes', '1', '--max-queued-connections', '0']);
+    const port = await cli.started();
+    // The first client says nothing: it holds the one setup slot until the handshake timeout.
+    const stalling = net.connect({ port, host: '127.0.0.1' });
+    stalling.on('error', () => undefined);
+    cleanup.add(() => stalling.destroy());
+    await once(stalling, 'connect');
+    await waitUntil(() => cli.stdout.length > 0, 'the CLI to be running');
+    const waiting = net.connect({ port, host: '127.0.0.1' });
+    let reset = false;
+    waiting.on('error', (error: NodeJS.ErrnoException) => (reset = error.code === 'ECONNRESET'));
+    cleanup.add(() => waiting.destroy());
+    await waitUntil(() => reset, 'the waiting client to be reset');
+    stalling.destroy();
+    expect((await cli.stop()).code).to.equal(0);
+    const stats = cli.finalStats();
+    expect(stats.rejected.maxQueuedConnections).to.be.at.least(1);
+    expect(stats.accepted).to.equal(1);
+    expect(stats.leaked).to.equal(0);
+  });
+});
+
 describe('CLI: the production flags are checked like the others', function () {
   const cleanup = useCleanup();
   const usageErrors: Array<[string, string[], RegExp]> = [
@@ -79,7 +108,7 @@ describe('CLI: the production flags are checked like the others', function () {
   it('--help lists them', async function () {
     const cli = spawnCliProcess(cleanup, ['--help']);
     expect((await cli.ended()).code).to.equal(0);
-    for (const flag of ['--proxy-protocol <version>', '--trusted-proxies <list>', '--max-connections <n>', '--max-pending-handshakes <n>', '--max-connections-per-address <n>', '--defer-accept <seconds>']) {
+    for (const flag of ['--proxy-protocol <version>', '--trusted-proxies <list>', '--max-connections <n>', '--max-pending-handshakes <n>', '--max-connections-per-address <n>', '--max-queued-connections <n>', '--defer-accept <seconds>']) {
       expect(cli.stdout).to.include(flag);
     }
   });
