@@ -15,6 +15,7 @@ import { peerCertificateChain } from './peer_chain.js';
 import { hasEmptyVerificationStore, sameKeyType } from './credentials.js';
 import { createClientCertRejectedError, validateClientChain } from './client_certificate.js';
 import { releaseControlAfterSetup } from './released_control.js';
+import { SetupDeadlines } from './setup_deadlines.js';
 import type { ProxiedInfo } from '../proxy/proxy_setup.js';
 
 /** `remoteAddress`, `remotePort` and `proxy` are set with the proxyProtocol option (src/proxy/). */
@@ -53,8 +54,10 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
   private readonly alpnLists: Map<string, Buffer>;
   private readonly serverAlpn: readonly string[];
   private contexts: Readonly<ServingContexts>;
+  private readonly deadlines: SetupDeadlines;
 
   constructor(private readonly options: TlsSetupOptions) {
+    this.deadlines = new SetupDeadlines(options.handshakeTimeout);
     this.serverAlpn = options.alpn ?? [];
     this.alpnLists = wireProtocolLists(this.serverAlpn);
     this.contexts = { context: options.context, ...(options.sniContext ? { sniContext: options.sniContext } : {}) };
@@ -81,17 +84,17 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
   ): void {
     let finished = false;
     const contexts = this.contexts;
-    const timer = setTimeout(() => {
+    const deadline = this.deadlines.add(() => {
       finish();
       fail(
         codedError(ErrorCodes.TLS_HANDSHAKE_TIMEOUT, `TLS setup of connection ${record.id} took longer than ${this.options.handshakeTimeout} ms`),
         'timedOut',
       );
-    }, this.options.handshakeTimeout);
+    });
     const finish = (): boolean => {
       if (finished) return false;
       finished = true;
-      clearTimeout(timer);
+      SetupDeadlines.cancel(deadline);
       return true;
     };
     const failWith = (error: unknown): void => {
