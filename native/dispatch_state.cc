@@ -337,7 +337,7 @@ void JoinQueue(DispatchShared& shared, const std::shared_ptr<QueueShared>& queue
   WakeAcceptThread(shared);
 }
 
-size_t LeaveQueue(DispatchShared& shared, const std::shared_ptr<QueueShared>& queue) {
+void LeaveQueue(DispatchShared& shared, const std::shared_ptr<QueueShared>& queue) {
   std::vector<AcceptedFd> orphans;
   {
     std::lock_guard<std::mutex> lock(shared.mutex);
@@ -348,7 +348,7 @@ size_t LeaveQueue(DispatchShared& shared, const std::shared_ptr<QueueShared>& qu
       }
     }
     std::lock_guard<std::mutex> queue_lock(queue->mutex);
-    if (!queue->open) return 0;
+    if (!queue->open) return;
     queue->open = false;
     queue->wake = nullptr;
     orphans.swap(queue->pending);
@@ -359,11 +359,10 @@ size_t LeaveQueue(DispatchShared& shared, const std::shared_ptr<QueueShared>& qu
   }
   // Off every list and no longer open: no push can reach these any more.
   for (const AcceptedFd& orphan : orphans) close(orphan.fd);
-  if (orphans.empty()) return 0;
+  if (orphans.empty()) return;
   std::lock_guard<std::mutex> lock(shared.mutex);
   shared.releases++;
   shared.changed.notify_all();  // room under an admission limit (or descriptors) again
-  return orphans.size();
 }
 
 void RetireQueue(DispatchShared& shared, const std::shared_ptr<QueueShared>& queue) {

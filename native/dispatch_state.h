@@ -161,8 +161,7 @@ void WakeAcceptThread(DispatchShared& shared);
 // A queue joins the dispatcher (takes descriptors and is on the books).
 void JoinQueue(DispatchShared& shared, const std::shared_ptr<QueueShared>& queue);
 // It takes no more descriptors; every fd still pending is closed and counted. Idempotent.
-// Returns how many it closed (queued, never taken by the worker).
-size_t LeaveQueue(DispatchShared& shared, const std::shared_ptr<QueueShared>& queue);
+void LeaveQueue(DispatchShared& shared, const std::shared_ptr<QueueShared>& queue);
 // Its worker has ended: its books fold into the slot's totals, every connection it still
 // counted active counted closed (the worker's handles closed them). Leaves first. Idempotent.
 void RetireQueue(DispatchShared& shared, const std::shared_ptr<QueueShared>& queue);

@@ -34,18 +34,16 @@ void OnWakeClosed(uv_handle_t* handle) {
 }
 
 // JS close(): no more descriptors; the queue stays on the books until the worker ends.
-// Returns how many queued descriptors it closed unserved.
-size_t StopTaking(QueueHandle* owner) {
-  if (owner->closing) return 0;
+void StopTaking(QueueHandle* owner) {
+  if (owner->closing) return;
   owner->closing = true;
-  size_t unserved = LeaveQueue(*owner->dispatcher, owner->queue);
+  LeaveQueue(*owner->dispatcher, owner->queue);
   owner->on_batch.Reset();
   owner->async_context.reset();
   uv_close(reinterpret_cast<uv_handle_t*>(&owner->wake), OnWakeClosed);
-  return unserved;
 }
 
-void OnEnvironmentTeardown(napi_async_cleanup_hook_handle, void* arg) { (void)StopTaking(static_cast<QueueHandle*>(arg)); }
+void OnEnvironmentTeardown(napi_async_cleanup_hook_handle, void* arg) { StopTaking(static_cast<QueueHandle*>(arg)); }
 
 // The worker is ending (however it ends, after close() or not): its connections end with it,
 // and its books fold into its slot. Registered for the environment's whole life, apart from
@@ -213,10 +211,11 @@ WorkerQueue::~WorkerQueue() {
   }
 }
 
-// Returns the number of descriptors still queued that it closed (never served by this worker).
+// What it closes unserved is counted in the queue's closed_here, which the main thread's book
+// reads (closedByQueue: aborted handshakes on a TLS listener).
 Napi::Value WorkerQueue::Close(const Napi::CallbackInfo& info) {
-  size_t unserved = handle_ != nullptr ? StopTaking(handle_) : 0;
-  return Napi::Number::New(info.Env(), static_cast<double>(unserved));
+  if (handle_ != nullptr) StopTaking(handle_);
+  return info.Env().Undefined();
 }
 
 Napi::Value WorkerQueue::Publish(const Napi::CallbackInfo& info) {

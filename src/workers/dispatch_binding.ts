@@ -107,10 +107,10 @@ export interface NativeDispatcher {
 
 export interface NativeWorkerQueue {
   /**
-   * Takes no more descriptors; those still queued are closed and counted. Idempotent. Returns
-   * how many it closed that way (accepted, never served by this worker; 0 on later calls).
+   * Takes no more descriptors; those still queued are closed and counted (closedByQueue in the
+   * dispatcher's stats). Idempotent.
    */
-  close(): number;
+  close(): void;
   /** The worker's books in PUBLISHED_ORDER. */
   publish(counters: Float64Array): void;
   /** A connection counted in this per-address slot was released; false when the queue holds none there. */
