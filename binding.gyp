@@ -12,6 +12,7 @@
         "native/accept_errors.cc",
         "native/accept_queue.cc",
         "native/listen_socket.cc",
+        "native/js_values.cc",
         "native/acceptor.cc",
         "native/admission.cc",
         "native/load_shedding.cc",

@@ -10,6 +10,7 @@
 #include "accept_queue.h"
 #include "batch_slots.h"
 #include "arguments.h"
+#include "js_values.h"
 #include "listen_socket.h"
 #include "load_shedding.h"
 
@@ -658,12 +659,7 @@ Napi::Value Acceptor::Stats(const Napi::CallbackInfo& info) {
   stats.Set("batches", Napi::Number::New(env, static_cast<double>(counters.batches)));
   stats.Set("pauses", Napi::Number::New(env, static_cast<double>(counters.pauses)));
   stats.Set("emptyAccepts", Napi::Number::New(env, static_cast<double>(counters.empty_accepts)));
-  Napi::Object retries = Napi::Object::New(env);
-  for (const auto& entry : counters.retries_by_errno) {
-    retries.Set(Napi::Number::New(env, entry.first).ToString(),
-                Napi::Number::New(env, static_cast<double>(entry.second)));
-  }
-  stats.Set("retriesByErrno", retries);
+  stats.Set("retriesByErrno", ErrnoCounts(env, counters.retries_by_errno));
   Napi::Object admission = Napi::Object::New(env);
   bool open = loop_ != nullptr && !loop_->closing;
   admission.Set("reason", Napi::Number::New(env, open ? static_cast<int32_t>(loop_->admission_paused_for) : 0));
@@ -683,13 +679,7 @@ Napi::Value Acceptor::Stats(const Napi::CallbackInfo& info) {
 Napi::Value Acceptor::Address(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (loop_ == nullptr || loop_->closing) return env.Null();
-  LocalAddress local = GetLocalAddress(loop_->listen_fd);
-  if (local.err != 0) return env.Null();
-  Napi::Object address = Napi::Object::New(env);
-  address.Set("address", local.address);
-  address.Set("family", local.family == 6 ? "IPv6" : "IPv4");
-  address.Set("port", local.port);
-  return address;
+  return LocalAddressValue(env, loop_->listen_fd);
 }
 
 }  // namespace ntl

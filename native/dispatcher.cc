@@ -7,6 +7,7 @@
 #include <string>
 
 #include "arguments.h"
+#include "js_values.h"
 #include "listen_socket.h"
 
 namespace ntl {
@@ -207,7 +208,6 @@ Napi::Value Dispatcher::Id(const Napi::CallbackInfo& info) { return Napi::Number
 Napi::Value Dispatcher::Stats(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object stats = Napi::Object::New(env);
-  Napi::Object retries = Napi::Object::New(env);
   Napi::Object slots = Napi::Object::New(env);
   // One lock for the whole read: the books are one consistent picture.
   std::lock_guard<std::mutex> lock(shared_->mutex);
@@ -220,10 +220,7 @@ Napi::Value Dispatcher::Stats(const Napi::CallbackInfo& info) {
   stats.Set("rejectedPerAddress", Napi::Number::New(env, static_cast<double>(shared_->rejected_per_address)));
   stats.Set("addressesInUse", Napi::Number::New(env, static_cast<double>(shared_->addresses.InUse())));
   stats.Set("eventsDropped", Napi::Number::New(env, static_cast<double>(shared_->events_dropped)));
-  for (const auto& entry : shared_->retries_by_errno) {
-    retries.Set(Napi::Number::New(env, entry.first).ToString(), Napi::Number::New(env, static_cast<double>(entry.second)));
-  }
-  stats.Set("retriesByErrno", retries);
+  stats.Set("retriesByErrno", ErrnoCounts(env, shared_->retries_by_errno));
   std::map<int, SlotTotals> totals = shared_->retired;
   std::map<int, double> queued;
   std::map<int, bool> live;
@@ -253,13 +250,7 @@ Napi::Value Dispatcher::Stats(const Napi::CallbackInfo& info) {
 Napi::Value Dispatcher::Address(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (handle_ == nullptr || handle_->closing) return env.Null();
-  LocalAddress local = GetLocalAddress(shared_->listen_fd);
-  if (local.err != 0) return env.Null();
-  Napi::Object address = Napi::Object::New(env);
-  address.Set("address", local.address);
-  address.Set("family", local.family == 6 ? "IPv6" : "IPv4");
-  address.Set("port", local.port);
-  return address;
+  return LocalAddressValue(env, shared_->listen_fd);
 }
 
 }  // namespace ntl

@@ -1,0 +1,19 @@
+// The shapes both accept loops (the single-thread acceptor and the workers' dispatcher) give
+// JS, built in one place so that address() and stats() read alike for either.
+#pragma once
+
+#include <napi.h>
+
+#include <cstdint>
+#include <map>
+
+namespace ntl {
+
+// { address, family: 'IPv4' | 'IPv6', port } of the listening socket `fd`, as net.Server's
+// address(); null when getsockname() fails.
+Napi::Value LocalAddressValue(Napi::Env env, int fd);
+
+// { "<errno>": count, ... }: the accept errors retried, by errno.
+Napi::Object ErrnoCounts(Napi::Env env, const std::map<int, uint64_t>& counts);
+
+}  // namespace ntl
