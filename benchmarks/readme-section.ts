@@ -164,8 +164,11 @@ export function replaceMarked(text: string, start: string, end: string, section:
   return span ? `${text.slice(0, span.from)}\n${section}\n${text.slice(span.to)}` : null;
 }
 
-/** Replaces the marked section in `file`; returns what it did, in one line. */
-function replaceSection(file: string, section: string): string {
+/**
+ * Replaces the section between `markers` in `file` (the single-thread tables' by default);
+ * returns what it did, in one line.
+ */
+export function replaceSection(file: string, section: string, markers: { start: string; end: string; what: string } = { start: START, end: END, what: 'benchmark' }): string {
   const name = path.relative(path.dirname(readmePath), file);
   let text: string;
   try {
@@ -173,11 +176,11 @@ function replaceSection(file: string, section: string): string {
   } catch {
     return `${name}: not found; section not written`;
   }
-  const updated = replaceMarked(text, START, END, section);
-  if (updated === null) return `${name}: no ${START} ... ${END} markers; section not written`;
-  if (updated === text) return `${name}: benchmark section already up to date`;
+  const updated = replaceMarked(text, markers.start, markers.end, section);
+  if (updated === null) return `${name}: no ${markers.start} ... ${markers.end} markers; section not written`;
+  if (updated === text) return `${name}: ${markers.what} section already up to date`;
   fs.writeFileSync(file, updated);
-  return `${name}: benchmark section regenerated from the results`;
+  return `${name}: ${markers.what} section regenerated from the results`;
 }
 
 /** Writes the summary into the README and the full tables into benchmarks/README.md. */

@@ -24,7 +24,7 @@ import { node24CacheDir, resultsDir } from './paths.js';
 import { LineChannel } from './proc.js';
 import type { Message } from './proc.js';
 import { benchReadmePath, readmePath } from './paths.js';
-import { replaceMarked } from './readme-section.js';
+import { replaceSection } from './readme-section.js';
 import { renderWorkersSection, summarizeWorkers, workersTable } from './workers_report.js';
 import type { WorkersResults, WorkersScenario, WorkersTrial } from './workers_report.js';
 
@@ -221,20 +221,11 @@ export function workersResultsFile(quick: boolean): string {
 export const WORKERS_START = '<!-- bench-workers:start -->';
 export const WORKERS_END = '<!-- bench-workers:end -->';
 
-/** Rewrites the marked workers section of `file` from the results; says what it did. */
-export function updateWorkersSection(file: string, results: WorkersResults): string {
-  const name = path.basename(path.dirname(file)) + '/' + path.basename(file);
-  const text = fs.readFileSync(file, 'utf8');
-  const updated = replaceMarked(text, WORKERS_START, WORKERS_END, renderWorkersSection(results));
-  if (updated === null) return `${name}: no ${WORKERS_START} ... ${WORKERS_END} markers; section not written`;
-  if (updated === text) return `${name}: workers section already up to date`;
-  fs.writeFileSync(file, updated);
-  return `${name}: workers section regenerated from the results`;
-}
-
 /** Both READMEs' workers sections (the README's workers chapter, benchmarks/README.md's results). */
 export function updateWorkersReadmes(results: WorkersResults): string {
-  return [readmePath, benchReadmePath].map((file) => updateWorkersSection(file, results)).join('; ');
+  const section = renderWorkersSection(results);
+  const markers = { start: WORKERS_START, end: WORKERS_END, what: 'workers' };
+  return [readmePath, benchReadmePath].map((file) => replaceSection(file, section, markers)).join('; ');
 }
 
 async function main(): Promise<void> {
