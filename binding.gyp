@@ -14,6 +14,7 @@
         "native/listen_socket.cc",
         "native/js_values.cc",
         "native/acceptor.cc",
+        "native/peer_words.cc",
         "native/admission.cc",
         "native/load_shedding.cc",
         "native/arguments.cc",

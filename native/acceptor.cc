@@ -13,6 +13,7 @@
 #include "js_values.h"
 #include "listen_socket.h"
 #include "load_shedding.h"
+#include "peer_words.h"
 
 namespace ntl {
 namespace {
@@ -76,6 +77,7 @@ void BeginClose(AcceptLoop* loop) {
   }
   loop->on_batch.Reset();
   loop->batch_array.Reset();
+  loop->peer_array.Reset();
   loop->on_event.Reset();
   loop->async_context.reset();
   loop->admission_counters.Reset();
@@ -116,45 +118,10 @@ bool CallJs(AcceptLoop* loop, Napi::FunctionReference& callback, size_t argc, co
   return false;
 }
 
-// The batch's peers as Node's own socket._peername objects ({ address, family, port }), or
-// undefined when JS did not ask for them; an entry is null for a family that is not IP.
-bool CreatePeers(AcceptLoop* loop, napi_value* result) {
-  napi_env env = loop->env;
-  if (!loop->deliver_peers) return napi_get_undefined(env, result) == napi_ok;
-  size_t count = loop->batch_peers.size();
-  if (napi_create_array_with_length(env, count, result) != napi_ok) return false;
-  for (size_t i = 0; i < count; i++) {
-    LocalAddress peer = FormatAddress(loop->batch_peers[i]);
-    napi_value entry = nullptr;
-    if (peer.err != 0) {
-      if (napi_get_null(env, &entry) != napi_ok) return false;
-    } else {
-      napi_value address = nullptr;
-      napi_value family = nullptr;
-      napi_value port = nullptr;
-      if (napi_create_object(env, &entry) != napi_ok ||
-          napi_create_string_utf8(env, peer.address.c_str(), peer.address.size(), &address) != napi_ok ||
-          napi_create_string_utf8(env, peer.family == 6 ? "IPv6" : "IPv4", NAPI_AUTO_LENGTH, &family) != napi_ok ||
-          napi_create_int32(env, peer.port, &port) != napi_ok ||
-          napi_set_named_property(env, entry, "address", address) != napi_ok ||
-          napi_set_named_property(env, entry, "family", family) != napi_ok ||
-          napi_set_named_property(env, entry, "port", port) != napi_ok) {
-        return false;
-      }
-    }
-    if (napi_set_element(env, *result, static_cast<uint32_t>(i), entry) != napi_ok) return false;
-  }
-  return true;
-}
-
-// The slots of the loop's batch array, or nullptr when it has none with room for `count`
-// (never made, or JS detached its buffer).
-int32_t* BatchSlots(AcceptLoop* loop, napi_value* array, size_t count) {
-  napi_env env = loop->env;
-  if (loop->batch_array.IsEmpty() ||
-      napi_get_reference_value(env, loop->batch_array, array) != napi_ok || *array == nullptr) {
-    return nullptr;
-  }
+// The Int32Array kept in `ref`, reused for every batch, when it still has `count` elements
+// (JS may have detached its buffer, by transferring it); else nullptr.
+int32_t* ReusedArray(napi_env env, Napi::Reference<Napi::Int32Array>& ref, napi_value* array, size_t count) {
+  if (ref.IsEmpty() || napi_get_reference_value(env, ref, array) != napi_ok || *array == nullptr) return nullptr;
   napi_typedarray_type type;
   size_t length = 0;
   void* data = nullptr;
@@ -165,21 +132,54 @@ int32_t* BatchSlots(AcceptLoop* loop, napi_value* array, size_t count) {
   return static_cast<int32_t*>(data);
 }
 
-// A batch array of batch_limit slots, kept for every later batch; nullptr when none could be made.
-int32_t* NewBatchArray(AcceptLoop* loop, napi_value* array) {
-  napi_env env = loop->env;
-  size_t capacity = loop->batch_limit;
+// A new Int32Array of `capacity` elements, kept in `ref` for later batches; nullptr when none
+// could be made.
+int32_t* NewReusedArray(napi_env env, Napi::Reference<Napi::Int32Array>& ref, napi_value* array, size_t capacity) {
   void* data = nullptr;
   napi_value buffer = nullptr;
   if (napi_create_arraybuffer(env, capacity * sizeof(int32_t), &data, &buffer) != napi_ok ||
       napi_create_typedarray(env, napi_int32_array, capacity, buffer, 0, array) != napi_ok) {
     return nullptr;
   }
-  loop->batch_array.Reset();
-  napi_ref ref = nullptr;
-  if (napi_create_reference(env, *array, 1, &ref) != napi_ok) return nullptr;
-  loop->batch_array = Napi::Reference<Napi::Int32Array>(env, ref);
+  ref.Reset();
+  napi_ref created = nullptr;
+  if (napi_create_reference(env, *array, 1, &created) != napi_ok) return nullptr;
+  ref = Napi::Reference<Napi::Int32Array>(env, created);
   return static_cast<int32_t*>(data);
+}
+
+// The slots of the loop's batch array (batch_limit of them), or nullptr when it has none.
+int32_t* BatchSlots(AcceptLoop* loop, napi_value* array, size_t count) {
+  return ReusedArray(loop->env, loop->batch_array, array, count);
+}
+
+// The batch's peers (native/peer_words.h): their words in the loop's reused peer array, and
+// the text of each IPv6 peer that is not IPv4-mapped in a new array (undefined when the batch
+// has none, as it mostly has). Both undefined when JS did not ask for peers.
+bool CreatePeers(AcceptLoop* loop, napi_value* words_array, napi_value* ipv6_texts) {
+  napi_env env = loop->env;
+  if (napi_get_undefined(env, ipv6_texts) != napi_ok) return false;
+  if (!loop->deliver_peers) return napi_get_undefined(env, words_array) == napi_ok;
+  size_t count = loop->batch_peers.size();
+  size_t capacity = loop->batch_limit * kPeerWords;
+  int32_t* words = ReusedArray(env, loop->peer_array, words_array, count * kPeerWords);
+  if (words == nullptr) words = NewReusedArray(env, loop->peer_array, words_array, capacity);
+  if (words == nullptr) return false;
+  std::string text;
+  bool texts_made = false;
+  for (size_t i = 0; i < count; i++) {
+    if (WritePeerWords(loop->batch_peers[i], words + i * kPeerWords, &text) != kPeerIPv6) continue;
+    napi_value entry = nullptr;
+    if (!texts_made) {
+      if (napi_create_array_with_length(env, count, ipv6_texts) != napi_ok) return false;
+      texts_made = true;
+    }
+    if (napi_create_string_latin1(env, text.c_str(), text.size(), &entry) != napi_ok ||
+        napi_set_element(env, *ipv6_texts, static_cast<uint32_t>(i), entry) != napi_ok) {
+      return false;
+    }
+  }
+  return true;
 }
 
 void DeliverBatch(AcceptLoop* loop) {
@@ -189,10 +189,11 @@ void DeliverBatch(AcceptLoop* loop) {
   napi_handle_scope scope = nullptr;
   if (napi_open_handle_scope(env, &scope) == napi_ok) {
     // argv: the reused descriptor array, the batch's size, each descriptor's per-address slot
-    // (a new array only when per-address limits are on, else undefined), the peers or undefined.
-    napi_value argv[4] = {nullptr, nullptr, nullptr, nullptr};
+    // (a new array only when per-address limits are on, else undefined), the peers' words and
+    // IPv6 texts (CreatePeers).
+    napi_value argv[5] = {nullptr, nullptr, nullptr, nullptr, nullptr};
     int32_t* slots = BatchSlots(loop, &argv[0], count);
-    if (slots == nullptr) slots = NewBatchArray(loop, &argv[0]);
+    if (slots == nullptr) slots = NewReusedArray(env, loop->batch_array, &argv[0], loop->batch_limit);
     int32_t* address_slots = nullptr;
     bool ready = slots != nullptr && napi_create_uint32(env, static_cast<uint32_t>(count), &argv[1]) == napi_ok;
     if (ready && loop->admission.per_address()) {
@@ -204,12 +205,12 @@ void DeliverBatch(AcceptLoop* loop) {
     } else if (ready) {
       ready = napi_get_undefined(env, &argv[2]) == napi_ok;
     }
-    if (ready && CreatePeers(loop, &argv[3])) {
+    if (ready && CreatePeers(loop, &argv[3], &argv[4])) {
       for (size_t i = 0; i < count; i++) {
         slots[i] = loop->batch[i];
         if (address_slots != nullptr) address_slots[i] = loop->batch_address_slots[i];
       }
-      bool completed = CallJs(loop, loop->on_batch, 4, argv);
+      bool completed = CallJs(loop, loop->on_batch, 5, argv);
       // JS may have detached the buffer (transferred it) during the callback: its slots are
       // unreadable then, so each descriptor is judged as returned (closed here unless a libuv
       // handle owns it), and the next batch gets a new array.

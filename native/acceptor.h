@@ -83,6 +83,8 @@ struct AcceptLoop {
   // used): no ArrayBuffer is allocated per batch. JS could detach its buffer (transfer it);
   // DeliverBatch checks, and makes a new one if so.
   Napi::Reference<Napi::Int32Array> batch_array;
+  // The same for the peers' words (native/peer_words.h), when JS asked for peers.
+  Napi::Reference<Napi::Int32Array> peer_array;
   Napi::FunctionReference on_event;
   std::unique_ptr<Napi::AsyncContext> async_context;
 
@@ -114,7 +116,8 @@ class Acceptor : public Napi::ObjectWrap<Acceptor> {
  public:
   static Napi::Function Define(Napi::Env env);
 
-  // new Acceptor(listenFd, onBatch(fds: Int32Array, count, addressSlots?: Int32Array, peers?),
+  // new Acceptor(listenFd, onBatch(fds: Int32Array, count, addressSlots?: Int32Array,
+  //                                peerWords?: Int32Array, ipv6Texts?: string[]),
   //              onEvent(kind, errno, delayMs), options)
   explicit Acceptor(const Napi::CallbackInfo& info);
   ~Acceptor() override;

@@ -16,8 +16,9 @@ import type net from 'node:net';
 import type { AcceptBackend, AcceptSink, BackendKind, ListenTarget } from './accept/backend.js';
 import { NativeAcceptBackend } from './accept/native_backend.js';
 import { JsAcceptBackend } from './accept/js_backend.js';
-import type { AcceptorOptions, PeerAddress } from './native/binding.js';
-import { primePeerAddress } from './accept/peer_address.js';
+import type { AcceptorOptions } from './native/binding.js';
+import { peerAddressAt, primePeerAddress } from './accept/peer_address.js';
+import type { BatchPeers } from './accept/peer_address.js';
 import { chooseBackend } from './backend_choice.js';
 import { adoptDescriptor, handOffBatch } from './accept/descriptor_handoff.js';
 import type { DescriptorAdopter } from './accept/descriptor_handoff.js';
@@ -228,10 +229,10 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
 
   // ---- AcceptSink: what the backend hands over -------------------------------------------
 
-  onDescriptors(fds: Int32Array, count: number, addressSlots?: Int32Array, peers?: Array<PeerAddress | null>): void {
+  onDescriptors(fds: Int32Array, count: number, addressSlots?: Int32Array, peers?: BatchPeers): void {
     handOffBatch(fds, count, this.adopt, this.registry, {
       wrapped: (id, socket, fd, index) => {
-        if (peers !== undefined) primePeerAddress(socket, peers[index]);
+        if (peers !== undefined) primePeerAddress(socket, peerAddressAt(peers, index));
         this.connections.track(id, socket, fd);
         // The acceptor counted it against its peer's address: the registry counts it out.
         if (addressSlots !== undefined) {

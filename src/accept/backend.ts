@@ -1,7 +1,8 @@
 // The seam between "something accepts connections" and the listener that serves them.
 // Two implementations: the native acceptor (native_backend.ts) and net.Server (js_backend.ts).
 import type net from 'node:net';
-import type { PeerAddress, ResolvedAddress } from '../native/binding.js';
+import type { ResolvedAddress } from '../native/binding.js';
+import type { BatchPeers } from './peer_address.js';
 import type { SystemError } from '../errors.js';
 import type { AdmissionReason, RejectionReason } from './admission.js';
 
@@ -22,7 +23,7 @@ export interface AcceptSink {
    * A batch: `fds[0..count)` (the array is reused for every batch), each one's per-address slot
    * (absent when no per-address limit is set) and, where asked for, the peers accept() gave.
    */
-  onDescriptors(fds: Int32Array, count: number, addressSlots?: Int32Array, peers?: Array<PeerAddress | null>): void;
+  onDescriptors(fds: Int32Array, count: number, addressSlots?: Int32Array, peers?: BatchPeers): void;
   /** JS backend: a connection already wrapped by net.Server. */
   onSocket(socket: net.Socket): void;
   onRetry(error: SystemError): void;

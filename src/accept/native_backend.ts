@@ -74,7 +74,8 @@ export class NativeAcceptBackend implements AcceptBackend {
     try {
       acceptor = new this.binding.Acceptor(
         outcome.fd,
-        (fds, count, addressSlots, peers) => this.sink.onDescriptors(fds, count, addressSlots, peers),
+        (fds, count, addressSlots, peerWords, ipv6Texts) =>
+          this.sink.onDescriptors(fds, count, addressSlots, peerWords === undefined ? undefined : { words: peerWords, ipv6Texts }),
         (kind, errno, delayMs) => this.onAcceptEvent(kind, errno, delayMs),
         { ...this.acceptorOptions, ...this.admission.nativeOptions(), peerAddresses: this.peerAddresses },
       );

@@ -103,14 +103,22 @@ export interface AcceptorOptions {
  * Any other value is treated as untouched. The addon always closes the descriptor it accepted
  * for the slot, never a number JS wrote there. `addressSlots[i]` is descriptor i's slot in the
  * per-address counts (-1: none); whoever releases the connection decrements it (admission.ts).
- * `peers[i]` is descriptor i's peer, read by accept() itself, when the acceptor was created
- * with `peerAddresses: true` (else `peers` is undefined).
+ * When the acceptor was created with `peerAddresses: true`, `peerWords` holds each descriptor's
+ * peer, read by accept() itself, as numbers (native/peer_words.h; src/accept/peer_address.ts
+ * reads them), and `ipv6Texts[i]` the text of descriptor i's peer when it is IPv6 and not
+ * IPv4-mapped (`ipv6Texts` is undefined when no peer of the batch is); else both are undefined.
  */
 /**
  * A batch: `fds[0..count)` in one array the acceptor reuses for every batch, each descriptor's
  * per-address slot (only when maxConnectionsPerAddress is set) and the peers (only when asked).
  */
-export type BatchCallback = (fds: Int32Array, count: number, addressSlots: Int32Array | undefined, peers: Array<PeerAddress | null> | undefined) => void;
+export type BatchCallback = (
+  fds: Int32Array,
+  count: number,
+  addressSlots: Int32Array | undefined,
+  peerWords: Int32Array | undefined,
+  ipv6Texts: Array<string | undefined> | undefined,
+) => void;
 
 /** A peer as accept() gave it, shaped like Node's socket._peername. */
 export interface PeerAddress {
