@@ -7,6 +7,7 @@ import type net from 'node:net';
 import type { ConnectionRecord, ConnectionRegistry } from './registry.js';
 import { codedError, ErrorCodes } from './errors.js';
 import type { CodedError } from './errors.js';
+import type { DescriptorAdopter } from './accept/descriptor_handoff.js';
 import { channels, debug } from './diagnostics.js';
 
 /** Where a connection failed before its handler got it; what `tlsClientError` carries. */
@@ -27,6 +28,13 @@ export interface ConnectionSetup<S extends net.Socket, I extends { id: number }>
    * TCP) does not pay for it.
    */
   readonly canFail: boolean;
+  /**
+   * Optional: an adopter that wraps an accepted descriptor in the very socket this stage serves
+   * from (a TLSSocket opened on it, src/tls/direct_tls_socket.ts), when nothing has to be read
+   * from a plain socket first; undefined when the descriptor must be wrapped the usual way.
+   * Asked once per batch; start() then gets what the adopter made.
+   */
+  directAdopter?(): DescriptorAdopter | undefined;
   start(
     socket: net.Socket,
     record: ConnectionRecord,

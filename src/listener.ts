@@ -76,7 +76,9 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
   readonly backend: BackendKind;
   protected readonly registry: ConnectionRegistry;
   private readonly acceptBackend: AcceptBackend;
-  private readonly adopt: DescriptorAdopter;
+  /** The adopter a test or an embedder gave (ListenerDependencies), if any. */
+  private readonly givenAdopter: DescriptorAdopter | undefined;
+  private readonly setup: ConnectionSetup<S, I>;
   private readonly options: BaseListenerOptions;
   private readonly connections: ConnectionLifecycle<S, I>;
   private readonly admission: AdmissionCounters;
@@ -106,7 +108,8 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
       idleTimeout: options.idleTimeout,
       gracefulCloseTimeout: options.gracefulCloseTimeout ?? DEFAULT_GRACEFUL_CLOSE_MS,
     });
-    this.adopt = dependencies.adoptDescriptor ?? adoptDescriptor;
+    this.givenAdopter = dependencies.adoptDescriptor;
+    this.setup = setup;
     this.admission = new AdmissionCounters(admissionOptionsOf(options));
     this.registry.observer = {
       setupEnded: () => {
@@ -230,7 +233,10 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
   // ---- AcceptSink: what the backend hands over -------------------------------------------
 
   onDescriptors(fds: Int32Array, count: number, addressSlots?: Int32Array, peers?: BatchPeers): void {
-    handOffBatch(fds, count, this.adopt, this.registry, {
+    // A given adopter always wraps; otherwise the setup stage may open its own socket on the
+    // descriptor (a TLSSocket with nothing under it), else a plain socket wraps it.
+    const adopt = this.givenAdopter ?? this.setup.directAdopter?.() ?? adoptDescriptor;
+    handOffBatch(fds, count, adopt, this.registry, {
       wrapped: (id, socket, fd, index) => {
         if (peers !== undefined) primePeerAddress(socket, peerAddressAt(peers, index));
         this.connections.track(id, socket, fd);

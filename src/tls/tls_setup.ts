@@ -16,6 +16,9 @@ import { hasEmptyVerificationStore, sameKeyType } from './credentials.js';
 import { createClientCertRejectedError, validateClientChain } from './client_certificate.js';
 import { releaseControlAfterSetup } from './released_control.js';
 import { SetupDeadlines } from './setup_deadlines.js';
+import { isOpenedTlsSocket, openTlsSocket } from './direct_tls_socket.js';
+import { adoptDescriptor } from '../accept/descriptor_handoff.js';
+import type { DescriptorAdopter } from '../accept/descriptor_handoff.js';
 import type { ProxiedInfo } from '../proxy/proxy_setup.js';
 
 /** `remoteAddress`, `remotePort` and `proxy` are set with the proxyProtocol option (src/proxy/). */
@@ -55,6 +58,8 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
   private readonly serverAlpn: readonly string[];
   private contexts: Readonly<ServingContexts>;
   private readonly deadlines: SetupDeadlines;
+  /** Opens a TLSSocket on a descriptor with the contexts serving now (directAdopter). */
+  private readonly openDirect: DescriptorAdopter = (fd) => openTlsSocket(fd, this.socketOptions(undefined, this.contexts)) ?? adoptDescriptor(fd);
 
   constructor(private readonly options: TlsSetupOptions) {
     this.deadlines = new SetupDeadlines(options.handshakeTimeout);
@@ -74,6 +79,26 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
 
   get servingContexts(): Readonly<ServingContexts> {
     return this.contexts;
+  }
+
+  /**
+   * When the first bytes can go straight to OpenSSL (no ClientHello to read first), each
+   * descriptor is opened under its own TLSSocket, with no net.Socket beneath it.
+   */
+  directAdopter(): DescriptorAdopter | undefined {
+    return this.needsClientHello(this.contexts) ? undefined : this.openDirect;
+  }
+
+  /**
+   * The ClientHello is read before the TLSSocket exists for client-preference ALPN, and
+   * when the SNI credential's key type differs from the primary's (or is not known): Node's
+   * SNI callback adds the SNI certificate beside the primary one instead of replacing it
+   * (OpenSSL keeps one per key type), so OpenSSL would serve whichever the client's signature
+   * algorithms list first, often the primary's. Choosing the context up front serves exactly
+   * one. Otherwise the first bytes go straight to OpenSSL (and Node's SNI callback).
+   */
+  private needsClientHello(contexts: Readonly<ServingContexts>): boolean {
+    return this.serverAlpn.length > 0 || (contexts.sniContext !== undefined && !sameKeyType(contexts.context, contexts.sniContext));
   }
 
   start(
@@ -108,11 +133,11 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
     socket.once('close', closedEarly);
     socket.once('error', failWith);
 
-    const handshake = (hello: ClientHelloSummary | undefined): void => {
-      if (finished) return;
-      const tlsSocket = this.wrap(socket, hello, contexts);
+    // `socket` is the TLSSocket itself when directAdopter() opened it, else a net.Socket that
+    // the TLSSocket is built on.
+    const listen = (tlsSocket: tls.TLSSocket, hello: ClientHelloSummary | undefined): void => {
       record.served = tlsSocket;
-      tlsSocket.once('error', failWith);
+      if (tlsSocket !== socket) tlsSocket.once('error', failWith);
       tlsSocket.once('secure', () => {
         if (finished) return;
         const info = this.describe(tlsSocket, record.id, hello, contexts);
@@ -129,24 +154,25 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
         (tlsSocket as unknown as { secureConnecting: boolean }).secureConnecting = false;
         socket.off('close', closedEarly);
         socket.off('error', failWith);
-        tlsSocket.off('error', failWith);
+        if (tlsSocket !== socket) tlsSocket.off('error', failWith);
         releaseControlAfterSetup(tlsSocket);
         done(tlsSocket, info, { sniCredentialUsed: info.sniCredentialUsed });
       });
     };
 
-    // The ClientHello is read before the TLSSocket exists for client-preference ALPN, and
-    // when the SNI credential's key type differs from the primary's (or is not known): Node's
-    // SNI callback adds the SNI certificate beside the primary one instead of replacing it
-    // (OpenSSL keeps one per key type), so OpenSSL would serve whichever the client's signature
-    // algorithms list first, often the primary's. Choosing the context up front serves exactly
-    // one. Otherwise the first bytes go straight to OpenSSL (and Node's SNI callback).
-    const sniNeedsHello = contexts.sniContext !== undefined && !sameKeyType(contexts.context, contexts.sniContext);
-    if (this.serverAlpn.length > 0 || sniNeedsHello) readClientHello(socket, handshake, failWith);
+    if (isOpenedTlsSocket(socket)) {
+      listen(socket, undefined);
+      return;
+    }
+    const handshake = (hello: ClientHelloSummary | undefined): void => {
+      if (finished) return;
+      listen(new tls.TLSSocket(socket, this.socketOptions(hello, contexts)), hello);
+    };
+    if (this.needsClientHello(contexts)) readClientHello(socket, handshake, failWith);
     else handshake(undefined);
   }
 
-  private wrap(socket: net.Socket, hello: ClientHelloSummary | undefined, contexts: Readonly<ServingContexts>): tls.TLSSocket {
+  private socketOptions(hello: ClientHelloSummary | undefined, contexts: Readonly<ServingContexts>): tls.TLSSocketOptions {
     const { requestClientCert } = this.options;
     const { context, sniContext } = contexts;
     const options: tls.TLSSocketOptions = {
@@ -165,7 +191,7 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
       // Node calls this only when the client sent a server name.
       options.SNICallback = (_servername, callback) => callback(null, sniContext);
     }
-    return new tls.TLSSocket(socket, options);
+    return options;
   }
 
   private describe(tlsSocket: tls.TLSSocket, id: number, hello: ClientHelloSummary | undefined, contexts: Readonly<ServingContexts>): ConnectionInfo {

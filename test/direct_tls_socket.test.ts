@@ -1,0 +1,127 @@
+// Where nothing has to be read before TLS (no ALPN to choose by the client's list, no SNI
+// credential of another key type), the native acceptor's descriptors are opened under a
+// TLSSocket of their own, with no net.Socket beneath it (src/tls/direct_tls_socket.ts). These
+// cases check which way each configuration goes, and that one socket per connection keeps every
+// behaviour of two: the handshake, the peer's address, a reset, a FIN, a TLS error, the idle
+// timeout, a graceful end and the books.
+import net from 'node:net';
+import type tls from 'node:tls';
+import { expect } from 'chai';
+import { adoptDescriptor } from '../src/index.js';
+import { createTestPki } from './support/pki.js';
+import type { TestPki } from './support/pki.js';
+import { expectBalanced, rawConnect, startListener, tlsConnect, useCleanup, waitUntil } from './support/tls_harness.js';
+import type { RunningListener } from './support/tls_harness.js';
+
+/** The net.Socket a TLSSocket was built on, if any (Node keeps it as `_parent`). */
+function socketUnder(socket: tls.TLSSocket): unknown {
+  return (socket as unknown as { _parent?: unknown })._parent ?? null;
+}
+
+describe('one socket per TLS connection: a TLSSocket opened on the accepted descriptor', () => {
+  const cleanup = useCleanup();
+  let pki: TestPki;
+  before(async function () {
+    this.timeout(60_000);
+    pki = await createTestPki();
+  });
+
+  /** A listener whose handler keeps each socket it is given and greets the client. */
+  async function serving(options: Record<string, unknown>, dependencies?: Parameters<typeof startListener>[3]): Promise<{ running: RunningListener; sockets: tls.TLSSocket[] }> {
+    const sockets: tls.TLSSocket[] = [];
+    const running = await startListener(
+      cleanup,
+      { credential: { cert: pki.server.cert, key: pki.server.key }, ...options },
+      (socket) => {
+        sockets.push(socket);
+        socket.write('hello');
+      },
+      dependencies,
+    );
+    return { running, sockets };
+  }
+
+  it('native backend without ALPN: the handler\'s TLSSocket is the only socket, its peer read from accept()', async () => {
+    const { running, sockets } = await serving({ backend: 'native' });
+    const client = tlsConnect(cleanup, running.port);
+    await client.receive('hello');
+    const socket = sockets[0] as tls.TLSSocket;
+    expect(socketUnder(socket), 'a net.Socket under the TLSSocket').to.equal(null);
+    // Its peer is primed from accept(): the TCP handle under it is not asked.
+    let lookups = 0;
+    const layer = (socket as unknown as { _handle: { getpeername(out: object): number } })._handle;
+    const real = layer.getpeername.bind(layer);
+    layer.getpeername = (out) => {
+      lookups++;
+      return real(out);
+    };
+    expect({ address: socket.remoteAddress, port: socket.remotePort }).to.deep.equal({ address: '127.0.0.1', port: client.localPort });
+    expect(lookups, 'getpeername() calls').to.equal(0);
+    expect(socket.localPort).to.equal(running.port);
+    expect(running.listener.stats().handshakes.completed).to.equal(1);
+  });
+
+  it('with ALPN the ClientHello is read first, from a net.Socket that the TLSSocket is then built on', async () => {
+    const { running, sockets } = await serving({ backend: 'native', alpn: ['h2', 'http/1.1'] });
+    const client = tlsConnect(cleanup, running.port, { ALPNProtocols: ['http/1.1'] });
+    await client.receive('hello');
+    expect(socketUnder(sockets[0] as tls.TLSSocket)).to.be.instanceOf(net.Socket);
+  });
+
+  it('the JS backend, and a given adopter, wrap the descriptor in a net.Socket as before', async () => {
+    const js = await serving({ backend: 'js' });
+    const adopted: number[] = [];
+    const native = await serving({ backend: 'native' }, {
+      adoptDescriptor: (fd) => {
+        adopted.push(fd);
+        return adoptDescriptor(fd);
+      },
+    });
+    for (const { running } of [js, native]) await tlsConnect(cleanup, running.port).receive('hello');
+    expect(socketUnder(js.sockets[0] as tls.TLSSocket)).to.be.instanceOf(net.Socket);
+    expect(socketUnder(native.sockets[0] as tls.TLSSocket)).to.be.instanceOf(net.Socket);
+    expect(adopted).to.have.length(1);
+  });
+
+  // The same cases through a net.Socket (a given adopter wraps), as the reference.
+  for (const mode of ['one socket', 'wrapped'] as const) {
+    it(`a reset, a FIN and bytes that are not TLS during the handshake: one code each, nothing leaked (${mode})`, async () => {
+      const dependencies = mode === 'wrapped' ? { adoptDescriptor } : undefined;
+      const { running } = await serving({ backend: 'native' }, dependencies);
+      const reset = await rawConnect(cleanup, running.port);
+      reset.socket.write(Buffer.from([0x16, 0x03, 0x01]));
+      await waitUntil(() => running.listener.stats().accepted === 1, 'the first connection accepted');
+      reset.socket.resetAndDestroy();
+      const first = await running.nextClientError();
+      const fin = await rawConnect(cleanup, running.port);
+      fin.socket.end();
+      const second = await running.nextClientError();
+      const garbage = await rawConnect(cleanup, running.port);
+      garbage.socket.write('GET / HTTP/1.1\r\n\r\n');
+      const third = await running.nextClientError();
+      // A reset right behind a partial record may be seen as the end it also is, on either path.
+      expect(first.error.code).to.be.oneOf(['ECONNRESET', 'ERR_CLIENT_CLOSED']);
+      expect(second.error.code).to.equal('ERR_CLIENT_CLOSED');
+      expect(third.error.code).to.match(/^ERR_SSL_/);
+      expect(third.info.remoteAddress).to.equal('127.0.0.1');
+      await waitUntil(() => running.listener.stats().active === 0, 'every connection released');
+      expect(running.listener.stats().handshakes).to.include({ completed: 0, failed: 3 });
+      expectBalanced(running.listener);
+    });
+  }
+
+  it('the idle timeout ends a silent connection, and a graceful handler end reaches the client', async () => {
+    const { running } = await serving({ backend: 'native', idleTimeout: 200 });
+    const silent = await rawConnect(cleanup, running.port);
+    const idle = await running.nextClientError();
+    expect(idle.error.code).to.equal('ERR_IDLE_TIMEOUT');
+    await waitUntil(() => silent.closed, 'the silent client to be closed');
+    const client = tlsConnect(cleanup, running.port);
+    await client.receive('hello');
+    // Left alone, the served connection times out too: the client sees its end.
+    await waitUntil(() => client.closed, 'the idle served connection to be closed');
+    await waitUntil(() => running.listener.stats().active === 0, 'every connection released');
+    expect(running.listener.stats().idleTimeouts).to.equal(2);
+    expectBalanced(running.listener);
+  });
+});
