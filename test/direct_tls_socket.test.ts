@@ -125,3 +125,70 @@ describe('one socket per TLS connection: a TLSSocket opened on the accepted desc
     expectBalanced(running.listener);
   });
 });
+
+// With one socket per connection, the handler's socket would be the very socket that carries the
+// listener's idle timer: a handler (or Node's HTTP server, which sets and clears keep-alive
+// timeouts on its sockets) calling setTimeout() would replace or clear it, and the listener's
+// idle timeout would fire the handler's 'timeout' listeners. The idle timer stays the
+// listener's own: with an idleTimeout the descriptor is wrapped (Listener.onDescriptors).
+describe('idleTimeout is the listener\'s own timer, whatever the handler does with setTimeout()', () => {
+  const cleanup = useCleanup();
+  let pki: TestPki;
+  before(async function () {
+    this.timeout(60_000);
+    pki = await createTestPki();
+  });
+
+  for (const mode of ['no adopter given', 'wrapped'] as const) {
+    it(`a handler's longer setTimeout() neither stops the idle timeout nor hears it (${mode})`, async () => {
+      const handlerTimeouts: number[] = [];
+      const sockets: tls.TLSSocket[] = [];
+      const running = await startListener(
+        cleanup,
+        { backend: 'native', idleTimeout: 200, credential: { cert: pki.server.cert, key: pki.server.key } },
+        (socket) => {
+          sockets.push(socket);
+          socket.setTimeout(60_000, () => handlerTimeouts.push(Date.now()));
+          socket.write('hello');
+        },
+        mode === 'wrapped' ? { adoptDescriptor } : undefined,
+      );
+      const client = tlsConnect(cleanup, running.port);
+      await client.receive('hello');
+      await waitUntil(() => client.closed, 'the idle connection to be closed by idleTimeout', 3_000);
+      await waitUntil(() => running.listener.stats().active === 0, 'the connection released');
+      expect(running.listener.stats().idleTimeouts).to.equal(1);
+      expect(handlerTimeouts, "the handler's 'timeout' listener").to.deep.equal([]);
+      // With an idleTimeout the descriptor is wrapped: the idle timer is on the socket beneath.
+      expect(socketUnder(sockets[0] as tls.TLSSocket)).to.be.instanceOf(net.Socket);
+      expectBalanced(running.listener);
+    });
+  }
+
+  for (const mode of ['no adopter given', 'wrapped'] as const) {
+    it(`a keep-alive HTTP/1.1 connection of the http route is still ended by idleTimeout after its second request (${mode})`, async () => {
+      const running = await startListener(
+        cleanup,
+        {
+          backend: 'native',
+          idleTimeout: 300,
+          credential: { cert: pki.server.cert, key: pki.server.key },
+          sniCredential: { cert: pki.sni.cert, key: pki.sni.key },
+          http: (_request, response) => response.end('web'),
+        },
+        () => undefined,
+        mode === 'wrapped' ? { adoptDescriptor } : undefined,
+      );
+      const client = tlsConnect(cleanup, running.port, { servername: 'localhost' });
+      await client.whenSecure();
+      const request = 'GET / HTTP/1.1\r\nHost: localhost\r\n\r\n';
+      client.socket.write(request);
+      await client.receive('web');
+      // The second request's headers make Node's HTTP server clear the keep-alive timeout it set
+      // after the first response; its body never comes.
+      client.socket.write('POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\n\r\nab');
+      await waitUntil(() => client.closed, 'the idle connection to be closed by idleTimeout', 3_000);
+      expect(running.listener.stats().idleTimeouts).to.equal(1);
+    });
+  }
+});
