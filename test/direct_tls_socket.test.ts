@@ -10,7 +10,7 @@ import { expect } from 'chai';
 import { adoptDescriptor } from '../src/index.js';
 import { createTestPki } from './support/pki.js';
 import type { TestPki } from './support/pki.js';
-import { expectBalanced, rawConnect, startListener, tlsConnect, useCleanup, waitUntil } from './support/tls_harness.js';
+import { expectBalanced, rawConnect, startListener, tlsConnect, useCleanup, waitUntil, within } from './support/tls_harness.js';
 import type { RunningListener } from './support/tls_harness.js';
 
 /** The net.Socket a TLSSocket was built on, if any (Node keeps it as `_parent`). */
@@ -190,5 +190,39 @@ describe('idleTimeout is the listener\'s own timer, whatever the handler does wi
       await waitUntil(() => client.closed, 'the idle connection to be closed by idleTimeout', 3_000);
       expect(running.listener.stats().idleTimeouts).to.equal(1);
     });
+  }
+});
+
+// On the one-socket path the registry's 'close' listener is on the handler's own socket.
+describe("a handler that removes its socket's listeners does not take the registry's off", () => {
+  const cleanup = useCleanup();
+  let pki: TestPki;
+  before(async function () {
+    this.timeout(60_000);
+    pki = await createTestPki();
+  });
+
+  for (const mode of ['one socket', 'wrapped'] as const) {
+    for (const removal of ["removeAllListeners('close')", 'removeAllListeners()'] as const) {
+      it(`${removal} in the handler: the connection is still released on close, close() finishes (${mode})`, async () => {
+        const running = await startListener(
+          cleanup,
+          { backend: 'native', credential: { cert: pki.server.cert, key: pki.server.key } },
+          (socket) => {
+            if (removal === 'removeAllListeners()') socket.removeAllListeners();
+            else socket.removeAllListeners('close');
+            socket.end('hello');
+          },
+          mode === 'wrapped' ? { adoptDescriptor } : undefined,
+        );
+        const client = tlsConnect(cleanup, running.port);
+        await client.receive('hello');
+        await waitUntil(() => client.closed, 'the client to see the end');
+        await waitUntil(() => running.listener.stats().active === 0, 'the connection released');
+        expectBalanced(running.listener);
+        expect(running.listener.audit().closedButTracked).to.deep.equal([]);
+        await within(running.listener.close(), 'close() to finish');
+      });
+    }
   }
 });
