@@ -5,7 +5,7 @@
 // behaviour of two: the handshake, the peer's address, a reset, a FIN, a TLS error, the idle
 // timeout, a graceful end and the books.
 import net from 'node:net';
-import type tls from 'node:tls';
+import tls from 'node:tls';
 import { expect } from 'chai';
 import { adoptDescriptor } from '../src/index.js';
 import { createTestPki } from './support/pki.js';
@@ -225,4 +225,60 @@ describe("a handler that removes its socket's listeners does not take the regist
       });
     }
   }
+});
+
+describe('one socket per TLS connection under a storm and a close(): the books balance', () => {
+  const cleanup = useCleanup();
+  let pki: TestPki;
+  before(async function () {
+    this.timeout(60_000);
+    pki = await createTestPki();
+  });
+
+  it('600 clients at once, a third served, a third reset mid-handshake, a third reset once secure', async function () {
+    this.timeout(60_000);
+    const running = await startListener(cleanup, { backend: 'native', credential: { cert: pki.server.cert, key: pki.server.key } }, (socket) => {
+      socket.end('hi');
+    });
+    const CLIENTS = 600;
+    let closed = 0;
+    for (let i = 0; i < CLIENTS; i++) {
+      const raw = net.connect(running.port, '127.0.0.1');
+      raw.on('error', () => undefined);
+      raw.on('close', () => closed++);
+      if (i % 3 === 1) {
+        raw.once('connect', () => raw.write(Buffer.from([0x16, 0x03, 0x01]), () => raw.resetAndDestroy()));
+        continue;
+      }
+      const client = tls.connect({ socket: raw, rejectUnauthorized: false });
+      client.on('error', () => undefined);
+      client.resume();
+      if (i % 3 === 2) client.once('secureConnect', () => raw.resetAndDestroy());
+    }
+    await waitUntil(() => closed === CLIENTS, 'every client closed', 45_000);
+    await waitUntil(() => running.listener.stats().active === 0, 'every connection released', 10_000);
+    const stats = running.listener.stats();
+    expect(stats.accepted).to.equal(CLIENTS);
+    expect(stats.handshakes.completed + stats.handshakes.failed).to.equal(CLIENTS);
+    expect(stats.handshakes.completed).to.be.at.least(CLIENTS / 3);
+    expectBalanced(running.listener);
+    expect(running.listener.audit()).to.deep.include({ closedButTracked: [], untracked: [] });
+  });
+
+  it('close({ gracefulTimeout }) with one connection in its handshake and one in its handler', async () => {
+    const running = await startListener(cleanup, { backend: 'native', credential: { cert: pki.server.cert, key: pki.server.key } }, async (socket) => {
+      socket.write('hello');
+      await new Promise((resolve) => setTimeout(resolve, 5_000));
+    });
+    const inSetup = await rawConnect(cleanup, running.port);
+    const inHandler = tlsConnect(cleanup, running.port);
+    await inHandler.receive('hello');
+    await waitUntil(() => running.listener.stats().accepted === 2, 'both connections accepted');
+    await within(running.listener.close({ gracefulTimeout: 300 }), 'close() to finish');
+    await waitUntil(() => inSetup.closed && inHandler.closed, 'both clients closed');
+    expect(running.listener.stats().handshakes).to.include({ completed: 1, aborted: 1, failed: 0 });
+    expect(running.clientErrors).to.deep.equal([]);
+    expectBalanced(running.listener);
+    expect(running.listener.audit()).to.deep.include({ tracked: 0, closedButTracked: [], untracked: [] });
+  });
 });
