@@ -12,6 +12,7 @@ import { createTestPki } from './support/pki.js';
 import type { TestPki } from './support/pki.js';
 import { expectBalanced, rawConnect, startListener, tlsConnect, useCleanup, waitUntil, within } from './support/tls_harness.js';
 import type { RunningListener } from './support/tls_harness.js';
+import { listenerModes, ModeHarness } from './support/listener_modes.js';
 
 /** The net.Socket a TLSSocket was built on, if any (Node keeps it as `_parent`). */
 function socketUnder(socket: tls.TLSSocket): unknown {
@@ -281,4 +282,38 @@ describe('one socket per TLS connection under a storm and a close(): the books b
     expectBalanced(running.listener);
     expect(running.listener.audit()).to.deep.include({ tracked: 0, closedButTracked: [], untracked: [] });
   });
+});
+
+describe('idleTimeout and the release on close, with the handler on this thread and in workers', () => {
+  const cleanup = useCleanup();
+  let pki: TestPki;
+  before(async function () {
+    this.timeout(60_000);
+    pki = await createTestPki();
+  });
+
+  for (const mode of listenerModes) {
+    it(`a handler that sets its own long timeout and drops its 'close' listeners is still ended by idleTimeout and released (${mode})`, async function () {
+      this.timeout(20_000);
+      const harness = new ModeHarness(mode);
+      cleanup.add(() => harness.close());
+      const listener = harness.tls(
+        { backend: 'native', host: '127.0.0.1', port: 0, idleTimeout: 200, credential: { cert: pki.server.cert, key: pki.server.key } },
+        () => (socket) => {
+          socket.setTimeout(60_000);
+          socket.removeAllListeners('close');
+          socket.write('hello');
+        },
+      );
+      cleanup.add(() => listener.close());
+      const { port } = await within(listener.listen(), 'the listener to start');
+      const client = tlsConnect(cleanup, port);
+      await client.receive('hello', 10_000);
+      await waitUntil(() => client.closed, 'the idle connection to be closed by idleTimeout', 5_000);
+      await waitUntil(() => listener.stats().active === 0, 'the connection released', 5_000);
+      const stats = listener.stats();
+      expect(stats).to.deep.include({ accepted: 1, closed: 1, leaked: 0, idleTimeouts: 1 });
+      await within(listener.close(), 'close() to finish');
+    });
+  }
 });
