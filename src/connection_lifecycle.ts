@@ -9,6 +9,7 @@ import { codedError, ErrorCodes } from './errors.js';
 import type { CodedError } from './errors.js';
 import type { DescriptorAdopter } from './accept/descriptor_handoff.js';
 import { channels, debug } from './diagnostics.js';
+import { onceKept } from './kept_listener.js';
 
 /** Where a connection failed before its handler got it; what `tlsClientError` carries. */
 export interface SetupFailureInfo {
@@ -95,7 +96,8 @@ export class ConnectionLifecycle<S extends net.Socket, I extends { id: number }>
     // (tlsClientError, logs) still names the client. Node caches it for the handler too.
     // Only where setup can fail: plain TCP skips the getpeername() it would cost.
     const record = this.registry.register(id, socket, fd, this.setup.canFail ? peerOf(socket) : {});
-    socket.once('close', () => {
+    // Kept: on the one-socket TLS path this is the handler's socket, which may drop its listeners.
+    onceKept(socket, 'close', () => {
       this.registry.release(id);
       if (channels.connectionClose.hasSubscribers) channels.connectionClose.publish({ listener: this.host, id });
     });

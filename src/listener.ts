@@ -234,8 +234,12 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
 
   onDescriptors(fds: Int32Array, count: number, addressSlots?: Int32Array, peers?: BatchPeers): void {
     // A given adopter always wraps; otherwise the setup stage may open its own socket on the
-    // descriptor (a TLSSocket with nothing under it), else a plain socket wraps it.
-    const adopt = this.givenAdopter ?? this.setup.directAdopter?.() ?? adoptDescriptor;
+    // descriptor (a TLSSocket with nothing under it), else a plain socket wraps it. Not with an
+    // idleTimeout: the idle timer is the accepted socket's setTimeout(), and on one socket that
+    // is the handler's too, whose own setTimeout() calls (Node's HTTP server makes them on every
+    // keep-alive request) would replace or clear it, and which would hear its 'timeout'.
+    const direct = this.options.idleTimeout === undefined ? this.setup.directAdopter?.() : undefined;
+    const adopt = this.givenAdopter ?? direct ?? adoptDescriptor;
     handOffBatch(fds, count, adopt, this.registry, {
       wrapped: (id, socket, fd, index) => {
         if (peers !== undefined) primePeerAddress(socket, peerAddressAt(peers, index));
