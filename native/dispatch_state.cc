@@ -9,6 +9,7 @@
 #include <chrono>
 
 #include "listen_socket.h"
+#include "load_shedding.h"
 
 namespace ntl {
 namespace {
@@ -20,6 +21,10 @@ constexpr int32_t kEventFatal = 2;
 // A main thread that is blocked must not make the accept thread buffer without bound: retry
 // events beyond this are counted, not queued (a pause or a fatal error always is).
 constexpr size_t kEventQueueLimit = 256;
+// With maxQueuedConnections, how often the accept thread paused at an admission limit sheds
+// (as native/acceptor.cc's kShedCheckMs): what arrives between two checks is what the kernel's
+// queue can exceed the bound by.
+constexpr uint64_t kShedCheckMs = 2;
 
 std::mutex g_registry_mutex;
 std::map<int, std::weak_ptr<DispatchShared>> g_registry;
@@ -126,6 +131,29 @@ void ReleaseHeld(DispatchShared& shared, QueueShared& queue, const std::vector<i
   }
 }
 
+// Waits, with shared.mutex held through `lock`, until the admission limits leave room again or
+// the dispatcher stops. With maxQueuedConnections it sheds meanwhile: now and every
+// kShedCheckMs, outside the mutex (accept and close on a full queue must not hold up workers
+// publishing their books), counting what it shed listener-wide. The listening fd is safe to use
+// unlocked: only Stop() closes it, after this thread has joined. Where the queue's length cannot
+// be read (native/load_shedding.h) nothing is shed, and the wait is the plain one.
+void WaitForAdmissionRoom(DispatchShared& shared, std::unique_lock<std::mutex>& lock) {
+  auto room_or_stop = [&] { return shared.stopping || AdmissionRoom(shared) > 0; };
+  bool shedding = shared.max_queued >= 0;
+  while (shedding && !room_or_stop()) {
+    lock.unlock();
+    ShedRound round = ShedBeyond(shared.listen_fd, shared.max_queued);
+    lock.lock();
+    shared.rejected_queued += round.shed;
+    shared.shedding_cpu_ns += round.cpu_ns;
+    if (round.unknown_queue) shedding = false;
+    // wait_until on the system clock, not wait_for: see the pause in AcceptThreadMain.
+    shared.changed.wait_until(lock, std::chrono::system_clock::now() + std::chrono::milliseconds(kShedCheckMs),
+                              room_or_stop);
+  }
+  shared.changed.wait(lock, room_or_stop);
+}
+
 void DrainWakeFd(int fd) {
   char buffer[64];
   while (read(fd, buffer, sizeof buffer) > 0) {
@@ -142,7 +170,7 @@ bool WaitForWork(DispatchShared& shared, bool stranded) {
     if (shared.stopping) return false;
     if (!stranded && AdmissionRoom(shared) == 0) {
       shared.admission_pauses++;
-      shared.changed.wait(lock, [&] { return shared.stopping || AdmissionRoom(shared) > 0; });
+      WaitForAdmissionRoom(shared, lock);
       if (shared.stopping) return false;
     }
   }

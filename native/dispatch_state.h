@@ -113,6 +113,10 @@ struct DispatchShared {
   int64_t max_connections = 0;
   int64_t max_pending_handshakes = 0;
   uint64_t admission_pauses = 0;
+  // maxQueuedConnections (-1: none; set before the accept thread starts, read-only after):
+  // while paused at an admission limit, the accept thread resets the connections queued in
+  // the kernel beyond it (native/load_shedding.h), and counts them and their CPU below.
+  int64_t max_queued = -1;
   // maxConnectionsPerAddress for the listener as a whole (0: none). Set before the accept
   // thread starts, read-only after. The accept thread counts accept()'s peer unless the
   // connections start with a PROXY header, whose client the workers count instead.
@@ -133,6 +137,8 @@ struct DispatchShared {
   uint64_t pauses = 0;
   uint64_t dropped = 0;
   uint64_t rejected_per_address = 0;  // closed by the accept thread over maxConnectionsPerAddress
+  uint64_t rejected_queued = 0;  // reset by the accept thread beyond maxQueuedConnections
+  uint64_t shedding_cpu_ns = 0;  // the accept thread's CPU spent resetting them
   // Bumped whenever a worker's books show descriptors closed (or a queue closed some): a
   // pause for lack of descriptors (EMFILE/ENFILE) ends then, not when its delay runs out.
   uint64_t releases = 0;

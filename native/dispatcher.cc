@@ -130,6 +130,11 @@ Dispatcher::Dispatcher(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Dispat
   int64_t max_connections = OptionalInteger(env, options, "maxConnections", 0, 0, INT32_MAX);
   int64_t max_pending_handshakes = OptionalInteger(env, options, "maxPendingHandshakes", 0, 0, INT32_MAX);
   int64_t max_per_address = OptionalInteger(env, options, "maxConnectionsPerAddress", 0, 0, INT32_MAX);
+  // -1 when absent: the queue is not bounded. Checked here too, as the acceptor does.
+  int64_t max_queued = OptionalInteger(env, options, "maxQueuedConnections", -1, 0, INT32_MAX);
+  if (max_queued >= 0 && max_connections == 0 && max_pending_handshakes == 0) {
+    throw InvalidArgument(env, false, "maxQueuedConnections needs maxConnections or maxPendingHandshakes");
+  }
   Napi::Value from_header = options.Get("perAddressFromHeader");
   if (!from_header.IsUndefined() && !from_header.IsBoolean()) {
     throw InvalidArgument(env, true, "perAddressFromHeader must be a boolean, got " + DescribeValue(from_header));
@@ -137,6 +142,7 @@ Dispatcher::Dispatcher(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Dispat
   auto shared = std::make_shared<DispatchShared>();
   shared->max_connections = max_connections;
   shared->max_pending_handshakes = max_pending_handshakes;
+  shared->max_queued = max_queued;
   shared->max_connections_per_address = max_per_address;
   shared->per_address_from_header = from_header.IsBoolean() && from_header.As<Napi::Boolean>().Value();
   shared->batch_limit = static_cast<size_t>(batch_limit);
@@ -218,6 +224,11 @@ Napi::Value Dispatcher::Stats(const Napi::CallbackInfo& info) {
   stats.Set("stranded", Napi::Number::New(env, static_cast<double>(shared_->stranded)));
   stats.Set("admissionPauses", Napi::Number::New(env, static_cast<double>(shared_->admission_pauses)));
   stats.Set("rejectedPerAddress", Napi::Number::New(env, static_cast<double>(shared_->rejected_per_address)));
+  stats.Set("rejectedQueued", Napi::Number::New(env, static_cast<double>(shared_->rejected_queued)));
+  // Only with maxQueuedConnections, as the acceptor's stats say it.
+  if (shared_->max_queued >= 0) {
+    stats.Set("sheddingCpuMs", Napi::Number::New(env, static_cast<double>(shared_->shedding_cpu_ns) / 1e6));
+  }
   stats.Set("addressesInUse", Napi::Number::New(env, static_cast<double>(shared_->addresses.InUse())));
   stats.Set("eventsDropped", Napi::Number::New(env, static_cast<double>(shared_->events_dropped)));
   stats.Set("retriesByErrno", ErrnoCounts(env, shared_->retries_by_errno));

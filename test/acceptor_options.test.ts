@@ -88,6 +88,7 @@ describe('the addon refuses out-of-range numbers itself: a RangeError with code 
     { target: 'Acceptor options.maxPendingHandshakes', accepted: ['0', '1', String(2 ** 31 - 1)], refused: refusedValues },
     { target: 'Acceptor options.maxConnectionsPerAddress', accepted: ['0', '1', String(2 ** 31 - 1)], refused: refusedValues },
     { target: 'Acceptor options.maxQueuedConnections', accepted: ['0', '1', String(2 ** 31 - 1)], refused: refusedValues },
+    { target: 'Dispatcher options.maxQueuedConnections', accepted: ['0', '1', String(2 ** 31 - 1)], refused: refusedValues },
     { target: 'setDeferAccept seconds', accepted: ['0', '5'], refused: refusedValues },
     { target: 'openListenSocket family', accepted: ['4', '6'], refused: [...refusedValues, '0', '5', '10'] },
     { target: 'openListenSocket port', accepted: ['0'], refused: [...refusedValues, '65536'] },

@@ -201,6 +201,23 @@ describe('CLI --workers: checked like the other flags', function () {
     expect(cli.finalStats().rejected.maxConnectionsPerAddress).to.equal(1);
   });
 
+  it('--workers with --max-pending-handshakes 1 and --max-queued-connections 0: while a silent client holds the slot, a newcomer is reset', async function () {
+    if (process.platform !== 'linux' || !nativeAvailable()) this.skip(); // the accept queue's length is read with TCP_INFO
+    this.timeout(60_000);
+    const stateDir = stateDirFor(cleanup);
+    const cli = spawnCliProcess(cleanup, ['--workers', '2', '--max-pending-handshakes', '1', '--max-queued-connections', '0', '--port', '0', '--state-dir', stateDir]);
+    const port = await cli.started();
+    // Sends nothing: its handshake stalls in a worker and holds the one setup slot.
+    const silent = await rawConnect(cleanup, port);
+    const newcomer = tlsConnect(cleanup, port);
+    await waitUntil(() => newcomer.closed, 'the newcomer to be reset');
+    expect(newcomer.secure).to.equal(false);
+    expect(silent.closed, 'the client holding the slot').to.equal(false);
+    expect((await cli.stop()).code).to.equal(0);
+    expect(cli.finalStats().rejected.maxQueuedConnections).to.equal(1);
+    expect(cli.finalStats().accepted).to.equal(1);
+  });
+
   it('--help lists --workers [n]', async function () {
     const cli = spawnCliProcess(cleanup, ['--help']);
     expect((await cli.ended()).code).to.equal(0);

@@ -29,23 +29,16 @@ function proxyOptionsFor(
 }
 
 /**
- * maxQueuedConnections sheds from the accept queue on the listener's own loop; the accept
- * thread that feeds workers has no such check, so the option is refused rather than ignored.
- */
-function rejectShedding(options: { maxQueuedConnections?: number }): void {
-  if (options.maxQueuedConnections !== undefined) {
-    throw codedError(ErrorCodes.INVALID_OPTION, 'maxQueuedConnections is not supported with workers', { option: 'maxQueuedConnections' });
-  }
-}
-
-/**
  * What the main thread's accept thread applies for the listener as a whole (validated with the
  * base options): maxConnections, maxConnectionsPerAddress (with proxyProtocol, to the header's
- * client, which the workers count in the same table) and deferAccept on its listening socket.
+ * client, which the workers count in the same table), maxQueuedConnections (shedding from the
+ * kernel's queue while paused at a limit) and deferAccept on its listening socket.
  */
-function acceptThreadLimits(options: ListenerOptions | TCPListenerOptions): Pick<ListenerOptions, 'maxConnections' | 'maxConnectionsPerAddress' | 'deferAccept' | 'proxyProtocol'> {
-  const { maxConnections, maxConnectionsPerAddress, deferAccept, proxyProtocol } = options;
-  return { maxConnections, maxConnectionsPerAddress, deferAccept, proxyProtocol };
+function acceptThreadLimits(
+  options: ListenerOptions | TCPListenerOptions,
+): Pick<ListenerOptions, 'maxConnections' | 'maxConnectionsPerAddress' | 'maxQueuedConnections' | 'deferAccept' | 'proxyProtocol'> {
+  const { maxConnections, maxConnectionsPerAddress, maxQueuedConnections, deferAccept, proxyProtocol } = options;
+  return { maxConnections, maxConnectionsPerAddress, maxQueuedConnections, deferAccept, proxyProtocol };
 }
 
 export function createTlsWorkersListener(options: ListenerOptions & { workers: WorkersOptions }): WorkersListener {
@@ -54,7 +47,6 @@ export function createTlsWorkersListener(options: ListenerOptions & { workers: W
   if (options.http !== undefined) {
     throw codedError(ErrorCodes.INVALID_OPTION, "with workers, the SNI route is the workers module's `http` export, not the http option");
   }
-  rejectShedding(options);
   const credential = cloneableCredential(options.credential, 'credential');
   const sniCredential = cloneableCredential(options.sniCredential, 'sniCredential');
   // Built once here only to report a bad credential now rather than from every worker.
@@ -80,7 +72,6 @@ export function createTlsWorkersListener(options: ListenerOptions & { workers: W
 
 export function createTcpWorkersListener(options: TCPListenerOptions & { workers: WorkersOptions }): WorkersListener {
   rejectUnknownOptions('createLocalTCPListener', options);
-  rejectShedding(options);
   const { workers, port, host, fd, backlog, backend, gracefulCloseTimeout, idleTimeout } = options;
   return new WorkersListener(
     'tcp',

@@ -61,6 +61,10 @@ export interface DispatcherStats {
   admissionPauses: number;
   /** Closed by the accept thread right after accept(): their peer was at maxConnectionsPerAddress. */
   rejectedPerAddress: number;
+  /** Reset by the accept thread from the kernel's queue beyond maxQueuedConnections while paused at a limit. */
+  rejectedQueued: number;
+  /** With maxQueuedConnections only: ms of the accept thread's CPU spent resetting them. */
+  sheddingCpuMs?: number;
   /** Peer addresses with a connection counted against maxConnectionsPerAddress now. */
   addressesInUse: number;
   /** Accepted, and closed when the listener stopped before any worker could take them. */
@@ -81,6 +85,8 @@ export interface DispatchAdmission {
   maxPendingHandshakes?: number;
   /** Per peer address, for the listener as a whole (native/address_counts.h). */
   maxConnectionsPerAddress?: number;
+  /** While paused at maxConnections / maxPendingHandshakes, clients allowed to wait in the kernel's queue. */
+  maxQueuedConnections?: number;
   /** With proxyProtocol: the workers count the client each header names, not the accept thread the peer. */
   perAddressFromHeader?: boolean;
 }

@@ -74,9 +74,22 @@ export function bookOf(
     // The accept thread pauses at maxConnections/maxPendingHandshakes without saying which,
     // or for how long.
     proxyProtocol: { invalid: 0, untrusted: 0 },
-    admission: { pausedFor: null, pausedMs: 0, pauses: native?.admissionPauses ?? 0, backlog: null },
-    // Closed by the accept thread at accept, plus (with proxyProtocol) by workers after the header.
-    rejected: { maxConnections: 0, maxPendingHandshakes: 0, maxConnectionsPerAddress: native?.rejectedPerAddress ?? 0, maxQueuedConnections: 0 },
+    admission: {
+      pausedFor: null,
+      pausedMs: 0,
+      pauses: native?.admissionPauses ?? 0,
+      backlog: null,
+      // Present only with maxQueuedConnections, as on one thread.
+      ...(native?.sheddingCpuMs !== undefined ? { sheddingCpuMs: native.sheddingCpuMs } : {}),
+    },
+    // Closed by the accept thread at accept, plus (with proxyProtocol) by workers after the header;
+    // reset by the accept thread from the kernel's queue while paused (maxQueuedConnections).
+    rejected: {
+      maxConnections: 0,
+      maxPendingHandshakes: 0,
+      maxConnectionsPerAddress: native?.rejectedPerAddress ?? 0,
+      maxQueuedConnections: native?.rejectedQueued ?? 0,
+    },
   };
   for (const [errno, count] of Object.entries(native?.retriesByErrno ?? {})) total.acceptRetries[errnoName(Number(errno))] = count;
   for (const slot of slots) {

@@ -315,7 +315,7 @@ export function sClientCertCount(stdout: string): number {
 }
 
 /** accepted = closed + active, and nothing leaked. */
-export function expectBalanced(listener: TLSListener): void {
+export function expectBalanced(listener: Pick<TLSListener, 'stats'>): void {
   const stats = listener.stats();
   expect(stats.accepted, JSON.stringify(stats)).to.equal(stats.closed + stats.active);
   expect(stats.leaked, JSON.stringify(stats)).to.equal(0);
