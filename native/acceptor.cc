@@ -30,10 +30,6 @@ constexpr int64_t kPauseMinMsMax = 60000;
 constexpr int64_t kPauseMaxMsMax = 3600000;
 // Admission limits: 0 is "no limit".
 constexpr int64_t kAdmissionLimitMax = INT32_MAX;
-// How often the accept queue is checked while accepting is paused at a limit and
-// maxQueuedConnections bounds it: what arrives between two checks is what the queue can exceed
-// its bound by (a few connections at thousands per second), and a check is one getsockopt().
-constexpr uint64_t kShedCheckMs = 2;
 
 // A libuv call failed: the Error JS sees, shaped like Node's own system errors (code, a
 // positive errno, and the call as syscall). libuv's codes are -errno on Unix.

@@ -21,10 +21,6 @@ constexpr int32_t kEventFatal = 2;
 // A main thread that is blocked must not make the accept thread buffer without bound: retry
 // events beyond this are counted, not queued (a pause or a fatal error always is).
 constexpr size_t kEventQueueLimit = 256;
-// With maxQueuedConnections, how often the accept thread paused at an admission limit sheds
-// (as native/acceptor.cc's kShedCheckMs): what arrives between two checks is what the kernel's
-// queue can exceed the bound by.
-constexpr uint64_t kShedCheckMs = 2;
 
 std::mutex g_registry_mutex;
 std::map<int, std::weak_ptr<DispatchShared>> g_registry;

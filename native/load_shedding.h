@@ -14,6 +14,12 @@
 
 namespace ntl {
 
+// How often the queue is checked while accepting is paused at a limit, by the single-thread
+// acceptor (a libuv timer) and by the workers' accept thread (a timed wait) alike: what arrives
+// between two checks is what the queue can exceed its bound by (a few connections at thousands
+// per second), and a check is one getsockopt().
+constexpr uint64_t kShedCheckMs = 2;
+
 struct ShedRound {
   // Connections accepted and reset in this round.
   uint64_t shed = 0;
