@@ -52,6 +52,32 @@ describe('systemdListenFds reads LISTEN_PID, LISTEN_FDS and LISTEN_FDNAMES like 
       expect(copy).to.deep.equal({});
     }
   });
+
+  it('refuses a count larger than the descriptors the process has open, in one short line', function () {
+    for (const count of ['100000', '50000000', '2147483000']) {
+      const error = failureOf(() => systemdListenFds({ env: { LISTEN_PID: '9', LISTEN_FDS: count }, pid: 9 }));
+      expect(error.code, error.message).to.equal('ERR_INVALID_LISTEN_FDS');
+      expect(error.message).to.include(`LISTEN_FDS says ${count} descriptors`);
+      expect(error.message.length).to.be.below(200);
+    }
+  });
+});
+
+describe('CLI: a LISTEN_FDS the manager cannot have passed', function () {
+  this.timeout(30_000);
+  const cleanup = useCleanup();
+
+  it('fails fast with a short coded error instead of spinning', async function () {
+    // LISTEN_PID must be the CLI's own pid: the shell exports its $$ and execs node in its place.
+    const cli = spawnCliProcess(cleanup, ['--state-dir', stateDirFor(cleanup)], {
+      env: { LISTEN_FDS: '2147483000' },
+      under: ['sh', '-c', 'export LISTEN_PID=$$; exec "$0" "$@"'],
+    });
+    await cli.ended('the CLI to refuse LISTEN_FDS=2147483000');
+    expect(cli.exit?.code, cli.describe()).to.equal(1);
+    expect(cli.stderr).to.include('LISTEN_FDS says 2147483000 descriptors');
+    expect(cli.stderr.length).to.be.below(1000);
+  });
 });
 
 async function freePort(): Promise<number> {
