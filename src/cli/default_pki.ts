@@ -86,38 +86,60 @@ async function createAll(): Promise<Record<'ca' | LeafName, PemPair>> {
   return { ca, server, sni };
 }
 
+const CLAIM_WAIT_MS = 10_000;
+const CLAIM_POLL_MS = 50;
+
+async function exists(file: string): Promise<boolean> {
+  return (await readIfPresent(file)) !== undefined;
+}
+
 /**
- * Puts a fresh PKI in `dir`. It is written into a sibling temporary directory that is then
- * renamed onto `dir`: two first runs at once cannot mix their CAs, the loser finds the
- * winner's. Returns false when `dir` already held a CA by then.
+ * Takes ca.key for this run with link(2), which fails with EEXIST when another run already
+ * placed one: the first to link writes the rest, the others wait for its ca.pem. A ca.key that
+ * stays alone past CLAIM_WAIT_MS was left by a run that died; this run then replaces it.
+ */
+async function claim(staging: string, dir: string): Promise<boolean> {
+  try {
+    await fs.link(keyFile(staging, 'ca'), keyFile(dir, 'ca'));
+    return true;
+  } catch (error) {
+    if (errnoCode(error) !== 'EEXIST') throw error;
+  }
+  for (let waited = 0; waited < CLAIM_WAIT_MS; waited += CLAIM_POLL_MS) {
+    if (await exists(certFile(dir, 'ca'))) return false;
+    await new Promise((resolve) => setTimeout(resolve, CLAIM_POLL_MS));
+  }
+  await fs.rename(keyFile(staging, 'ca'), keyFile(dir, 'ca'));
+  return true;
+}
+
+/**
+ * Puts a fresh PKI in `dir`. It is built in a temporary directory inside `dir` (not beside it:
+ * with systemd's StateDirectory= the service user owns the state directory but may not write
+ * its parent) and moved into place, CA certificate last, since its presence is what marks the
+ * PKI as made. Two first runs at once cannot mix their CAs: ca.key is claimed with link(2)
+ * first, and the loser finds the winner's. Returns false when another run made it.
  */
 async function createInto(dir: string): Promise<boolean> {
   const pki = await createAll();
-  const parent = path.dirname(dir);
-  await fs.mkdir(parent, { recursive: true, mode: DIR_MODE });
-  const staging = await fs.mkdtemp(path.join(parent, `.${path.basename(dir)}.new-`));
+  await fs.mkdir(dir, { recursive: true, mode: DIR_MODE });
+  const staging = await fs.mkdtemp(path.join(dir, '.new-'));
   try {
     for (const stem of ['ca', 'server', 'sni'] as const) {
       await fs.writeFile(keyFile(staging, stem), pki[stem].key, { mode: KEY_MODE });
       await fs.writeFile(certFile(staging, stem), pki[stem].cert, { mode: CERT_MODE });
     }
-    try {
-      // rename(2) replaces a missing or empty directory, and fails on one with files in it.
-      await fs.rename(staging, dir);
-      return true;
-    } catch (error) {
-      if (errnoCode(error) !== 'ENOTEMPTY' && errnoCode(error) !== 'EEXIST') throw error;
+    if (!(await claim(staging, dir))) return false;
+    // Files of the user's already in `dir` (other than ours) stay beside them.
+    for (const stem of ['server', 'sni'] as const) {
+      await fs.rename(keyFile(staging, stem), keyFile(dir, stem));
+      await fs.rename(certFile(staging, stem), certFile(dir, stem));
     }
+    await fs.rename(certFile(staging, 'ca'), certFile(dir, 'ca'));
+    return true;
   } finally {
     await fs.rm(staging, { recursive: true, force: true });
   }
-  if ((await readIfPresent(certFile(dir, 'ca'))) !== undefined) return false;
-  // A directory of the user's with other files in it: add ours beside them, CA certificate
-  // last, since its presence is what marks the PKI as made.
-  for (const stem of ['server', 'sni'] as const) await writePair(dir, stem, pki[stem]);
-  await writeAtomically(keyFile(dir, 'ca'), pki.ca.key, KEY_MODE);
-  await writeAtomically(certFile(dir, 'ca'), pki.ca.cert, CERT_MODE);
-  return true;
 }
 
 function loadCa(dir: string, certText: string, keyText: string | undefined): { pair: PemPair; cert: crypto.X509Certificate } {
