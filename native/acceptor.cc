@@ -54,9 +54,24 @@ void OnHandleClosed(uv_handle_t* handle) {
   delete loop;
 }
 
+// The JS values a batch uses: the callbacks, the reused arrays, the async context and the
+// admission counters' buffer (the gate reads it through a raw pointer). Released when the
+// acceptor closes, but never under a batch that is still running (BeginClose).
+void ReleaseJsValues(AcceptLoop* loop) {
+  loop->release_deferred = false;
+  loop->on_batch.Reset();
+  loop->batch_array.Reset();
+  loop->peer_array.Reset();
+  loop->on_event.Reset();
+  loop->async_context.reset();
+  loop->admission_counters.Reset();
+}
+
 // Stops polling, closes the listening fd at once (so the port is free when this returns) and
 // starts closing the libuv handles that were initialised; the loop is freed once they have
-// closed. Safe to call twice. Makes no JS calls.
+// closed, on a later loop turn. Safe to call twice. Makes no JS calls. Called from inside a
+// batch callback (a handler or an `accept` subscriber closing the listener), it leaves what
+// the batch still uses to DeliverBatch, which releases it once the callback has returned.
 void BeginClose(AcceptLoop* loop) {
   if (loop->closing) return;
   loop->closing = true;
@@ -71,13 +86,27 @@ void BeginClose(AcceptLoop* loop) {
     close(loop->listen_fd);
     loop->listen_fd = -1;
   }
-  loop->on_batch.Reset();
-  loop->batch_array.Reset();
-  loop->peer_array.Reset();
-  loop->on_event.Reset();
-  loop->async_context.reset();
-  loop->admission_counters.Reset();
+  if (loop->callbacks_running > 0) {
+    loop->release_deferred = true;
+    return;
+  }
+  ReleaseJsValues(loop);
 }
+
+// Around a call into JS and whatever reads its results (a batch's slots): a close() made by
+// the callback releases the JS values when the outermost guard ends, not under the call.
+class CallbackGuard {
+ public:
+  explicit CallbackGuard(AcceptLoop* loop) : loop_(loop) { loop_->callbacks_running++; }
+  ~CallbackGuard() {
+    if (--loop_->callbacks_running == 0 && loop_->release_deferred) ReleaseJsValues(loop_);
+  }
+  CallbackGuard(const CallbackGuard&) = delete;
+  CallbackGuard& operator=(const CallbackGuard&) = delete;
+
+ private:
+  AcceptLoop* loop_;
+};
 
 void OnEnvironmentTeardown(napi_async_cleanup_hook_handle, void* arg) {
   // A worker thread or the process is exiting: release everything without calling into JS.
@@ -117,15 +146,8 @@ bool CallJs(AcceptLoop* loop, Napi::FunctionReference& callback, size_t argc, co
 // The Int32Array kept in `ref`, reused for every batch, when it still has `count` elements
 // (JS may have detached its buffer, by transferring it); else nullptr.
 int32_t* ReusedArray(napi_env env, Napi::Reference<Napi::Int32Array>& ref, napi_value* array, size_t count) {
-  if (ref.IsEmpty() || napi_get_reference_value(env, ref, array) != napi_ok || *array == nullptr) return nullptr;
-  napi_typedarray_type type;
-  size_t length = 0;
-  void* data = nullptr;
-  if (napi_get_typedarray_info(env, *array, &type, &length, &data, nullptr, nullptr) != napi_ok ||
-      type != napi_int32_array || length < count || data == nullptr) {
-    return nullptr;
-  }
-  return static_cast<int32_t*>(data);
+  if (ref.IsEmpty() || napi_get_reference_value(env, ref, array) != napi_ok) return nullptr;
+  return BatchSlotsOf(env, *array, count);
 }
 
 // A new Int32Array of `capacity` elements, kept in `ref` for later batches; nullptr when none
@@ -180,6 +202,7 @@ bool CreatePeers(AcceptLoop* loop, napi_value* words_array, napi_value* ipv6_tex
 
 void DeliverBatch(AcceptLoop* loop) {
   if (loop->batch.empty()) return;
+  CallbackGuard guard(loop);
   napi_env env = loop->env;
   size_t count = loop->batch.size();
   napi_handle_scope scope = nullptr;
@@ -206,16 +229,16 @@ void DeliverBatch(AcceptLoop* loop) {
         slots[i] = loop->batch[i];
         if (address_slots != nullptr) address_slots[i] = loop->batch_address_slots[i];
       }
-      bool completed = CallJs(loop, loop->on_batch, 5, argv);
-      // JS may have detached the buffer (transferred it) during the callback: its slots are
-      // unreadable then, so each descriptor is judged as returned (closed here unless a libuv
-      // handle owns it), and the next batch gets a new array.
-      napi_value again = nullptr;
-      int32_t* after = BatchSlots(loop, &again, count);
-      if (after != slots) loop->batch_array.Reset();
-      for (size_t i = 0; i < count; i++) {
-        int32_t slot = after == slots ? slots[i] : kBatchSlotReturned;
-        if (ShouldCloseAfterBatch(loop->poll.loop, slot, loop->batch[i], completed)) {
+      (void)CallJs(loop, loop->on_batch, 5, argv);
+      // The slots are read from the array handed over, alive in this handle scope whatever the
+      // callback did (a close() in it drops the loop's reference only after this batch). Each
+      // slot says who owns its descriptor (acceptor.h). JS may have detached the buffer
+      // (transferred it): the slots are unreadable then, and the descriptors are left alone
+      // (acceptor.h); the next batch gets a new array.
+      int32_t* after = BatchSlotsOf(env, argv[0], count);
+      if (after == nullptr) loop->batch_array.Reset();
+      for (size_t i = 0; after != nullptr && i < count; i++) {
+        if (ClosedAfterBatch(after[i])) {
           close(loop->batch[i]);
           // JS never tracked it, so JS never uncounts it.
           loop->admission.Uncount(loop->batch_address_slots[i]);
@@ -239,6 +262,7 @@ void DeliverBatch(AcceptLoop* loop) {
 }
 
 void ReportEvent(AcceptLoop* loop, EventKind kind, int err, uint64_t delay_ms) {
+  CallbackGuard guard(loop);
   napi_env env = loop->env;
   napi_handle_scope scope = nullptr;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;

@@ -10,19 +10,24 @@
 //    the caller, still open.
 //  - an accepted fd belongs to the AcceptLoop from accept() until JS takes it. Each of the
 //    batch's slots (the first `count` of the one Int32Array the loop hands over every time)
-//    says who owns its descriptor when the callback returns:
+//    says who owns its descriptor when the callback returns, and only the slot says it: no
+//    descriptor number is ever looked up to guess (src/accept/batch_slots.ts sets them):
 //      the fd itself: untouched, still ours, closed here;
-//      -1    taken: JS is wrapping it. Closed here only when the callback was cut short (a
-//            worker terminated while wrapping) and no libuv handle on the loop has the fd,
-//            so it is never closed twice;
-//      -2    settled: a socket's libuv handle owns it, or JS gave it away; never touched;
-//      -3    returned: JS could not wrap it (the adopter threw) and gives it back. Closed
-//            here unless a libuv handle on this loop owns it (an adopter that wrapped the
-//            fd and then threw): the handle closes it, never us as well;
-//      anything else: JS broke the protocol; treated as untouched (closed here, unless a
-//            libuv handle on this loop owns it).
+//      -1    taken: JS is wrapping it, and no libuv handle has it yet (JS marks the slot
+//            settled the instant one does, before anything else runs). Closed here: the
+//            callback was cut short (a worker terminated while wrapping) or JS broke off;
+//      -2    settled: a libuv handle owns it (closing a socket that failed later is that
+//            handle's job), or JS gave it away; never touched here;
+//      -3    returned: JS could not wrap it (opening a handle on it failed, or an adopter
+//            threw before a handle had it) and gives it back. Closed here;
+//      anything else: JS broke the protocol; treated as untouched (closed here).
 //    What is closed is always the descriptor this loop accepted for the slot, never the
-//    number JS left in it.
+//    number JS left in it. The slots are read from the array value handed to the callback,
+//    kept alive for the whole batch: a close() from inside the callback (a handler, an
+//    `accept` subscriber) releases the loop's JS values only once the batch has returned
+//    (AcceptLoop::release_deferred). Should JS detach the array's buffer (transfer it), the
+//    slots are unreadable and the batch's descriptors are left open, never closed: which of
+//    them a handle owns is unknown, and closing a number twice is worse than leaking it.
 #pragma once
 
 #include <napi.h>
@@ -74,6 +79,11 @@ struct AcceptLoop {
   int handles_open = 0;
   bool closing = false;
   bool polling = false;
+  // Calls into JS under way (a batch, an event), and whether a close() made inside one left
+  // the JS values (callbacks, arrays, async context, admission buffer) for the outermost to
+  // release when it returns: nothing a running batch uses is freed under it.
+  int callbacks_running = 0;
+  bool release_deferred = false;
   Acceptor* owner = nullptr;
   napi_env env = nullptr;
   napi_async_cleanup_hook_handle cleanup_hook = nullptr;

@@ -21,6 +21,7 @@ struct QueueHandle {
   napi_async_cleanup_hook_handle cleanup_hook = nullptr;
   bool closing = false;
   bool in_batch = false;
+  bool release_deferred = false;  // a close() during a batch: see StopTaking
   WorkerQueue* object = nullptr;
 };
 
@@ -33,13 +34,27 @@ void OnWakeClosed(uv_handle_t* handle) {
   delete owner;
 }
 
-// JS close(): no more descriptors; the queue stays on the books until the worker ends.
+// The JS values a batch uses: released when the queue closes, but never under a batch that is
+// still running (StopTaking).
+void ReleaseJsValues(QueueHandle* owner) {
+  owner->release_deferred = false;
+  owner->on_batch.Reset();
+  owner->async_context.reset();
+}
+
+// JS close(): no more descriptors; the queue stays on the books until the worker ends. From
+// inside a batch callback (a handler or an `accept` subscriber closing the worker's listener)
+// the JS values stay until the batch has returned (OnWake); the uv_async closes on a later
+// loop turn either way.
 void StopTaking(QueueHandle* owner) {
   if (owner->closing) return;
   owner->closing = true;
   LeaveQueue(*owner->dispatcher, owner->queue);
-  owner->on_batch.Reset();
-  owner->async_context.reset();
+  if (owner->in_batch) {
+    owner->release_deferred = true;
+  } else {
+    ReleaseJsValues(owner);
+  }
   uv_close(reinterpret_cast<uv_handle_t*>(&owner->wake), OnWakeClosed);
 }
 
@@ -111,22 +126,26 @@ void OnWake(uv_async_t* async) {
       ready = napi_get_undefined(env, &argv[1]) == napi_ok;
     }
     if (ready) {
-      auto* slots = static_cast<int32_t*>(data);
+      auto* slots = static_cast<int32_t*>(data);  // filled before the call; read back below
       for (size_t i = 0; i < batch.size(); i++) slots[i] = batch[i].fd;
       if (address_data != nullptr) {
         auto* address_slots = static_cast<int32_t*>(address_data);
         for (size_t i = 0; i < batch.size(); i++) address_slots[i] = batch[i].address_slot;
       }
       owner->in_batch = true;
-      bool completed = CallJs(owner, 2, argv);
+      (void)CallJs(owner, 2, argv);
       owner->in_batch = false;
-      for (size_t i = 0; i < batch.size(); i++) {
-        if (ShouldCloseAfterBatch(async->loop, slots[i], batch[i].fd, completed)) {
+      // Read from the array handed over (alive in this scope), with the same detach check as the
+      // acceptor: a detached buffer leaves the batch's descriptors open, never closed twice
+      // (native/acceptor.h). Each readable slot says who owns its descriptor.
+      const int32_t* after = BatchSlotsOf(env, argv[0], batch.size());
+      for (size_t i = 0; after != nullptr && i < batch.size(); i++) {
+        if (ClosedAfterBatch(after[i])) {
           close(batch[i].fd);
           // JS never tracked it, so JS never counts its address out.
           closed_slots.push_back(batch[i].address_slot);
           // A returned slot is already counted closed by JS (its registry's releaseUnregistered).
-          if (slots[i] != kBatchSlotReturned) closed++;
+          if (after[i] != kBatchSlotReturned) closed++;
         }
       }
       delivered = true;
@@ -142,6 +161,7 @@ void OnWake(uv_async_t* async) {
     closed = batch.size();
   }
   FinishBatch(*owner->dispatcher, *owner->queue, closed, closed_slots);
+  if (owner->release_deferred) ReleaseJsValues(owner);
 }
 
 }  // namespace

@@ -255,8 +255,8 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
   }
 
   /**
-   * Wrapping failed: the slot hands the descriptor back to the acceptor, which alone can tell
-   * whether a handle took it before the adopter threw. For the books it is closed either way.
+   * Wrapping failed: the slot says who closes the descriptor (the acceptor, or the handle that
+   * had taken it before the adopter threw). For the books it is closed either way.
    */
   private releaseUnwrapped(fd: number, id: number, error: unknown): void {
     this.registry.releaseUnregistered();

@@ -48,8 +48,9 @@ describe('an adopter that wraps the descriptor in a socket and then throws: the 
     // The adopter gets as far as a net.Socket (whose libuv handle now owns the descriptor),
     // then fails. Closing the descriptor after that would pull it from under the socket, and
     // the socket's own close would then close the number a second time.
-    const wrapThenThrow: DescriptorAdopter = (fd) => {
-      wrapped.push(adoptDescriptor(fd));
+    // The slot, passed on, says so from the moment the handle has it.
+    const wrapThenThrow: DescriptorAdopter = (fd, slot) => {
+      wrapped.push(adoptDescriptor(fd, slot));
       throw new Error('set-up failed after wrapping');
     };
     const listener = new TCPListener({ port: 0, host: '127.0.0.1', backend: 'native' }, holdOpen, { adoptDescriptor: wrapThenThrow });

@@ -1,14 +1,16 @@
 // Wrapping an accepted descriptor the way net.Server wraps the connections it accepts: a TCP
 // handle opened on the descriptor, given to net.Socket as its `handle`.
 //
-// `new net.Socket({ fd })` first asks libuv what the descriptor is (uv_guess_handle: fstat,
-// getsockopt(SO_TYPE), getsockname): three system calls per connection that a descriptor
-// accept()ed from a TCP listening socket does not need. Node exports no constructor for its TCP
-// handle, so the first descriptor is wrapped that way and the constructor is taken from the
-// socket it made; if that ever is not the TCP handle this expects, every descriptor keeps
-// taking the `{ fd }` path.
+// The handle is opened here, not by `new net.Socket({ fd })`, so that the batch slot can say
+// "settled" the instant the handle owns the descriptor (src/accept/batch_slots.ts), and so that
+// the three system calls `{ fd }` makes first (uv_guess_handle: fstat, getsockopt(SO_TYPE),
+// getsockname) are saved. Node exports no constructor for its TCP handle: it is taken from a
+// socket that connect() gave a handle and that is destroyed before it opens any descriptor.
+// If that ever is not the TCP handle this expects, every descriptor takes the `{ fd }` path.
 import net from 'node:net';
 import { systemError } from '../errors.js';
+import { SLOT_SETTLED } from './batch_slots.js';
+import type { BatchSlot } from './batch_slots.js';
 
 /** The part of Node's TCP handle (tcp_wrap) used here. */
 interface TcpHandle {
@@ -22,27 +24,44 @@ type TcpHandleConstructor = new (type: number) => TcpHandle;
 /** tcp_wrap's TCPConstants.SOCKET: a connection's handle, not a server's. */
 const TCP_SOCKET = 0;
 
-/** undefined until the first socket shows it; null when it is not usable. */
+/** undefined until learned; null when it is not usable. */
 let tcpHandle: TcpHandleConstructor | null | undefined;
 
-function learnTcpHandle(socket: net.Socket): TcpHandleConstructor | null {
-  const handle = (socket as unknown as { _handle?: object | null })._handle;
+/**
+ * The constructor of Node's TCP handle. connect() makes a socket's handle at once (libuv opens
+ * no descriptor until it binds or connects), and, for an IP address, connects on a later tick
+ * only if the socket is still connecting: destroyed first, the probe makes no system call.
+ */
+function learnTcpHandle(): TcpHandleConstructor | null {
+  const probe = new net.Socket();
+  probe.on('error', () => undefined);
+  try {
+    probe.connect({ port: 9, host: '127.0.0.1' });
+  } catch {
+    return null;
+  }
+  const handle = (probe as unknown as { _handle?: object | null })._handle;
+  probe.destroy();
   const constructor = handle?.constructor as (TcpHandleConstructor & { name?: string; prototype?: Partial<TcpHandle> }) | undefined;
   if (constructor?.name !== 'TCP' || typeof constructor.prototype?.open !== 'function') return null;
   return constructor;
 }
 
 /**
- * A net.Socket that owns `fd`, an accepted TCP connection. Throws, leaving `fd` open and not
- * owned by any handle, when the descriptor cannot be opened.
+ * A net.Socket that owns `fd`, an accepted TCP connection; `slot`, when given, is marked
+ * settled the instant the socket's handle owns it. Throws, leaving `fd` open and owned by no
+ * handle, when the descriptor cannot be opened; throws with the descriptor closed (by its
+ * handle, the slot settled) should the socket fail after that.
  */
-export function wrapAcceptedDescriptor(fd: number): net.Socket {
-  if (tcpHandle === undefined) {
+export function wrapAcceptedDescriptor(fd: number, slot?: BatchSlot): net.Socket {
+  tcpHandle ??= learnTcpHandle();
+  if (tcpHandle === null) {
+    // Node opens the handle inside the constructor: it throws only before the handle has the
+    // descriptor (an unknown type, a failed open), so the slot is settled when it returns.
     const socket = new net.Socket({ fd, readable: true, writable: true });
-    tcpHandle = learnTcpHandle(socket);
+    if (slot !== undefined) slot.slots[slot.index] = SLOT_SETTLED;
     return socket;
   }
-  if (tcpHandle === null) return new net.Socket({ fd, readable: true, writable: true });
   const handle = new tcpHandle(TCP_SOCKET);
   const err = handle.open(fd);
   if (err !== 0) {
@@ -50,5 +69,13 @@ export function wrapAcceptedDescriptor(fd: number): net.Socket {
     handle.close();
     throw systemError(-err, 'open');
   }
-  return new net.Socket({ handle, readable: true, writable: true } as net.SocketConstructorOpts);
+  // No call between open() and this store (see batch_slots.ts).
+  if (slot !== undefined) slot.slots[slot.index] = SLOT_SETTLED;
+  try {
+    return new net.Socket({ handle, readable: true, writable: true } as net.SocketConstructorOpts);
+  } catch (error) {
+    // The handle owns the descriptor and the slot says so: the handle closes it, nobody else.
+    handle.close();
+    throw error;
+  }
 }

@@ -19,6 +19,8 @@
 import type net from 'node:net';
 import tls from 'node:tls';
 import { systemError } from '../errors.js';
+import { SLOT_SETTLED } from '../accept/batch_slots.js';
+import type { BatchSlot } from '../accept/batch_slots.js';
 
 /** The part of Node's TLS layer (TLSWrap, a TLSSocket's _handle) used here. */
 interface TlsLayer {
@@ -35,9 +37,10 @@ let supported = true;
 /**
  * A server TLSSocket that owns `fd`, an accepted TCP connection; null where this Node cannot
  * make one (then `fd` is untouched). Throws, leaving `fd` open and owned by no handle, when the
- * descriptor cannot be opened.
+ * descriptor cannot be opened. `slot`, when given, is marked settled the instant the socket's
+ * handle owns the descriptor (src/accept/batch_slots.ts).
  */
-export function openTlsSocket(fd: number, options: tls.TLSSocketOptions): tls.TLSSocket | null {
+export function openTlsSocket(fd: number, options: tls.TLSSocketOptions, slot?: BatchSlot): tls.TLSSocket | null {
   if (!supported) return null;
   // Node's types want a socket; without one, the TLSSocket makes its own TCP handle.
   const socket = new tls.TLSSocket(undefined as unknown as net.Socket, options);
@@ -48,6 +51,8 @@ export function openTlsSocket(fd: number, options: tls.TLSSocketOptions): tls.TL
     return null;
   }
   const err = layer.open(fd);
+  // No call between open() and this store (see batch_slots.ts).
+  if (err === 0 && slot !== undefined) slot.slots[slot.index] = SLOT_SETTLED;
   if (typeof err !== 'number') {
     // The TLS layer passed it on to nothing: the descriptor was not touched.
     supported = false;

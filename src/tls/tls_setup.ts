@@ -59,7 +59,8 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
   private contexts: Readonly<ServingContexts>;
   private readonly deadlines: SetupDeadlines;
   /** Opens a TLSSocket on a descriptor with the contexts serving now (directAdopter). */
-  private readonly openDirect: DescriptorAdopter = (fd) => openTlsSocket(fd, this.socketOptions(undefined, this.contexts)) ?? adoptDescriptor(fd);
+  private readonly openDirect: DescriptorAdopter = (fd, slot) =>
+    openTlsSocket(fd, this.socketOptions(undefined, this.contexts), slot) ?? adoptDescriptor(fd, slot);
 
   constructor(private readonly options: TlsSetupOptions) {
     this.deadlines = new SetupDeadlines(options.handshakeTimeout);
