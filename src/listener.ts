@@ -22,7 +22,8 @@ import type { BatchPeers } from './accept/peer_address.js';
 import { chooseBackend } from './backend_choice.js';
 import { adoptDescriptor, handOffBatch } from './accept/descriptor_handoff.js';
 import type { DescriptorAdopter } from './accept/descriptor_handoff.js';
-import { validateBaseOptions, validateCloseOptions } from './listener_options.js';
+import { validateBaseOptions } from './listener_options.js';
+import { ListenerLife } from './listener_life.js';
 import type { BaseListenerOptions, CloseOptions } from './listener_options.js';
 import { resolveListenAddress } from './address.js';
 import { ConnectionRegistry } from './registry.js';
@@ -33,7 +34,6 @@ import { formatPrometheus } from './metrics.js';
 import { auditDescriptors } from './audit.js';
 import { ConnectionLifecycle } from './connection_lifecycle.js';
 import type { ConnectionSetup, Handler } from './connection_lifecycle.js';
-import { rejectUnknownOptions } from './option_keys.js';
 import type { AuditReport } from './audit.js';
 import { AdmissionCounters } from './accept/admission.js';
 import type { AdmissionOptions, AdmissionReason } from './accept/admission.js';
@@ -75,20 +75,22 @@ function errorOf(value: unknown): Error {
 export class Listener<S extends net.Socket, I extends { id: number }> extends EventEmitter implements AcceptSink {
   readonly backend: BackendKind;
   protected readonly registry: ConnectionRegistry;
-  private readonly acceptBackend: AcceptBackend;
+  private acceptBackend: AcceptBackend;
+  /** A fresh backend: the first, and another after a failed listen() (see listener_life.ts). */
+  private readonly newBackend: () => AcceptBackend;
   /** The adopter a test or an embedder gave (ListenerDependencies), if any. */
   private readonly givenAdopter: DescriptorAdopter | undefined;
   private readonly setup: ConnectionSetup<S, I>;
   private readonly options: BaseListenerOptions;
   private readonly connections: ConnectionLifecycle<S, I>;
   private readonly admission: AdmissionCounters;
-  private state: 'new' | 'opening' | 'listening' | 'closing' | 'closed' = 'new';
-  private closePromise: Promise<void> | null = null;
-  private listenPromise: Promise<net.AddressInfo> | null = null;
+  private readonly life = new ListenerLife(this);
   /** The addon, when it loads: its resolver serves both backends. */
   private readonly resolverBinding: ReturnType<typeof chooseBackend>['binding'];
   /** The port last bound, for audit() after the listening socket is gone. */
   private lastPort: number | null = null;
+  /** ref()/unref(), for a backend made after a failed listen(). */
+  private referenced = true;
 
   constructor(
     options: BaseListenerOptions,
@@ -121,39 +123,36 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
     };
     const { kind, binding } = chooseBackend(options.backend);
     this.backend = kind;
-    this.acceptBackend =
+    this.newBackend = () =>
       dependencies.acceptBackend?.(this) ??
       (kind === 'native' && binding
         ? new NativeAcceptBackend(binding, this, dependencies.acceptorOptions, this.admission, setup.canFail)
         : new JsAcceptBackend(this, binding, this.admission));
+    this.acceptBackend = this.newBackend();
     this.resolverBinding = binding;
   }
 
-  /** Binds and starts accepting; resolves with the bound address. */
+  /**
+   * Binds and starts accepting; resolves with the bound address. A failure leaves nothing
+   * bound and the listener new: listen() may be called again (listener_life.ts).
+   */
   listen(): Promise<net.AddressInfo> {
-    if (this.stopping) {
-      return Promise.reject(codedError(ErrorCodes.LISTENER_CLOSED, 'the listener is closed'));
-    }
-    if (this.listenPromise) return this.listenPromise;
-    this.state = 'opening';
-    this.listenPromise = this.open().then(
-      (address) => {
-        if (this.state !== 'opening') throw codedError(ErrorCodes.LISTENER_CLOSED, 'the listener was closed while opening');
-        this.state = 'listening';
+    return this.life.listen({
+      open: () => this.open(),
+      opened: (address) => {
         this.lastPort = address.port;
         debug('listening on %s:%d (%s backend)', address.address, address.port, this.backend);
-        this.emit('listening', address);
-        return address;
       },
-      (error: unknown) => {
+      undo: () => {
         // Opening may have failed after the backend started accepting (an address it cannot
-        // report): stop it, so nothing is accepted by a listener that never listened.
+        // report): stop it, so nothing is accepted by a listener that never listened. A
+        // closed backend stays closed; the next attempt gets a fresh one.
         this.acceptBackend.close();
-        this.state = 'closed';
-        throw error;
+        if (this.stopping) return;
+        this.acceptBackend = this.newBackend();
+        if (!this.referenced) this.acceptBackend.unref();
       },
-    );
-    return this.listenPromise;
+    });
   }
 
   private async open(): Promise<net.AddressInfo> {
@@ -170,11 +169,11 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
 
   /** close() has begun (LifecycleHost): connections that arrive now are destroyed at once. */
   get stopping(): boolean {
-    return this.state === 'closing' || this.state === 'closed';
+    return this.life.stopping;
   }
 
   address(): net.AddressInfo | null {
-    return this.state === 'listening' ? this.acceptBackend.address() : null;
+    return this.life.isListening ? this.acceptBackend.address() : null;
   }
 
   /**
@@ -182,7 +181,7 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
    * (src/upgrade/): it stays this listener's, which closes it on close(); null otherwise.
    */
   listeningDescriptor(): number | null {
-    return this.state === 'listening' ? this.acceptBackend.listeningDescriptor() : null;
+    return this.life.isListening ? this.acceptBackend.listeningDescriptor() : null;
   }
 
   /**
@@ -191,7 +190,7 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
    * holds it), and connections still in TLS setup may finish it. close() ends the rest.
    */
   stopAccepting(): void {
-    if (this.state === 'listening') this.acceptBackend.close();
+    if (this.life.isListening) this.acceptBackend.close();
   }
 
   /** Connections still in setup (the TLS handshake): a drain waits for these before close(). */
@@ -221,11 +220,13 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
 
   /** Keep the process alive while listening (the default), or not. */
   ref(): this {
+    this.referenced = true;
     this.acceptBackend.ref();
     return this;
   }
 
   unref(): this {
+    this.referenced = false;
     this.acceptBackend.unref();
     return this;
   }
@@ -301,40 +302,35 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
    * once every descriptor is released. Calling it again returns the same promise.
    */
   close(options: CloseOptions = {}): Promise<void> {
-    if (this.closePromise) return this.closePromise;
-    rejectUnknownOptions('close', options);
-    validateCloseOptions(options);
-    const previous = this.state;
-    this.state = 'closing';
-    this.acceptBackend.close();
-    const graceful = options.gracefulTimeout ?? 0;
-    for (const record of [...this.registry.records()]) {
-      if (graceful === 0 || record.phase === 'setup') this.connections.abort(record);
-      // A connection already closing keeps its course; the deadline below bounds it.
-      else if (record.phase === 'handler') this.connections.endWhileHandling(record);
-    }
-    // The one deadline of a graceful close. Unlike the per-connection timers it keeps the
-    // process alive: a peer that never reads or never closes must not leave close() pending
-    // (and the code awaiting it never run) while the event loop drains and the process exits.
-    let deadline: NodeJS.Timeout | undefined;
-    if (graceful > 0 && this.registry.activeCount > 0) {
-      deadline = setTimeout(() => {
-        for (const record of [...this.registry.records()]) this.connections.abort(record);
-      }, graceful);
-    }
-    const opening = previous === 'opening' && this.listenPromise ? this.listenPromise.catch(() => undefined) : Promise.resolve();
-    this.closePromise = opening
-      .then(() => this.registry.whenEmpty())
-      .then(() => {
+    return this.life.close(
+      options,
+      async ({ gracefulTimeout }, opening) => {
+        this.acceptBackend.close();
+        const graceful = gracefulTimeout ?? 0;
+        for (const record of [...this.registry.records()]) {
+          if (graceful === 0 || record.phase === 'setup') this.connections.abort(record);
+          // A connection already closing keeps its course; the deadline below bounds it.
+          else if (record.phase === 'handler') this.connections.endWhileHandling(record);
+        }
+        // The one deadline of a graceful close. Unlike the per-connection timers it keeps the
+        // process alive: a peer that never reads or never closes must not leave close() pending
+        // (and the code awaiting it never run) while the event loop drains and the process exits.
+        let deadline: NodeJS.Timeout | undefined;
+        if (graceful > 0 && this.registry.activeCount > 0) {
+          deadline = setTimeout(() => {
+            for (const record of [...this.registry.records()]) this.connections.abort(record);
+          }, graceful);
+        }
+        await opening;
+        await this.registry.whenEmpty();
         clearTimeout(deadline);
-        this.state = 'closed';
+      },
+      () => {
         debug('closed: %j', this.stats());
         if (channels.listenerClose.hasSubscribers) channels.listenerClose.publish({ listener: this, stats: this.stats() });
-        this.emit('close');
-      });
-    return this.closePromise;
+      },
+    );
   }
-
 }
 
 function admissionOptionsOf(options: BaseListenerOptions & { maxPendingHandshakes?: number }): AdmissionOptions {

@@ -7,7 +7,7 @@ import type net from 'node:net';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
 import { TCPListener, createLocalTCPListener } from '../src/index.js';
-import type { Handler, ListenerStats, TCPConnectionInfo, TCPListenerOptions } from '../src/index.js';
+import type { CloseOptions, Handler, ListenerStats, TCPConnectionInfo, TCPListenerOptions } from '../src/index.js';
 import { ChildListener, GracefulCloseChild, INHERITED_FD } from './support/child_listener.js';
 import {
   O_CLOEXEC,
@@ -454,6 +454,51 @@ describe('closing the listener: with clients connected, from a handler, while st
         expect(await canBind(port), 'the port is free').to.equal(true);
         const { descriptors } = await child.request({ cmd: 'stats' }, 'stats');
         expect(descriptors, 'descriptors open in the child, compared with before listen()').to.equal(outcome.descriptorsBefore);
+      });
+
+      it("a failed listen() emits no 'close', and the listener can listen again once the port is free (as net.Server)", async () => {
+        const { server, port } = await listeningServer('127.0.0.1');
+        const listener = harness.tcp({ port, host: '127.0.0.1', backend }, () => (socket) => void socket.end('served'));
+        cleanup.add(() => listener.close());
+        let closeEvents = 0;
+        listener.on('close', () => closeEvents++);
+        const failure = await listener.listen().then(
+          () => null,
+          (error: NodeJS.ErrnoException) => error,
+        );
+        expect(failure?.code, 'how the first listen() settled').to.equal('EADDRINUSE');
+        expect(closeEvents, "'close' events after the failed listen()").to.equal(0);
+        expect(listener.address()).to.equal(null);
+        await closeServer(server);
+        const address = await within(listener.listen(), 'listen() again');
+        expect(address.port).to.equal(port);
+        const c = await client(cleanup, port);
+        await c.whenClosed();
+        expect(c.received).to.equal('served');
+        await listener.close();
+        expect(closeEvents, "'close' events after close()").to.equal(1);
+      });
+
+      it('close() checks its options before anything closes: an unknown key or a bad number throws ERR_INVALID_OPTION', async () => {
+        const listener = harness.tcp({ port: 0, host: '127.0.0.1', backend }, () => (socket) => void socket.end('served'));
+        cleanup.add(() => listener.close());
+        const { port } = await listener.listen();
+        const thrown = (options: unknown): string | undefined => {
+          try {
+            void listener.close(options as CloseOptions);
+          } catch (error) {
+            return (error as NodeJS.ErrnoException).code;
+          }
+          return undefined;
+        };
+        expect(thrown({ gracefullTimeout: 100 }), 'close({ gracefullTimeout })').to.equal('ERR_INVALID_OPTION');
+        expect(thrown({ gracefulTimeout: -1 }), 'close({ gracefulTimeout: -1 })').to.equal('ERR_INVALID_OPTION');
+        expect(thrown(null), 'close(null)').to.equal('ERR_INVALID_OPTION');
+        // Nothing was closed by the refused calls.
+        const c = await client(cleanup, port);
+        await c.whenClosed();
+        expect(c.received).to.equal('served');
+        await listener.close({ gracefulTimeout: 100 });
       });
 
       it('listen() twice returns one promise; listen() after close() rejects with ERR_LISTENER_CLOSED', async () => {

@@ -19,7 +19,8 @@ import type { AcceptorOptions } from '../native/binding.js';
 import { validateAcceptorOptions } from '../accept/acceptor_options.js';
 import { adoptionError } from '../accept/adoption.js';
 import { codedError, errnoName, ErrorCodes, systemError } from '../errors.js';
-import { validateBaseOptions, validateCloseOptions } from '../listener_options.js';
+import { validateBaseOptions } from '../listener_options.js';
+import { ListenerLife } from '../listener_life.js';
 import type { BaseListenerOptions, CloseOptions, ListenerStats } from '../listener.js';
 import { formatPrometheus } from '../metrics.js';
 import { auditDescriptors } from '../audit.js';
@@ -61,11 +62,9 @@ export class WorkersListener extends EventEmitter implements SlotHost {
   private readonly binding: DispatchBinding;
   private readonly workers: ResolvedWorkersOptions;
   private readonly acceptorOptions: AcceptorOptions;
-  private readonly slots: WorkerSlot[] = [];
+  private slots: WorkerSlot[] = [];
   private dispatcher: NativeDispatcher | null = null;
-  private state: 'new' | 'opening' | 'listening' | 'closing' | 'closed' = 'new';
-  private listenPromise: Promise<net.AddressInfo> | null = null;
-  private closePromise: Promise<void> | null = null;
+  private readonly life = new ListenerLife(this);
   private listenAddress: net.AddressInfo | null = null;
   private ticketKeys: Buffer = crypto.randomBytes(TICKET_KEYS_BYTES);
   private eventsSuppressed = 0;
@@ -96,31 +95,33 @@ export class WorkersListener extends EventEmitter implements SlotHost {
       throw codedError(ErrorCodes.NATIVE_REQUIRED, 'workers need the native acceptor (its accept thread), which is not available here');
     }
     this.binding = binding;
-    for (let id = 0; id < this.workers.count; id++) this.slots.push(new WorkerSlot(id, this));
+    this.slots = this.newSlots();
   }
 
-  /** Binds, starts the workers and the accept thread; resolves once every worker takes connections. */
+  private newSlots(): WorkerSlot[] {
+    return Array.from({ length: this.workers.count }, (_, id) => new WorkerSlot(id, this));
+  }
+
+  /**
+   * Binds, starts the workers and the accept thread; resolves once every worker takes
+   * connections. A failure leaves nothing bound and no worker running, and the listener new:
+   * listen() may be called again (listener_life.ts).
+   */
   listen(): Promise<net.AddressInfo> {
-    if (this.state === 'closing' || this.state === 'closed') {
-      return Promise.reject(codedError(ErrorCodes.LISTENER_CLOSED, 'the listener is closed'));
-    }
-    if (this.listenPromise) return this.listenPromise;
-    this.state = 'opening';
-    this.listenPromise = this.open().then(
-      (address) => {
-        if (this.state !== 'opening') throw codedError(ErrorCodes.LISTENER_CLOSED, 'the listener was closed while opening');
-        this.state = 'listening';
-        this.emit('listening', address);
-        return address;
-      },
-      async (error: unknown) => {
-        // A close() during opening may have run before the dispatcher existed: close it too.
+    return this.life.listen({
+      open: () => this.open(),
+      undo: async () => {
+        // The accept thread (and with it the listening descriptor) first: nothing is accepted
+        // for workers that are going away. A close() under way closes the workers itself.
         this.dispatcher?.close();
-        await this.close().catch(() => undefined);
-        throw error;
+        if (this.subscriberPoll) clearInterval(this.subscriberPoll);
+        if (this.life.stopping) return;
+        await Promise.all(this.slots.map((slot) => slot.close(0)));
+        this.dispatcher = null;
+        this.listenAddress = null;
+        this.slots = this.newSlots();
       },
-    );
-    return this.listenPromise;
+    });
   }
 
   private async open(): Promise<net.AddressInfo> {
@@ -161,7 +162,7 @@ export class WorkersListener extends EventEmitter implements SlotHost {
     const address = this.dispatcher.address();
     if (!address) throw new Error('listening socket has no address');
     this.listenAddress = address;
-    if (this.state !== 'opening') throw codedError(ErrorCodes.LISTENER_CLOSED, 'the listener was closed while opening');
+    if (this.life.state !== 'opening') throw codedError(ErrorCodes.LISTENER_CLOSED, 'the listener was closed while opening');
     this.forwardedChannels = subscribedChannels();
     this.subscriberPoll = setInterval(() => this.pollSubscribers(), SUBSCRIBER_POLL_MS);
     this.subscriberPoll.unref();
@@ -181,7 +182,7 @@ export class WorkersListener extends EventEmitter implements SlotHost {
   }
 
   address(): net.AddressInfo | null {
-    return this.state === 'listening' ? this.listenAddress : null;
+    return this.life.isListening ? this.listenAddress : null;
   }
 
   /** The books of every worker, as one listener's, plus each worker's own. */
@@ -257,19 +258,21 @@ export class WorkersListener extends EventEmitter implements SlotHost {
    * thread has exited, so every descriptor is released.
    */
   close(options: CloseOptions = {}): Promise<void> {
-    if (this.closePromise) return this.closePromise;
-    validateCloseOptions(options);
-    this.state = 'closing';
-    this.dispatcher?.close();
-    if (this.subscriberPoll) clearInterval(this.subscriberPoll);
-    this.closePromise = Promise.all(this.slots.map((slot) => slot.close(options.gracefulTimeout))).then(() => {
-      this.state = 'closed';
-      const stats = this.stats();
-      debug('closed: %j', stats);
-      if (channels.listenerClose.hasSubscribers) channels.listenerClose.publish({ listener: this, stats });
-      this.emit('close');
-    });
-    return this.closePromise;
+    return this.life.close(
+      options,
+      async ({ gracefulTimeout }, opening) => {
+        this.dispatcher?.close();
+        if (this.subscriberPoll) clearInterval(this.subscriberPoll);
+        await Promise.all(this.slots.map((slot) => slot.close(gracefulTimeout)));
+        // An attempt to open that outlived the above closes what it opened itself (its undo).
+        await opening;
+      },
+      () => {
+        const stats = this.stats();
+        debug('closed: %j', stats);
+        if (channels.listenerClose.hasSubscribers) channels.listenerClose.publish({ listener: this, stats });
+      },
+    );
   }
 
   // ---- the accept thread's events ----------------------------------------------------------
