@@ -82,6 +82,9 @@ function destroyBoth(record: ConnectionRecord): void {
 }
 
 export class ConnectionLifecycle<S extends net.Socket, I extends { id: number }> {
+  /** Connections whose gracefulCloseTimeout timer runs (it starts once per connection). */
+  private readonly closeTimed = new WeakSet<ConnectionRecord>();
+
   constructor(
     private readonly host: LifecycleHost,
     private readonly registry: ConnectionRegistry,
@@ -185,11 +188,40 @@ export class ConnectionLifecycle<S extends net.Socket, I extends { id: number }>
       return;
     }
     if (isPromiseLike(result)) {
+      // Ended by the handler while its promise runs: the bound starts now, the input stays its.
+      this.whenEnded(served, () => this.boundClose(record, served));
       result.then(
         () => this.closeGracefully(record, served),
         (error: unknown) => this.failHandler(record, served, info, error),
       );
+    } else {
+      // A handler that returned nothing owns the connection until it ends it; from then on the
+      // close is the listener's, bounded as after a promise. Without this, a peer's
+      // close_notify and FIN behind input the handler never read would go unseen for good.
+      this.whenEnded(served, () => this.closeGracefully(record, served));
     }
+  }
+
+  /** Calls `then` once the socket's writing side has ended ('finish': end() called and flushed). */
+  private whenEnded(served: net.Socket, then: () => void): void {
+    if (served.writableFinished) then();
+    else served.once('finish', then);
+  }
+
+  /**
+   * Starts the gracefulCloseTimeout timer once per connection: the peer has that long to close
+   * after our side ended, whoever ended it. Unref'd: one connection's peer lingering must not
+   * keep the process alive by itself.
+   */
+  private boundClose(record: ConnectionRecord, served: net.Socket): void {
+    if (record.socket.destroyed || this.closeTimed.has(record)) return;
+    this.closeTimed.add(record);
+    const timer = setTimeout(() => {
+      served.destroy();
+      record.socket.destroy();
+    }, this.timing.gracefulCloseTimeout);
+    timer.unref();
+    record.socket.once('close', () => clearTimeout(timer));
   }
 
   private failHandler(record: ConnectionRecord, served: S, info: I, error: unknown): void {
@@ -203,20 +235,15 @@ export class ConnectionLifecycle<S extends net.Socket, I extends { id: number }>
   }
 
   /**
-   * The handler is done: end(), drop whatever the peer still sends, and destroy() if the peer
-   * has not closed within the graceful timeout (the original's graceful close: shutdown, then
+   * The handler is done (its promise settled, or it returned nothing and ended the socket):
+   * end(), drop whatever the peer still sends, and destroy() if the peer has not closed within
+   * the graceful timeout (the original's graceful close: shutdown, then
    * read until EOF or the timeout).
    */
   private closeGracefully(record: ConnectionRecord, served: net.Socket): void {
     if (record.socket.destroyed) return;
     record.phase = 'closing';
-    // Unref'd: one connection's peer lingering must not keep the process alive by itself.
-    const timer = setTimeout(() => {
-      served.destroy();
-      record.socket.destroy();
-    }, this.timing.gracefulCloseTimeout);
-    timer.unref();
-    record.socket.once('close', () => clearTimeout(timer));
+    this.boundClose(record, served);
     served.end();
     // Reading and dropping the rest lets the peer's FIN be seen: a socket paused on unread
     // data never sees it.
