@@ -4,6 +4,7 @@
 // 'close', which releases the connection from the registry exactly once.
 import type { EventEmitter } from 'node:events';
 import type net from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { ConnectionRecord, ConnectionRegistry } from './registry.js';
 import { codedError, ErrorCodes } from './errors.js';
 import type { CodedError } from './errors.js';
@@ -142,6 +143,7 @@ export class ConnectionLifecycle<S extends net.Socket, I extends { id: number }>
 
   private countHandshake(record: ConnectionRecord, handshake: HandshakeOutcome): void {
     this.registry.handshakes.completed++;
+    this.registry.handshakeTime.record(performance.now() - record.setupStartedAt);
     if (handshake.sniCredentialUsed) this.registry.sni.sniCredential++;
     else this.registry.sni.primaryCredential++;
     if (channels.handshakeDone.hasSubscribers) channels.handshakeDone.publish({ listener: this.host, id: record.id, ...handshake });
@@ -161,8 +163,11 @@ export class ConnectionLifecycle<S extends net.Socket, I extends { id: number }>
         : error;
     // Over maxConnectionsPerAddress by its PROXY header: admission control, not a failed handshake.
     if (failure.code === ErrorCodes.PER_ADDRESS_LIMIT) this.registry.rejectedPerAddress++;
-    else if (kind === 'timedOut') this.registry.handshakes.timedOut++;
-    else this.registry.handshakes.failed++;
+    else {
+      if (kind === 'timedOut') this.registry.handshakes.timedOut++;
+      else this.registry.handshakes.failed++;
+      this.registry.setupFailures[failure.code] = (this.registry.setupFailures[failure.code] ?? 0) + 1;
+    }
     if (failure.code === ErrorCodes.PROXY_PROTOCOL_INVALID) this.registry.proxyProtocol.invalid++;
     else if (failure.code === ErrorCodes.PROXY_PROTOCOL_UNTRUSTED) this.registry.proxyProtocol.untrusted++;
     const info: SetupFailureInfo = { id: record.id, ...record.peer };

@@ -195,9 +195,7 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
 
   /** Connections still in setup (the TLS handshake): a drain waits for these before close(). */
   connectionsInSetup(): number {
-    let count = 0;
-    for (const record of this.registry.records()) if (record.phase === 'setup') count++;
-    return count;
+    return this.registry.inSetupCount;
   }
 
   stats(): ListenerStats {

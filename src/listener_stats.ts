@@ -3,6 +3,7 @@
 // sides together, which is why the acceptor counts accepted connections itself.
 import type { AcceptCounters } from './accept/backend.js';
 import type { AdmissionReason, RejectionReason } from './accept/admission.js';
+import type { DurationHistogramSnapshot } from './duration_histogram.js';
 import { errnoName } from './errors.js';
 import type { ConnectionRegistry } from './registry.js';
 
@@ -10,10 +11,22 @@ export interface ListenerStats {
   accepted: number;
   closed: number;
   active: number;
+  /** Of the active: registered and not yet past their setup (the TLS handshake, a PROXY header). */
+  inSetup: number;
   /** accepted - closed - active: connections lost without being closed. Should stay 0. */
   leaked: number;
   /** TLS setups: completed; failed or timed out by the client; aborted by close(). */
   handshakes: { completed: number; failed: number; timedOut: number; aborted: number };
+  /**
+   * The failed and timed-out setups by their error's code ('ERR_CLIENT_CLOSED': 2), as
+   * `tlsClientError` reports them. Not with workers (each worker's book has only the totals).
+   */
+  setupFailures?: Record<string, number>;
+  /**
+   * How long completed setups took, from registration (just after accept) to the handler: log
+   * buckets whose counts only grow, so two snapshots give an interval's percentiles. Not with workers.
+   */
+  handshakeTime?: DurationHistogramSnapshot;
   /** accept() retries by errno name ('ECONNABORTED': 3) */
   acceptRetries: Record<string, number>;
   acceptPauses: number;
@@ -47,8 +60,11 @@ export function collectStats(accept: AcceptCounters, book: ReturnType<Connection
     accepted: accept.accepted,
     closed: book.closed,
     active: book.active,
+    inSetup: book.inSetup,
     leaked: accept.accepted - book.closed - book.active,
     handshakes: book.handshakes,
+    setupFailures: book.setupFailures,
+    handshakeTime: book.handshakeTime,
     acceptRetries,
     acceptPauses: accept.pauses,
     sni: book.sni,

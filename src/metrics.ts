@@ -30,6 +30,20 @@ class Exposition {
     }
   }
 
+  /** A histogram from per-bucket counts: Prometheus wants them cumulative, `le` in seconds. */
+  histogram(name: string, help: string, boundsMs: readonly number[], counts: readonly number[], sumMs: number): void {
+    this.lines.push(`# HELP ${PREFIX}${name} ${help}`, `# TYPE ${PREFIX}${name} histogram`);
+    let cumulative = 0;
+    counts.forEach((count, index) => {
+      cumulative += count;
+      const bound = boundsMs[index];
+      const le = bound === undefined ? '+Inf' : String(bound / 1000);
+      this.lines.push(`${PREFIX}${name}_bucket${formatLabels({ ...this.constantLabels, le })} ${cumulative}`);
+    });
+    this.lines.push(`${PREFIX}${name}_sum${formatLabels(this.constantLabels)} ${sumMs / 1000}`);
+    this.lines.push(`${PREFIX}${name}_count${formatLabels(this.constantLabels)} ${cumulative}`);
+  }
+
   toString(): string {
     return this.lines.join('\n') + '\n';
   }
@@ -45,6 +59,7 @@ export function formatPrometheus(stats: ListenerStats, constantLabels: Labels = 
   out.family('connections_accepted_total', 'counter', 'Connections accepted by the listening socket.', [[{}, stats.accepted]]);
   out.family('connections_closed_total', 'counter', 'Connections whose descriptor has been released.', [[{}, stats.closed]]);
   out.family('connections_active', 'gauge', 'Connections open and tracked.', [[{}, stats.active]]);
+  out.family('connections_in_setup', 'gauge', 'Connections open and not yet past their setup (the TLS handshake).', [[{}, stats.inSetup]]);
   out.family('connections_leaked', 'gauge', 'Accepted connections neither closed nor tracked (should be 0).', [[{}, stats.leaked]]);
   out.family('handshakes_total', 'counter', 'TLS setups by result.', [
     [{ result: 'completed' }, stats.handshakes.completed],
@@ -52,6 +67,18 @@ export function formatPrometheus(stats: ListenerStats, constantLabels: Labels = 
     [{ result: 'timed_out' }, stats.handshakes.timedOut],
     [{ result: 'aborted' }, stats.handshakes.aborted],
   ]);
+  if (stats.setupFailures !== undefined) {
+    out.family(
+      'setup_failures_total',
+      'counter',
+      'Failed or timed-out connection setups by error code.',
+      Object.entries(stats.setupFailures).map(([code, count]): [Labels, number] => [{ code }, count]),
+    );
+  }
+  if (stats.handshakeTime !== undefined) {
+    const { boundsMs, counts, sumMs } = stats.handshakeTime;
+    out.histogram('handshake_duration_seconds', 'Time from accept to a completed TLS setup.', boundsMs, counts, sumMs);
+  }
   out.family('handshakes_by_credential_total', 'counter', 'Completed TLS setups by the credential that served them.', [
     [{ credential: 'sni' }, stats.sni.sniCredential],
     [{ credential: 'primary' }, stats.sni.primaryCredential],

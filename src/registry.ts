@@ -2,6 +2,9 @@
 // (tracked here from registration until its descriptor is released) and closed.
 // leaked = accepted - closed - active exposes a descriptor lost anywhere in between.
 import type net from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { DurationHistogram } from './duration_histogram.js';
+import type { DurationHistogramSnapshot } from './duration_histogram.js';
 
 export type ConnectionPhase = 'setup' | 'handler' | 'closing';
 
@@ -12,6 +15,8 @@ export interface ConnectionRecord {
   /** The descriptor number while open, for audit(); null where the platform hides it. */
   readonly fd: number | null;
   readonly openedAt: number;
+  /** performance.now() at registration: where the setup's duration is counted from. */
+  readonly setupStartedAt: number;
   phase: ConnectionPhase;
   /** The socket handed to the handler (a TLSSocket for TLS listeners), once there is one. */
   served?: net.Socket;
@@ -51,6 +56,12 @@ export interface RegistryCounters {
   proxyProtocol: ProxyProtocolRejections;
   /** Closed over maxConnectionsPerAddress once their PROXY header named the client. */
   rejectedPerAddress: number;
+  /** Registered and not yet past their setup (the TLS handshake, a PROXY header). */
+  inSetup: number;
+  /** Failed or timed-out setups by their error's code ('ERR_CLIENT_CLOSED': 2). */
+  setupFailures: Record<string, number>;
+  /** How long completed setups took, from registration to the handler. */
+  handshakeTime: DurationHistogramSnapshot;
 }
 
 /** Connections closed before TLS for their PROXY protocol header. */
@@ -74,6 +85,9 @@ export class ConnectionRegistry {
   idleTimeouts = 0;
   readonly proxyProtocol: ProxyProtocolRejections = { invalid: 0, untrusted: 0 };
   rejectedPerAddress = 0;
+  readonly setupFailures: Record<string, number> = {};
+  readonly handshakeTime = new DurationHistogram();
+  private inSetup = 0;
   observer: RegistryObserver | null = null;
 
   /** Ids count 1, 2, 3, ... per listener, one for every accepted connection. */
@@ -82,8 +96,9 @@ export class ConnectionRegistry {
   }
 
   register(id: number, socket: net.Socket, fd: number | null, peer: ConnectionRecord['peer'] = {}): ConnectionRecord {
-    const record: ConnectionRecord = { id, socket, fd, peer, openedAt: Date.now(), phase: 'setup' };
+    const record: ConnectionRecord = { id, socket, fd, peer, openedAt: Date.now(), setupStartedAt: performance.now(), phase: 'setup' };
     this.active.set(id, record);
+    this.inSetup++;
     return record;
   }
 
@@ -92,6 +107,7 @@ export class ConnectionRegistry {
     const record = this.active.get(id);
     if (record === undefined) return;
     this.active.delete(id);
+    if (record.phase === 'setup') this.inSetup--;
     this.closed++;
     this.observer?.released(record);
     if (this.active.size === 0) this.notifyEmpty();
@@ -99,6 +115,7 @@ export class ConnectionRegistry {
 
   /** Setup is over: the handler has the connection. */
   enterHandler(record: ConnectionRecord): void {
+    if (record.phase === 'setup') this.inSetup--;
     record.phase = 'handler';
     this.observer?.setupEnded(record);
   }
@@ -118,6 +135,11 @@ export class ConnectionRegistry {
 
   get activeCount(): number {
     return this.active.size;
+  }
+
+  /** Connections registered and not yet past their setup (what maxPendingHandshakes counts). */
+  get inSetupCount(): number {
+    return this.inSetup;
   }
 
   get closedCount(): number {
@@ -144,6 +166,9 @@ export class ConnectionRegistry {
       idleTimeouts: this.idleTimeouts,
       proxyProtocol: { ...this.proxyProtocol },
       rejectedPerAddress: this.rejectedPerAddress,
+      inSetup: this.inSetup,
+      setupFailures: { ...this.setupFailures },
+      handshakeTime: this.handshakeTime.snapshot(),
     };
   }
 }

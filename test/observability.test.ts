@@ -188,8 +188,22 @@ describe('NODE_DEBUG=native-tls-listener: debug lines on stderr, and none withou
 });
 
 function sampleValue(families: Family[], name: string, labels: Record<string, string> = {}): number | undefined {
-  const family = families.find((candidate) => candidate.name === name);
-  return family?.samples.find((sample) => JSON.stringify(sample.labels) === JSON.stringify(labels))?.value;
+  // By the sample's own name: a histogram's _bucket, _sum and _count are samples of one family.
+  const samples = families.flatMap((family) => family.samples);
+  return samples.find((sample) => sample.name === name && JSON.stringify(sample.labels) === JSON.stringify(labels))?.value;
+}
+
+type Expected = [string, Record<string, string>, number];
+
+/** A histogram's samples from per-bucket counts: cumulative buckets, `le` in seconds, then _sum and _count. */
+function histogramSamples(name: string, histogram: NonNullable<ListenerStats['handshakeTime']>): Expected[] {
+  let cumulative = 0;
+  const buckets = histogram.counts.map((count, index): Expected => {
+    cumulative += count;
+    const bound = histogram.boundsMs[index];
+    return [`${name}_bucket`, { le: bound === undefined ? '+Inf' : String(bound / 1000) }, cumulative];
+  });
+  return [...buckets, [`${name}_sum`, {}, histogram.sumMs / 1000], [`${name}_count`, {}, histogram.count]];
 }
 
 const PREFIX = 'native_tls_listener_';
@@ -200,7 +214,10 @@ function expectedSamples(stats: ListenerStats): Array<[string, Record<string, st
     ['connections_accepted_total', {}, stats.accepted],
     ['connections_closed_total', {}, stats.closed],
     ['connections_active', {}, stats.active],
+    ['connections_in_setup', {}, stats.inSetup],
     ['connections_leaked', {}, stats.leaked],
+    ...Object.entries(stats.setupFailures ?? {}).map(([code, count]): Expected => ['setup_failures_total', { code }, count]),
+    ...(stats.handshakeTime !== undefined ? histogramSamples('handshake_duration_seconds', stats.handshakeTime) : []),
     ['handshakes_total', { result: 'completed' }, stats.handshakes.completed],
     ['handshakes_total', { result: 'failed' }, stats.handshakes.failed],
     ['handshakes_total', { result: 'timed_out' }, stats.handshakes.timedOut],
@@ -289,16 +306,24 @@ describe('metrics(): valid Prometheus text whose numbers are the ones stats() re
           sni: { sniCredential: 1, primaryCredential: 3 },
           handlerErrors: 1,
           idleTimeouts: 1,
+          inSetup: 0,
         });
+        if (mode !== 'workers') {
+          // The codes tlsClientError carries: ours, or OpenSSL's for what it refused.
+          expect(stats.setupFailures).to.deep.equal({ ERR_CLIENT_CERT_REJECTED: 1, ERR_SSL_WRONG_VERSION_NUMBER: 1, ERR_TLS_HANDSHAKE_TIMEOUT: 1 });
+          expect(stats.handshakeTime?.count, 'every completed handshake timed').to.equal(4);
+          expect(stats.handshakeTime?.counts.reduce((sum, count) => sum + count, 0)).to.equal(4);
+        }
         const text = listener.metrics();
         const families = parsePrometheusText(text);
         for (const family of families) {
           expect(family.name, 'every family carries the prefix').to.match(new RegExp(`^${PREFIX}`));
           expect(family.help, `HELP of ${family.name}`).to.be.a('string').and.not.equal('');
-          expect(['counter', 'gauge'], `TYPE of ${family.name}`).to.include(family.type);
+          expect(['counter', 'gauge', 'histogram'], `TYPE of ${family.name}`).to.include(family.type);
           if (family.type === 'counter') expect(family.name, 'a counter').to.match(/_total$/);
-          else expect(family.name, 'a gauge').to.not.match(/_total$/);
-          for (const sample of family.samples) expect(sample.name).to.equal(family.name);
+          else expect(family.name, `a ${family.type}`).to.not.match(/_total$/);
+          const names = family.type === 'histogram' ? ['_bucket', '_sum', '_count'].map((suffix) => family.name + suffix) : [family.name];
+          for (const sample of family.samples) expect(names).to.include(sample.name);
         }
         const expected = expectedSamples(stats);
         for (const [name, labels, value] of expected) {

@@ -18,16 +18,7 @@ export class PublishingRegistry extends ConnectionRegistry {
     this.addressSink = addressSink;
   }
 
-  /** Connections registered and not yet past their setup (the accept thread's maxPendingHandshakes). */
-  private inSetup = 0;
-
-  override register(...args: Parameters<ConnectionRegistry['register']>): ConnectionRecord {
-    this.inSetup++;
-    return super.register(...args);
-  }
-
   override enterHandler(record: ConnectionRecord): void {
-    if (record.phase === 'setup') this.inSetup--;
     super.enterHandler(record);
     // A handshake finished: an accept thread paused at maxPendingHandshakes may go on.
     this.publish();
@@ -35,7 +26,6 @@ export class PublishingRegistry extends ConnectionRegistry {
 
   override release(id: number): void {
     const record = this.get(id);
-    if (record?.phase === 'setup') this.inSetup--;
     // The accept thread counted it against its peer's address: counted out through the queue
     // (the worker's own admission counters have no per-address slots).
     const addressSlot = record?.addressSlot ?? -1;
@@ -64,7 +54,7 @@ export class PublishingRegistry extends ConnectionRegistry {
       primaryCredential: book.sni.primaryCredential,
       handlerErrors: book.handlerErrors,
       idleTimeouts: book.idleTimeouts,
-      inSetup: this.inSetup,
+      inSetup: book.inSetup,
       proxyInvalid: book.proxyProtocol.invalid,
       proxyUntrusted: book.proxyProtocol.untrusted,
       rejectedPerAddress: book.rejectedPerAddress,

@@ -64,6 +64,8 @@ export function bookOf(
     accepted: native?.accepted ?? 0,
     closed: native?.dropped ?? 0,
     active: native?.stranded ?? 0,
+    // Waiting in the accept thread for a worker, or queued for one: taken on and not yet set up.
+    inSetup: native?.stranded ?? 0,
     leaked: 0,
     handshakes: { completed: 0, failed: 0, timedOut: 0, aborted: 0 },
     acceptRetries: {},
@@ -114,6 +116,7 @@ export function bookOf(
     workers.push(worker);
     total.closed += worker.closed;
     total.active += worker.active;
+    total.inSetup += p.inSetup + s.queued;
     total.handshakes.completed += handshakes.completed;
     total.handshakes.failed += handshakes.failed;
     total.handshakes.timedOut += handshakes.timedOut;
