@@ -23,6 +23,7 @@
         "native/descriptor_passing.cc",
         "native/batch_slots.cc",
         "native/address_counts.cc",
+        "native/address_key.cc",
         "native/dispatch_state.cc",
         "native/dispatcher.cc",
         "native/worker_queue.cc",

@@ -383,10 +383,13 @@ void OnReadable(uv_poll_t* handle, int status, int) {
     }
     attempt.Accepted(loop->retry_streak);
     int32_t address_slot = -1;
-    if (!loop->admission.Admit(peer, &address_slot)) {
-      // Over the per-address limit: closed before any JS sees it.
+    Admitted admitted = loop->admission.Admit(peer, &address_slot);
+    if (admitted != Admitted::kYes) {
+      // Over the per-address limit, or a new address with the table full: closed before any
+      // JS sees it.
       close(fd);
-      loop->counters.rejected_per_address++;
+      if (admitted == Admitted::kOverLimit) loop->counters.rejected_per_address++;
+      else loop->counters.rejected_address_table_full++;
       continue;
     }
     loop->batch.push_back(fd);
@@ -458,6 +461,7 @@ Napi::Function Acceptor::Define(Napi::Env env) {
                          InstanceMethod<&Acceptor::Ref>("ref"),
                          InstanceMethod<&Acceptor::Unref>("unref"),
                          InstanceMethod<&Acceptor::Resume>("resume"),
+                         InstanceMethod<&Acceptor::ReleaseAddress>("releaseAddress"),
                      });
 }
 
@@ -479,6 +483,10 @@ Acceptor::Acceptor(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Acceptor>(
   limits.max_pending_handshakes = OptionalInteger(env, options, "maxPendingHandshakes", 0, 0, kAdmissionLimitMax);
   limits.max_connections_per_address =
       OptionalInteger(env, options, "maxConnectionsPerAddress", 0, 0, kAdmissionLimitMax);
+  limits.ipv6_prefix =
+      static_cast<int>(OptionalInteger(env, options, "perAddressIPv6Prefix", kDefaultIPv6Prefix, 1, 128));
+  limits.address_table_size =
+      OptionalInteger(env, options, "addressTableSize", 0, 1, static_cast<int64_t>(kAddressTableMax));
   Napi::Value handshakes = options.Get("countsHandshakes");
   if (!handshakes.IsUndefined() && !handshakes.IsBoolean()) {
     throw InvalidArgument(env, true, "countsHandshakes must be a boolean, got " + DescribeValue(handshakes));
@@ -501,7 +509,7 @@ Acceptor::Acceptor(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Acceptor>(
       throw InvalidArgument(env, true, "admissionCounters must be an Int32Array, got " + DescribeValue(shared));
     }
     admission_counters = shared.As<Napi::Int32Array>();
-    size_t needed = kCounterFirstAddressSlot + (limits.max_connections_per_address > 0 ? 1 : 0);
+    size_t needed = kCounterCount;
     if (admission_counters.ElementLength() < needed) {
       throw InvalidArgument(env, false, "admissionCounters must have at least " + std::to_string(needed) + " elements");
     }
@@ -672,6 +680,16 @@ Napi::Value Acceptor::Resume(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, admission_ended);
 }
 
+// JS released a connection counted in a per-address slot (a batch's addressSlots): counted
+// out of the table. False when the slot counts nothing, or the acceptor is gone with its table.
+Napi::Value Acceptor::ReleaseAddress(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1) throw InvalidArgument(env, true, "releaseAddress(slot)");
+  int32_t slot = static_cast<int32_t>(RequireInteger(env, info[0], "slot", 0, INT32_MAX));
+  if (loop_ == nullptr) return Napi::Boolean::New(env, false);
+  return Napi::Boolean::New(env, loop_->admission.ReleaseAddress(slot));
+}
+
 Napi::Value Acceptor::Stats(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const AcceptCounters& counters = loop_ != nullptr ? loop_->counters : counters_;
@@ -690,6 +708,8 @@ Napi::Value Acceptor::Stats(const Napi::CallbackInfo& info) {
   int64_t backlog = open ? AcceptQueueLength(loop_->listen_fd) : -1;
   admission.Set("backlog", backlog >= 0 ? Napi::Number::New(env, static_cast<double>(backlog)) : env.Null());
   admission.Set("rejectedPerAddress", Napi::Number::New(env, static_cast<double>(counters.rejected_per_address)));
+  admission.Set("rejectedAddressTableFull",
+                Napi::Number::New(env, static_cast<double>(counters.rejected_address_table_full)));
   admission.Set("rejectedQueued", Napi::Number::New(env, static_cast<double>(counters.rejected_queued)));
   admission.Set("sheddingCpuMs", Napi::Number::New(env, static_cast<double>(counters.shedding_cpu_ns) / 1e6));
   stats.Set("admission", admission);

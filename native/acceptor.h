@@ -55,6 +55,8 @@ struct AcceptCounters {
   // Admission control (native/admission.h): connections closed at accept over the
   // per-address limit; times and nanoseconds accepting was paused at a limit.
   uint64_t rejected_per_address = 0;
+  // ... and those from a new address while the per-address table was full.
+  uint64_t rejected_address_table_full = 0;
   uint64_t admission_pauses = 0;
   uint64_t admission_paused_ns = 0;
   // Load shedding (native/load_shedding.h): connections reset from the accept queue beyond
@@ -146,6 +148,7 @@ class Acceptor : public Napi::ObjectWrap<Acceptor> {
   Napi::Value Ref(const Napi::CallbackInfo& info);
   Napi::Value Unref(const Napi::CallbackInfo& info);
   Napi::Value Resume(const Napi::CallbackInfo& info);
+  Napi::Value ReleaseAddress(const Napi::CallbackInfo& info);
 
   AcceptLoop* loop_ = nullptr;
   AcceptCounters counters_;

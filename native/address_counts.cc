@@ -1,67 +1,144 @@
 #include "address_counts.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-
-#include <climits>
 #include <cstring>
+#include <random>
 
 namespace ntl {
 
-int32_t AddressCounts::Admit(const AddressKey& key, int64_t limit) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  auto found = slots_.find(key);
-  if (found != slots_.end()) {
-    int64_t& count = counts_[static_cast<size_t>(found->second)];
-    if (count >= limit) return kAddressOverLimit;
-    count++;
-    return found->second;
+namespace {
+
+uint64_t Rotl(uint64_t x, int b) { return (x << b) | (x >> (64 - b)); }
+
+void SipRound(uint64_t& v0, uint64_t& v1, uint64_t& v2, uint64_t& v3) {
+  v0 += v1;
+  v1 = Rotl(v1, 13);
+  v1 ^= v0;
+  v0 = Rotl(v0, 32);
+  v2 += v3;
+  v3 = Rotl(v3, 16);
+  v3 ^= v2;
+  v0 += v3;
+  v3 = Rotl(v3, 21);
+  v3 ^= v0;
+  v2 += v1;
+  v1 = Rotl(v1, 17);
+  v1 ^= v2;
+  v2 = Rotl(v2, 32);
+}
+
+}  // namespace
+
+// SipHash-2-4 of the 16 key bytes.
+uint64_t AddressCounts::Hash(const AddressKey& key) const {
+  uint64_t v0 = seed0_ ^ 0x736f6d6570736575ULL;
+  uint64_t v1 = seed1_ ^ 0x646f72616e646f6dULL;
+  uint64_t v2 = seed0_ ^ 0x6c7967656e657261ULL;
+  uint64_t v3 = seed1_ ^ 0x7465646279746573ULL;
+  for (int block = 0; block < 2; block++) {
+    uint64_t m = 0;
+    for (int i = 7; i >= 0; i--) m = (m << 8) | key[static_cast<size_t>(block * 8 + i)];
+    v3 ^= m;
+    SipRound(v0, v1, v2, v3);
+    SipRound(v0, v1, v2, v3);
+    v0 ^= m;
   }
+  uint64_t last = static_cast<uint64_t>(16) << 56;
+  v3 ^= last;
+  SipRound(v0, v1, v2, v3);
+  SipRound(v0, v1, v2, v3);
+  v0 ^= last;
+  v2 ^= 0xff;
+  for (int i = 0; i < 4; i++) SipRound(v0, v1, v2, v3);
+  return v0 ^ v1 ^ v2 ^ v3;
+}
+
+size_t AddressTableSize(int64_t requested, int64_t max_connections) {
+  int64_t size = requested > 0 ? requested : max_connections > 0 ? max_connections : static_cast<int64_t>(kAddressTableMax);
+  return size > static_cast<int64_t>(kAddressTableMax) ? kAddressTableMax : static_cast<size_t>(size);
+}
+
+void AddressCounts::Configure(size_t capacity, int64_t limit) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  capacity_ = capacity < 1 ? 1 : capacity > kAddressTableMax ? kAddressTableMax : capacity;
+  limit_ = limit < 1 ? 1 : limit;
+  std::random_device random;
+  seed0_ = (static_cast<uint64_t>(random()) << 32) ^ random();
+  seed1_ = (static_cast<uint64_t>(random()) << 32) ^ random();
+  size_t buckets = 2;
+  while (buckets < 2 * capacity_) buckets <<= 1;
+  index_.assign(buckets, 0);
+  mask_ = buckets - 1;
+  entries_.clear();
+  entries_.reserve(capacity_);
+  free_.clear();
+  free_.reserve(capacity_);
+  in_use_ = 0;
+}
+
+int32_t AddressCounts::Admit(const AddressKey& key) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (limit_ == 0) return kAddressNotCounted;
+  uint64_t hash = Hash(key);
+  size_t bucket = hash & mask_;
+  // At most half full: an empty bucket ends every probe.
+  while (index_[bucket] != 0) {
+    int32_t slot = index_[bucket] - 1;
+    Entry& entry = entries_[static_cast<size_t>(slot)];
+    if (entry.hash == hash && entry.key == key) {
+      if (entry.count >= limit_) return kAddressOverLimit;
+      entry.count++;
+      return slot;
+    }
+    bucket = (bucket + 1) & mask_;
+  }
+  if (in_use_ >= capacity_) return kAddressTableFull;
   int32_t slot;
   if (!free_.empty()) {
     slot = free_.back();
     free_.pop_back();
-    keys_[static_cast<size_t>(slot)] = key;
-    counts_[static_cast<size_t>(slot)] = 1;
+    entries_[static_cast<size_t>(slot)] = Entry{key, hash, 1};
   } else {
-    // One slot per address with a live connection: bounded by the descriptors in use.
-    if (counts_.size() >= static_cast<size_t>(INT32_MAX)) return kAddressNotCounted;
-    slot = static_cast<int32_t>(counts_.size());
-    keys_.push_back(key);
-    counts_.push_back(1);
+    slot = static_cast<int32_t>(entries_.size());
+    entries_.push_back(Entry{key, hash, 1});  // within the reserved capacity: no reallocation
   }
-  slots_.emplace(key, slot);
+  index_[bucket] = slot + 1;
+  in_use_++;
   return slot;
+}
+
+void AddressCounts::RemoveFromIndex(int32_t slot) {
+  size_t hole = entries_[static_cast<size_t>(slot)].hash & mask_;
+  for (size_t probes = 0; index_[hole] != slot + 1; probes++) {
+    if (probes > mask_) return;  // not indexed: cannot happen for a slot in use
+    hole = (hole + 1) & mask_;
+  }
+  // Backward shift: every entry after the hole that may live there moves back, so no probe
+  // ever stops early at the emptied bucket.
+  for (size_t next = (hole + 1) & mask_; index_[next] != 0; next = (next + 1) & mask_) {
+    size_t home = entries_[static_cast<size_t>(index_[next] - 1)].hash & mask_;
+    if (((next - home) & mask_) >= ((next - hole) & mask_)) {
+      index_[hole] = index_[next];
+      hole = next;
+    }
+  }
+  index_[hole] = 0;
 }
 
 bool AddressCounts::Release(int32_t slot) {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (slot < 0 || static_cast<size_t>(slot) >= counts_.size() || counts_[static_cast<size_t>(slot)] <= 0) return false;
-  if (--counts_[static_cast<size_t>(slot)] == 0) {
-    slots_.erase(keys_[static_cast<size_t>(slot)]);
-    free_.push_back(slot);
-  }
+  if (slot < 0 || static_cast<size_t>(slot) >= entries_.size()) return false;
+  Entry& entry = entries_[static_cast<size_t>(slot)];
+  if (entry.count <= 0) return false;
+  if (--entry.count > 0) return true;
+  RemoveFromIndex(slot);
+  free_.push_back(slot);
+  in_use_--;
   return true;
 }
 
 size_t AddressCounts::InUse() {
   std::lock_guard<std::mutex> lock(mutex_);
-  return slots_.size();
-}
-
-bool AddressKeyOfText(const std::string& text, AddressKey* key) {
-  sockaddr_storage storage;
-  std::memset(&storage, 0, sizeof storage);
-  auto* v4 = reinterpret_cast<sockaddr_in*>(&storage);
-  auto* v6 = reinterpret_cast<sockaddr_in6*>(&storage);
-  if (inet_pton(AF_INET, text.c_str(), &v4->sin_addr) == 1) {
-    storage.ss_family = AF_INET;
-  } else if (inet_pton(AF_INET6, text.c_str(), &v6->sin6_addr) == 1) {
-    storage.ss_family = AF_INET6;
-  } else {
-    return false;
-  }
-  return AddressKeyOf(storage, key);
+  return in_use_;
 }
 
 }  // namespace ntl

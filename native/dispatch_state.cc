@@ -199,6 +199,7 @@ void AcceptThreadMain(const std::shared_ptr<DispatchShared>& owner) {
     AcceptBatch attempt(shared.batch_limit);
     const bool count_peers = shared.CountsPeersAtAccept();
     uint64_t rejected = 0;
+    uint64_t rejected_table_full = 0;
     sockaddr_storage peer;
     while (attempt.Open() && batch.size() < room) {
       int fd = AcceptNonBlocking(shared.listen_fd, count_peers ? &peer : nullptr);
@@ -209,12 +210,14 @@ void AcceptThreadMain(const std::shared_ptr<DispatchShared>& owner) {
       attempt.Accepted(streak);
       int32_t address_slot = kAddressNotCounted;
       AddressKey key;
-      if (count_peers && AddressKeyOf(peer, &key)) {
-        address_slot = shared.addresses.Admit(key, shared.max_connections_per_address);
-        if (address_slot == kAddressOverLimit) {
-          // Over maxConnectionsPerAddress: closed here, before any worker or JS sees it.
+      if (count_peers && AddressKeyOf(peer, shared.ipv6_prefix, &key)) {
+        address_slot = shared.addresses.Admit(key);
+        if (address_slot == kAddressOverLimit || address_slot == kAddressTableFull) {
+          // Over maxConnectionsPerAddress, or a new address with the table full: closed here,
+          // before any worker or JS sees it.
           close(fd);
-          rejected++;
+          if (address_slot == kAddressOverLimit) rejected++;
+          else rejected_table_full++;
           continue;
         }
       }
@@ -234,6 +237,7 @@ void AcceptThreadMain(const std::shared_ptr<DispatchShared>& owner) {
         shared.batches++;
       }
       shared.rejected_per_address += rejected;
+      shared.rejected_address_table_full += rejected_table_full;
       for (int err : retried) {
         shared.retries_by_errno[err]++;
         PushEvent(shared, kEventRetry, err, 0);
@@ -444,7 +448,7 @@ bool ReleaseHeldAddress(DispatchShared& shared, QueueShared& queue, int32_t slot
 int32_t AdmitClientAddress(DispatchShared& shared, QueueShared& queue, const AddressKey& key) {
   if (shared.max_connections_per_address == 0) return kAddressNotCounted;
   std::lock_guard<std::mutex> queue_lock(queue.mutex);
-  int32_t slot = shared.addresses.Admit(key, shared.max_connections_per_address);
+  int32_t slot = shared.addresses.Admit(key);
   if (slot >= 0) queue.held_addresses[slot]++;
   return slot;
 }

@@ -55,6 +55,7 @@ enum PublishedCounter : size_t {
   kProxyInvalid,    // PROXY protocol headers refused as malformed
   kProxyUntrusted,  // PROXY protocol connections from peers not in trustedProxies
   kRejectedPerAddress,  // closed after their PROXY header: its client at maxConnectionsPerAddress
+  kRejectedAddressTableFull,  // ... or a new client with the per-address table full
   kPublishedCount,
 };
 using Published = std::array<double, kPublishedCount>;
@@ -121,8 +122,9 @@ struct DispatchShared {
   // thread starts, read-only after. The accept thread counts accept()'s peer unless the
   // connections start with a PROXY header, whose client the workers count instead.
   int64_t max_connections_per_address = 0;
+  int ipv6_prefix = kDefaultIPv6Prefix;  // perAddressIPv6Prefix: what an IPv6 peer's key keeps
   bool per_address_from_header = false;
-  AddressCounts addresses;  // its own lock
+  AddressCounts addresses;  // its own lock; configured with the limit, before the thread starts
   bool CountsPeersAtAccept() const { return max_connections_per_address > 0 && !per_address_from_header; }
 
   std::mutex mutex;  // guards everything below; taken before any QueueShared::mutex
@@ -137,6 +139,7 @@ struct DispatchShared {
   uint64_t pauses = 0;
   uint64_t dropped = 0;
   uint64_t rejected_per_address = 0;  // closed by the accept thread over maxConnectionsPerAddress
+  uint64_t rejected_address_table_full = 0;  // ... from a new address with the table full
   uint64_t rejected_queued = 0;  // reset by the accept thread beyond maxQueuedConnections
   uint64_t shedding_cpu_ns = 0;  // the accept thread's CPU spent resetting them
   // Bumped whenever a worker's books show descriptors closed (or a queue closed some): a
@@ -179,7 +182,7 @@ void FinishBatch(DispatchShared& shared, QueueShared& queue, uint64_t closed, co
 // queue holds no connection there (a slot given twice, or never given).
 bool ReleaseHeldAddress(DispatchShared& shared, QueueShared& queue, int32_t slot);
 // With proxyProtocol: counts the client a PROXY header named, for the worker of `queue`. Its
-// slot, kAddressOverLimit (to be closed), or kAddressNotCounted (no limit, or not an address).
+// slot, kAddressOverLimit or kAddressTableFull (to be closed), or kAddressNotCounted (no limit).
 int32_t AdmitClientAddress(DispatchShared& shared, QueueShared& queue, const AddressKey& key);
 // The worker's books (see PublishedCounter); staged while a batch is being handed over.
 void PublishCounters(DispatchShared& shared, QueueShared& queue, const Published& values);

@@ -91,7 +91,8 @@ Napi::Object PublishedObject(Napi::Env env, const Published& values) {
                                                       "handshakesFailed", "handshakesTimedOut", "handshakesAborted",
                                                       "sniCredential",    "primaryCredential", "handlerErrors",
                                                       "idleTimeouts",     "inSetup",         "proxyInvalid",
-                                                      "proxyUntrusted",   "rejectedPerAddress"};
+                                                      "proxyUntrusted",   "rejectedPerAddress",
+                                                      "rejectedAddressTableFull"};
   Napi::Object object = Napi::Object::New(env);
   for (size_t i = 0; i < kPublishedCount; i++) object.Set(kNames[i], Napi::Number::New(env, values[i]));
   return object;
@@ -130,6 +131,8 @@ Dispatcher::Dispatcher(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Dispat
   int64_t max_connections = OptionalInteger(env, options, "maxConnections", 0, 0, INT32_MAX);
   int64_t max_pending_handshakes = OptionalInteger(env, options, "maxPendingHandshakes", 0, 0, INT32_MAX);
   int64_t max_per_address = OptionalInteger(env, options, "maxConnectionsPerAddress", 0, 0, INT32_MAX);
+  int64_t ipv6_prefix = OptionalInteger(env, options, "perAddressIPv6Prefix", kDefaultIPv6Prefix, 1, 128);
+  int64_t table_size = OptionalInteger(env, options, "addressTableSize", 0, 1, static_cast<int64_t>(kAddressTableMax));
   // -1 when absent: the queue is not bounded. Checked here too, as the acceptor does.
   int64_t max_queued = OptionalInteger(env, options, "maxQueuedConnections", -1, 0, INT32_MAX);
   if (max_queued >= 0 && max_connections == 0 && max_pending_handshakes == 0) {
@@ -144,6 +147,8 @@ Dispatcher::Dispatcher(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Dispat
   shared->max_pending_handshakes = max_pending_handshakes;
   shared->max_queued = max_queued;
   shared->max_connections_per_address = max_per_address;
+  shared->ipv6_prefix = static_cast<int>(ipv6_prefix);
+  if (max_per_address > 0) shared->addresses.Configure(AddressTableSize(table_size, max_connections), max_per_address);
   shared->per_address_from_header = from_header.IsBoolean() && from_header.As<Napi::Boolean>().Value();
   shared->batch_limit = static_cast<size_t>(batch_limit);
   shared->pause_min_ms = static_cast<uint64_t>(pause_min_ms);
@@ -224,6 +229,7 @@ Napi::Value Dispatcher::Stats(const Napi::CallbackInfo& info) {
   stats.Set("stranded", Napi::Number::New(env, static_cast<double>(shared_->stranded)));
   stats.Set("admissionPauses", Napi::Number::New(env, static_cast<double>(shared_->admission_pauses)));
   stats.Set("rejectedPerAddress", Napi::Number::New(env, static_cast<double>(shared_->rejected_per_address)));
+  stats.Set("rejectedAddressTableFull", Napi::Number::New(env, static_cast<double>(shared_->rejected_address_table_full)));
   stats.Set("rejectedQueued", Napi::Number::New(env, static_cast<double>(shared_->rejected_queued)));
   // Only with maxQueuedConnections, as the acceptor's stats say it.
   if (shared_->max_queued >= 0) {

@@ -4,6 +4,7 @@
 #include <climits>
 
 #include "acceptor.h"
+#include "address_key.h"
 #include "arguments.h"
 #include "descriptor_passing.h"
 #include "dispatcher.h"
@@ -65,12 +66,25 @@ Napi::Value SetDeferAcceptJs(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, SetDeferAccept(static_cast<int>(fd), static_cast<int>(seconds)));
 }
 
+// addressKey(text, ipv6Prefix): the key maxConnectionsPerAddress counts `text` under
+// (native/address_key.h), as text, or null when it is not limited. What the shared cases in
+// test/fixtures/address_keys.json check the C++ rule with.
+Napi::Value AddressKeyJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsString()) throw InvalidArgument(env, true, "addressKey(text, ipv6Prefix)");
+  int prefix = static_cast<int>(RequireInteger(env, info[1], "ipv6Prefix", 1, 128));
+  AddressKey key;
+  if (!AddressKeyOfText(info[0].As<Napi::String>().Utf8Value(), prefix, &key)) return env.Null();
+  return Napi::String::New(env, AddressKeyText(key));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Acceptor", Acceptor::Define(env));
   exports.Set("Dispatcher", Dispatcher::Define(env));
   exports.Set("WorkerQueue", WorkerQueue::Define(env));
   exports.Set("openListenSocket", Napi::Function::New<OpenListenSocketJs>(env, "openListenSocket"));
   exports.Set("prepareAdoptedSocket", Napi::Function::New<PrepareAdoptedSocketJs>(env, "prepareAdoptedSocket"));
+  exports.Set("addressKey", Napi::Function::New<AddressKeyJs>(env, "addressKey"));
   exports.Set("setDeferAccept", Napi::Function::New<SetDeferAcceptJs>(env, "setDeferAccept"));
   exports.Set("resolvePassive", Napi::Function::New<ResolvePassive>(env, "resolvePassive"));
   exports.Set("notifySocket", Napi::Function::New<NotifySocket>(env, "notifySocket"));

@@ -265,8 +265,8 @@ Napi::Value WorkerQueue::AdmitClient(const Napi::CallbackInfo& info) {
   if (info.Length() < 1 || !info[0].IsString()) throw InvalidArgument(env, true, "admitClient(address: string)");
   std::string text = info[0].As<Napi::String>().Utf8Value();
   AddressKey key;
-  // Longer than any address text (INET6_ADDRSTRLEN): not an address, so not counted.
-  if (text.size() >= 64 || !AddressKeyOfText(text, &key)) return Napi::Number::New(env, kAddressNotCounted);
+  // Not an address (src/accept/address_key.ts sends only addresses it limits): not counted.
+  if (!AddressKeyOfText(text, dispatcher_->ipv6_prefix, &key)) return Napi::Number::New(env, kAddressNotCounted);
   return Napi::Number::New(env, AdmitClientAddress(*dispatcher_, *queue_, key));
 }
 

@@ -163,6 +163,7 @@ export class ConnectionLifecycle<S extends net.Socket, I extends { id: number }>
         : error;
     // Over maxConnectionsPerAddress by its PROXY header: admission control, not a failed handshake.
     if (failure.code === ErrorCodes.PER_ADDRESS_LIMIT) this.registry.rejectedPerAddress++;
+    else if (failure.code === ErrorCodes.ADDRESS_TABLE_FULL) this.registry.rejectedAddressTableFull++;
     else {
       if (kind === 'timedOut') this.registry.handshakes.timedOut++;
       else this.registry.handshakes.failed++;

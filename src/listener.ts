@@ -36,6 +36,7 @@ import { ConnectionLifecycle } from './connection_lifecycle.js';
 import type { ConnectionSetup, Handler } from './connection_lifecycle.js';
 import type { AuditReport } from './audit.js';
 import { AdmissionCounters } from './accept/admission.js';
+import { validateAcceptorOptions } from './accept/acceptor_options.js';
 import type { AdmissionOptions, AdmissionReason } from './accept/admission.js';
 import { collectStats } from './listener_stats.js';
 import type { ClientAddressCounts } from './proxy/client_address_limit.js';
@@ -112,7 +113,7 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
     });
     this.givenAdopter = dependencies.adoptDescriptor;
     this.setup = setup;
-    this.admission = new AdmissionCounters(admissionOptionsOf(options));
+    this.admission = new AdmissionCounters(admissionOptionsOf(options), validateAcceptorOptions(dependencies.acceptorOptions).addressTableSize);
     this.registry.observer = {
       setupEnded: () => {
         if (this.admission.setupEnded()) this.acceptBackend.resume();
@@ -332,12 +333,13 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
 }
 
 function admissionOptionsOf(options: BaseListenerOptions & { maxPendingHandshakes?: number }): AdmissionOptions {
-  const { maxConnections, maxPendingHandshakes, maxConnectionsPerAddress, maxQueuedConnections, deferAccept } = options;
+  const { maxConnections, maxPendingHandshakes, maxConnectionsPerAddress, perAddressIPv6Prefix, maxQueuedConnections, deferAccept } = options;
   return {
     ...(maxConnections !== undefined ? { maxConnections } : {}),
     ...(maxPendingHandshakes !== undefined ? { maxPendingHandshakes } : {}),
     // With proxyProtocol the socket's peer is the balancer: the PROXY stage counts the client instead.
     ...(maxConnectionsPerAddress !== undefined && options.proxyProtocol === undefined ? { maxConnectionsPerAddress } : {}),
+    ...(perAddressIPv6Prefix !== undefined ? { perAddressIPv6Prefix } : {}),
     ...(deferAccept !== undefined ? { deferAccept } : {}),
     ...(maxQueuedConnections !== undefined ? { maxQueuedConnections } : {}),
   };

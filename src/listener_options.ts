@@ -26,6 +26,8 @@ export interface BaseListenerOptions extends ProxyProtocolOptions {
   maxConnections?: number;
   /** Connections from one peer address at most; over it a connection is closed at accept. */
   maxConnectionsPerAddress?: number;
+  /** The leading bits of an IPv6 client that maxConnectionsPerAddress counts as one address (1..128, default 64). */
+  perAddressIPv6Prefix?: number;
   /**
    * While accepting is paused at a limit, clients allowed to wait in the kernel's accept queue;
    * the oldest beyond it are reset (native backend, Linux; README "Admission control").

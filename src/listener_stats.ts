@@ -73,6 +73,10 @@ export function collectStats(accept: AcceptCounters, book: ReturnType<Connection
     proxyProtocol: book.proxyProtocol,
     admission: { ...accept.admission },
     // Behind a PROXY balancer the per-address limit is enforced after the header (src/proxy/).
-    rejected: { ...accept.rejected, maxConnectionsPerAddress: accept.rejected.maxConnectionsPerAddress + book.rejectedPerAddress },
+    rejected: {
+      ...accept.rejected,
+      maxConnectionsPerAddress: accept.rejected.maxConnectionsPerAddress + book.rejectedPerAddress,
+      addressTableFull: accept.rejected.addressTableFull + book.rejectedAddressTableFull,
+    },
   };
 }

@@ -19,6 +19,7 @@ const baseOptionKeys: Record<keyof BaseListenerOptions, true> = {
   trustedProxies: true,
   maxConnections: true,
   maxConnectionsPerAddress: true,
+  perAddressIPv6Prefix: true,
   maxQueuedConnections: true,
   deferAccept: true,
 };

@@ -56,6 +56,8 @@ export interface RegistryCounters {
   proxyProtocol: ProxyProtocolRejections;
   /** Closed over maxConnectionsPerAddress once their PROXY header named the client. */
   rejectedPerAddress: number;
+  /** ... or refused as a new client while the per-address table was full. */
+  rejectedAddressTableFull: number;
   /** Registered and not yet past their setup (the TLS handshake, a PROXY header). */
   inSetup: number;
   /** Failed or timed-out setups by their error's code ('ERR_CLIENT_CLOSED': 2). */
@@ -85,6 +87,7 @@ export class ConnectionRegistry {
   idleTimeouts = 0;
   readonly proxyProtocol: ProxyProtocolRejections = { invalid: 0, untrusted: 0 };
   rejectedPerAddress = 0;
+  rejectedAddressTableFull = 0;
   readonly setupFailures: Record<string, number> = {};
   readonly handshakeTime = new DurationHistogram();
   private inSetup = 0;
@@ -166,6 +169,7 @@ export class ConnectionRegistry {
       idleTimeouts: this.idleTimeouts,
       proxyProtocol: { ...this.proxyProtocol },
       rejectedPerAddress: this.rejectedPerAddress,
+      rejectedAddressTableFull: this.rejectedAddressTableFull,
       inSetup: this.inSetup,
       setupFailures: { ...this.setupFailures },
       handshakeTime: this.handshakeTime.snapshot(),

@@ -33,7 +33,7 @@ const noSetup: ConnectionSetup<net.Socket, TCPConnectionInfo> = {
 export class TCPListener extends Listener<net.Socket, TCPConnectionInfo> {
   constructor(options: TCPListenerOptions, handler: Handler<net.Socket, TCPConnectionInfo>, dependencies?: ListenerDependencies) {
     rejectUnknownOptions('createLocalTCPListener', options);
-    super(options, behindProxy(noSetup, options, PROXY_HEADER_TIMEOUT_MS, ErrorCodes.PROXY_PROTOCOL_INVALID, dependencies?.clientAddressCounts), handler, dependencies);
+    super(options, behindProxy(noSetup, options, PROXY_HEADER_TIMEOUT_MS, ErrorCodes.PROXY_PROTOCOL_INVALID, dependencies?.clientAddressCounts, dependencies?.acceptorOptions?.addressTableSize), handler, dependencies);
   }
 }
 

@@ -89,7 +89,7 @@ describe('maxConnections: at the limit the acceptor stops and the backlog holds 
     expect(clients.filter((c) => c.error !== null).map((c) => c.error?.code), 'clients reset').to.deep.equal([]);
     const final = listener.stats();
     expect(final.accepted).to.equal(50);
-    expect(final.rejected).to.deep.equal({ maxConnections: 0, maxPendingHandshakes: 0, maxConnectionsPerAddress: 0, maxQueuedConnections: 0 });
+    expect(final.rejected).to.deep.equal({ maxConnections: 0, maxPendingHandshakes: 0, maxConnectionsPerAddress: 0, addressTableFull: 0, maxQueuedConnections: 0 });
     expect(final.admission.pausedFor).to.equal(null);
     expect(final.admission.pauses).to.be.at.least(1);
     expect(final.admission.pausedMs).to.be.above(0);
@@ -236,6 +236,9 @@ describe('admission options are validated', () => {
     ['maxConnections', 0],
     ['maxConnections', 1.5],
     ['maxConnectionsPerAddress', -1],
+    ['perAddressIPv6Prefix', 0],
+    ['perAddressIPv6Prefix', 129],
+    ['perAddressIPv6Prefix', 64.5],
     ['deferAccept', 3601],
     ['deferAccept', '5'],
   ] as const) {

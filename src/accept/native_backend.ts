@@ -86,6 +86,8 @@ export class NativeAcceptBackend implements AcceptBackend {
     }
     // From here the listening descriptor belongs to the acceptor (it closes it on close()).
     this.acceptor = acceptor;
+    // Its per-address table counts a released connection out (a no-op once it has closed).
+    if (this.admission.limits.maxConnectionsPerAddress !== undefined) this.admission.releaseAddress = (slot) => acceptor.releaseAddress(slot);
     this.listenFd = outcome.fd;
     if (this.closed) {
       acceptor.close();
@@ -141,8 +143,9 @@ export class NativeAcceptBackend implements AcceptBackend {
       return { accepted: 0, pauses: 0, retriesByErrno: {}, admission: { pausedFor: null, pausedMs: 0, pauses: 0, backlog: null }, rejected };
     }
     const stats = this.acceptor.stats();
-    const { reason, pausedMs, pauses, backlog, rejectedPerAddress, rejectedQueued, sheddingCpuMs } = stats.admission;
+    const { reason, pausedMs, pauses, backlog, rejectedPerAddress, rejectedAddressTableFull, rejectedQueued, sheddingCpuMs } = stats.admission;
     rejected.maxConnectionsPerAddress = rejectedPerAddress;
+    rejected.addressTableFull = rejectedAddressTableFull;
     rejected.maxQueuedConnections = rejectedQueued;
     const shedding = this.admission.limits.maxQueuedConnections !== undefined ? { sheddingCpuMs } : {};
     return {

@@ -14,6 +14,7 @@ export interface ProductionOptions {
   maxConnections?: number;
   maxPendingHandshakes?: number;
   maxConnectionsPerAddress?: number;
+  perAddressIPv6Prefix?: number;
   maxQueuedConnections?: number;
   deferAccept?: number;
 }
@@ -47,6 +48,7 @@ export function addProductionFlags(program: Command): Command {
     .addOption(new Option('--max-pending-handshakes <n>', 'connections in TLS setup at once; more wait in the kernel backlog').argParser(count))
     .addOption(new Option('--max-queued-connections <n>', 'while --max-connections or --max-pending-handshakes holds accepting back, clients beyond n waiting in the backlog are reset, oldest first').argParser(integerIn(0, ADMISSION_LIMIT_MAX, 'connections')))
     .addOption(new Option('--max-connections-per-address <n>', 'connections open at once per client address (the PROXY header\'s client with --proxy-protocol); more are closed').argParser(count))
+    .addOption(new Option('--per-address-ipv6-prefix <bits>', 'the leading bits of an IPv6 client that --max-connections-per-address counts as one address (default 64)').argParser(integerIn(1, 128, 'bits')))
     .addOption(new Option('--defer-accept <seconds>', 'TCP_DEFER_ACCEPT: accept a connection only once it has sent data').argParser(integerIn(0, DEFER_ACCEPT_MAX_SECONDS, 'seconds')));
 }
 
@@ -57,6 +59,7 @@ const FLAG_OF_OPTION: Readonly<Record<keyof ProductionOptions, string>> = {
   maxConnections: '--max-connections',
   maxPendingHandshakes: '--max-pending-handshakes',
   maxConnectionsPerAddress: '--max-connections-per-address',
+  perAddressIPv6Prefix: '--per-address-ipv6-prefix',
   maxQueuedConnections: '--max-queued-connections',
   deferAccept: '--defer-accept',
 };
@@ -75,7 +78,7 @@ export function productionOptions(program: Command, flags: ProductionOptions): P
     });
   }
   const options: ProductionOptions = {};
-  for (const key of ['proxyProtocol', 'trustedProxies', 'maxConnections', 'maxPendingHandshakes', 'maxConnectionsPerAddress', 'maxQueuedConnections', 'deferAccept'] as const) {
+  for (const key of ['proxyProtocol', 'trustedProxies', 'maxConnections', 'maxPendingHandshakes', 'maxConnectionsPerAddress', 'perAddressIPv6Prefix', 'maxQueuedConnections', 'deferAccept'] as const) {
     if (flags[key] !== undefined) Object.assign(options, { [key]: flags[key] });
   }
   return options;

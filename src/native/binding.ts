@@ -39,6 +39,8 @@ export interface NativeAcceptorStats {
     backlog: number | null;
     /** connections closed at accept over maxConnectionsPerAddress */
     rejectedPerAddress: number;
+    /** connections closed at accept from a new address while the per-address table was full */
+    rejectedAddressTableFull: number;
     /** connections reset from the accept queue beyond maxQueuedConnections while paused */
     rejectedQueued: number;
     /** ms of this thread's CPU spent resetting them (accept, setsockopt, close) */
@@ -60,6 +62,8 @@ export interface NativeAdmissionOptions {
   maxConnections?: number;
   maxPendingHandshakes?: number;
   maxConnectionsPerAddress?: number;
+  /** the bits of an IPv6 peer its per-address key keeps: 1..128, default 64 */
+  perAddressIPv6Prefix?: number;
   /**
    * while paused at maxConnections/maxPendingHandshakes, connections allowed to wait in the
    * accept queue (0..2^31-1; absent: no bound); the oldest beyond it are accepted and reset.
@@ -88,6 +92,11 @@ export interface AcceptorOptions {
   pauseMinMs?: number;
   /** ms the back-off grows to at most: pauseMinMs (5 when absent)..3600000, default 1000 (pauseMinMs if larger) */
   pauseMaxMs?: number;
+  /**
+   * addresses the maxConnectionsPerAddress table holds: 1..65536, default maxConnections up to
+   * 65536 (the documented cap). Smaller only to see a full table without 65,537 connections.
+   */
+  addressTableSize?: number;
 }
 
 /**
@@ -102,7 +111,8 @@ export interface AcceptorOptions {
  *    libuv handle on this thread's loop owns it (the wrapping got that far before it threw).
  * Any other value is treated as untouched. The addon always closes the descriptor it accepted
  * for the slot, never a number JS wrote there. `addressSlots[i]` is descriptor i's slot in the
- * per-address counts (-1: none); whoever releases the connection decrements it (admission.ts).
+ * per-address table (-1: none); whoever releases the connection gives it back through
+ * `releaseAddress()` (admission.ts).
  * When the acceptor was created with `peerAddresses: true`, `peerWords` holds each descriptor's
  * peer, read by accept() itself, as numbers (native/peer_words.h; src/accept/peer_address.ts
  * reads them), and `ipv6Texts[i]` the text of descriptor i's peer when it is IPv6 and not
@@ -143,6 +153,8 @@ export interface NativeAcceptor {
    * more. True when an admission pause ended.
    */
   resume(): boolean;
+  /** A released connection's per-address slot (from a batch's addressSlots): false if it counts nothing. */
+  releaseAddress(slot: number): boolean;
 }
 
 /**
@@ -196,6 +208,8 @@ export interface NativeBinding {
   prepareAdoptedSocket(fd: number): ListenOutcome;
   /** TCP_DEFER_ACCEPT on a listening socket: 0, or the errno (ENOPROTOOPT where there is none). */
   setDeferAccept(fd: number, seconds: number): number;
+  /** The key maxConnectionsPerAddress counts `address` under (native/address_key.h), null if not limited; ipv6Prefix 1..128. */
+  addressKey(address: string, ipv6Prefix: number): string | null;
   /** Rejects with a ResolveFailure. */
   resolvePassive(host: string | null, service: string): Promise<ResolvedAddress[]>;
   /**

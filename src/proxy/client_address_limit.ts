@@ -1,52 +1,55 @@
 // maxConnectionsPerAddress behind a PROXY protocol balancer. The acceptor's own per-address
 // count (C++ at accept, or net.Server's callback) sees the socket's peer, which there is the
 // balancer: every client would share one count. A listener with proxyProtocol counts the
-// client the header names instead, once the header is read.
+// client the header names instead, once the header is read, by the same rule as everywhere
+// (src/accept/address_key.ts): a LOCAL header (the balancer's own health check) and a unix
+// client are not limited.
 import type net from 'node:net';
-import { addressKey } from '../accept/admission.js';
+import { AddressCounts } from '../accept/address_counts.js';
+import type { AddressRejection } from '../accept/address_counts.js';
+import { perAddressKey } from '../accept/address_key.js';
 
 /**
- * Where the per-address counts live: this thread's map by default; with workers, the
+ * Where the per-address counts live: this thread's table by default; with workers, the
  * listener's table in the addon, shared by every worker (src/workers/).
  */
 export interface ClientAddressCounts {
-  /** Counts one connection from `key` in: how to count it out, or null when `key` has `limit` already. */
-  admit(key: string, limit: number): (() => void) | null;
+  /** Counts one connection from `key` in: how to count it out, or why it is refused. */
+  admit(key: string): (() => void) | AddressRejection;
 }
 
-/** The counts of one listener on one thread. */
-export class LocalAddressCounts implements ClientAddressCounts {
-  private readonly counts = new Map<string, number>();
-
-  admit(key: string, limit: number): (() => void) | null {
-    const count = this.counts.get(key) ?? 0;
-    if (count >= limit) return null;
-    this.counts.set(key, count + 1);
-    return () => {
-      const left = (this.counts.get(key) ?? 1) - 1;
-      if (left > 0) this.counts.set(key, left);
-      else this.counts.delete(key);
-    };
-  }
+/** What the header said about the client (src/proxy/proxy_setup.ts ProxyConnectionInfo). */
+export interface HeaderClient {
+  command: 'proxy' | 'local';
+  family: 'IPv4' | 'IPv6' | 'unix' | undefined;
+  remoteAddress: string | undefined;
 }
 
 export class ClientAddressLimit {
+  private readonly counts: ClientAddressCounts;
+
   constructor(
-    private readonly limit: number,
-    private readonly counts: ClientAddressCounts = new LocalAddressCounts(),
-  ) {}
+    limit: number,
+    private readonly ipv6Prefix: number,
+    /** Absent: this thread's own table of `capacity` addresses. */
+    counts?: ClientAddressCounts,
+    capacity?: number,
+  ) {
+    this.counts = counts ?? new AddressCounts(limit, capacity);
+  }
 
   /**
-   * Counts a connection from `address` in and arranges its release when the socket closes
-   * (the one event every close path ends in, so the count goes down exactly once). False,
-   * counting nothing, when the address already has `limit` connections. A header without an
-   * address (a unix-socket client) is not limited: it names no client to count.
+   * Counts a connection from the header's client in and arranges its release when the socket
+   * closes (the one event every close path ends in, so the count goes down exactly once).
+   * Null when admitted (or not limited); else why it is refused, counting nothing.
    */
-  admit(address: string | undefined, socket: net.Socket): boolean {
-    if (address === undefined) return true;
-    const release = this.counts.admit(addressKey(address), this.limit);
-    if (release === null) return false;
-    socket.once('close', release);
-    return true;
+  admit(client: HeaderClient, socket: net.Socket): AddressRejection | null {
+    if (client.command !== 'proxy' || (client.family !== 'IPv4' && client.family !== 'IPv6')) return null;
+    const key = perAddressKey(client.remoteAddress, this.ipv6Prefix);
+    if (key === null) return null;
+    const admitted = this.counts.admit(key);
+    if (typeof admitted === 'string') return admitted;
+    socket.once('close', admitted);
+    return null;
   }
 }

@@ -12,6 +12,7 @@ import type { ProxyProtocolMode } from './proxy_header_accumulator.js';
 import type { ProxyHeader, ProxyTlvs } from './proxy_header.js';
 import type { TrustedProxies } from './trusted_proxies.js';
 import type { ClientAddressLimit } from './client_address_limit.js';
+import type { AddressRejection } from '../accept/address_counts.js';
 
 /** What the header said, as the handler gets it in `info.proxy`. */
 export interface ProxyConnectionInfo {
@@ -48,6 +49,14 @@ export interface ProxySetupSettings {
   timeoutCode: ErrorCode;
   /** maxConnectionsPerAddress, counted by the client the header names. */
   addressLimit?: ClientAddressLimit;
+}
+
+/** A client refused by maxConnectionsPerAddress: at the limit, or new with the table full. */
+function addressRefusal(reason: AddressRejection, id: number, address: string | undefined): CodedError {
+  const from = address ?? 'an unknown address';
+  return reason === 'maxConnectionsPerAddress'
+    ? codedError(ErrorCodes.PER_ADDRESS_LIMIT, `connection ${id} from ${from}, which has maxConnectionsPerAddress connections already`)
+    : codedError(ErrorCodes.ADDRESS_TABLE_FULL, `connection ${id} from ${from}: the per-address table is full (a new address is refused)`);
 }
 
 function hasCode(error: Error): error is CodedError {
@@ -143,8 +152,9 @@ export class ProxyProtocolSetup<S extends net.Socket, I extends { id: number } &
         const proxy = describeHeader(header, socket);
         // Every report from here on (tlsClientError, logs) names the client, not the proxy.
         record.peer = peerOf(proxy);
-        if (this.settings.addressLimit?.admit(proxy.remoteAddress, socket) === false) {
-          failWith(codedError(ErrorCodes.PER_ADDRESS_LIMIT, `connection ${record.id} from ${proxy.remoteAddress ?? 'an unknown address'}, which has maxConnectionsPerAddress connections already`));
+        const refused = this.settings.addressLimit?.admit(proxy, socket) ?? null;
+        if (refused !== null) {
+          failWith(addressRefusal(refused, record.id, proxy.remoteAddress));
           return;
         }
         this.next.start(

@@ -94,7 +94,7 @@ export class TLSListener extends Listener<tls.TLSSocket, ConnectionInfo> {
     const routed: ConnectionHandler = route
       ? (socket, info) => (info.sniCredentialUsed ? route.serve(socket) : handler(socket, info))
       : handler;
-    super(options, behindProxy(setup, options, options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT_MS, ErrorCodes.TLS_HANDSHAKE_TIMEOUT, dependencies?.clientAddressCounts), routed, dependencies);
+    super(options, behindProxy(setup, options, options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT_MS, ErrorCodes.TLS_HANDSHAKE_TIMEOUT, dependencies?.clientAddressCounts, dependencies?.acceptorOptions?.addressTableSize), routed, dependencies);
     this.tlsSetup = setup;
     this.contextPurpose = purpose;
     if (route) this.once('close', () => route.close());

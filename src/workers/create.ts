@@ -16,15 +16,17 @@ import type { WorkerListenerOptions } from './protocol.js';
 
 /** The PROXY protocol settings for the workers, checked here (ERR_INVALID_OPTION) so no worker fails on them. */
 function proxyOptionsFor(
-  options: ProxyProtocolOptions & { maxConnectionsPerAddress?: number },
-): Pick<WorkerListenerOptions, 'proxyProtocol' | 'trustedProxies' | 'maxConnectionsPerAddress'> {
+  options: ProxyProtocolOptions & { maxConnectionsPerAddress?: number; perAddressIPv6Prefix?: number },
+): Pick<WorkerListenerOptions, 'proxyProtocol' | 'trustedProxies' | 'maxConnectionsPerAddress' | 'perAddressIPv6Prefix'> {
   if (proxyProtocolSettings(options) === undefined) return {};
-  const { proxyProtocol, trustedProxies, maxConnectionsPerAddress } = options;
+  const { proxyProtocol, trustedProxies, maxConnectionsPerAddress, perAddressIPv6Prefix } = options;
   return {
     ...(proxyProtocol !== undefined ? { proxyProtocol } : {}),
     ...(trustedProxies !== undefined ? { trustedProxies: [...trustedProxies] } : {}),
     // The workers read the headers, so they count each header's client (in the accept thread's table).
     ...(maxConnectionsPerAddress !== undefined ? { maxConnectionsPerAddress } : {}),
+    // The key of a header's client is made in the worker (TS) and again by the addon: one prefix.
+    ...(perAddressIPv6Prefix !== undefined ? { perAddressIPv6Prefix } : {}),
   };
 }
 
@@ -36,9 +38,9 @@ function proxyOptionsFor(
  */
 function acceptThreadLimits(
   options: ListenerOptions | TCPListenerOptions,
-): Pick<ListenerOptions, 'maxConnections' | 'maxConnectionsPerAddress' | 'maxQueuedConnections' | 'deferAccept' | 'proxyProtocol'> {
-  const { maxConnections, maxConnectionsPerAddress, maxQueuedConnections, deferAccept, proxyProtocol } = options;
-  return { maxConnections, maxConnectionsPerAddress, maxQueuedConnections, deferAccept, proxyProtocol };
+): Pick<ListenerOptions, 'maxConnections' | 'maxConnectionsPerAddress' | 'perAddressIPv6Prefix' | 'maxQueuedConnections' | 'deferAccept' | 'proxyProtocol'> {
+  const { maxConnections, maxConnectionsPerAddress, perAddressIPv6Prefix, maxQueuedConnections, deferAccept, proxyProtocol } = options;
+  return { maxConnections, maxConnectionsPerAddress, perAddressIPv6Prefix, maxQueuedConnections, deferAccept, proxyProtocol };
 }
 
 export function createTlsWorkersListener(options: ListenerOptions & { workers: WorkersOptions }): WorkersListener {

@@ -20,6 +20,8 @@ export interface PublishedCounters {
   proxyUntrusted: number;
   /** Closed after their PROXY header: the client it names at maxConnectionsPerAddress. */
   rejectedPerAddress: number;
+  /** ... or a new client while the per-address table was full. */
+  rejectedAddressTableFull: number;
 }
 
 /** The order the addon reads a published Float64Array in. */
@@ -38,6 +40,7 @@ export const PUBLISHED_ORDER: ReadonlyArray<keyof PublishedCounters> = [
   'proxyInvalid',
   'proxyUntrusted',
   'rejectedPerAddress',
+  'rejectedAddressTableFull',
 ];
 
 export interface DispatchSlotStats {
@@ -61,6 +64,8 @@ export interface DispatcherStats {
   admissionPauses: number;
   /** Closed by the accept thread right after accept(): their peer was at maxConnectionsPerAddress. */
   rejectedPerAddress: number;
+  /** ... or from a new address while the per-address table was full. */
+  rejectedAddressTableFull: number;
   /** Reset by the accept thread from the kernel's queue beyond maxQueuedConnections while paused at a limit. */
   rejectedQueued: number;
   /** With maxQueuedConnections only: ms of the accept thread's CPU spent resetting them. */
@@ -85,6 +90,8 @@ export interface DispatchAdmission {
   maxPendingHandshakes?: number;
   /** Per peer address, for the listener as a whole (native/address_counts.h). */
   maxConnectionsPerAddress?: number;
+  /** The bits of an IPv6 peer its per-address key keeps (1..128, default 64). */
+  perAddressIPv6Prefix?: number;
   /** While paused at maxConnections / maxPendingHandshakes, clients allowed to wait in the kernel's queue. */
   maxQueuedConnections?: number;
   /** With proxyProtocol: the workers count the client each header names, not the accept thread the peer. */
@@ -97,6 +104,7 @@ export type QueueBatchCallback = (fds: Int32Array, addressSlots: Int32Array | un
 /** What admitClient() says besides a slot (>= 0). */
 export const ADDRESS_NOT_COUNTED = -1;
 export const ADDRESS_OVER_LIMIT = -2;
+export const ADDRESS_TABLE_FULL = -3;
 
 export interface NativeDispatcher {
   /** Process-wide id a WorkerQueue joins by. */
@@ -121,7 +129,7 @@ export interface NativeWorkerQueue {
   publish(counters: Float64Array): void;
   /** A connection counted in this per-address slot was released; false when the queue holds none there. */
   releaseAddress(slot: number): boolean;
-  /** With proxyProtocol: counts a header's client listener-wide; its slot, ADDRESS_OVER_LIMIT or ADDRESS_NOT_COUNTED. */
+  /** With proxyProtocol: counts a header's client listener-wide; its slot, ADDRESS_OVER_LIMIT, ADDRESS_TABLE_FULL or ADDRESS_NOT_COUNTED. */
   admitClient(address: string): number;
   ref(): void;
   unref(): void;

@@ -22,6 +22,7 @@ export interface WorkerListenerOptions {
   trustedProxies?: string[];
   /** With proxyProtocol only: the header's client is limited in the worker, in the listener-wide table. */
   maxConnectionsPerAddress?: number;
+  perAddressIPv6Prefix?: number;
 }
 
 export interface WorkerStart {

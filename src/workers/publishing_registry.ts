@@ -58,6 +58,7 @@ export class PublishingRegistry extends ConnectionRegistry {
       proxyInvalid: book.proxyProtocol.invalid,
       proxyUntrusted: book.proxyProtocol.untrusted,
       rejectedPerAddress: book.rejectedPerAddress,
+      rejectedAddressTableFull: book.rejectedAddressTableFull,
     };
     PUBLISHED_ORDER.forEach((key, index) => (this.values[index] = current[key]));
     this.sink(this.values);

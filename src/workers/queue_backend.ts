@@ -62,7 +62,7 @@ export class QueueAcceptBackend implements AcceptBackend {
       pauses: 0,
       retriesByErrno: {},
       admission: { pausedFor: null, pausedMs: 0, pauses: 0, backlog: null },
-      rejected: { maxConnections: 0, maxPendingHandshakes: 0, maxConnectionsPerAddress: 0, maxQueuedConnections: 0 },
+      rejected: { maxConnections: 0, maxPendingHandshakes: 0, maxConnectionsPerAddress: 0, addressTableFull: 0, maxQueuedConnections: 0 },
     };
   }
 

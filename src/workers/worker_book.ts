@@ -50,6 +50,7 @@ const emptySlot: DispatchSlotStats = {
     proxyInvalid: 0,
     proxyUntrusted: 0,
     rejectedPerAddress: 0,
+    rejectedAddressTableFull: 0,
   },
 };
 
@@ -90,6 +91,7 @@ export function bookOf(
       maxConnections: 0,
       maxPendingHandshakes: 0,
       maxConnectionsPerAddress: native?.rejectedPerAddress ?? 0,
+      addressTableFull: native?.rejectedAddressTableFull ?? 0,
       maxQueuedConnections: native?.rejectedQueued ?? 0,
     },
   };
@@ -128,6 +130,7 @@ export function bookOf(
     total.proxyProtocol.invalid += p.proxyInvalid;
     total.proxyProtocol.untrusted += p.proxyUntrusted;
     total.rejected.maxConnectionsPerAddress += p.rejectedPerAddress;
+    total.rejected.addressTableFull += p.rejectedAddressTableFull;
   }
   total.leaked = total.accepted - total.closed - total.active;
   return { ...total, workers, eventsSuppressed };

@@ -141,13 +141,14 @@ export class WorkersListener extends EventEmitter implements SlotHost {
     }
     try {
       this.applyDeferAccept(fd);
-      const { maxConnections, maxPendingHandshakes, maxConnectionsPerAddress, maxQueuedConnections, proxyProtocol } = this.options;
+      const { maxConnections, maxPendingHandshakes, maxConnectionsPerAddress, perAddressIPv6Prefix, maxQueuedConnections, proxyProtocol } = this.options;
       const limits = {
         ...(maxConnections !== undefined ? { maxConnections } : {}),
         ...(maxPendingHandshakes !== undefined ? { maxPendingHandshakes } : {}),
         ...(maxQueuedConnections !== undefined ? { maxQueuedConnections } : {}),
         // Behind a PROXY balancer the peer is the balancer: the workers count each header's client.
         ...(maxConnectionsPerAddress !== undefined ? { maxConnectionsPerAddress, perAddressFromHeader: proxyProtocol !== undefined } : {}),
+        ...(perAddressIPv6Prefix !== undefined ? { perAddressIPv6Prefix } : {}),
       };
       this.dispatcher = new this.binding.Dispatcher(fd, (kind, errno, delayMs) => this.onAcceptEvent(kind, errno, delayMs), {
         ...this.acceptorOptions,

@@ -63,11 +63,14 @@ export class Client<S extends net.Socket = net.Socket> {
   }
 }
 
-/** Connects to host:port; resolves once connected, rejects with the connect error. */
-export function connect(port: number, host = '127.0.0.1', timeoutMs = DEFAULT_WAIT_MS): Promise<Client> {
+/**
+ * Connects to host:port (from `localAddress` when given: any of 127.0.0.0/8 on Linux);
+ * resolves once connected, rejects with the connect error.
+ */
+export function connect(port: number, host = '127.0.0.1', timeoutMs = DEFAULT_WAIT_MS, localAddress?: string): Promise<Client> {
   return within(
     new Promise<Client>((resolve, reject) => {
-      const socket = net.connect({ port, host });
+      const socket = net.connect({ port, host, ...(localAddress !== undefined ? { localAddress } : {}) });
       const onError = (error: Error): void => {
         socket.destroy();
         reject(error);
