@@ -21,7 +21,7 @@ export type { AuditReport } from './audit.js';
 export { createListener, TLSListener } from './tls/tls_listener.js';
 export type { ConnectionHandler, CredentialUpdate, HttpTarget, ListenerOptions, RequestListener, TlsListenerDependencies } from './tls/tls_listener.js';
 export type { ConnectionInfo } from './tls/tls_setup.js';
-export { loadServerCredential, loadFingerprint } from './tls/credentials.js';
+export { CREDENTIAL_LIMITS, loadServerCredential, loadFingerprint, readServerCredential, readFingerprint } from './tls/credentials.js';
 export type { ServerCredential, CredentialFiles } from './tls/credentials.js';
 export type { ClientCertRejectedError, ClientChainRejectReason } from './tls/client_certificate.js';
 export { WorkersListener } from './workers/worker_listener.js';

@@ -85,7 +85,16 @@ for (const backend of BACKENDS) {
       await replaceFile(files.cert, 'half a cert\n-----BEGIN CERTIFICATE-----\nMIIB\n');
       cli.child.kill('SIGHUP');
       await cli.logged(/^native-tls-listener: certificate reload \(SIGHUP\) failed, still serving the previous certificates: .*server\.pem: not a PEM certificate file/);
-      expect(cli.stderr.match(/certificate reload/g)).to.have.length(2);
+      // A chain far over the limits (the certificate repeated to 10 MB, its key matching).
+      await replaceFile(files.key, pki.server.key);
+      await replaceFile(files.cert, `${pki.server.cert.trimEnd()}\n`.repeat(13_000));
+      cli.child.kill('SIGHUP');
+      await cli.logged(/^native-tls-listener: certificate reload \(SIGHUP\) failed, still serving the previous certificates: .*server\.pem: \d+ bytes or more, over the limit of 1048576/);
+      expect(await servedCommonName(cleanup, port)).to.equal('server.test');
+      await replaceFile(files.cert, `${pki.server.cert.trimEnd()}\n`.repeat(17));
+      cli.child.kill('SIGHUP');
+      await cli.logged(/^native-tls-listener: certificate reload \(SIGHUP\) failed, still serving the previous certificates: .*server\.pem: a chain of 17 certificates, over the limit of 16/);
+      expect(cli.stderr.match(/certificate reload/g)).to.have.length(4);
       expect(await servedCommonName(cleanup, port)).to.equal('server.test');
       expect(fingerprintLines(cli)).to.have.length(1);
       expect((await cli.stop()).code).to.equal(0);

@@ -2,12 +2,12 @@
 // and the SHA-256 fingerprint of a certificate file, checked against the openssl command.
 import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { rmSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { loadFingerprint, loadServerCredential } from '../src/tls/credentials.js';
+import { CREDENTIAL_LIMITS, loadFingerprint, loadServerCredential, readServerCredential } from '../src/tls/credentials.js';
 import { TLSListener } from '../src/tls/tls_listener.js';
 import type { CredentialFiles } from '../src/tls/credentials.js';
 import { createTestPki, writePkiFiles } from './support/pki.js';
@@ -214,5 +214,51 @@ describe('loadFingerprint: SHA-256 of the first certificate in the file', functi
     expectInvalid(() => loadFingerprint(bad.missing), bad.missing, /no such file/);
     expectInvalid(() => loadFingerprint(bad.directory), bad.directory, /cannot read/);
     expectInvalid(() => loadFingerprint(bad.notPem), bad.notPem, /not a PEM/);
+  });
+});
+
+describe('credential limits: a huge file or a long chain is ERR_CREDENTIAL_TOO_LARGE, refused before it is parsed', function () {
+  const serverCert = (): string => pki.server.cert.trimEnd() + '\n';
+  const huge = join(dir, 'huge-chain.pem');
+  const long = join(dir, 'long-chain.pem');
+  const atLimit = join(dir, 'chain-at-limit.pem');
+  before(async function () {
+    // As in the report: the certificate repeated past a megabyte (its key still matches).
+    await writeFile(huge, serverCert().repeat(Math.ceil((CREDENTIAL_LIMITS.maxFileBytes + 1) / serverCert().length)));
+    await writeFile(long, serverCert().repeat(CREDENTIAL_LIMITS.maxChainCertificates + 1));
+  });
+
+  function expectTooLarge(error: Reported, names: string, says: RegExp): void {
+    expect(error.code, error.message).to.equal('ERR_CREDENTIAL_TOO_LARGE');
+    expect(error.message).to.include(names);
+    expect(error.message).to.match(says);
+  }
+
+  it('a certificate file over maxFileBytes, by loadServerCredential, readServerCredential and the fingerprint', async function () {
+    const over = /over the limit of 1048576/;
+    expectTooLarge(failureOf(() => loadServerCredential({ certificateFile: huge, privateKeyFile: files.server.key })), huge, over);
+    expectTooLarge(await readServerCredential({ certificateFile: huge, privateKeyFile: files.server.key }).then(() => new Error('resolved'), (error: Reported) => error), huge, over);
+    expectTooLarge(failureOf(() => loadFingerprint(huge)), huge, over);
+    expectTooLarge(failureOf(() => loadServerCredential({ certificateFile: files.server.cert, privateKeyFile: files.server.key, caCertificateFile: huge })), huge, over);
+  });
+
+  it('a chain of more than maxChainCertificates, counting the CA file', function () {
+    const count = CREDENTIAL_LIMITS.maxChainCertificates + 1;
+    expectTooLarge(failureOf(() => loadServerCredential({ certificateFile: long, privateKeyFile: files.server.key })), long, new RegExp(`a chain of ${count} certificates`));
+    const fits = serverCert().repeat(CREDENTIAL_LIMITS.maxChainCertificates);
+    writeFileSync(atLimit, fits);
+    expect(pemBlocks(String(loadServerCredential({ certificateFile: atLimit, privateKeyFile: files.server.key }).cert))).to.have.length(CREDENTIAL_LIMITS.maxChainCertificates);
+    const withCa = { certificateFile: atLimit, privateKeyFile: files.server.key, caCertificateFile: files.ca.cert };
+    expectTooLarge(failureOf(() => loadServerCredential(withCa)), `${atLimit} with ${files.ca.cert}`, new RegExp(`a chain of ${count} certificates`));
+    expectTooLarge(
+      failureOf(() => new TLSListener({ port: 0, credential: { cert: fits + serverCert(), key: pki.server.key } }, () => undefined)),
+      'credential',
+      new RegExp(`a chain of ${count} certificates`),
+    );
+  });
+
+  it('readServerCredential gives what loadServerCredential gives', async function () {
+    const given: CredentialFiles = { certificateFile: files.server.cert, privateKeyFile: files.server.key, caCertificateFile: files.ca.cert };
+    expect(await readServerCredential(given)).to.deep.equal(loadServerCredential(given));
   });
 });

@@ -3,7 +3,7 @@
 // certificate before the listener is given the new credentials; otherwise the old ones stay.
 import fs from 'node:fs';
 import path from 'node:path';
-import { loadFingerprint, loadServerCredential } from '../index.js';
+import { readFingerprint, readServerCredential } from '../index.js';
 import type { CredentialFiles, CredentialUpdate } from '../index.js';
 import type { ServingCredentials } from './serving_credentials.js';
 import type { CliLog } from './log.js';
@@ -45,9 +45,11 @@ export class CertificateReloader {
   async reload(reason: string): Promise<boolean> {
     const { files, trustFile, fingerprintOf } = this.serving;
     try {
-      const credential = loadServerCredential(files.credential);
-      const sniCredential = files.sniCredential !== undefined ? loadServerCredential(files.sniCredential) : undefined;
-      const fingerprint = loadFingerprint(trustFile);
+      // Read asynchronously and bounded in size before reading (CREDENTIAL_LIMITS): the server
+      // keeps answering while a reload reads, and a huge file is refused, not parsed.
+      const credential = await readServerCredential(files.credential);
+      const sniCredential = files.sniCredential !== undefined ? await readServerCredential(files.sniCredential) : undefined;
+      const fingerprint = await readFingerprint(trustFile);
       await this.listener.setCredentials(sniCredential !== undefined ? { credential, sniCredential } : { credential });
       this.log.reloaded(reason, fingerprintOf, fingerprint);
       return true;

@@ -22,22 +22,97 @@ export interface CredentialFiles {
 
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
 
+/**
+ * What a credential may hold. A real chain is a leaf and a few intermediates, a few KiB; a file
+ * past these is refused (ERR_CREDENTIAL_TOO_LARGE) before it is parsed or served: parsing a
+ * 10 MB chain blocks the event loop for seconds, and clients refuse a certificate message over
+ * OpenSSL's 100 KiB default (ERR_SSL_EXCESSIVE_MESSAGE_SIZE), so serving it would fail them all.
+ */
+export const CREDENTIAL_LIMITS = {
+  /** Bytes in one certificate, CA or key file (its size is checked before it is read). */
+  maxFileBytes: 1024 * 1024,
+  /** Certificates in the chain served: the certificate file's and the CA file's together. */
+  maxChainCertificates: 16,
+} as const;
+
 function invalid(file: string, problem: string, cause?: unknown): CodedError {
   return codedError(ErrorCodes.INVALID_CREDENTIAL, `${file}: ${problem}`, { file, ...(cause !== undefined ? { cause } : {}) });
 }
 
-function readText(file: string): string {
-  try {
-    return fs.readFileSync(file, 'utf8');
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code ?? 'unreadable';
-    throw invalid(file, code === 'ENOENT' ? 'no such file' : `cannot read it (${code})`, error);
+function tooLarge(what: string, problem: string, extra: Record<string, unknown> = {}): CodedError {
+  return codedError(ErrorCodes.CREDENTIAL_TOO_LARGE, `${what}: ${problem}`, extra);
+}
+
+function unreadable(file: string, error: unknown): CodedError {
+  const code = (error as NodeJS.ErrnoException).code ?? 'unreadable';
+  return invalid(file, code === 'ENOENT' ? 'no such file' : `cannot read it (${code})`, error);
+}
+
+function checkSize(file: string, bytes: number): void {
+  if (bytes > CREDENTIAL_LIMITS.maxFileBytes) {
+    throw tooLarge(file, `${bytes} bytes or more, over the limit of ${CREDENTIAL_LIMITS.maxFileBytes} for a certificate or key file`, { file });
   }
 }
 
-function certificatesIn(file: string, text: string): crypto.X509Certificate[] {
+/** Reads at most maxFileBytes + 1 bytes: the size is checked first, and again on what came (a file that grew, a pipe). */
+function readText(file: string): string {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (error) {
+    throw unreadable(file, error);
+  }
+  try {
+    checkSize(file, fs.fstatSync(fd).size);
+    const buffer = Buffer.alloc(CREDENTIAL_LIMITS.maxFileBytes + 1);
+    let length = 0;
+    for (let got = -1; got !== 0 && length < buffer.length; length += got) got = fs.readSync(fd, buffer, length, buffer.length - length, null);
+    checkSize(file, length);
+    return buffer.toString('utf8', 0, length);
+  } catch (error) {
+    if ((error as CodedError).code === ErrorCodes.CREDENTIAL_TOO_LARGE) throw error;
+    throw unreadable(file, error);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** readText without blocking the event loop, for reloads while serving. */
+async function readTextAsync(file: string): Promise<string> {
+  let handle: fs.promises.FileHandle;
+  try {
+    handle = await fs.promises.open(file, 'r');
+  } catch (error) {
+    throw unreadable(file, error);
+  }
+  try {
+    checkSize(file, (await handle.stat()).size);
+    const buffer = Buffer.alloc(CREDENTIAL_LIMITS.maxFileBytes + 1);
+    let length = 0;
+    for (let got = -1; got !== 0 && length < buffer.length; length += got) got = (await handle.read(buffer, length, buffer.length - length, null)).bytesRead;
+    checkSize(file, length);
+    return buffer.toString('utf8', 0, length);
+  } catch (error) {
+    if ((error as CodedError).code === ErrorCodes.CREDENTIAL_TOO_LARGE) throw error;
+    throw unreadable(file, error);
+  } finally {
+    await handle.close();
+  }
+}
+
+function pemBlocks(file: string, text: string): string[] {
   const blocks = text.match(PEM_CERTIFICATE);
   if (!blocks) throw invalid(file, 'not a PEM certificate file (no BEGIN CERTIFICATE block)');
+  return blocks;
+}
+
+function checkChainLength(what: string, count: number): void {
+  if (count > CREDENTIAL_LIMITS.maxChainCertificates) {
+    throw tooLarge(what, `a chain of ${count} certificates, over the limit of ${CREDENTIAL_LIMITS.maxChainCertificates}`);
+  }
+}
+
+function parse(file: string, blocks: readonly string[]): crypto.X509Certificate[] {
   return blocks.map((block, index) => {
     try {
       return new crypto.X509Certificate(block);
@@ -47,33 +122,68 @@ function certificatesIn(file: string, text: string): crypto.X509Certificate[] {
   });
 }
 
-export function loadServerCredential(files: CredentialFiles): ServerCredential {
-  const certText = readText(files.certificateFile);
-  const [leaf] = certificatesIn(files.certificateFile, certText);
-  let chain = certText.trimEnd() + '\n';
-  if (files.caCertificateFile !== undefined) {
-    const caText = readText(files.caCertificateFile);
-    certificatesIn(files.caCertificateFile, caText);
-    chain += caText.trimEnd() + '\n';
+interface CredentialTexts {
+  cert: string;
+  ca?: string;
+  key: string;
+}
+
+/** Checks what was read (chain length first, before anything is parsed) and builds the credential. */
+function credentialOf(files: CredentialFiles, texts: CredentialTexts): ServerCredential {
+  const certBlocks = pemBlocks(files.certificateFile, texts.cert);
+  const caBlocks = files.caCertificateFile !== undefined && texts.ca !== undefined ? pemBlocks(files.caCertificateFile, texts.ca) : [];
+  const chainFiles = files.caCertificateFile !== undefined ? `${files.certificateFile} with ${files.caCertificateFile}` : files.certificateFile;
+  checkChainLength(chainFiles, certBlocks.length + caBlocks.length);
+  const [leaf] = parse(files.certificateFile, certBlocks);
+  let chain = texts.cert.trimEnd() + '\n';
+  if (files.caCertificateFile !== undefined && texts.ca !== undefined) {
+    parse(files.caCertificateFile, caBlocks);
+    chain += texts.ca.trimEnd() + '\n';
   }
-  const keyText = readText(files.privateKeyFile);
   let key: crypto.KeyObject;
   try {
-    key = crypto.createPrivateKey(keyText);
+    key = crypto.createPrivateKey(texts.key);
   } catch (error) {
     throw invalid(files.privateKeyFile, `not a PEM private key: ${(error as Error).message}`, error);
   }
   if (leaf && !leaf.checkPrivateKey(key)) {
     throw invalid(files.privateKeyFile, `the key does not match the certificate in ${files.certificateFile}`);
   }
-  return { key: keyText, cert: chain };
+  return { key: texts.key, cert: chain };
+}
+
+/**
+ * Reads the certificate file, the CA file appended to the chain, then the key. Each file is at
+ * most CREDENTIAL_LIMITS.maxFileBytes and the chain at most maxChainCertificates certificates
+ * (ERR_CREDENTIAL_TOO_LARGE); anything else wrong is ERR_INVALID_CREDENTIAL naming the file.
+ */
+export function loadServerCredential(files: CredentialFiles): ServerCredential {
+  const cert = readText(files.certificateFile);
+  const ca = files.caCertificateFile !== undefined ? readText(files.caCertificateFile) : undefined;
+  return credentialOf(files, { cert, ...(ca !== undefined ? { ca } : {}), key: readText(files.privateKeyFile) });
+}
+
+/** loadServerCredential with the files read asynchronously: for reloads while serving. */
+export async function readServerCredential(files: CredentialFiles): Promise<ServerCredential> {
+  const cert = await readTextAsync(files.certificateFile);
+  const ca = files.caCertificateFile !== undefined ? await readTextAsync(files.caCertificateFile) : undefined;
+  return credentialOf(files, { cert, ...(ca !== undefined ? { ca } : {}), key: await readTextAsync(files.privateKeyFile) });
+}
+
+function fingerprintOf(certificateFile: string, text: string): Buffer {
+  const [first] = parse(certificateFile, pemBlocks(certificateFile, text).slice(0, 1));
+  if (!first) throw invalid(certificateFile, 'no certificate');
+  return crypto.createHash('sha256').update(first.raw).digest();
 }
 
 /** SHA-256 of the DER of the first certificate in the file: how clients pin the server. */
 export function loadFingerprint(certificateFile: string): Buffer {
-  const [first] = certificatesIn(certificateFile, readText(certificateFile));
-  if (!first) throw invalid(certificateFile, 'no certificate');
-  return crypto.createHash('sha256').update(first.raw).digest();
+  return fingerprintOf(certificateFile, readText(certificateFile));
+}
+
+/** loadFingerprint with the file read asynchronously. */
+export async function readFingerprint(certificateFile: string): Promise<Buffer> {
+  return fingerprintOf(certificateFile, await readTextAsync(certificateFile));
 }
 
 function isSecureContext(value: unknown): value is tls.SecureContext {
@@ -138,9 +248,15 @@ export function toSecureContext(
   if (typeof credential !== 'object' || credential === null || !credential.key || !credential.cert) {
     throw codedError(ErrorCodes.INVALID_CREDENTIAL, `${which} needs key and cert (PEM), or a tls.SecureContext`);
   }
+  const certText = String(credential.cert);
+  if (certText.length > CREDENTIAL_LIMITS.maxFileBytes) {
+    throw tooLarge(which, `cert of ${certText.length} bytes, over the limit of ${CREDENTIAL_LIMITS.maxFileBytes}`);
+  }
+  const blocks = certText.match(PEM_CERTIFICATE) ?? [];
+  checkChainLength(which, blocks.length);
   // OpenSSL takes a key of another type than the certificate's without complaint (they fill
   // different slots), and would then serve something else; refuse the pair here.
-  const leaf = String(credential.cert).match(PEM_CERTIFICATE)?.[0];
+  const leaf = blocks[0];
   let keyType: string | undefined;
   if (leaf !== undefined) {
     let matches: boolean;
