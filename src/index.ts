@@ -13,6 +13,8 @@ export type {
   SetupFailureInfo,
 } from './listener.js';
 export { nativeAvailable } from './backend_choice.js';
+export { nodeInternals } from './node_internals.js';
+export type { NodeInternalName, NodeInternalUse } from './node_internals.js';
 export { ErrorCodes } from './errors.js';
 export type { CodedError, SystemError } from './errors.js';
 export type { BackendKind } from './accept/backend.js';

@@ -20,6 +20,7 @@ import type { AcceptorOptions } from './native/binding.js';
 import { peerAddressAt, primePeerAddress } from './accept/peer_address.js';
 import type { BatchPeers } from './accept/peer_address.js';
 import { chooseBackend } from './backend_choice.js';
+import { handleDescriptor } from './node_internals.js';
 import { adoptDescriptor, handOffBatch } from './accept/descriptor_handoff.js';
 import type { DescriptorAdopter } from './accept/descriptor_handoff.js';
 import { validateBaseOptions } from './listener_options.js';
@@ -63,11 +64,6 @@ export interface ListenerDependencies {
 
 const DEFAULT_BACKLOG = 1024;
 const DEFAULT_GRACEFUL_CLOSE_MS = 5000;
-
-function descriptorOf(socket: net.Socket): number | null {
-  const handle = (socket as unknown as { _handle?: { fd?: unknown } | null })._handle;
-  return typeof handle?.fd === 'number' && handle.fd >= 0 ? handle.fd : null;
-}
 
 function errorOf(value: unknown): Error {
   return value instanceof Error ? value : new Error(String(value));
@@ -267,7 +263,7 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
   }
 
   onSocket(socket: net.Socket): void {
-    this.connections.track(this.registry.nextId(), socket, descriptorOf(socket));
+    this.connections.track(this.registry.nextId(), socket, handleDescriptor(socket));
   }
 
   onRetry(error: SystemError): void {

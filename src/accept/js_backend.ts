@@ -9,6 +9,7 @@ import type { SystemError } from '../errors.js';
 import type { NativeBinding } from '../native/binding.js';
 import type { AdmissionCounters } from './admission.js';
 import { debug } from '../diagnostics.js';
+import { handleDescriptor } from '../node_internals.js';
 
 // libuv defers a bind() failure to listen(), so Node reports EADDRINUSE from 'listen' with a
 // negative errno; report it as the native backend does (positive errno, the call that failed).
@@ -53,8 +54,8 @@ export class JsAcceptBackend implements AcceptBackend {
   /** TCP_DEFER_ACCEPT through the addon, when it loaded; net.Server has no way to set it. */
   private applyDeferAccept(): void {
     const seconds = this.admission.limits.deferAccept ?? 0;
-    const fd = (this.server as unknown as { _handle?: { fd?: unknown } | null })._handle?.fd;
-    if (seconds === 0 || this.binding === null || typeof fd !== 'number' || fd < 0) return;
+    const fd = handleDescriptor(this.server);
+    if (seconds === 0 || this.binding === null || fd === null) return;
     const errno = this.binding.setDeferAccept(fd, seconds);
     if (errno !== 0) debug('deferAccept not applied: %s', systemError(errno, 'setsockopt').message);
   }
@@ -128,8 +129,7 @@ export class JsAcceptBackend implements AcceptBackend {
   listeningDescriptor(): number | null {
     if (!this.listening || this.closed) return null;
     // net.Server keeps the descriptor on its libuv handle; Node exposes it there on Unix.
-    const handle = (this.server as unknown as { _handle?: { fd?: unknown } | null })._handle;
-    return typeof handle?.fd === 'number' && handle.fd >= 0 ? handle.fd : null;
+    return handleDescriptor(this.server);
   }
 
   counters(): AcceptCounters {

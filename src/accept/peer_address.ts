@@ -1,13 +1,15 @@
 // The peer's address the native acceptor read with accept4() itself, given to the socket
 // that wraps the descriptor, so that reading socket.remoteAddress/remotePort costs no
 // getpeername() call. net.Socket caches the peer in `_peername` (lib/net.js `_getpeername`
-// returns it when set and only asks the handle otherwise), in exactly this shape.
+// returns it when set and only asks the handle otherwise), in exactly this shape; where it does
+// not (src/node_internals.ts probes it), Node asks the handle as usual.
 //
 // The acceptor hands the peers over as numbers (native/peer_words.h has the layout and why):
 // an IPv4 address, or an IPv4-mapped IPv6 one, is written out here; the text of any other
 // IPv6 address comes from inet_ntop in the addon.
 import type net from 'node:net';
 import type { PeerAddress } from '../native/binding.js';
+import { primePeerName } from '../node_internals.js';
 
 /** Words per peer in the acceptor's peer array (native/peer_words.h kPeerWords). */
 export const PEER_WORDS = 3;
@@ -44,8 +46,5 @@ export function peerAddressAt(peers: BatchPeers, index: number): PeerAddress | n
 }
 
 export function primePeerAddress(socket: net.Socket, peer: PeerAddress | null): void {
-  if (peer === null) return;
-  const cache = socket as unknown as { _peername?: PeerAddress };
-  // Only a socket that has not looked its peer up yet: an adopter may have done so already.
-  if (cache._peername === undefined || cache._peername === null) cache._peername = peer;
+  if (peer !== null) primePeerName(socket, peer);
 }

@@ -4,48 +4,17 @@
 // The handle is opened here, not by `new net.Socket({ fd })`, so that the batch slot can say
 // "settled" the instant the handle owns the descriptor (src/accept/batch_slots.ts), and so that
 // the three system calls `{ fd }` makes first (uv_guess_handle: fstat, getsockopt(SO_TYPE),
-// getsockname) are saved. Node exports no constructor for its TCP handle: it is taken from a
-// socket that connect() gave a handle and that is destroyed before it opens any descriptor.
-// If that ever is not the TCP handle this expects, every descriptor takes the `{ fd }` path.
+// getsockname) are saved. Node exports no constructor for its TCP handle: src/node_internals.ts
+// takes it from a probe socket; where it is not the TCP handle this expects, every descriptor
+// takes the `{ fd }` path.
 import net from 'node:net';
+import { tcpHandleConstructor } from '../node_internals.js';
 import { systemError } from '../errors.js';
 import { SLOT_SETTLED } from './batch_slots.js';
 import type { BatchSlot } from './batch_slots.js';
 
-/** The part of Node's TCP handle (tcp_wrap) used here. */
-interface TcpHandle {
-  /** uv_tcp_open: 0, or a negative errno (the descriptor is then not the handle's). */
-  open(fd: number): number;
-  close(): void;
-}
-
-type TcpHandleConstructor = new (type: number) => TcpHandle;
-
 /** tcp_wrap's TCPConstants.SOCKET: a connection's handle, not a server's. */
 const TCP_SOCKET = 0;
-
-/** undefined until learned; null when it is not usable. */
-let tcpHandle: TcpHandleConstructor | null | undefined;
-
-/**
- * The constructor of Node's TCP handle. connect() makes a socket's handle at once (libuv opens
- * no descriptor until it binds or connects), and, for an IP address, connects on a later tick
- * only if the socket is still connecting: destroyed first, the probe makes no system call.
- */
-function learnTcpHandle(): TcpHandleConstructor | null {
-  const probe = new net.Socket();
-  probe.on('error', () => undefined);
-  try {
-    probe.connect({ port: 9, host: '127.0.0.1' });
-  } catch {
-    return null;
-  }
-  const handle = (probe as unknown as { _handle?: object | null })._handle;
-  probe.destroy();
-  const constructor = handle?.constructor as (TcpHandleConstructor & { name?: string; prototype?: Partial<TcpHandle> }) | undefined;
-  if (constructor?.name !== 'TCP' || typeof constructor.prototype?.open !== 'function') return null;
-  return constructor;
-}
 
 /**
  * A net.Socket that owns `fd`, an accepted TCP connection; `slot`, when given, is marked
@@ -54,7 +23,7 @@ function learnTcpHandle(): TcpHandleConstructor | null {
  * handle, the slot settled) should the socket fail after that.
  */
 export function wrapAcceptedDescriptor(fd: number, slot?: BatchSlot): net.Socket {
-  tcpHandle ??= learnTcpHandle();
+  const tcpHandle = tcpHandleConstructor();
   if (tcpHandle === null) {
     // Node opens the handle inside the constructor: it throws only before the handle has the
     // descriptor (an unknown type, a failed open), so the slot is settled when it returns.

@@ -14,25 +14,18 @@
 // descriptor is connected already, so that flag is cleared. Node starts reading on the next
 // tick, after the caller has added its listeners, exactly as for a wrapped socket.
 //
-// Where a Node does not have that method on its TLS layer, openTlsSocket returns null and the
-// caller wraps the descriptor the usual way.
+// Where a Node does not have that method on its TLS layer, or `connecting` cannot be cleared
+// (src/node_internals.ts probes both once), openTlsSocket returns null and the caller wraps
+// the descriptor the usual way.
 import type net from 'node:net';
 import tls from 'node:tls';
 import { systemError } from '../errors.js';
+import { markConnected, openUnderTlsLayer, tlsLayerOpenWorks } from '../node_internals.js';
 import { SLOT_SETTLED } from '../accept/batch_slots.js';
 import type { BatchSlot } from '../accept/batch_slots.js';
 
-/** The part of Node's TLS layer (TLSWrap, a TLSSocket's _handle) used here. */
-interface TlsLayer {
-  /** Passed on to the TCP handle under it: uv_tcp_open, 0 or a negative errno. */
-  open?: (fd: number) => number;
-}
-
 /** Sockets opened here: their TLS setup is under way, and nothing sits under them. */
 const opened = new WeakSet<tls.TLSSocket>();
-
-/** false once a Node showed it cannot open a descriptor under a TLSSocket. */
-let supported = true;
 
 /**
  * A server TLSSocket that owns `fd`, an accepted TCP connection; null where this Node cannot
@@ -41,21 +34,14 @@ let supported = true;
  * handle owns the descriptor (src/accept/batch_slots.ts).
  */
 export function openTlsSocket(fd: number, options: tls.TLSSocketOptions, slot?: BatchSlot): tls.TLSSocket | null {
-  if (!supported) return null;
+  if (!tlsLayerOpenWorks()) return null;
   // Node's types want a socket; without one, the TLSSocket makes its own TCP handle.
   const socket = new tls.TLSSocket(undefined as unknown as net.Socket, options);
-  const layer = (socket as unknown as { _handle: TlsLayer | null })._handle;
-  if (typeof layer?.open !== 'function') {
-    supported = false;
-    socket.destroy();
-    return null;
-  }
-  const err = layer.open(fd);
+  const err = openUnderTlsLayer(socket, fd);
   // No call between open() and this store (see batch_slots.ts).
   if (err === 0 && slot !== undefined) slot.slots[slot.index] = SLOT_SETTLED;
-  if (typeof err !== 'number') {
-    // The TLS layer passed it on to nothing: the descriptor was not touched.
-    supported = false;
+  if (err === null) {
+    // The TLS layer passed it on to nothing (the probe said it would): the descriptor was not touched.
     socket.destroy();
     return null;
   }
@@ -64,7 +50,7 @@ export function openTlsSocket(fd: number, options: tls.TLSSocketOptions, slot?: 
     socket.destroy();
     throw systemError(-err, 'open');
   }
-  (socket as unknown as { connecting: boolean }).connecting = false;
+  markConnected(socket);
   opened.add(socket);
   return socket;
 }

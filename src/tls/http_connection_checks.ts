@@ -6,29 +6,19 @@
 // without emitting 'listening' (whoever owns the server may be waiting for a real one).
 import type net from 'node:net';
 import { debug } from '../diagnostics.js';
+import { httpServerInternals } from '../node_internals.js';
+import type { HttpServerInternals } from '../node_internals.js';
 
-interface HttpServerInternals {
-  setupConnectionsTracking: (this: net.Server) => void;
-  kConnectionsCheckingInterval: symbol;
-}
-
-// node:https and node:http2 take both from this module too, which is why it exports them.
-function loadInternals(): HttpServerInternals | undefined {
-  const exported = process.getBuiltinModule('node:_http_server') as Partial<HttpServerInternals> | undefined;
-  const setupConnectionsTracking = exported?.setupConnectionsTracking;
-  const kConnectionsCheckingInterval = exported?.kConnectionsCheckingInterval;
-  if (typeof setupConnectionsTracking !== 'function' || typeof kConnectionsCheckingInterval !== 'symbol') return undefined;
-  return { setupConnectionsTracking, kConnectionsCheckingInterval };
-}
-
-const internals = loadInternals();
+// node:https and node:http2 take both from node:_http_server too, which is why it exports them.
+const internals = (): HttpServerInternals | undefined => httpServerInternals() ?? undefined;
 
 /**
  * Whether Node tracks this server's HTTP/1 connections once it listens: true for http.Server,
  * https.Server and an Http2SecureServer with allowHTTP1, false for other servers.
  */
 export function tracksHttp1Connections(server: net.Server): boolean {
-  return internals !== undefined && server.listeners('listening').includes(internals.setupConnectionsTracking);
+  const tracking = internals();
+  return tracking !== undefined && server.listeners('listening').includes(tracking.setupConnectionsTracking);
 }
 
 /** headersTimeout and requestTimeout, with the server's own settings, for a server that never listens. */
@@ -40,7 +30,8 @@ export class ConnectionChecks {
 
   constructor(private readonly server: net.Server) {
     this.applies = tracksHttp1Connections(server);
-    if (internals === undefined) debug('node:_http_server has no setupConnectionsTracking: headersTimeout and requestTimeout are not enforced on routed connections');
+    // Reported by the probe (a process warning, and nodeInternals()): not silent.
+    if (internals() === undefined) debug('node:_http_server has no setupConnectionsTracking: headersTimeout and requestTimeout are not enforced on routed connections');
   }
 
   /**
@@ -49,10 +40,11 @@ export class ConnectionChecks {
    */
   ensure(): void {
     // A listening server runs its own checks.
-    if (!this.applies || this.stopped || this.server.listening || internals === undefined) return;
+    const tracking = internals();
+    if (!this.applies || this.stopped || this.server.listening || tracking === undefined) return;
     // Ours may have been replaced (the server listened, then closed, which stops its timer).
     if (this.interval !== undefined && this.currentInterval() === this.interval) return;
-    internals.setupConnectionsTracking.call(this.server);
+    tracking.setupConnectionsTracking.call(this.server);
     this.interval = this.currentInterval();
   }
 
@@ -64,7 +56,8 @@ export class ConnectionChecks {
   }
 
   private currentInterval(): NodeJS.Timeout | undefined {
-    if (internals === undefined) return undefined;
-    return (this.server as unknown as Record<symbol, NodeJS.Timeout | undefined>)[internals.kConnectionsCheckingInterval];
+    const tracking = internals();
+    if (tracking === undefined) return undefined;
+    return (this.server as unknown as Record<symbol, NodeJS.Timeout | undefined>)[tracking.kConnectionsCheckingInterval];
   }
 }

@@ -7,11 +7,7 @@
 // lib/_tls_wrap.js, lib/internal/tls/wrap.js from Node 22); this does the same, and ends the
 // connection on such an error, which then reaches the handler's socket as an 'error'.
 import type tls from 'node:tls';
-
-/** The parts of Node's TLSSocket internals this relies on (checked on Node 20 and 24). */
-interface TLSSocketControl {
-  _releaseControl?: () => boolean;
-}
+import { releaseTlsControl } from '../node_internals.js';
 
 /**
  * Call once setup has succeeded, before the handler adds its own listeners: this listener runs
@@ -19,11 +15,6 @@ interface TLSSocketControl {
  */
 export function releaseControlAfterSetup(socket: tls.TLSSocket): void {
   socket.on('error', () => socket.destroy());
-  const release = (socket as unknown as TLSSocketControl)._releaseControl;
-  if (typeof release === 'function') {
-    release.call(socket);
-    return;
-  }
-  // A Node without the method: the errors still arrive on the internal event.
-  socket.on('_tlsError', (error: Error) => socket.destroy(error));
+  // Without Node's method (src/node_internals.ts), the errors end the socket from '_tlsError'.
+  releaseTlsControl(socket);
 }

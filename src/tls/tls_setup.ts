@@ -15,6 +15,7 @@ import { peerCertificateChain } from './peer_chain.js';
 import { hasEmptyVerificationStore, sameKeyType } from './credentials.js';
 import { createClientCertRejectedError, validateClientChain } from './client_certificate.js';
 import { releaseControlAfterSetup } from './released_control.js';
+import { markSecure } from '../node_internals.js';
 import { SetupDeadlines } from './setup_deadlines.js';
 import { isOpenedTlsSocket, openTlsSocket } from './direct_tls_socket.js';
 import { adoptDescriptor } from '../accept/descriptor_handoff.js';
@@ -150,9 +151,7 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
           }
         }
         finish();
-        // tls.Server clears this on its sockets when they are secure; Node's HTTP/2 server
-        // waits for it to be false, so a hand-built server socket must clear it too.
-        (tlsSocket as unknown as { secureConnecting: boolean }).secureConnecting = false;
+        markSecure(tlsSocket);
         socket.off('close', closedEarly);
         socket.off('error', failWith);
         if (tlsSocket !== socket) tlsSocket.off('error', failWith);

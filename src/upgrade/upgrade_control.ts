@@ -18,6 +18,7 @@ import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
 import type { Listener } from '../listener.js';
+import { handleDescriptor } from '../node_internals.js';
 import { descriptorPassingBinding } from './binding.js';
 import { codedError, ErrorCodes, systemError } from '../errors.js';
 import { DEFAULT_HANDOFF_TIMEOUT_MS, encodeMessage, LineReader, nextMessage, upgradeError } from './protocol.js';
@@ -30,11 +31,6 @@ export interface UpgradeControlOptions {
   path: string;
   /** How long a successor has to say it is accepting: ms, default 30000. */
   timeoutMs?: number;
-}
-
-function descriptorOf(socket: net.Socket): number | null {
-  const handle = (socket as unknown as { _handle?: { fd?: unknown } | null })._handle;
-  return typeof handle?.fd === 'number' && handle.fd >= 0 ? handle.fd : null;
 }
 
 /** Whether a process answers on the Unix socket at `path` (false: refused or no socket). */
@@ -127,7 +123,7 @@ export class UpgradeControl extends EventEmitter {
   private async handOff(socket: net.Socket): Promise<void> {
     const binding = descriptorPassingBinding();
     const fds = this.served.map((listener) => listener.listeningDescriptor());
-    const socketFd = descriptorOf(socket);
+    const socketFd = handleDescriptor(socket);
     if (binding === null || socketFd === null) throw upgradeError('the control connection has no descriptor');
     if (fds.length === 0 || fds.some((fd) => fd === null)) throw upgradeError('not listening: nothing to hand over');
     const sent = binding.sendDescriptors(socketFd, fds as number[], encodeMessage({ type: 'hello', pid: process.pid, fds: fds.length }));

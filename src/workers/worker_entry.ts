@@ -13,6 +13,7 @@ import type { ConnectionHandler, HttpTarget } from '../tls/tls_listener.js';
 import type { TCPConnectionInfo } from '../tcp_listener.js';
 import type { Handler } from '../listener.js';
 import { toSecureContext } from '../tls/credentials.js';
+import { setContextTicketKeys } from '../node_internals.js';
 import { dispatchBindingOf } from './dispatch_binding.js';
 import { PublishingRegistry } from './publishing_registry.js';
 import { QueueAcceptBackend } from './queue_backend.js';
@@ -39,8 +40,14 @@ function post(message: WorkerToMain): void {
   port?.postMessage(message);
 }
 
+/**
+ * The ticket keys every worker shares, on a context. Without SecureContext.setTicketKeys()
+ * (src/node_internals.ts: reported there) nothing can set them, Node's own `ticketKeys` option
+ * included: each context keeps the keys OpenSSL gave it, and a session resumes only on the
+ * worker that issued it.
+ */
 function setTicketKeys(context: tls.SecureContext, keys: Uint8Array): void {
-  (context as unknown as { context: { setTicketKeys(keys: Buffer): void } }).context.setTicketKeys(Buffer.from(keys));
+  setContextTicketKeys(context, keys);
 }
 
 async function main(): Promise<void> {
