@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <chrono>
@@ -42,9 +43,29 @@ double LoadOf(QueueShared& queue) {
   return queue.published[kActive] + static_cast<double>(queue.pending.size() + queue.delivering);
 }
 
-// Hands a batch to the queues with the fewest active connections, ties round-robin; one
-// wake-up per queue that got anything. With no queue (every worker left between poll() and
-// now) the batch stays the accept thread's, stranded, until a queue joins: false then.
+// Descriptors a queue can still take below its high-water mark. Called with queue.mutex held.
+size_t QueueRoom(const DispatchShared& shared, const QueueShared& queue) {
+  size_t queued = queue.pending.size() + queue.delivering;
+  return queued >= shared.queue_limit ? 0 : shared.queue_limit - queued;
+}
+
+// What every open queue can still take, together. Called with shared.mutex held. Only the
+// accept thread adds to the queues, so this can only grow before the batch it allows is
+// dispatched (a queue that leaves meanwhile takes nothing more, and Dispatch sends its share
+// to the others, at most one batch over their marks).
+size_t QueuesRoom(DispatchShared& shared) {
+  size_t room = 0;
+  for (const auto& queue : shared.queues) {
+    std::lock_guard<std::mutex> queue_lock(queue->mutex);
+    room += QueueRoom(shared, *queue);
+  }
+  return room;
+}
+
+// Hands a batch to the queues with the fewest active connections, ties round-robin, skipping
+// queues at their high-water mark while any other has room; one wake-up per queue that got
+// anything. With no queue (every worker left between poll() and now) the batch stays the
+// accept thread's, stranded, until a queue joins: false then.
 bool Dispatch(DispatchShared& shared, std::vector<AcceptedFd>& batch) {
   std::lock_guard<std::mutex> lock(shared.mutex);
   size_t count = shared.queues.size();
@@ -54,19 +75,25 @@ bool Dispatch(DispatchShared& shared, std::vector<AcceptedFd>& batch) {
   }
   shared.stranded = 0;
   std::vector<double> load(count);
+  std::vector<size_t> room(count);
   std::vector<std::vector<AcceptedFd>> chosen(count);
   for (size_t i = 0; i < count; i++) {
     std::lock_guard<std::mutex> queue_lock(shared.queues[i]->mutex);
     load[i] = LoadOf(*shared.queues[i]);
+    room[i] = QueueRoom(shared, *shared.queues[i]);
   }
   for (const AcceptedFd& accepted : batch) {
     size_t best = shared.cursor % count;
     for (size_t step = 1; step < count; step++) {
       size_t candidate = (shared.cursor + step) % count;
-      if (load[candidate] < load[best]) best = candidate;
+      // A queue with room beats one at its mark; among equals, the least loaded.
+      bool better_room = room[candidate] > 0 && room[best] == 0;
+      bool same_room = (room[candidate] > 0) == (room[best] > 0);
+      if (better_room || (same_room && load[candidate] < load[best])) best = candidate;
     }
     chosen[best].push_back(accepted);
     load[best] += 1;
+    if (room[best] > 0) room[best]--;
     shared.cursor = best + 1;
   }
   for (size_t i = 0; i < count; i++) {
@@ -164,6 +191,14 @@ bool WaitForWork(DispatchShared& shared, bool stranded) {
     std::unique_lock<std::mutex> lock(shared.mutex);
     shared.changed.wait(lock, [&] { return shared.stopping || !shared.queues.empty(); });
     if (shared.stopping) return false;
+    if (!stranded && QueuesRoom(shared) == 0) {
+      // Every queue at its high-water mark: the backlog holds the clients until a worker takes
+      // its batch (FinishBatch), a queue leaves or joins, or the dispatcher stops.
+      shared.queue_full_pauses++;
+      shared.changed.wait(lock, [&] { return shared.stopping || shared.queues.empty() || QueuesRoom(shared) > 0; });
+      if (shared.stopping) return false;
+      if (shared.queues.empty()) return true;  // looked at again from the top
+    }
     if (!stranded && AdmissionRoom(shared) == 0) {
       shared.admission_pauses++;
       WaitForAdmissionRoom(shared, lock);
@@ -193,7 +228,7 @@ void AcceptThreadMain(const std::shared_ptr<DispatchShared>& owner) {
     uint64_t releases_before = 0;
     {
       std::lock_guard<std::mutex> lock(shared.mutex);
-      room = AdmissionRoom(shared);
+      room = std::min(AdmissionRoom(shared), QueuesRoom(shared));
       releases_before = shared.releases;
     }
     AcceptBatch attempt(shared.batch_limit);

@@ -60,6 +60,9 @@ enum PublishedCounter : size_t {
 };
 using Published = std::array<double, kPublishedCount>;
 
+// A worker's queue holds at most this many batches (DispatchShared::queue_limit).
+constexpr size_t kQueueBatches = 4;
+
 // An accepted descriptor on its way to a worker, with the per-address slot it is counted in
 // (kAddressNotCounted when the accept thread does not count addresses).
 struct AcceptedFd {
@@ -106,6 +109,13 @@ struct DispatchShared {
   int wake_write_fd = -1;
 
   size_t batch_limit = 128;
+  // The high-water mark of each worker's queue: descriptors queued for it or being handed to
+  // it (pending + delivering), kQueueBatches batches. With every queue at its mark (their
+  // workers' loops stalled) the accept thread stops accepting, and the kernel's backlog holds
+  // the next clients, as the single-thread acceptor's own loop does when it is busy: accepted
+  // descriptors never pile up until the process runs out of them. Read-only after start.
+  size_t queue_limit = kQueueBatches * 128;
+  uint64_t queue_full_pauses = 0;  // times the accept thread stopped with every queue at its mark
   uint64_t pause_min_ms = 5;
   uint64_t pause_max_ms = 1000;
   // Admission limits for the listener as a whole (0: none). The accept thread stops polling

@@ -151,6 +151,7 @@ Dispatcher::Dispatcher(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Dispat
   if (max_per_address > 0) shared->addresses.Configure(AddressTableSize(table_size, max_connections), max_per_address);
   shared->per_address_from_header = from_header.IsBoolean() && from_header.As<Napi::Boolean>().Value();
   shared->batch_limit = static_cast<size_t>(batch_limit);
+  shared->queue_limit = kQueueBatches * shared->batch_limit;
   shared->pause_min_ms = static_cast<uint64_t>(pause_min_ms);
   shared->pause_max_ms = static_cast<uint64_t>(pause_max_ms);
 
@@ -216,47 +217,97 @@ Napi::Value Dispatcher::Unref(const Napi::CallbackInfo& info) {
 
 Napi::Value Dispatcher::Id(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), shared_->id); }
 
+namespace {
+
+// Per worker slot, what Stats reports.
+struct SlotView {
+  SlotTotals totals;
+  double queued = 0;
+  bool taking = false;
+};
+
+// The dispatcher's books, copied under its lock: one consistent picture, and no JS object is
+// built (which can run the garbage collector, and finalizers that take locks) while the accept
+// thread and the workers wait for the mutex.
+struct StatsView {
+  uint64_t accepted = 0;
+  uint64_t batches = 0;
+  uint64_t pauses = 0;
+  uint64_t dropped = 0;
+  size_t stranded = 0;
+  uint64_t admission_pauses = 0;
+  uint64_t queue_full_pauses = 0;
+  uint64_t rejected_per_address = 0;
+  uint64_t rejected_address_table_full = 0;
+  uint64_t rejected_queued = 0;
+  bool shedding = false;
+  uint64_t shedding_cpu_ns = 0;
+  size_t addresses_in_use = 0;
+  uint64_t events_dropped = 0;
+  std::map<int, uint64_t> retries_by_errno;
+  std::map<int, SlotView> slots;
+};
+
+StatsView CopyStats(DispatchShared& shared) {
+  StatsView view;
+  std::lock_guard<std::mutex> lock(shared.mutex);
+  view.accepted = shared.accepted;
+  view.batches = shared.batches;
+  view.pauses = shared.pauses;
+  view.dropped = shared.dropped;
+  view.stranded = shared.stranded;
+  view.admission_pauses = shared.admission_pauses;
+  view.queue_full_pauses = shared.queue_full_pauses;
+  view.rejected_per_address = shared.rejected_per_address;
+  view.rejected_address_table_full = shared.rejected_address_table_full;
+  view.rejected_queued = shared.rejected_queued;
+  view.shedding = shared.max_queued >= 0;
+  view.shedding_cpu_ns = shared.shedding_cpu_ns;
+  view.addresses_in_use = shared.addresses.InUse();
+  view.events_dropped = shared.events_dropped;
+  view.retries_by_errno = shared.retries_by_errno;
+  for (const auto& retired : shared.retired) view.slots[retired.first].totals = retired.second;
+  for (const auto& queue : shared.members) {
+    std::lock_guard<std::mutex> queue_lock(queue->mutex);
+    SlotView& slot = view.slots[queue->slot];
+    slot.totals.dispatched += queue->dispatched;
+    slot.totals.closed_here += queue->closed_here;
+    for (size_t i = 0; i < kPublishedCount; i++) slot.totals.published[i] += queue->published[i];
+    slot.queued += static_cast<double>(queue->pending.size() + queue->delivering);
+    slot.taking = slot.taking || queue->open;
+  }
+  return view;
+}
+
+}  // namespace
+
 Napi::Value Dispatcher::Stats(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  const StatsView view = CopyStats(*shared_);
   Napi::Object stats = Napi::Object::New(env);
-  Napi::Object slots = Napi::Object::New(env);
-  // One lock for the whole read: the books are one consistent picture.
-  std::lock_guard<std::mutex> lock(shared_->mutex);
-  stats.Set("accepted", Napi::Number::New(env, static_cast<double>(shared_->accepted)));
-  stats.Set("batches", Napi::Number::New(env, static_cast<double>(shared_->batches)));
-  stats.Set("pauses", Napi::Number::New(env, static_cast<double>(shared_->pauses)));
-  stats.Set("dropped", Napi::Number::New(env, static_cast<double>(shared_->dropped)));
-  stats.Set("stranded", Napi::Number::New(env, static_cast<double>(shared_->stranded)));
-  stats.Set("admissionPauses", Napi::Number::New(env, static_cast<double>(shared_->admission_pauses)));
-  stats.Set("rejectedPerAddress", Napi::Number::New(env, static_cast<double>(shared_->rejected_per_address)));
-  stats.Set("rejectedAddressTableFull", Napi::Number::New(env, static_cast<double>(shared_->rejected_address_table_full)));
-  stats.Set("rejectedQueued", Napi::Number::New(env, static_cast<double>(shared_->rejected_queued)));
+  stats.Set("accepted", Napi::Number::New(env, static_cast<double>(view.accepted)));
+  stats.Set("batches", Napi::Number::New(env, static_cast<double>(view.batches)));
+  stats.Set("pauses", Napi::Number::New(env, static_cast<double>(view.pauses)));
+  stats.Set("dropped", Napi::Number::New(env, static_cast<double>(view.dropped)));
+  stats.Set("stranded", Napi::Number::New(env, static_cast<double>(view.stranded)));
+  stats.Set("admissionPauses", Napi::Number::New(env, static_cast<double>(view.admission_pauses)));
+  stats.Set("queueFullPauses", Napi::Number::New(env, static_cast<double>(view.queue_full_pauses)));
+  stats.Set("rejectedPerAddress", Napi::Number::New(env, static_cast<double>(view.rejected_per_address)));
+  stats.Set("rejectedAddressTableFull", Napi::Number::New(env, static_cast<double>(view.rejected_address_table_full)));
+  stats.Set("rejectedQueued", Napi::Number::New(env, static_cast<double>(view.rejected_queued)));
   // Only with maxQueuedConnections, as the acceptor's stats say it.
-  if (shared_->max_queued >= 0) {
-    stats.Set("sheddingCpuMs", Napi::Number::New(env, static_cast<double>(shared_->shedding_cpu_ns) / 1e6));
-  }
-  stats.Set("addressesInUse", Napi::Number::New(env, static_cast<double>(shared_->addresses.InUse())));
-  stats.Set("eventsDropped", Napi::Number::New(env, static_cast<double>(shared_->events_dropped)));
-  stats.Set("retriesByErrno", ErrnoCounts(env, shared_->retries_by_errno));
-  std::map<int, SlotTotals> totals = shared_->retired;
-  std::map<int, double> queued;
-  std::map<int, bool> live;
-  for (const auto& queue : shared_->members) {
-    std::lock_guard<std::mutex> queue_lock(queue->mutex);
-    SlotTotals& slot = totals[queue->slot];
-    slot.dispatched += queue->dispatched;
-    slot.closed_here += queue->closed_here;
-    for (size_t i = 0; i < kPublishedCount; i++) slot.published[i] += queue->published[i];
-    queued[queue->slot] += static_cast<double>(queue->pending.size() + queue->delivering);
-    live[queue->slot] = live[queue->slot] || queue->open;
-  }
-  for (const auto& entry : totals) {
+  if (view.shedding) stats.Set("sheddingCpuMs", Napi::Number::New(env, static_cast<double>(view.shedding_cpu_ns) / 1e6));
+  stats.Set("addressesInUse", Napi::Number::New(env, static_cast<double>(view.addresses_in_use)));
+  stats.Set("eventsDropped", Napi::Number::New(env, static_cast<double>(view.events_dropped)));
+  stats.Set("retriesByErrno", ErrnoCounts(env, view.retries_by_errno));
+  Napi::Object slots = Napi::Object::New(env);
+  for (const auto& entry : view.slots) {
     Napi::Object slot = Napi::Object::New(env);
-    slot.Set("dispatched", Napi::Number::New(env, static_cast<double>(entry.second.dispatched)));
-    slot.Set("closedByQueue", Napi::Number::New(env, static_cast<double>(entry.second.closed_here)));
-    slot.Set("queued", Napi::Number::New(env, queued[entry.first]));
-    slot.Set("taking", Napi::Boolean::New(env, live[entry.first]));
-    slot.Set("published", PublishedObject(env, entry.second.published));
+    slot.Set("dispatched", Napi::Number::New(env, static_cast<double>(entry.second.totals.dispatched)));
+    slot.Set("closedByQueue", Napi::Number::New(env, static_cast<double>(entry.second.totals.closed_here)));
+    slot.Set("queued", Napi::Number::New(env, entry.second.queued));
+    slot.Set("taking", Napi::Boolean::New(env, entry.second.taking));
+    slot.Set("published", PublishedObject(env, entry.second.totals.published));
     slots.Set(Napi::Number::New(env, entry.first).ToString(), slot);
   }
   stats.Set("slots", slots);

@@ -62,6 +62,8 @@ export interface DispatcherStats {
   pauses: number;
   /** Times the accept thread stopped at maxConnections / maxPendingHandshakes. */
   admissionPauses: number;
+  /** Times the accept thread stopped with every worker's queue at its high-water mark (4 batches). */
+  queueFullPauses: number;
   /** Closed by the accept thread right after accept(): their peer was at maxConnectionsPerAddress. */
   rejectedPerAddress: number;
   /** ... or from a new address while the per-address table was full. */
