@@ -4,9 +4,10 @@
 //
 // Bounded and O(1):
 //  - it holds at most `capacity` addresses (kAddressTableMax at most: the cap the README
-//    states); both arrays are allocated when it is configured, 40 bytes per address, so
-//    2.5 MiB at the cap. A new address that finds it full is refused (kAddressTableFull):
-//    failing open would let that many distinct addresses turn the limit off for everyone.
+//    states); its arrays are reserved when it is configured, 44 bytes per address (entry 32,
+//    index 8, free list 4), so 2.75 MiB at the cap. A new address that finds it full is
+//    refused (kAddressTableFull): failing open would let that many distinct addresses turn
+//    the limit off for everyone.
 //  - lookups are open addressing with linear probing in a power-of-two index at most half
 //    full, hashed with SipHash keyed from std::random_device per table, so a client choosing
 //    its addresses cannot aim them at one chain. A slot is freed when its count returns to 0

@@ -91,6 +91,7 @@ describe('CLI: the production flags are checked like the others', function () {
     ['--max-connections 0', ['--max-connections', '0'], /'--max-connections <n>' argument '0' is invalid/],
     ['--max-pending-handshakes that is not a number', ['--max-pending-handshakes', 'many'], /argument 'many' is invalid/],
     ['--max-connections-per-address over 2^31-1', ['--max-connections-per-address', '2147483648'], /argument '2147483648' is invalid/],
+    ['--per-address-ipv6-prefix over 128', ['--per-address-ipv6-prefix', '129'], /argument '129' is invalid/],
     ['--defer-accept over an hour', ['--defer-accept', '3601'], /argument '3601' is invalid. Expected a whole number of seconds from 0 to 3600/],
   ];
   for (const [what, args, message] of usageErrors) {
@@ -108,7 +109,7 @@ describe('CLI: the production flags are checked like the others', function () {
   it('--help lists them', async function () {
     const cli = spawnCliProcess(cleanup, ['--help']);
     expect((await cli.ended()).code).to.equal(0);
-    for (const flag of ['--proxy-protocol <version>', '--trusted-proxies <list>', '--max-connections <n>', '--max-pending-handshakes <n>', '--max-connections-per-address <n>', '--max-queued-connections <n>', '--defer-accept <seconds>']) {
+    for (const flag of ['--proxy-protocol <version>', '--trusted-proxies <list>', '--max-connections <n>', '--max-pending-handshakes <n>', '--max-connections-per-address <n>', '--per-address-ipv6-prefix <bits>', '--max-queued-connections <n>', '--defer-accept <seconds>']) {
       expect(cli.stdout).to.include(flag);
     }
   });

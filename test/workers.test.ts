@@ -249,6 +249,8 @@ describe('workers: options', () => {
     for (const extra of [
       { maxConnectionsPerAddress: 0 },
       { maxConnectionsPerAddress: 1.5 },
+      { maxConnectionsPerAddress: 1, perAddressIPv6Prefix: 0 },
+      { maxConnectionsPerAddress: 1, perAddressIPv6Prefix: 129 },
       { deferAccept: 3601 },
       { deferAccept: '5' },
       { proxyProtocol: 'v1' },

@@ -7,7 +7,7 @@ import type { WorkersListener } from '../src/index.js';
 import { WorkersListener as WorkersListenerClass } from '../src/workers/worker_listener.js';
 import type { WorkersHandlerConfig } from './fixtures/workers_handler.js';
 import { compiledFixture } from './support/paths.js';
-import { inet4, unixAddresses, v2 } from './support/proxy_headers.js';
+import { inet4, inet6, unixAddresses, v2 } from './support/proxy_headers.js';
 import { Cleanup, connect, waitUntil, within } from './support/sockets.js';
 import type { Client } from './support/sockets.js';
 
@@ -54,6 +54,18 @@ describe('workers: maxConnectionsPerAddress follows the same rule as on one thre
       expect(await client.line(), `unix client ${i + 1}`).to.match(/^\d+ \d+ /);
     }
     expect(listener.stats().rejected.maxConnectionsPerAddress).to.equal(0);
+  });
+
+  it('behind a PROXY balancer, an IPv4-mapped client counts with its IPv4 form in the listener-wide table', async function () {
+    this.timeout(30_000);
+    const listener = createLocalTCPListener({ port: 0, proxyProtocol: 'v2', trustedProxies: ['127.0.0.1'], maxConnectionsPerAddress: 1, workers: hold });
+    const port = await started(listener);
+    const v4 = await connectFrom(port, '127.0.0.1', v2({ familyTransport: 0x11, addresses: inet4('198.51.100.9', '192.0.2.1', 40_000, 443) }));
+    expect(await v4.line()).to.match(/ 198\.51\.100\.9$/);
+    const mapped = await connectFrom(port, '127.0.0.1', v2({ familyTransport: 0x21, addresses: inet6('0:0:0:0:0:ffff:c633:6409', '2001:db8:0:0:0:0:0:1', 40_001, 443) }));
+    await mapped.whenClosed();
+    expect(mapped.received, '::ffff:198.51.100.9 is 198.51.100.9').to.equal('');
+    await waitUntil(() => listener.stats().rejected.maxConnectionsPerAddress === 1, () => JSON.stringify(listener.stats().rejected));
   });
 
   it("the accept thread's table: more distinct addresses than it holds, the next new one is closed and counted as addressTableFull", async function () {
