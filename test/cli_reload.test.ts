@@ -123,6 +123,32 @@ describe('CLI: --watch reloads the certificate files when they change', function
     expect((await cli.stop()).code).to.equal(0);
   });
 
+  it("follows a Kubernetes Secret volume: the new certificates once ..data is swapped to a new directory", async function () {
+    // The layout the kubelet writes: the files in a timestamped directory, ..data pointing at
+    // it, each file name a symlink through ..data; a renewal renames a new ..data over it.
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'ntl-secret-'));
+    cleanup.add(() => fs.rm(dir, { recursive: true, force: true }));
+    async function version(name: string, pair: CertAndKey): Promise<void> {
+      await fs.mkdir(path.join(dir, name));
+      await fs.writeFile(path.join(dir, name, 'tls.crt'), pair.cert);
+      await fs.writeFile(path.join(dir, name, 'tls.key'), pair.key);
+    }
+    await version('..2026_01_01_00_00_00.1', pki.server);
+    await fs.symlink('..2026_01_01_00_00_00.1', path.join(dir, '..data'));
+    for (const name of ['tls.crt', 'tls.key']) await fs.symlink(path.join('..data', name), path.join(dir, name));
+    const cli = spawnCliProcess(cleanup, ['--port', '0', '--watch', '--cert', path.join(dir, 'tls.crt'), '--key', path.join(dir, 'tls.key')]);
+    const port = await cli.started();
+    expect(await servedCommonName(cleanup, port)).to.equal('server.test');
+
+    await version('..2026_02_01_00_00_00.2', pki.rsaServer);
+    await fs.symlink('..2026_02_01_00_00_00.2', path.join(dir, '..data_tmp'));
+    await fs.rename(path.join(dir, '..data_tmp'), path.join(dir, '..data'));
+    await fs.rm(path.join(dir, '..2026_01_01_00_00_00.1'), { recursive: true });
+    await cli.logged(/^native-tls-listener: certificates reloaded \(the certificate files changed\)$/);
+    expect(await servedCommonName(cleanup, port)).to.equal('rsa.server.test');
+    expect((await cli.stop()).code).to.equal(0);
+  });
+
   it('does not watch without --watch: a change alone reloads nothing', async function () {
     const files = await servedFiles(cleanup, pki.server);
     const cli = spawnCliProcess(cleanup, ['--port', '0', '--cert', files.cert, '--key', files.key]);

@@ -20,6 +20,15 @@ function filesOf(source: ServingCredentials['files']): string[] {
   return [...new Set(all.map((file) => path.resolve(file)))];
 }
 
+/** Where a path leads through its symlinks, or undefined while it leads nowhere. */
+function resolved(file: string): string | undefined {
+  try {
+    return fs.realpathSync(file);
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * What a reload swaps the credentials of: a single-thread listener (at once) or one with
  * workers (once every worker serves them: a promise that rejects if one cannot).
@@ -66,6 +75,10 @@ export class CertificateReloader {
   /**
    * Watches the directories of the certificate files (a file replaced by rename is a new
    * inode, which a watch on the file itself would miss) and reloads once changes settle.
+   * A change of another name in the directory reloads too when it moved where a file's path
+   * leads: Kubernetes mounts a Secret as dir/tls.crt -> ..data/tls.crt, ..data -> ..2026_xx,
+   * and renews it by renaming a new ..data symlink over the old one, which no event names
+   * tls.crt for.
    */
   watch(): void {
     const byDir = new Map<string, Set<string>>();
@@ -75,10 +88,20 @@ export class CertificateReloader {
       byDir.set(path.dirname(file), names);
     }
     for (const [dir, names] of byDir) {
+      const targets = new Map([...names].map((name) => [name, resolved(path.join(dir, name))]));
+      const retargeted = (): boolean => {
+        let moved = false;
+        for (const [name, target] of targets) {
+          const now = resolved(path.join(dir, name));
+          if (now !== target) moved = true;
+          targets.set(name, now);
+        }
+        return moved;
+      };
       let watcher: fs.FSWatcher;
       try {
         watcher = fs.watch(dir, { persistent: false }, (_event, name) => {
-          if (name === null || names.has(name.toString())) this.scheduleReload();
+          if (name === null || names.has(name.toString()) || retargeted()) this.scheduleReload();
         });
       } catch (error) {
         // SIGHUP still reloads; the server keeps running without the watch.
