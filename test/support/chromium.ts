@@ -88,7 +88,7 @@ export class Chromium {
   async open(width: number, height: number, scheme: 'light' | 'dark'): Promise<ChromiumPage> {
     const { targetId } = (await this.send('Target.createTarget', { url: 'about:blank' })) as { targetId: string };
     const { sessionId } = (await this.send('Target.attachToTarget', { targetId, flatten: true })) as { sessionId: string };
-    const page = new ChromiumPage(this, sessionId);
+    const page = new ChromiumPage(this, sessionId, targetId);
     await page.send('Emulation.setDeviceMetricsOverride', { width, height, deviceScaleFactor: 1, mobile: false });
     await page.send('Emulation.setEmulatedMedia', { features: [{ name: 'prefers-color-scheme', value: scheme }] });
     return page;
@@ -124,7 +124,12 @@ export class ChromiumPage {
   constructor(
     private readonly browser: Chromium,
     private readonly sessionId: string,
+    private readonly targetId: string,
   ) {}
+
+  async close(): Promise<void> {
+    await this.browser.send('Target.closeTarget', { targetId: this.targetId });
+  }
 
   send(method: string, params: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
     return this.browser.send(method, params, this.sessionId);
@@ -133,6 +138,12 @@ export class ChromiumPage {
   async navigate(url: string): Promise<void> {
     const { errorText } = (await this.send('Page.navigate', { url })) as { errorText?: string };
     if (errorText !== undefined) throw new Error(`chromium could not load ${url}: ${errorText}`);
+    // Page.navigate answers once the navigation commits, before the document is parsed.
+    const deadline = Date.now() + 15_000;
+    while ((await this.evaluate<string>('document.readyState')) !== 'complete') {
+      if (Date.now() > deadline) throw new Error(`${url} did not finish loading`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
   }
 
   /** The value of a JavaScript expression in the page (JSON-serializable). */
