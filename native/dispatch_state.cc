@@ -185,8 +185,11 @@ void DrainWakeFd(int fd) {
 
 // Waits until there is a queue to accept for (the backlog holds connections meanwhile) or the
 // dispatcher stops; then, unless a stranded batch waits for that queue, until the listening
-// socket is readable. False: stop.
-bool WaitForWork(DispatchShared& shared, bool stranded) {
+// socket is readable. False: stop. A poll() that fails (other than EINTR: ENOMEM, say) leaves
+// its errno in `poll_errno`, for the caller to report and back off: looked at again at once,
+// the same failure would spin.
+bool WaitForWork(DispatchShared& shared, bool stranded, int* poll_errno) {
+  *poll_errno = 0;
   {
     std::unique_lock<std::mutex> lock(shared.mutex);
     shared.changed.wait(lock, [&] { return shared.stopping || !shared.queues.empty(); });
@@ -208,9 +211,29 @@ bool WaitForWork(DispatchShared& shared, bool stranded) {
   if (stranded) return true;
   struct pollfd fds[2] = {{shared.listen_fd, POLLIN, 0}, {shared.wake_fd, POLLIN, 0}};
   int ready = poll(fds, 2, -1);
-  if (ready < 0) return true;  // EINTR: look again
+  if (ready < 0) {
+    if (errno != EINTR) *poll_errno = errno;
+    return true;  // EINTR: look again
+  }
   if (fds[1].revents != 0) DrainWakeFd(shared.wake_fd);
   return true;
+}
+
+// A pause of `delay_ms` before the next look (the listening socket stays unpolled meanwhile);
+// stopping ends it, and so does a descriptor a worker releases when the pause is for lack of
+// them (`exhausted`: since `releases_before`), as a released connection resumes the
+// single-thread acceptor.
+void BackOff(DispatchShared& shared, uint64_t delay_ms, bool exhausted, uint64_t releases_before) {
+  std::unique_lock<std::mutex> lock(shared.mutex);
+  // wait_until on the system clock, not wait_for: libstdc++ turns a steady-clock wait into
+  // pthread_cond_clockwait, which would make the prebuild need glibc 2.30 (README: 2.28).
+  shared.changed.wait_until(lock, std::chrono::system_clock::now() + std::chrono::milliseconds(delay_ms), [&] {
+    return shared.stopping || (exhausted && shared.releases != releases_before);
+  });
+}
+
+uint64_t NextPause(const DispatchShared& shared, uint64_t delay_ms) {
+  return delay_ms * 2 > shared.pause_max_ms ? shared.pause_max_ms : delay_ms * 2;
 }
 
 void AcceptThreadMain(const std::shared_ptr<DispatchShared>& owner) {
@@ -219,7 +242,20 @@ void AcceptThreadMain(const std::shared_ptr<DispatchShared>& owner) {
   std::vector<AcceptedFd> batch;
   uint64_t next_pause_ms = shared.pause_min_ms;
   batch.reserve(shared.batch_limit);
-  while (WaitForWork(shared, !batch.empty())) {
+  int poll_errno = 0;
+  while (WaitForWork(shared, !batch.empty(), &poll_errno)) {
+    if (poll_errno != 0) {
+      // Reported as a pause, like accept()'s own failures, and backed off the same way.
+      uint64_t delay = next_pause_ms;
+      {
+        std::lock_guard<std::mutex> lock(shared.mutex);
+        shared.pauses++;
+        PushEvent(shared, kEventPause, poll_errno, delay);
+      }
+      next_pause_ms = NextPause(shared, delay);
+      BackOff(shared, delay, false, 0);
+      continue;
+    }
     if (!batch.empty()) {
       Dispatch(shared, batch);
       continue;
@@ -286,16 +322,8 @@ void AcceptThreadMain(const std::shared_ptr<DispatchShared>& owner) {
     if (!batch.empty()) Dispatch(shared, batch);
     if (fatal_errno != 0) break;  // the main thread closes the listener on the fatal event
     if (paused) {
-      next_pause_ms = pause_delay * 2 > shared.pause_max_ms ? shared.pause_max_ms : pause_delay * 2;
-      // Out of descriptors: one a worker releases (since this batch began) ends the pause, as
-      // a released connection resumes the single-thread acceptor.
-      bool exhausted = pause_errno == EMFILE || pause_errno == ENFILE;
-      std::unique_lock<std::mutex> lock(shared.mutex);
-      // wait_until on the system clock, not wait_for: libstdc++ turns a steady-clock wait into
-      // pthread_cond_clockwait, which would make the prebuild need glibc 2.30 (README: 2.28).
-      shared.changed.wait_until(lock, std::chrono::system_clock::now() + std::chrono::milliseconds(pause_delay), [&] {
-        return shared.stopping || (exhausted && shared.releases != releases_before);
-      });
+      next_pause_ms = NextPause(shared, pause_delay);
+      BackOff(shared, pause_delay, pause_errno == EMFILE || pause_errno == ENFILE, releases_before);
     }
   }
   // Stopped (or failed) with a batch no worker took: closed here, counted as dropped.
@@ -309,6 +337,15 @@ void AcceptThreadMain(const std::shared_ptr<DispatchShared>& owner) {
     shared.dropped += batch.size();
     shared.stranded = 0;
   }
+}
+
+// The wake pipe, both ends non-blocking (a full pipe must not block a waker; the reader
+// drains it) and close-on-exec like every descriptor the addon opens, set atomically. Returns
+// 0 or the errno, with nothing left open. The one place the pipe is made: where pipe2() is
+// missing, a fallback belongs beside it.
+int OpenWakePipe(int fds[2]) {
+  if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) return errno;
+  return 0;
 }
 
 void AcceptThreadEntry(void* arg) {
@@ -337,14 +374,12 @@ void UnregisterDispatcher(int id) {
   g_registry.erase(id);
 }
 
-int StartAcceptThread(const std::shared_ptr<DispatchShared>& shared) {
+int StartAcceptThread(const std::shared_ptr<DispatchShared>& shared, const char** failed_call) {
   int pipe_fds[2];
-  if (pipe(pipe_fds) != 0) return errno;
-  for (int fd : pipe_fds) {
-    // Non-blocking: a full pipe must not block a waker; close-on-exec like every fd we open.
-    (void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-    (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
-  }
+  *failed_call = "pipe2";
+  int pipe_err = OpenWakePipe(pipe_fds);
+  if (pipe_err != 0) return pipe_err;
+  *failed_call = "pthread_create";
   shared->wake_fd = pipe_fds[0];
   shared->wake_write_fd = pipe_fds[1];
   // libuv's thread (Node exports it) rather than std::thread, whose instantiation for our types

@@ -170,8 +170,9 @@ std::shared_ptr<DispatchShared> RegisterDispatcher(std::shared_ptr<DispatchShare
 std::shared_ptr<DispatchShared> FindDispatcher(int id);
 void UnregisterDispatcher(int id);
 
-// Starts the accept thread. Returns 0 or an errno.
-int StartAcceptThread(const std::shared_ptr<DispatchShared>& shared);
+// Starts the accept thread (and makes its wake pipe). Returns 0, or an errno with the call
+// that failed in `failed_call`; nothing is left open then.
+int StartAcceptThread(const std::shared_ptr<DispatchShared>& shared, const char** failed_call);
 // Stops and joins the accept thread, closes the listening and wake descriptors. Idempotent.
 void StopAcceptThread(DispatchShared& shared);
 // Wakes the accept thread (a queue joined or left, or stop).

@@ -188,11 +188,14 @@ Dispatcher::~Dispatcher() {
 Napi::Value Dispatcher::Start(const Napi::CallbackInfo& info) {
   if (handle_ == nullptr || handle_->closing) throw Napi::Error::New(info.Env(), "dispatcher is closed");
   if (!handle_->started) {
-    int err = StartAcceptThread(shared_);
+    const char* failed_call = "";
+    int err = StartAcceptThread(shared_, &failed_call);
     if (err != 0) {
-      Napi::Error error = Napi::Error::New(info.Env(), std::string("accept thread: ") + strerror(err));
+      // Shaped like Node's system errors (code, errno, syscall); libuv's names are -errno's.
+      Napi::Error error = Napi::Error::New(info.Env(), std::string("accept thread: ") + failed_call + " " + strerror(err));
+      error.Set("code", Napi::String::New(info.Env(), uv_err_name(-err)));
       error.Set("errno", Napi::Number::New(info.Env(), err));
-      error.Set("syscall", Napi::String::New(info.Env(), "pthread_create"));
+      error.Set("syscall", Napi::String::New(info.Env(), failed_call));
       throw error;
     }
     handle_->started = true;
