@@ -2,6 +2,10 @@
 // TCP, the TLS handshake for TLS) under the idle timeout, then its handler, then a graceful
 // close; or a failure reported with one code per cause. Every path ends in the socket's
 // 'close', which releases the connection from the registry exactly once.
+//
+// No closure is made per connection on the common path (as lib/_http_server.js): the record
+// and its lifecycle live on the socket (both sockets, when a TLSSocket sits on a net.Socket)
+// under symbols, and the socket listeners and timers are module-level functions.
 import type { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -10,7 +14,7 @@ import { codedError, ErrorCodes } from './errors.js';
 import type { CodedError } from './errors.js';
 import type { DescriptorAdopter } from './accept/descriptor_handoff.js';
 import { channels, debug } from './diagnostics.js';
-import { onceKept } from './kept_listener.js';
+import { keep, unkeep } from './kept_listener.js';
 
 /** Where a connection failed before its handler got it; what `tlsClientError` carries. */
 export interface SetupFailureInfo {
@@ -37,13 +41,13 @@ export interface ConnectionSetup<S extends net.Socket, I extends { id: number }>
    * Asked once per batch; start() then gets what the adopter made.
    */
   directAdopter?(): DescriptorAdopter | undefined;
-  start(
-    socket: net.Socket,
-    record: ConnectionRecord,
-    done: (served: S, info: I, handshake?: HandshakeOutcome) => void,
-    fail: (error: CodedError, kind: 'failed' | 'timedOut') => void,
-  ): void;
+  start(socket: net.Socket, record: ConnectionRecord, done: SetupDone<S, I>, fail: SetupFail): void;
 }
+
+/** Setup succeeded: `served` goes to the handler with `info`. The same function for every connection. */
+export type SetupDone<S extends net.Socket, I> = (record: ConnectionRecord, served: S, info: I, handshake?: HandshakeOutcome) => void;
+/** Setup failed. The same function for every connection. */
+export type SetupFail = (record: ConnectionRecord, error: CodedError, kind: 'failed' | 'timedOut') => void;
 
 /** What a setup stage with a handshake reports on success, for the statistics. */
 export interface HandshakeOutcome {
@@ -82,6 +86,49 @@ function destroyBoth(record: ConnectionRecord): void {
   record.socket.destroy();
 }
 
+const kRecord = Symbol('native-tls-listener.record');
+const kLifecycle = Symbol('native-tls-listener.lifecycle');
+
+/** A socket of a tracked connection: the one that owns the descriptor, or the served one above it. */
+type Tracked = net.Socket & {
+  [kRecord]?: ConnectionRecord;
+  [kLifecycle]?: ConnectionLifecycle<net.Socket, { id: number }>;
+};
+
+function mark(socket: net.Socket, record: ConnectionRecord, lifecycle: ConnectionLifecycle<net.Socket, { id: number }>): void {
+  (socket as Tracked)[kRecord] = record;
+  (socket as Tracked)[kLifecycle] = lifecycle;
+}
+
+/** The descriptor's socket closed: released, once. */
+function onConnectionClose(this: Tracked): void {
+  const record = this[kRecord];
+  const lifecycle = this[kLifecycle];
+  unkeep(this, 'close');
+  if (record !== undefined && lifecycle !== undefined) lifecycle.released(record);
+}
+
+/** A peer's reset must not become an uncaught 'error'; the handler may add its own listener. */
+function onConnectionError(this: Tracked, error: Error): void {
+  debug('connection %d: %s', this[kRecord]?.id ?? 0, error.message);
+}
+
+function onConnectionIdle(this: Tracked): void {
+  const record = this[kRecord];
+  if (record !== undefined) this[kLifecycle]?.idle(record, this);
+}
+
+/** The served socket's writing side ended ('finish'): end() called and flushed. */
+function onServedFinish(this: Tracked): void {
+  const record = this[kRecord];
+  if (record !== undefined) this[kLifecycle]?.ended(record, this);
+}
+
+/** gracefulCloseTimeout passed after our side ended. */
+function onCloseTimer(record: ConnectionRecord): void {
+  destroyBoth(record);
+}
+
 export class ConnectionLifecycle<S extends net.Socket, I extends { id: number }> {
   /** Connections whose gracefulCloseTimeout timer runs (it starts once per connection). */
   private readonly closeTimed = new WeakSet<ConnectionRecord>();
@@ -94,51 +141,56 @@ export class ConnectionLifecycle<S extends net.Socket, I extends { id: number }>
     private readonly timing: LifecycleTiming,
   ) {}
 
+  /** setup.start()'s callbacks, made once for every connection. */
+  private readonly setupDone: SetupDone<S, I> = (record, served, info, handshake) => {
+    if (record.setupSettled === true) return;
+    record.setupSettled = true;
+    if (handshake) this.countHandshake(record, handshake);
+    this.serve(record, served, info);
+  };
+
+  private readonly setupFail: SetupFail = (record, error, kind) => {
+    if (record.setupSettled === true) return;
+    record.setupSettled = true;
+    this.failSetup(record, error, kind);
+  };
+
   track(id: number, socket: net.Socket, fd: number | null): void {
     // The peer's address is read now, while the socket is surely open: a connection that fails
     // later by closing (FIN, RST, a timeout) can no longer be asked, and every report of it
     // (tlsClientError, logs) still names the client. Node caches it for the handler too.
     // Only where setup can fail: plain TCP skips the getpeername() it would cost.
     const record = this.registry.register(id, socket, fd, this.setup.canFail ? peerOf(socket) : {});
-    // Kept: on the one-socket TLS path this is the handler's socket, which may drop its listeners.
-    onceKept(socket, 'close', () => {
-      this.registry.release(id);
-      if (channels.connectionClose.hasSubscribers) channels.connectionClose.publish({ listener: this.host, id });
-    });
-    // A peer's reset must not become an uncaught 'error'; the handler may add its own listener.
-    socket.on('error', (error: Error) => debug('connection %d: %s', id, error.message));
+    mark(socket, record, this as unknown as ConnectionLifecycle<net.Socket, { id: number }>);
+    // Kept from serve() on, where the handler gets this very socket (see kept_listener.ts).
+    socket.on('close', onConnectionClose);
+    socket.on('error', onConnectionError);
     if (channels.accept.hasSubscribers) channels.accept.publish({ listener: this.host, id, fd });
     if (this.host.stopping) {
       socket.destroy();
       return;
     }
-    if (this.timing.idleTimeout !== undefined) this.watchIdle(record, socket);
-    let settled = false;
-    this.setup.start(
-      socket,
-      record,
-      (served, info, handshake) => {
-        if (settled) return;
-        settled = true;
-        if (handshake) this.countHandshake(record, handshake);
-        this.serve(record, served, info);
-      },
-      (error, kind) => {
-        if (settled) return;
-        settled = true;
-        this.failSetup(record, error, kind);
-      },
-    );
+    if (this.timing.idleTimeout !== undefined) {
+      socket.setTimeout(this.timing.idleTimeout);
+      socket.on('timeout', onConnectionIdle);
+    }
+    this.setup.start(socket, record, this.setupDone, this.setupFail);
   }
 
-  private watchIdle(record: ConnectionRecord, socket: net.Socket): void {
-    socket.setTimeout(this.timing.idleTimeout ?? 0, () => {
-      this.registry.idleTimeouts++;
-      // Whichever layer notices the destroy first, a setup that ends here ends as idle.
-      record.endedBy ??= 'idle';
-      const target = record.served ?? socket;
-      target.destroy(codedError(ErrorCodes.IDLE_TIMEOUT, `connection ${record.id} idle for ${this.timing.idleTimeout} ms`));
-    });
+  /** The connection's descriptor is released (its socket's 'close'). */
+  released(record: ConnectionRecord): void {
+    if (record.closeTimer !== undefined) clearTimeout(record.closeTimer);
+    this.registry.release(record.id);
+    if (channels.connectionClose.hasSubscribers) channels.connectionClose.publish({ listener: this.host, id: record.id });
+  }
+
+  /** idleTimeout passed on the descriptor's socket. */
+  idle(record: ConnectionRecord, socket: net.Socket): void {
+    this.registry.idleTimeouts++;
+    // Whichever layer notices the destroy first, a setup that ends here ends as idle.
+    record.endedBy ??= 'idle';
+    const target = record.served ?? socket;
+    target.destroy(codedError(ErrorCodes.IDLE_TIMEOUT, `connection ${record.id} idle for ${this.timing.idleTimeout} ms`));
   }
 
   private countHandshake(record: ConnectionRecord, handshake: HandshakeOutcome): void {
@@ -180,7 +232,11 @@ export class ConnectionLifecycle<S extends net.Socket, I extends { id: number }>
     this.registry.enterHandler(record);
     record.served = served;
     if (served !== record.socket) {
-      served.on('error', (error: Error) => debug('connection %d: %s', record.id, error.message));
+      mark(served, record, this as unknown as ConnectionLifecycle<net.Socket, { id: number }>);
+      served.on('error', onConnectionError);
+    } else {
+      // The handler holds the descriptor's own socket: its 'close' listener must stay.
+      keep(served, 'close', onConnectionClose);
     }
     if (this.host.stopping) {
       served.destroy();
@@ -193,41 +249,42 @@ export class ConnectionLifecycle<S extends net.Socket, I extends { id: number }>
       this.failHandler(record, served, info, error);
       return;
     }
+    // Ended by the handler while its promise runs: the bound starts then, the input stays its.
+    // A handler that returned nothing owns the connection until it ends it; from then on the
+    // close is the listener's, bounded as after a promise. Without this, a peer's
+    // close_notify and FIN behind input the handler never read would go unseen for good.
     if (isPromiseLike(result)) {
-      // Ended by the handler while its promise runs: the bound starts now, the input stays its.
-      this.whenEnded(served, () => this.boundClose(record, served));
+      record.handlerPending = true;
       result.then(
-        () => this.closeGracefully(record, served),
-        (error: unknown) => this.failHandler(record, served, info, error),
+        () => {
+          record.handlerPending = false;
+          this.closeGracefully(record, served);
+        },
+        (error: unknown) => {
+          record.handlerPending = false;
+          this.failHandler(record, served, info, error);
+        },
       );
-    } else {
-      // A handler that returned nothing owns the connection until it ends it; from then on the
-      // close is the listener's, bounded as after a promise. Without this, a peer's
-      // close_notify and FIN behind input the handler never read would go unseen for good.
-      this.whenEnded(served, () => this.closeGracefully(record, served));
     }
+    if (served.writableFinished) this.ended(record, served);
+    else served.on('finish', onServedFinish);
   }
 
-  /** Calls `then` once the socket's writing side has ended ('finish': end() called and flushed). */
-  private whenEnded(served: net.Socket, then: () => void): void {
-    if (served.writableFinished) then();
-    else served.once('finish', then);
+  /** Our side of the connection has ended ('finish'). */
+  ended(record: ConnectionRecord, served: net.Socket): void {
+    if (record.handlerPending === true) this.boundClose(record);
+    else if (record.phase === 'handler') this.closeGracefully(record, served);
   }
 
   /**
    * Starts the gracefulCloseTimeout timer once per connection: the peer has that long to close
    * after our side ended, whoever ended it. Unref'd: one connection's peer lingering must not
-   * keep the process alive by itself.
+   * keep the process alive by itself. Cleared on release.
    */
-  private boundClose(record: ConnectionRecord, served: net.Socket): void {
-    if (record.socket.destroyed || this.closeTimed.has(record)) return;
-    this.closeTimed.add(record);
-    const timer = setTimeout(() => {
-      served.destroy();
-      record.socket.destroy();
-    }, this.timing.gracefulCloseTimeout);
-    timer.unref();
-    record.socket.once('close', () => clearTimeout(timer));
+  private boundClose(record: ConnectionRecord): void {
+    if (record.socket.destroyed || record.closeTimer !== undefined) return;
+    record.closeTimer = setTimeout(onCloseTimer, this.timing.gracefulCloseTimeout, record);
+    record.closeTimer.unref();
   }
 
   private failHandler(record: ConnectionRecord, served: S, info: I, error: unknown): void {
@@ -249,7 +306,7 @@ export class ConnectionLifecycle<S extends net.Socket, I extends { id: number }>
   private closeGracefully(record: ConnectionRecord, served: net.Socket): void {
     if (record.socket.destroyed) return;
     record.phase = 'closing';
-    this.boundClose(record, served);
+    this.boundClose(record);
     served.end();
     // Reading and dropping the rest lets the peer's FIN be seen: a socket paused on unread
     // data never sees it.

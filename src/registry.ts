@@ -27,6 +27,12 @@ export interface ConnectionRecord {
   peer: { remoteAddress?: string; remotePort?: number };
   /** Set when the listener itself ends the connection: by close(), or the idle timeout. */
   endedBy?: 'listener' | 'idle';
+  /** The setup stage has reported (done or fail): a second report is ignored. */
+  setupSettled?: boolean;
+  /** The handler returned a promise that has not settled yet. */
+  handlerPending?: boolean;
+  /** The gracefulCloseTimeout timer, once our side has ended; cleared on release. */
+  closeTimer?: NodeJS.Timeout;
   /** Its slot in the acceptor's per-address counts (src/accept/admission.ts), or -1/absent. */
   addressSlot?: number;
 }

@@ -26,7 +26,7 @@ export interface TCPListenerOptions extends BaseListenerOptions {
 const noSetup: ConnectionSetup<net.Socket, TCPConnectionInfo> = {
   canFail: false,
   start(socket, record, done) {
-    done(socket, { id: record.id });
+    done(record, socket, { id: record.id });
   },
 };
 

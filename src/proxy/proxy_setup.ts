@@ -3,7 +3,7 @@
 // real addresses replace the proxy's in the connection's record (and so in every failure
 // report), and the next stage starts on the bytes that followed the header.
 import type net from 'node:net';
-import type { ConnectionSetup, HandshakeOutcome } from '../connection_lifecycle.js';
+import type { ConnectionSetup, SetupDone, SetupFail } from '../connection_lifecycle.js';
 import type { ConnectionRecord } from '../registry.js';
 import { codedError, ErrorCodes } from '../errors.js';
 import type { CodedError, ErrorCode } from '../errors.js';
@@ -112,12 +112,12 @@ export class ProxyProtocolSetup<S extends net.Socket, I extends { id: number } &
   start(
     socket: net.Socket,
     record: ConnectionRecord,
-    done: (served: S, info: I, handshake?: HandshakeOutcome) => void,
-    fail: (error: CodedError, kind: 'failed' | 'timedOut') => void,
+    done: SetupDone<S, I>,
+    fail: SetupFail,
   ): void {
     const peer = record.peer.remoteAddress;
     if (!this.settings.trusted.allows(peer)) {
-      fail(codedError(ErrorCodes.PROXY_PROTOCOL_UNTRUSTED, `connection ${record.id} from ${peer ?? 'an unknown address'}, which is not in trustedProxies`), 'failed');
+      fail(record, codedError(ErrorCodes.PROXY_PROTOCOL_UNTRUSTED, `connection ${record.id} from ${peer ?? 'an unknown address'}, which is not in trustedProxies`), 'failed');
       return;
     }
     let finished = false;
@@ -125,7 +125,7 @@ export class ProxyProtocolSetup<S extends net.Socket, I extends { id: number } &
     // TLS handshake less time, not a fresh timeout.
     const timer = setTimeout(() => {
       if (!finish()) return;
-      fail(codedError(this.settings.timeoutCode, `setup of connection ${record.id} took longer than ${this.settings.timeoutMs} ms`), 'timedOut');
+      fail(record, codedError(this.settings.timeoutCode, `setup of connection ${record.id} took longer than ${this.settings.timeoutMs} ms`), 'timedOut');
     }, this.settings.timeoutMs);
     const finish = (): boolean => {
       if (finished) return false;
@@ -134,7 +134,7 @@ export class ProxyProtocolSetup<S extends net.Socket, I extends { id: number } &
       return true;
     };
     const failWith = (error: CodedError): void => {
-      if (finish()) fail(error, 'failed');
+      if (finish()) fail(record, error, 'failed');
     };
     const closedEarly = (): void =>
       failWith(codedError(ErrorCodes.CLIENT_CLOSED, `the client closed connection ${record.id} before sending a whole PROXY protocol header`));
@@ -160,11 +160,11 @@ export class ProxyProtocolSetup<S extends net.Socket, I extends { id: number } &
         this.next.start(
           socket,
           record,
-          (served, info, handshake) => {
-            if (finish()) done(served, { ...info, ...record.peer, proxy }, handshake);
+          (_record, served, info, handshake) => {
+            if (finish()) done(record, served, { ...info, ...record.peer, proxy }, handshake);
           },
-          (error, kind) => {
-            if (finish()) fail(error, kind);
+          (_record, error, kind) => {
+            if (finish()) fail(record, error, kind);
           },
         );
       },

@@ -5,6 +5,7 @@ import type net from 'node:net';
 import tls from 'node:tls';
 import type { X509Certificate } from 'node:crypto';
 import type { ConnectionSetup } from '../listener.js';
+import type { SetupDone, SetupFail } from '../connection_lifecycle.js';
 import type { ConnectionRecord } from '../registry.js';
 import { codedError, ErrorCodes } from '../errors.js';
 import type { CodedError } from '../errors.js';
@@ -59,6 +60,8 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
   private readonly serverAlpn: readonly string[];
   private contexts: Readonly<ServingContexts>;
   private readonly deadlines: SetupDeadlines;
+  /** The socket options when no ClientHello is read first, for the contexts they were built for. */
+  private plainOptions: { contexts: Readonly<ServingContexts>; options: tls.TLSSocketOptions } | null = null;
   /** Opens a TLSSocket on a descriptor with the contexts serving now (directAdopter). */
   private readonly openDirect: DescriptorAdopter = (fd, slot) =>
     openTlsSocket(fd, this.socketOptions(undefined, this.contexts), slot) ?? adoptDescriptor(fd, slot);
@@ -106,14 +109,15 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
   start(
     socket: net.Socket,
     record: ConnectionRecord,
-    done: (served: tls.TLSSocket, info: ConnectionInfo, handshake: { sniCredentialUsed: boolean }) => void,
-    fail: (error: CodedError, kind: 'failed' | 'timedOut') => void,
+    done: SetupDone<tls.TLSSocket, ConnectionInfo>,
+    fail: SetupFail,
   ): void {
     let finished = false;
     const contexts = this.contexts;
     const deadline = this.deadlines.add(() => {
       finish();
       fail(
+        record,
         codedError(ErrorCodes.TLS_HANDSHAKE_TIMEOUT, `TLS setup of connection ${record.id} took longer than ${this.options.handshakeTimeout} ms`),
         'timedOut',
       );
@@ -125,7 +129,7 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
       return true;
     };
     const failWith = (error: unknown): void => {
-      if (finish()) fail(asCoded(error), 'failed');
+      if (finish()) fail(record, asCoded(error), 'failed');
     };
     // The client's own end is one cause with one code, whichever layer sees it: its FIN while
     // the ClientHello is being read (the reader reports ERR_CLIENT_CLOSED), or the close under
@@ -156,7 +160,7 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
         socket.off('error', failWith);
         if (tlsSocket !== socket) tlsSocket.off('error', failWith);
         releaseControlAfterSetup(tlsSocket);
-        done(tlsSocket, info, { sniCredentialUsed: info.sniCredentialUsed });
+        done(record, tlsSocket, info, { sniCredentialUsed: info.sniCredentialUsed });
       });
     };
 
@@ -173,6 +177,16 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
   }
 
   private socketOptions(hello: ClientHelloSummary | undefined, contexts: Readonly<ServingContexts>): tls.TLSSocketOptions {
+    // Without a ClientHello read first they depend on the contexts alone: built once per set
+    // of contexts (SNICallback included), not per connection. TLSSocket copies what it is given.
+    if (hello === undefined) {
+      if (this.plainOptions?.contexts !== contexts) this.plainOptions = { contexts, options: this.buildOptions(undefined, contexts) };
+      return this.plainOptions.options;
+    }
+    return this.buildOptions(hello, contexts);
+  }
+
+  private buildOptions(hello: ClientHelloSummary | undefined, contexts: Readonly<ServingContexts>): tls.TLSSocketOptions {
     const { requestClientCert } = this.options;
     const { context, sniContext } = contexts;
     const options: tls.TLSSocketOptions = {
