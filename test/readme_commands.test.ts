@@ -112,6 +112,19 @@ const RUNNERS: Runner[] = [
   { matches: /^npm install$/, run: runBy('.ci/run', 'npm ci --no-audit --no-fund') },
   { matches: /^npm test$/, run: runBy('.ci/run', '\nnpm test\n') },
   { matches: /^npm run test:sanitize/, run: runBy('.ci/run', '\nnpm run test:sanitize\n') },
+  {
+    // The test tools' install line: every package is one .ci/run installs, and every program
+    // the preflight requires comes from one of them.
+    matches: /^apt-get install -y /,
+    run: (command) => {
+      const packages = command.slice('apt-get install -y '.length).split(' ');
+      const ci = fs.readFileSync(path.join(repoRoot, '.ci/run'), 'utf8');
+      for (const name of packages) expect(ci, `.ci/run installs ${name}`).to.match(new RegExp(`need\\+=\\([^)]*\\b${name}\\b`));
+      const preflight = fs.readFileSync(path.join(repoRoot, 'scripts/test-preflight.mjs'), 'utf8');
+      for (const [, name] of preflight.matchAll(/package: '([^']+)'/g)) expect(packages, `the README's line installs ${name}`).to.include(name);
+      return Promise.resolve();
+    },
+  },
   { matches: /^npm pack$/, run: runBy('scripts/check-packed-install.mjs', "'pack'") },
   { matches: /^npm install \/path\/to\/native-tls-listener-[\d.]+\.tgz$/, run: runBy('scripts/check-packed-install.mjs', "'install'") },
   {

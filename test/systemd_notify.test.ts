@@ -25,6 +25,13 @@ async function datagramReceiver(cleanup: Cleanup, kind: 'path' | 'abstract'): Pr
   const abstractName = `ntl-notify-${process.pid}-${path.basename(dir)}`;
   const spec = kind === 'path' ? `UNIX-RECV:${file}` : `ABSTRACT-RECV:${abstractName}`;
   const child = spawn('socat', ['-u', spec, 'STDOUT'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // A missing socat fails the test once, saying so, instead of an unhandled 'error' event.
+  await new Promise<void>((resolve, reject) => {
+    child.once('spawn', resolve);
+    child.once('error', (error: NodeJS.ErrnoException) =>
+      reject(error.code === 'ENOENT' ? new Error('socat is not installed (apt-get install -y socat); see scripts/test-preflight.mjs') : error),
+    );
+  });
   let received = '';
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (received += chunk));
   const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
