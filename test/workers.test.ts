@@ -216,6 +216,29 @@ describe('workers: a worker that dies is replaced, and its connections are count
     // may take a few seconds to finish.
     await waitUntil(() => descriptorCount() === baseline, () => `the descriptor count to return to ${baseline} (${descriptorCount()})`, 15_000);
   });
+
+  it("a module that throws at load: no 'close', and listen() again starts fresh workers once it loads", async function () {
+    this.timeout(30_000);
+    fs.writeFileSync(marker, '');
+    cleanup.add(() => fs.rmSync(marker, { force: true }));
+    const listener = createLocalTCPListener({ port: 0, workers: { count: 2, module: handlerModule, workerData: { mode: 'greet', failWhileExists: marker } } });
+    cleanup.add(() => listener.close());
+    let closeEvents = 0;
+    listener.on('close', () => closeEvents++);
+    const error = await listener.listen().then(
+      () => null,
+      (e: unknown) => e as Error & { code?: string },
+    );
+    expect(error?.code).to.equal(ErrorCodes.WORKER_FAILED);
+    expect(closeEvents, "'close' events after the failed listen()").to.equal(0);
+    fs.rmSync(marker);
+    const { port } = await within(listener.listen(), 'listen() again', 15_000);
+    const c = await connect(port);
+    cleanup.add(() => c.destroy());
+    expect(await c.line()).to.match(/^\d+ \d+$/);
+    await listener.close();
+    expect(closeEvents, "'close' events after close()").to.equal(1);
+  });
 });
 
 describe('workers: an adopted listening descriptor', () => {
