@@ -21,6 +21,9 @@ namespace {
 // The bounds of one hand-off message: a few listening sockets and a short JSON line.
 constexpr size_t kMaxDescriptors = 16;
 constexpr size_t kMaxPayloadBytes = 1024;
+// The longest receive allowed (src/upgrade/protocol.ts MAX_HANDOFF_TIMEOUT_MS): the wait holds
+// one of the threadpool's threads (four by default) for its whole length.
+constexpr int64_t kMaxReceiveTimeoutMs = 60000;
 
 int64_t NowMs() {
   timespec now;
@@ -234,8 +237,9 @@ Napi::Value SendDescriptors(const Napi::CallbackInfo& info) {
     sent = sendmsg(static_cast<int>(socket_fd), &message, MSG_DONTWAIT | MSG_NOSIGNAL);
   } while (sent == -1 && errno == EINTR);
   if (sent == -1) return SystemFailure(env, errno, "sendmsg");
-  // Part of a message would leave the receiver with a torn line: treated as a failure.
-  if (static_cast<size_t>(sent) != payload.Length()) return SystemFailure(env, EMSGSIZE, "sendmsg");
+  // Any byte sent carried the descriptors (SCM_RIGHTS rides with the first): they are
+  // delivered, so this succeeds even when only part of the payload went; the caller sends the
+  // rest (`sent` says how much went) on the same stream, after them.
   Napi::Object result = Napi::Object::New(env);
   result.Set("sent", static_cast<double>(sent));
   return result;
@@ -244,7 +248,7 @@ Napi::Value SendDescriptors(const Napi::CallbackInfo& info) {
 Napi::Value ReceiveDescriptors(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 2 || !info[0].IsString()) throw InvalidArgument(env, true, "receiveDescriptors(path: string, timeoutMs)");
-  int64_t timeout_ms = RequireInteger(env, info[1], "timeoutMs", 1, INT_MAX);
+  int64_t timeout_ms = RequireInteger(env, info[1], "timeoutMs", 1, kMaxReceiveTimeoutMs);
   auto* worker = new ReceiveWorker(env, info[0].As<Napi::String>().Utf8Value(), timeout_ms);
   Napi::Promise promise = worker->Promise();
   worker->Queue();

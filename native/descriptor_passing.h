@@ -21,9 +21,10 @@
 namespace ntl {
 
 // sendDescriptors(socketFd, fds: number[], payload: Buffer) -> { sent } | { errno, syscall }
+//   `sent` may be short of the payload: the descriptors went with its first byte all the same.
 Napi::Value SendDescriptors(const Napi::CallbackInfo& info);
 
-// receiveDescriptors(path: string, timeoutMs: number)
+// receiveDescriptors(path: string, timeoutMs: 1..60000)
 //   -> Promise<{ socketFd, fds: number[], payload: Buffer }>, rejects with { errno, syscall }
 Napi::Value ReceiveDescriptors(const Napi::CallbackInfo& info);
 

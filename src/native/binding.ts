@@ -220,13 +220,15 @@ export interface NativeBinding {
   notifySocket(address: string, state: string): NotifyOutcome;
   /**
    * One sendmsg of `payload` (1..1024 bytes) with `fds` (1..16) as SCM_RIGHTS on a connected
-   * Unix stream socket, never blocking (EAGAIN is a failure, as is a partial send). The
-   * descriptors stay the caller's; the kernel holds its own reference while they are in flight.
+   * Unix stream socket, never blocking (EAGAIN is a failure: nothing went). The descriptors
+   * stay the caller's; the kernel holds its own reference while they are in flight. Once any
+   * byte went, so did the descriptors: `sent` may then be less than the payload, and the
+   * caller sends the rest (after the descriptors, in order).
    */
   sendDescriptors(socketFd: number, fds: readonly number[], payload: Buffer): { sent: number } | DescriptorPassingFailure;
   /**
    * Connects to the Unix socket at `path` and receives one message with descriptors, on a
-   * worker thread, within `timeoutMs` (1..2^31-1). Rejects with a DescriptorPassingFailure,
+   * worker thread, within `timeoutMs` (1..60000: it holds a threadpool thread that long). Rejects with a DescriptorPassingFailure,
    * having closed everything it received (ETIMEDOUT, ECONNRESET: the sender closed first,
    * EMSGSIZE: truncated control data, EBADMSG: no descriptors or foreign control data; from
    * getsockopt, a descriptor that is not a listening TCP socket).

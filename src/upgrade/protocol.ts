@@ -11,12 +11,24 @@
 // sender serving and the successor gives up; after it, the sender drains and exits.
 import type net from 'node:net';
 import { codedError, ErrorCodes } from '../errors.js';
+import { checkInteger } from '../validation.js';
 import type { CodedError } from '../errors.js';
 
 /** A line longer than this is a broken peer, not a message. */
 export const MAX_MESSAGE_BYTES = 1024;
 /** How long either side waits for the other's next message by default. */
 export const DEFAULT_HANDOFF_TIMEOUT_MS = 30_000;
+/**
+ * The longest wait allowed (native/descriptor_passing.cc checks the same): receiving blocks a
+ * threadpool thread for up to that long, and Node has only four of them by default.
+ */
+export const MAX_HANDOFF_TIMEOUT_MS = 60_000;
+
+/** `timeoutMs` of either side: an integer from 1 to MAX_HANDOFF_TIMEOUT_MS, else ERR_INVALID_OPTION. */
+export function handoffTimeout(timeoutMs: unknown): number {
+  checkInteger('timeoutMs', timeoutMs, 1, MAX_HANDOFF_TIMEOUT_MS);
+  return (timeoutMs as number | undefined) ?? DEFAULT_HANDOFF_TIMEOUT_MS;
+}
 
 export type HandOffMessage = { type: 'hello'; pid: number; fds: number } | { type: 'ready' } | { type: 'released' };
 

@@ -17,12 +17,12 @@ import fs from 'node:fs';
 import net from 'node:net';
 import { descriptorPassingBinding } from './binding.js';
 import { codedError, ErrorCodes, systemError } from '../errors.js';
-import { decodeMessage, DEFAULT_HANDOFF_TIMEOUT_MS, encodeMessage, LineReader, nextMessage, upgradeError } from './protocol.js';
+import { decodeMessage, encodeMessage, handoffTimeout, LineReader, nextMessage, upgradeError } from './protocol.js';
 
 export interface TakeOverOptions {
   /** The running process's control socket. */
   path: string;
-  /** For each step (connect and receive; "released"): ms, default 30000. */
+  /** For each step (connect and receive; "released"): ms, 1 to 60000, default 30000. */
   timeoutMs?: number;
 }
 
@@ -87,7 +87,7 @@ export async function takeOver(options: TakeOverOptions): Promise<TakeOver> {
   if (binding === null) {
     throw codedError(ErrorCodes.NATIVE_UNAVAILABLE, 'receiving listening sockets from another process needs the native addon');
   }
-  const timeoutMs = options.timeoutMs ?? DEFAULT_HANDOFF_TIMEOUT_MS;
+  const timeoutMs = handoffTimeout(options.timeoutMs);
   let received;
   try {
     received = await binding.receiveDescriptors(options.path, timeoutMs);

@@ -21,7 +21,7 @@ import type { Listener } from '../listener.js';
 import { handleDescriptor } from '../node_internals.js';
 import { descriptorPassingBinding } from './binding.js';
 import { codedError, ErrorCodes, systemError } from '../errors.js';
-import { DEFAULT_HANDOFF_TIMEOUT_MS, encodeMessage, LineReader, nextMessage, upgradeError } from './protocol.js';
+import { encodeMessage, handoffTimeout, LineReader, nextMessage, upgradeError } from './protocol.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyListener = Listener<any, any>;
@@ -65,10 +65,10 @@ export class UpgradeControl extends EventEmitter {
    * cannot be passed from JS): without it, rejects with ERR_NATIVE_UNAVAILABLE.
    */
   static async listen(listeners: readonly AnyListener[], options: UpgradeControlOptions): Promise<UpgradeControl> {
+    const timeoutMs = handoffTimeout(options.timeoutMs);
     if (descriptorPassingBinding() === null) {
       throw codedError(ErrorCodes.NATIVE_UNAVAILABLE, 'handing listening sockets to another process needs the native addon');
     }
-    const timeoutMs = options.timeoutMs ?? DEFAULT_HANDOFF_TIMEOUT_MS;
     let server: net.Server;
     try {
       server = await UpgradeControl.bindControlSocket(options.path);
@@ -126,8 +126,11 @@ export class UpgradeControl extends EventEmitter {
     const socketFd = handleDescriptor(socket);
     if (binding === null || socketFd === null) throw upgradeError('the control connection has no descriptor');
     if (fds.length === 0 || fds.some((fd) => fd === null)) throw upgradeError('not listening: nothing to hand over');
-    const sent = binding.sendDescriptors(socketFd, fds as number[], encodeMessage({ type: 'hello', pid: process.pid, fds: fds.length }));
+    const hello = encodeMessage({ type: 'hello', pid: process.pid, fds: fds.length });
+    const sent = binding.sendDescriptors(socketFd, fds as number[], hello);
     if ('errno' in sent) throw upgradeError(`cannot send the listening sockets: ${systemError(sent.errno, sent.syscall).message}`);
+    // The descriptors went with the first byte; the rest of the line goes after them, in order.
+    if (sent.sent < hello.length) socket.write(hello.subarray(sent.sent));
     const reply = await nextMessage(socket, new LineReader(), this.timeoutMs, 'the successor accepting');
     if (reply.type !== 'ready') throw upgradeError(`expected "ready", got "${reply.type}"`);
     // Committed. Stop accepting first, so every connection from now on is the successor's.
