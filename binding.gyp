@@ -2,7 +2,10 @@
   "variables": {
     # Warnings are errors in CI's builds (NATIVE_TLS_LISTENER_WERROR=1), never in the build a
     # user's install runs: a newer compiler's new warning must not break an install.
-    "werror%": "<!(node -p \"process.env.NATIVE_TLS_LISTENER_WERROR === '1' ? 'true' : 'false'\")"
+    "werror%": "<!(node -p \"process.env.NATIVE_TLS_LISTENER_WERROR === '1' ? 'true' : 'false'\")",
+    # NTL_FORCE_PORTABLE=1 takes native/platform.h's portable paths on Linux too (what macOS
+    # runs), so that CI can test them: never set for a user's install.
+    "portable%": "<!(node -p \"process.env.NTL_FORCE_PORTABLE === '1' ? 'true' : 'false'\")"
   },
   "targets": [
     {
@@ -27,7 +30,8 @@
         "native/dispatch_state.cc",
         "native/dispatcher.cc",
         "native/worker_queue.cc",
-        "native/glibc_compat.cc"
+        "native/glibc_compat.cc",
+        "native/platform.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       # C++ exceptions as node-addon-api's node_addon_api_except_all target sets them up
@@ -55,6 +59,7 @@
         "OTHER_CPLUSPLUSFLAGS": ["-Wall", "-Wextra"]
       },
       "conditions": [
+        ["portable == 'true'", { "defines": ["NTL_FORCE_PORTABLE"] }],
         ["werror == 'true'", {
           "cflags_cc": ["-Werror"],
           "xcode_settings": { "GCC_TREAT_WARNINGS_AS_ERRORS": "YES" }

@@ -1,6 +1,8 @@
 #include "accept_queue.h"
 
-#if defined(__linux__)
+#include "platform.h"
+
+#if NTL_LINUX_CALLS
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -11,7 +13,7 @@
 namespace ntl {
 
 int AcceptQueueLength(int listen_fd) {
-#if defined(__linux__)
+#if NTL_LINUX_CALLS
   // For a socket in LISTEN state the kernel reports the accept queue's length in
   // tcpi_unacked (and its limit in tcpi_sacked); that is what `ss -l` shows as Recv-Q.
   struct tcp_info info {};

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "arguments.h"
+#include "platform.h"
 
 namespace ntl {
 namespace {
@@ -87,7 +88,7 @@ class ReceiveWorker : public Napi::AsyncWorker {
     if (path_.size() >= sizeof address.sun_path) return Fail(ENAMETOOLONG, "connect");
     std::memcpy(address.sun_path, path_.c_str(), path_.size());
 
-    socket_fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    socket_fd_ = OpenSocket(AF_UNIX, SOCK_STREAM, true);
     if (socket_fd_ == -1) return Fail(errno, "socket");
     if (connect(socket_fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) == -1) {
       // A Unix socket whose backlog is full answers EAGAIN; wait for it like EINPROGRESS.
@@ -111,7 +112,7 @@ class ReceiveWorker : public Napi::AsyncWorker {
     message.msg_controllen = sizeof control;
     ssize_t received;
     do {
-      received = recvmsg(socket_fd_, &message, MSG_CMSG_CLOEXEC);
+      received = ReceiveMessage(socket_fd_, &message);
     } while (received == -1 && errno == EINTR);
     if (received == -1) return Fail(errno, "recvmsg");
     // Take every descriptor the kernel installed before judging the message, so that each
@@ -234,7 +235,7 @@ Napi::Value SendDescriptors(const Napi::CallbackInfo& info) {
   // Never blocks the loop: a full socket answers EAGAIN, which fails the hand-off.
   ssize_t sent;
   do {
-    sent = sendmsg(static_cast<int>(socket_fd), &message, MSG_DONTWAIT | MSG_NOSIGNAL);
+    sent = sendmsg(static_cast<int>(socket_fd), &message, MSG_DONTWAIT | kNoSignal);
   } while (sent == -1 && errno == EINTR);
   if (sent == -1) return SystemFailure(env, errno, "sendmsg");
   // Any byte sent carried the descriptors (SCM_RIGHTS rides with the first): they are

@@ -1,6 +1,5 @@
 #include "dispatch_state.h"
 
-#include <fcntl.h>
 #include <poll.h>
 #include <unistd.h>
 
@@ -11,6 +10,7 @@
 
 #include "listen_socket.h"
 #include "load_shedding.h"
+#include "platform.h"
 
 namespace ntl {
 namespace {
@@ -339,15 +339,6 @@ void AcceptThreadMain(const std::shared_ptr<DispatchShared>& owner) {
   }
 }
 
-// The wake pipe, both ends non-blocking (a full pipe must not block a waker; the reader
-// drains it) and close-on-exec like every descriptor the addon opens, set atomically. Returns
-// 0 or the errno, with nothing left open. The one place the pipe is made: where pipe2() is
-// missing, a fallback belongs beside it.
-int OpenWakePipe(int fds[2]) {
-  if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) return errno;
-  return 0;
-}
-
 void AcceptThreadEntry(void* arg) {
   auto* owner = static_cast<std::shared_ptr<DispatchShared>*>(arg);
   AcceptThreadMain(*owner);
@@ -375,9 +366,12 @@ void UnregisterDispatcher(int id) {
 }
 
 int StartAcceptThread(const std::shared_ptr<DispatchShared>& shared, const char** failed_call) {
+  // The wake pipe, both ends non-blocking (a full pipe must not block a waker; the reader
+  // drains it) and close-on-exec like every descriptor the addon opens (platform.h: pipe2, or
+  // pipe then fcntl). Nothing is left open when it fails.
   int pipe_fds[2];
-  *failed_call = "pipe2";
-  int pipe_err = OpenWakePipe(pipe_fds);
+  *failed_call = kLinuxCalls ? "pipe2" : "pipe";
+  int pipe_err = OpenPipe(pipe_fds);
   if (pipe_err != 0) return pipe_err;
   *failed_call = "pthread_create";
   shared->wake_fd = pipe_fds[0];

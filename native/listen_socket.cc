@@ -1,7 +1,6 @@
 #include "listen_socket.h"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -10,15 +9,10 @@
 #include <cerrno>
 #include <cstring>
 
+#include "platform.h"
+
 namespace ntl {
 namespace {
-
-bool SetNonBlockingCloexec(int fd) {
-  int flags = fcntl(fd, F_GETFL);
-  if (flags == -1 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1) return false;
-  int fd_flags = fcntl(fd, F_GETFD);
-  return fd_flags != -1 && fcntl(fd, F_SETFD, fd_flags | FD_CLOEXEC) != -1;
-}
 
 ListenResult Fail(int fd, const char* syscall) {
   ListenResult result;
@@ -54,14 +48,8 @@ ListenResult OpenListenSocket(int family, const std::string& numeric_address, in
     length = sizeof(sockaddr_in);
   }
 
-#ifdef SOCK_CLOEXEC
-  int fd = socket(storage.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int fd = OpenSocket(storage.ss_family, SOCK_STREAM, true);
   if (fd == -1) return Fail(-1, "socket");
-#else
-  int fd = socket(storage.ss_family, SOCK_STREAM, 0);
-  if (fd == -1) return Fail(-1, "socket");
-  if (!SetNonBlockingCloexec(fd)) return Fail(fd, "fcntl");
-#endif
 
   int on = 1;
   if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) == -1) return Fail(fd, "setsockopt");
@@ -149,27 +137,11 @@ int AcceptNonBlocking(int listen_fd, sockaddr_storage* peer) {
   sockaddr* peer_address = reinterpret_cast<sockaddr*>(peer);
   socklen_t* peer_length_out = peer != nullptr ? &peer_length : nullptr;
   if (peer != nullptr) peer->ss_family = AF_UNSPEC;
-#if defined(__linux__)
-  return accept4(listen_fd, peer_address, peer_length_out, SOCK_NONBLOCK | SOCK_CLOEXEC);
-#else
-  int fd = accept(listen_fd, peer_address, peer_length_out);
-  if (fd == -1) return -1;
-  if (!SetNonBlockingCloexec(fd)) {
-    int saved = errno;
-    close(fd);
-    errno = saved;
-    return -1;
-  }
-#ifdef SO_NOSIGPIPE
-  int on = 1;
-  setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &on, sizeof on);
-#endif
-  return fd;
-#endif
+  return AcceptSocket(listen_fd, peer_address, peer_length_out);
 }
 
 int SetDeferAccept(int fd, int seconds) {
-#if defined(TCP_DEFER_ACCEPT)
+#if NTL_LINUX_CALLS && defined(TCP_DEFER_ACCEPT)
   if (setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &seconds, sizeof seconds) == 0) return 0;
   return errno;
 #else

@@ -41,13 +41,14 @@ LocalAddress GetLocalAddress(int fd);
 LocalAddress FormatAddress(const sockaddr_storage& storage);
 
 // accept() on a non-blocking listening socket, with the accepted socket non-blocking and
-// close-on-exec (accept4 where it exists, accept + fcntl elsewhere). Returns fd or -1 with errno.
+// close-on-exec (platform.h: accept4 on Linux, accept + fcntl elsewhere). Returns fd or -1 with
+// errno.
 // `peer`, when given, receives the peer's address from the same call (no getpeername()).
 int AcceptNonBlocking(int listen_fd, sockaddr_storage* peer = nullptr);
 
 // TCP_DEFER_ACCEPT on a listening socket (Linux): a connection is not ready to accept until
 // its first bytes arrive (or `seconds` pass). Returns 0, or the errno; ENOPROTOOPT on systems
-// without the option.
+// without the option, and in a portable build (platform.h).
 int SetDeferAccept(int fd, int seconds);
 
 }  // namespace ntl

@@ -1,6 +1,5 @@
 #include "notify_socket.h"
 
-#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -11,6 +10,7 @@
 #include <string>
 
 #include "arguments.h"
+#include "platform.h"
 
 namespace ntl {
 namespace {
@@ -22,32 +22,12 @@ struct SendResult {
 
 SendResult Failed(const char* syscall) { return SendResult{errno, syscall}; }
 
-int OpenDatagramSocket() {
-#ifdef SOCK_CLOEXEC
-  return socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-#else
-  int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
-  if (fd >= 0 && fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) {
-    int saved = errno;
-    close(fd);
-    errno = saved;
-    return -1;
-  }
-  return fd;
-#endif
-}
-
 SendResult SendDatagram(const sockaddr_un& address, socklen_t length, const std::string& state) {
-  int fd = OpenDatagramSocket();
+  int fd = OpenSocket(AF_UNIX, SOCK_DGRAM, false);
   if (fd < 0) return Failed("socket");
-#ifdef MSG_NOSIGNAL
-  const int flags = MSG_NOSIGNAL;
-#else
-  const int flags = 0;
-#endif
   ssize_t sent;
   do {
-    sent = sendto(fd, state.data(), state.size(), flags, reinterpret_cast<const sockaddr*>(&address), length);
+    sent = sendto(fd, state.data(), state.size(), kNoSignal, reinterpret_cast<const sockaddr*>(&address), length);
   } while (sent < 0 && errno == EINTR);
   SendResult result;
   if (sent < 0) {

@@ -9,11 +9,12 @@ import tls from 'node:tls';
 import { expect } from 'chai';
 import { nativeAvailable, takeOver, UpgradeControl } from '../src/index.js';
 import type { CodedError } from '../src/index.js';
+import type { NativeBinding } from '../src/native/binding.js';
 import { loadNativeBinding } from '../src/native/load.js';
 import { spawnCliProcess } from './support/cli_process.js';
 import type { CliProcess } from './support/cli_process.js';
 import { compiledFixture } from './support/paths.js';
-import { descriptorCount, descriptors, listeningSocketInode, socketInode } from './support/proc.js';
+import { descriptorCount, descriptorFlags, descriptors, listeningSocketInode, O_CLOEXEC, socketInode } from './support/proc.js';
 import { Cleanup, delay, waitUntil, within } from './support/sockets.js';
 import { BACKENDS, greet, startListener, tlsConnect } from './support/tls_harness.js';
 import { createTestPki } from './support/pki.js';
@@ -27,6 +28,30 @@ function stateDir(cleanup: Cleanup): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ntl-upgrade-'));
   cleanup.add(() => fs.rmSync(dir, { recursive: true, force: true }));
   return dir;
+}
+
+function handleFd(handle: net.Socket | net.Server): number {
+  return (handle as unknown as { _handle: { fd: number } })._handle.fd;
+}
+
+async function listeningTcp(cleanup: Cleanup): Promise<net.Server> {
+  const tcp = net.createServer();
+  cleanup.add(() => tcp.close());
+  await new Promise<void>((resolve) => tcp.listen(0, '127.0.0.1', resolve));
+  return tcp;
+}
+
+/**
+ * A sender at `controlPath` that offers `fd` with a hello line to whoever connects (what an old
+ * process does), then closes its end: the message stays queued at the receiver.
+ */
+async function offerDescriptor(cleanup: Cleanup, binding: NativeBinding, controlPath: string, fd: number): Promise<void> {
+  const sender = net.createServer({ pauseOnConnect: true }, (socket) => {
+    binding.sendDescriptors(handleFd(socket), [fd], Buffer.from('{"type":"hello","pid":1,"fds":1}\n'));
+    socket.destroy();
+  });
+  cleanup.add(() => sender.close());
+  await new Promise<void>((resolve) => sender.listen(controlPath, resolve));
 }
 
 function spawnCli(cleanup: Cleanup, args: readonly string[], env: NodeJS.ProcessEnv = {}): CliProcess {
@@ -239,21 +264,11 @@ describeNative('Upgrade: the library API and the descriptor checks', function ()
     if (binding === null) this.skip();
     const controlPath = path.join(stateDir(cleanup), 'control.sock');
     // A sender that offers a connected TCP socket (not listening) instead of a listening one.
-    const tcp = net.createServer();
-    cleanup.add(() => tcp.close());
-    await new Promise<void>((resolve) => tcp.listen(0, '127.0.0.1', resolve));
+    const tcp = await listeningTcp(cleanup);
     const connected = net.connect((tcp.address() as net.AddressInfo).port, '127.0.0.1');
     cleanup.add(() => connected.destroy());
     await new Promise((resolve) => connected.once('connect', resolve));
-    const sender = net.createServer({ pauseOnConnect: true }, (socket) => {
-      const fd = (socket as unknown as { _handle: { fd: number } })._handle.fd;
-      const connectedFd = (connected as unknown as { _handle: { fd: number } })._handle.fd;
-      binding.sendDescriptors(fd, [connectedFd], Buffer.from('{"type":"hello","pid":1,"fds":1}\n'));
-      // Its message is queued at the receiver; this end is no longer needed.
-      socket.destroy();
-    });
-    cleanup.add(() => sender.close());
-    await new Promise<void>((resolve) => sender.listen(controlPath, resolve));
+    await offerDescriptor(cleanup, binding, controlPath, handleFd(connected));
     const before = descriptorCount();
 
     const refused = await takeOver({ path: controlPath, timeoutMs: 5000 }).then(
@@ -265,6 +280,24 @@ describeNative('Upgrade: the library API and the descriptor checks', function ()
     expect(refused?.errno).to.equal(os.constants.errno.EINVAL);
     // The received descriptor and the connection closed (the sender's end closes on its own).
     await waitUntil(() => descriptorCount() === before, `this process back to ${before} descriptors`);
+  });
+
+  it('the descriptors received are close-on-exec (MSG_CMSG_CLOEXEC, or FD_CLOEXEC set after recvmsg in a portable build)', async function () {
+    const binding = loadNativeBinding().binding;
+    if (binding === null) this.skip();
+    const controlPath = path.join(stateDir(cleanup), 'control.sock');
+    const tcp = await listeningTcp(cleanup);
+    await offerDescriptor(cleanup, binding, controlPath, handleFd(tcp));
+
+    const received = await binding.receiveDescriptors(controlPath, 5000);
+    cleanup.add(() => {
+      for (const fd of [received.socketFd, ...received.fds]) fs.closeSync(fd);
+    });
+    expect(received.fds).to.have.length(1);
+    // A descriptor arrives without close-on-exec unless the receiver asks for it.
+    for (const fd of [received.socketFd, ...received.fds]) {
+      expect(descriptorFlags(fd) & O_CLOEXEC, `flags of fd ${fd}: ${descriptorFlags(fd).toString(8)}`).to.equal(O_CLOEXEC);
+    }
   });
 
   it('without the native addon (js backend) there is no hand-off: the CLI says so and serves as before', async function () {
