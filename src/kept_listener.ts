@@ -8,9 +8,15 @@
 // on 'removeListener', so a removed listener is put back, once the removing call has returned
 // (removeAllListeners() with no argument replaces the whole listener table at its very end).
 //
-// No closure per emitter: what is kept lives on the emitter under a symbol, and one
-// module-level 'removeListener' listener watches every emitter (the hot path makes one per
-// connection).
+// Not every removal is reported: a net.Socket keeps its listener table in V8's shape mode
+// (Node's kShapeMode), where taking off an event's last listener emits no 'removeListener'
+// (Node 20, 22). On a plain-TCP connection the kept 'close' listener is often the only one, so
+// removeAllListeners('close') went unheard. Hence a second listener beside each kept one, and
+// a second watcher: removing both, in any order, reports at least the first removal, and any
+// reported removal of a kept event (or of a watcher) checks and restores them all.
+//
+// No closure per emitter: what is kept lives on the emitter under a symbol, and module-level
+// functions watch every emitter (the hot path makes one per connection).
 import type { EventEmitter } from 'node:events';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- EventEmitter's own listener type
@@ -20,19 +26,34 @@ const kKept = Symbol('native-tls-listener.kept');
 
 type Keeping = EventEmitter & { [kKept]?: Map<string, Listener> };
 
+/** Beside each kept listener: its removal is reported when the kept one's alone would not be. */
+function keptCompanion(): void {
+  // nothing to do: it only makes the event's listeners a list
+}
+
 function restore(emitter: Keeping): void {
   const kept = emitter[kKept];
   if (kept === undefined || kept.size === 0) return;
-  for (const [event, listener] of kept) if (!emitter.listeners(event).includes(listener)) emitter.on(event, listener);
-  if (!emitter.listeners('removeListener').includes(onRemoveListener)) emitter.on('removeListener', onRemoveListener);
+  for (const [event, listener] of kept) {
+    const listeners = emitter.listeners(event);
+    if (!listeners.includes(listener)) emitter.on(event, listener);
+    if (!listeners.includes(keptCompanion)) emitter.on(event, keptCompanion);
+  }
+  const watchers = emitter.listeners('removeListener');
+  if (!watchers.includes(onRemoveListener)) emitter.on('removeListener', onRemoveListener);
+  if (!watchers.includes(onRemoveListenerToo)) emitter.on('removeListener', onRemoveListenerToo);
 }
 
-function onRemoveListener(this: Keeping, name: string | symbol, removed: unknown): void {
+// Any reported removal of a kept event's listeners or of a watcher: the kept ones may be among
+// what goes, reported or not, so all are checked once the removing call has returned.
+function onRemoveListener(this: Keeping, name: string | symbol): void {
   const kept = this[kKept];
-  if (kept === undefined) return;
-  if ((name === 'removeListener' && removed === onRemoveListener) || (typeof name === 'string' && kept.get(name) === removed)) {
-    queueMicrotask(() => restore(this));
-  }
+  if (kept === undefined || kept.size === 0) return;
+  if (name === 'removeListener' || (typeof name === 'string' && kept.has(name))) queueMicrotask(() => restore(this));
+}
+
+function onRemoveListenerToo(this: Keeping, name: string | symbol): void {
+  onRemoveListener.call(this, name);
 }
 
 /**
@@ -46,7 +67,11 @@ export function keep(emitter: EventEmitter, event: string, listener: Listener): 
     kept = new Map();
     keeping[kKept] = kept;
   }
-  if (kept.size === 0) emitter.on('removeListener', onRemoveListener);
+  if (kept.size === 0) {
+    emitter.on('removeListener', onRemoveListener);
+    emitter.on('removeListener', onRemoveListenerToo);
+  }
+  if (!kept.has(event)) emitter.on(event, keptCompanion);
   kept.set(event, listener);
 }
 
@@ -54,5 +79,9 @@ export function keep(emitter: EventEmitter, event: string, listener: Listener): 
 export function unkeep(emitter: EventEmitter, event: string): void {
   const kept = (emitter as Keeping)[kKept];
   if (kept === undefined || !kept.delete(event)) return;
-  if (kept.size === 0) emitter.off('removeListener', onRemoveListener);
+  emitter.off(event, keptCompanion);
+  if (kept.size === 0) {
+    emitter.off('removeListener', onRemoveListener);
+    emitter.off('removeListener', onRemoveListenerToo);
+  }
 }

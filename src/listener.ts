@@ -262,8 +262,13 @@ export class Listener<S extends net.Socket, I extends { id: number }> extends Ev
     this.emit('connectionError', failure, { id });
   }
 
-  onSocket(socket: net.Socket): void {
-    this.connections.track(this.registry.nextId(), socket, handleDescriptor(socket));
+  onSocket(socket: net.Socket, releaseAddress?: () => void): void {
+    const id = this.registry.nextId();
+    this.connections.track(id, socket, handleDescriptor(socket));
+    // Registered until its 'close', which comes on a later tick: the record is there.
+    const record = this.registry.get(id);
+    if (record !== undefined) record.addressRelease = releaseAddress;
+    else releaseAddress?.();
   }
 
   onRetry(error: SystemError): void {

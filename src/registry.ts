@@ -35,6 +35,12 @@ export interface ConnectionRecord {
   closeTimer?: NodeJS.Timeout;
   /** Its slot in the acceptor's per-address counts (src/accept/admission.ts), or -1/absent. */
   addressSlot?: number;
+  /**
+   * Gives back its count in a JS per-address table (the js backend's, the PROXY stage's);
+   * called once when the connection is released, so never lost to a handler that removes its
+   * socket's listeners.
+   */
+  addressRelease?: (() => void) | undefined;
 }
 
 /** Told when a registered connection leaves setup and when it is released (admission control). */

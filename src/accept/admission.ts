@@ -58,6 +58,8 @@ export interface AdmittedConnection {
   phase: 'setup' | 'handler' | 'closing';
   /** the per-address slot the acceptor counted it in, or -1 */
   addressSlot?: number;
+  /** how to count it out of a JS per-address table (js backend, PROXY stage), if counted in one */
+  addressRelease?: (() => void) | undefined;
 }
 
 export class AdmissionCounters {
@@ -105,8 +107,9 @@ export class AdmissionCounters {
   /**
    * The js backend's accept: counts the connection in, or names the limit it is over (the
    * socket is then to be destroyed). net.Server cannot leave clients in the backlog.
+   * `counted` gets how to count it out of its address, when it was counted in one.
    */
-  admitJs(peerAddress: () => string | undefined, onClose: (release: () => void) => void): RejectionReason | null {
+  admitJs(peerAddress: () => string | undefined, counted: (release: () => void) => void): RejectionReason | null {
     const { maxConnections, maxPendingHandshakes, perAddressIPv6Prefix } = this.limits;
     const shared = this.shared;
     let reason: RejectionReason | null = null;
@@ -116,7 +119,7 @@ export class AdmissionCounters {
       const key = perAddressKey(peerAddress(), perAddressIPv6Prefix ?? DEFAULT_IPV6_PREFIX);
       const admitted = key === null ? null : this.jsAddresses.admit(key);
       if (typeof admitted === 'string') reason = admitted;
-      else if (admitted !== null) onClose(admitted);
+      else if (admitted !== null) counted(admitted);
     }
     if (reason !== null) {
       this.rejected[reason]++;
@@ -144,6 +147,11 @@ export class AdmissionCounters {
       // Once: a slot given back twice would count out another connection of that address.
       connection.addressSlot = -1;
       this.releaseAddress?.(slot);
+    }
+    const release = connection.addressRelease;
+    if (release !== undefined) {
+      connection.addressRelease = undefined;
+      release();
     }
     return shared[PAUSED] !== 0;
   }

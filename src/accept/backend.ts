@@ -24,8 +24,11 @@ export interface AcceptSink {
    * (absent when no per-address limit is set) and, where asked for, the peers accept() gave.
    */
   onDescriptors(fds: Int32Array, count: number, addressSlots?: Int32Array, peers?: BatchPeers): void;
-  /** JS backend: a connection already wrapped by net.Server. */
-  onSocket(socket: net.Socket): void;
+  /**
+   * JS backend: a connection already wrapped by net.Server; `releaseAddress` gives back its
+   * per-address count, once, when the registry releases it.
+   */
+  onSocket(socket: net.Socket, releaseAddress?: () => void): void;
   onRetry(error: SystemError): void;
   onPause(error: SystemError, delayMs: number): void;
   /** The backend has already closed its listening socket when this is called. */

@@ -40,14 +40,22 @@ export class JsAcceptBackend implements AcceptBackend {
     this.server = net.createServer({ noDelay: false }, (socket) => {
       // net.Server cannot stop accepting and leave clients in the backlog: a connection over
       // a limit is closed at once instead (README: "Admission control").
-      const rejectedFor = this.admission.admitJs(() => socket.remoteAddress, (release) => socket.once('close', release));
+      // Its address's count is given back when the registry releases the connection (not on a
+      // 'close' listener of its own: the handler gets this socket and may remove its listeners).
+      let releaseAddress: (() => void) | undefined;
+      const rejectedFor = this.admission.admitJs(
+        () => socket.remoteAddress,
+        (release) => {
+          releaseAddress = release;
+        },
+      );
       if (rejectedFor !== null) {
         debug('connection from %s closed at accept: %s reached', socket.remoteAddress, rejectedFor);
         socket.destroy();
         return;
       }
       this.accepted++;
-      this.sink.onSocket(socket);
+      this.sink.onSocket(socket, releaseAddress);
     });
   }
 

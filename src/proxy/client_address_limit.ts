@@ -4,7 +4,6 @@
 // client the header names instead, once the header is read, by the same rule as everywhere
 // (src/accept/address_key.ts): a LOCAL header (the balancer's own health check) and a unix
 // client are not limited.
-import type net from 'node:net';
 import { AddressCounts } from '../accept/address_counts.js';
 import type { AddressRejection } from '../accept/address_counts.js';
 import { perAddressKey } from '../accept/address_key.js';
@@ -39,17 +38,18 @@ export class ClientAddressLimit {
   }
 
   /**
-   * Counts a connection from the header's client in and arranges its release when the socket
-   * closes (the one event every close path ends in, so the count goes down exactly once).
-   * Null when admitted (or not limited); else why it is refused, counting nothing.
+   * Counts a connection from the header's client in; the registry counts it out, once, when it
+   * releases the connection (src/accept/admission.ts), not a 'close' listener of its own, which
+   * a handler holding the socket could remove. Null when admitted (or not limited); else why it
+   * is refused, counting nothing.
    */
-  admit(client: HeaderClient, socket: net.Socket): AddressRejection | null {
+  admit(client: HeaderClient, connection: { addressRelease?: (() => void) | undefined }): AddressRejection | null {
     if (client.command !== 'proxy' || (client.family !== 'IPv4' && client.family !== 'IPv6')) return null;
     const key = perAddressKey(client.remoteAddress, this.ipv6Prefix);
     if (key === null) return null;
     const admitted = this.counts.admit(key);
     if (typeof admitted === 'string') return admitted;
-    socket.once('close', admitted);
+    connection.addressRelease = admitted;
     return null;
   }
 }

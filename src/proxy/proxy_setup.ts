@@ -152,7 +152,7 @@ export class ProxyProtocolSetup<S extends net.Socket, I extends { id: number } &
         const proxy = describeHeader(header, socket);
         // Every report from here on (tlsClientError, logs) names the client, not the proxy.
         record.peer = peerOf(proxy);
-        const refused = this.settings.addressLimit?.admit(proxy, socket) ?? null;
+        const refused = this.settings.addressLimit?.admit(proxy, record) ?? null;
         if (refused !== null) {
           failWith(addressRefusal(refused, record.id, proxy.remoteAddress));
           return;
