@@ -56,6 +56,7 @@ enum PublishedCounter : size_t {
   kProxyUntrusted,  // PROXY protocol connections from peers not in trustedProxies
   kRejectedPerAddress,  // closed after their PROXY header: its client at maxConnectionsPerAddress
   kRejectedAddressTableFull,  // ... or a new client with the per-address table full
+  kProxyHealthChecks,         // a trusted proxy's health checks: a PROXY header, then a close
   kPublishedCount,
 };
 using Published = std::array<double, kPublishedCount>;

@@ -92,7 +92,7 @@ Napi::Object PublishedObject(Napi::Env env, const Published& values) {
                                                       "sniCredential",    "primaryCredential", "handlerErrors",
                                                       "idleTimeouts",     "inSetup",         "proxyInvalid",
                                                       "proxyUntrusted",   "rejectedPerAddress",
-                                                      "rejectedAddressTableFull"};
+                                                      "rejectedAddressTableFull", "proxyHealthChecks"};
   Napi::Object object = Napi::Object::New(env);
   for (size_t i = 0; i < kPublishedCount; i++) object.Set(kNames[i], Napi::Number::New(env, values[i]));
   return object;

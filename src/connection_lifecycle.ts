@@ -47,7 +47,9 @@ export interface ConnectionSetup<S extends net.Socket, I extends { id: number }>
 /** Setup succeeded: `served` goes to the handler with `info`. The same function for every connection. */
 export type SetupDone<S extends net.Socket, I> = (record: ConnectionRecord, served: S, info: I, handshake?: HandshakeOutcome) => void;
 /** Setup failed. The same function for every connection. */
-export type SetupFail = (record: ConnectionRecord, error: CodedError, kind: 'failed' | 'timedOut') => void;
+/** 'healthCheck': a trusted proxy's check connection that ended after its PROXY header (src/proxy/proxy_setup.ts). */
+export type SetupFail = (record: ConnectionRecord, error: CodedError, kind: SetupFailKind) => void;
+export type SetupFailKind = 'failed' | 'timedOut' | 'healthCheck';
 
 /** What a setup stage with a handshake reports on success, for the statistics. */
 export interface HandshakeOutcome {
@@ -201,11 +203,16 @@ export class ConnectionLifecycle<S extends net.Socket, I extends { id: number }>
     if (channels.handshakeDone.hasSubscribers) channels.handshakeDone.publish({ listener: this.host, id: record.id, ...handshake });
   }
 
-  private failSetup(record: ConnectionRecord, error: CodedError, kind: 'failed' | 'timedOut'): void {
+  private failSetup(record: ConnectionRecord, error: CodedError, kind: SetupFailKind): void {
     destroyBoth(record);
     if (record.endedBy === 'listener') {
       // close() (or a fatal accept error) cut the handshake short: not the client's failure.
       this.registry.handshakes.aborted++;
+      return;
+    }
+    if (kind === 'healthCheck') {
+      // A trusted proxy checking that the port answers: neither a failure nor worth a log line.
+      this.registry.proxyProtocol.healthChecks++;
       return;
     }
     // One code per cause, whichever layer saw the end first.

@@ -33,8 +33,11 @@ export interface ListenerStats {
   sni: { sniCredential: number; primaryCredential: number };
   handlerErrors: number;
   idleTimeouts: number;
-  /** Connections closed before TLS for their PROXY protocol header (invalid or missing; untrusted peer). */
-  proxyProtocol: { invalid: number; untrusted: number };
+  /**
+   * Connections closed before TLS for their PROXY protocol header (invalid or missing; untrusted
+   * peer), and a trusted proxy's health checks (a header, then a close with no byte after it).
+   */
+  proxyProtocol: { invalid: number; untrusted: number; healthChecks: number };
   /** Admission control: accepting paused at maxConnections/maxPendingHandshakes (native backend). */
   admission: {
     /** the limit accepting is paused at now, or null */

@@ -111,5 +111,8 @@ export function formatPrometheus(stats: ListenerStats, constantLabels: Labels = 
     [{ reason: 'invalid' }, stats.proxyProtocol.invalid],
     [{ reason: 'untrusted' }, stats.proxyProtocol.untrusted],
   ]);
+  out.family('proxy_protocol_health_checks_total', 'counter', 'A trusted proxy\'s health checks: a PROXY header, then a close with no byte after it.', [
+    [{}, stats.proxyProtocol.healthChecks],
+  ]);
   return out.toString();
 }

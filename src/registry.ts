@@ -84,6 +84,8 @@ export interface ProxyProtocolRejections {
   invalid: number;
   /** From a peer not in trustedProxies. */
   untrusted: number;
+  /** Health checks of a trusted proxy: a PROXY header, then a close with no byte after it. */
+  healthChecks: number;
 }
 
 export class ConnectionRegistry {
@@ -97,7 +99,7 @@ export class ConnectionRegistry {
   readonly sni = { sniCredential: 0, primaryCredential: 0 };
   handlerErrors = 0;
   idleTimeouts = 0;
-  readonly proxyProtocol: ProxyProtocolRejections = { invalid: 0, untrusted: 0 };
+  readonly proxyProtocol: ProxyProtocolRejections = { invalid: 0, untrusted: 0, healthChecks: 0 };
   rejectedPerAddress = 0;
   rejectedAddressTableFull = 0;
   readonly setupFailures: Record<string, number> = {};

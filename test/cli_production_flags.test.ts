@@ -37,7 +37,7 @@ describe('CLI: --proxy-protocol and --trusted-proxies serve clients behind a bal
     expect((await cli.stop()).code).to.equal(0);
     const stats = cli.finalStats();
     expect(stats.rejected.maxConnectionsPerAddress).to.equal(1);
-    expect(stats.proxyProtocol).to.deep.equal({ invalid: 1, untrusted: 0 });
+    expect(stats.proxyProtocol).to.deep.equal({ invalid: 1, untrusted: 0, healthChecks: 0 });
     expect(stats.leaked).to.equal(0);
   });
 
@@ -49,7 +49,7 @@ describe('CLI: --proxy-protocol and --trusted-proxies serve clients behind a bal
     await waitUntil(() => client.closed, 'the connection closed');
     await cli.logged(/ERR_PROXY_PROTOCOL_UNTRUSTED/);
     expect((await cli.stop()).code).to.equal(0);
-    expect(cli.finalStats().proxyProtocol).to.deep.equal({ invalid: 0, untrusted: 1 });
+    expect(cli.finalStats().proxyProtocol).to.deep.equal({ invalid: 0, untrusted: 1, healthChecks: 0 });
   });
 });
 

@@ -229,6 +229,7 @@ function expectedSamples(stats: ListenerStats): Array<[string, Record<string, st
     ['idle_timeouts_total', {}, stats.idleTimeouts],
     ['proxy_protocol_rejections_total', { reason: 'invalid' }, stats.proxyProtocol.invalid],
     ['proxy_protocol_rejections_total', { reason: 'untrusted' }, stats.proxyProtocol.untrusted],
+    ['proxy_protocol_health_checks_total', {}, stats.proxyProtocol.healthChecks],
     ['accept_backpressure_pauses_total', {}, stats.admission.pauses],
     ['accept_backpressure_seconds_total', {}, stats.admission.pausedMs / 1000],
     ...(stats.admission.backlog !== null ? [['accept_backlog', {}, stats.admission.backlog] as [string, Record<string, string>, number]] : []),

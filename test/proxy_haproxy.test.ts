@@ -189,3 +189,72 @@ describe('PROXY protocol behind a real HAProxy', function () {
     });
   }
 });
+
+describe("HAProxy's check-send-proxy health checks are counted as health checks, not failed handshakes", function () {
+  this.timeout(30_000);
+  const cleanup = useCleanup();
+  before(function () {
+    if (!haproxyAvailable()) this.skip();
+  });
+  after(killChildren);
+
+  for (const backend of BACKENDS) {
+    it(`the definition (${backend} backend): a header then a close is a health check; a header, one TLS byte, then a close is a failure`, async function () {
+      const running = await startListener(cleanup, { backend, credential, proxyProtocol: 'any', trustedProxies: ['127.0.0.1'] }, greet('hi'));
+      const header = 'PROXY TCP4 192.0.2.1 192.0.2.2 1234 443\r\n';
+      for (const [sent, reset] of [[header, false], [header, true], [`${header}\x16`, false]] as const) {
+        const socket = net.connect({ host: '127.0.0.1', port: running.port });
+        cleanup.add(() => socket.destroy());
+        socket.on('error', () => undefined);
+        await new Promise((resolve) => socket.once('connect', resolve));
+        socket.write(sent);
+        if (reset) setTimeout(() => socket.resetAndDestroy(), 50);
+        else socket.end();
+        await new Promise((resolve) => socket.once('close', resolve));
+      }
+      await waitUntil(() => running.listener.stats().active === 0 && running.clientErrors.length >= 1, 'the three connections to end');
+      const stats = running.listener.stats();
+      expect(stats.proxyProtocol.healthChecks).to.equal(2);
+      expect(stats.handshakes.failed).to.equal(1);
+      expect(running.clientErrors).to.have.length(1);
+    });
+  }
+
+  for (const version of ['v1', 'v2'] as const) {
+    it(`send-proxy${version === 'v2' ? '-v2' : ''} with check-send-proxy: healthChecks counts them, no tlsClientError, and clients still get through`, async function () {
+      const running = await startListener(cleanup, { backend: 'native', credential, proxyProtocol: 'any', trustedProxies: ['127.0.0.1'] }, greet('hi'));
+      const ready = await freePort();
+      const front = await freePort();
+      await startHaproxy(
+        cleanup,
+        `
+global
+  maxconn 100
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  timeout check 5s
+frontend ready
+  bind 127.0.0.1:${ready}
+  tcp-request connection reject
+frontend front
+  bind 127.0.0.1:${front}
+  default_backend back
+backend back
+  server listener 127.0.0.1:${running.port} ${version === 'v2' ? 'send-proxy-v2' : 'send-proxy'} check check-send-proxy inter 100
+`,
+        ready,
+      );
+      await waitUntil(() => running.listener.stats().proxyProtocol.healthChecks >= 3, 'three health checks', 15_000);
+      const client = tlsConnect(cleanup, front, fromClient);
+      await client.receive('hi');
+      const stats = running.listener.stats();
+      expect(stats.handshakes.failed, JSON.stringify(running.clientErrors.map(({ error }) => error.code))).to.equal(0);
+      expect(running.clientErrors).to.deep.equal([]);
+      expect(stats.handshakes.completed).to.equal(1);
+      expect(running.listener.metrics()).to.match(/^native_tls_listener_proxy_protocol_health_checks_total [1-9]\d*$/m);
+    });
+  }
+});

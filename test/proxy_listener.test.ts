@@ -80,7 +80,7 @@ describe('PROXY protocol, TLS listener: closed before TLS with a coded error, co
         expect(info).to.deep.include({ remoteAddress: '127.0.0.1', remotePort: raw.localPort });
         expect(raw.received.length).to.equal(0);
         await waitUntil(() => running.listener.stats().active === 0, 'the connection to be released');
-        expect(running.listener.stats().proxyProtocol).to.deep.equal({ invalid: 0, untrusted: 1 });
+        expect(running.listener.stats().proxyProtocol).to.deep.equal({ invalid: 0, untrusted: 1, healthChecks: 0 });
         expect(running.listener.stats().handshakes.failed).to.equal(1);
         expect(running.listener.metrics()).to.contain('native_tls_listener_proxy_protocol_rejections_total{reason="untrusted"} 1');
         expect(running.served).to.have.length(0);
@@ -105,7 +105,7 @@ describe('PROXY protocol, TLS listener: closed before TLS with a coded error, co
           expect(info).to.deep.include({ remoteAddress: '127.0.0.1' });
           expect(raw.received.length).to.equal(0);
           await waitUntil(() => running.listener.stats().active === 0, 'the connection to be released');
-          expect(running.listener.stats().proxyProtocol).to.deep.equal({ invalid: 1, untrusted: 0 });
+          expect(running.listener.stats().proxyProtocol).to.deep.equal({ invalid: 1, untrusted: 0, healthChecks: 0 });
           expectBalanced(running.listener);
         });
       }
@@ -222,7 +222,7 @@ describe('PROXY protocol, TCP listener: the handler gets the client’s address 
         expect(errors[0]?.error.code).to.equal('ERR_PROXY_PROTOCOL_UNTRUSTED');
         expect(served).to.have.length(0);
         await waitUntil(() => listener.stats().active === 0, 'the connection to be released');
-        expect(listener.stats()).to.deep.include({ leaked: 0, proxyProtocol: { invalid: 0, untrusted: 1 } });
+        expect(listener.stats()).to.deep.include({ leaked: 0, proxyProtocol: { invalid: 0, untrusted: 1, healthChecks: 0 } });
       });
     });
   }

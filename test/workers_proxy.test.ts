@@ -43,7 +43,7 @@ describe('workers: proxyProtocol and trustedProxies apply in every worker', () =
     expect(greetings.map((g) => g.split(' ')[2])).to.deep.equal([1, 2, 3, 4, 5, 6].map((i) => `203.0.113.${i}`));
     expect(new Set(greetings.map((g) => g.split(' ')[0])).size, 'served by both workers').to.equal(2);
     await waitUntil(() => listener.stats().closed === 6, 'every connection to close');
-    expect(listener.stats().proxyProtocol).to.deep.equal({ invalid: 0, untrusted: 0 });
+    expect(listener.stats().proxyProtocol).to.deep.equal({ invalid: 0, untrusted: 0, healthChecks: 0 });
   });
 
   it("from a peer not in trustedProxies: refused by both workers, and counted in the main thread's books", async function () {

@@ -11,7 +11,8 @@ import type { CodedError } from '../errors.js';
 export function readProxyHeader(
   socket: net.Socket,
   mode: ProxyProtocolMode,
-  onHeader: (header: ProxyHeader) => void,
+  /** `rest`: bytes that followed the header in what was read, put back for the next stage. */
+  onHeader: (header: ProxyHeader, rest: number) => void,
   onFailure: (error: CodedError) => void,
 ): ProxyHeaderAccumulator {
   const accumulator = new ProxyHeaderAccumulator(mode);
@@ -34,7 +35,7 @@ export function readProxyHeader(
     // in between (a paused stream would stay paused under a new 'data' listener).
     // (Readable's readableFlowing has a setter; Node's types declare it read-only.)
     (socket as { readableFlowing: boolean | null }).readableFlowing = null;
-    onHeader(result.header);
+    onHeader(result.header, result.rest.length);
   };
   const onEnd = (): void => {
     finish();

@@ -59,6 +59,18 @@ function addressRefusal(reason: AddressRejection, id: number, address: string | 
     : codedError(ErrorCodes.ADDRESS_TABLE_FULL, `connection ${id} from ${from}: the per-address table is full (a new address is refused)`);
 }
 
+/** How a peer's close shows up in the stage after the header: its FIN, or its reset. */
+const CLOSED_CODES = new Set<string>([ErrorCodes.CLIENT_CLOSED, 'ECONNRESET', 'EPIPE']);
+
+/**
+ * A trusted proxy's health check (HAProxy's `check-send-proxy`): a whole PROXY header (v2
+ * LOCAL, or v1/v2 PROXY), then the connection closed (FIN or reset) with not one byte after
+ * the header. Counted in `proxyProtocol.healthChecks`, not as a failed handshake.
+ */
+function isHealthCheck(error: CodedError, socket: net.Socket, headerEnd: number): boolean {
+  return CLOSED_CODES.has(error.code) && socket.bytesRead === headerEnd;
+}
+
 function hasCode(error: Error): error is CodedError {
   return typeof (error as Partial<CodedError>).code === 'string';
 }
@@ -145,7 +157,10 @@ export class ProxyProtocolSetup<S extends net.Socket, I extends { id: number } &
     readProxyHeader(
       socket,
       this.settings.mode,
-      (header) => {
+      (header, rest) => {
+        // Where the header ended in the raw stream: nothing read past it means the proxy sent
+        // no byte of its client's (no TLS record) before the connection ended.
+        const headerEnd = socket.bytesRead - rest;
         socket.off('close', closedEarly);
         socket.off('error', onError);
         if (finished) return;
@@ -164,7 +179,7 @@ export class ProxyProtocolSetup<S extends net.Socket, I extends { id: number } &
             if (finish()) done(record, served, { ...info, ...record.peer, proxy }, handshake);
           },
           (_record, error, kind) => {
-            if (finish()) fail(record, error, kind);
+            if (finish()) fail(record, error, kind === 'failed' && isHealthCheck(error, socket, headerEnd) ? 'healthCheck' : kind);
           },
         );
       },

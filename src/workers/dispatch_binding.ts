@@ -18,6 +18,7 @@ export interface PublishedCounters {
   inSetup: number;
   proxyInvalid: number;
   proxyUntrusted: number;
+  proxyHealthChecks: number;
   /** Closed after their PROXY header: the client it names at maxConnectionsPerAddress. */
   rejectedPerAddress: number;
   /** ... or a new client while the per-address table was full. */
@@ -41,6 +42,7 @@ export const PUBLISHED_ORDER: ReadonlyArray<keyof PublishedCounters> = [
   'proxyUntrusted',
   'rejectedPerAddress',
   'rejectedAddressTableFull',
+  'proxyHealthChecks',
 ];
 
 export interface DispatchSlotStats {

@@ -58,6 +58,7 @@ export class PublishingRegistry extends ConnectionRegistry {
       inSetup: this.inSetupCount,
       proxyInvalid: this.proxyProtocol.invalid,
       proxyUntrusted: this.proxyProtocol.untrusted,
+      proxyHealthChecks: this.proxyProtocol.healthChecks,
       rejectedPerAddress: this.rejectedPerAddress,
       rejectedAddressTableFull: this.rejectedAddressTableFull,
     };

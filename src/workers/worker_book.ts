@@ -49,6 +49,7 @@ const emptySlot: DispatchSlotStats = {
     inSetup: 0,
     proxyInvalid: 0,
     proxyUntrusted: 0,
+    proxyHealthChecks: 0,
     rejectedPerAddress: 0,
     rejectedAddressTableFull: 0,
   },
@@ -76,7 +77,7 @@ export function bookOf(
     idleTimeouts: 0,
     // The accept thread pauses at maxConnections/maxPendingHandshakes without saying which,
     // or for how long.
-    proxyProtocol: { invalid: 0, untrusted: 0 },
+    proxyProtocol: { invalid: 0, untrusted: 0, healthChecks: 0 },
     admission: {
       pausedFor: null,
       pausedMs: 0,
@@ -129,6 +130,7 @@ export function bookOf(
     total.idleTimeouts += p.idleTimeouts;
     total.proxyProtocol.invalid += p.proxyInvalid;
     total.proxyProtocol.untrusted += p.proxyUntrusted;
+    total.proxyProtocol.healthChecks += p.proxyHealthChecks;
     total.rejected.maxConnectionsPerAddress += p.rejectedPerAddress;
     total.rejected.addressTableFull += p.rejectedAddressTableFull;
   }
