@@ -7,9 +7,11 @@
 #include <string>
 
 #include "accept_errors.h"
+#include "accept_options.h"
 #include "accept_queue.h"
 #include "batch_slots.h"
 #include "arguments.h"
+#include "js_callback.h"
 #include "js_values.h"
 #include "listen_socket.h"
 #include "load_shedding.h"
@@ -17,19 +19,6 @@
 
 namespace ntl {
 namespace {
-
-// Kinds of event reported to JS; JS builds the Error objects (code, errno, syscall).
-// kEventBackpressure: accepting stopped at an admission limit; its errno argument is the
-// AdmissionReason. (Leaving it is JS's own call to resume(), so it needs no event.)
-enum EventKind : int32_t { kEventRetry = 0, kEventPause = 1, kEventFatal = 2, kEventBackpressure = 3 };
-
-// Option ranges (documented on AcceptorOptions in src/native/binding.ts, checked there too).
-// A batch holds at most batchLimit descriptors; back-off delays are timer milliseconds.
-constexpr int64_t kBatchLimitMax = 4096;
-constexpr int64_t kPauseMinMsMax = 60000;
-constexpr int64_t kPauseMaxMsMax = 3600000;
-// Admission limits: 0 is "no limit".
-constexpr int64_t kAdmissionLimitMax = INT32_MAX;
 
 // A libuv call failed: the Error JS sees, shaped like Node's own system errors (code, a
 // positive errno, and the call as syscall). libuv's codes are -errno on Unix.
@@ -113,34 +102,11 @@ void OnEnvironmentTeardown(napi_async_cleanup_hook_handle, void* arg) {
   BeginClose(static_cast<AcceptLoop*>(arg));
 }
 
-// CallJs, DeliverBatch and ReportEvent run inside libuv callbacks and use the plain N-API
-// calls, checking each status: once the environment can no longer run JS (a worker being
-// terminated still finishes its current loop turn, and this poll handle may be readable in
-// it, before the cleanup hook runs), N-API calls fail, and node-addon-api would turn that
-// into a C++ exception (std::terminate from a C callback) or, building the Napi::Error
-// itself, a fatal error. Here a failed call just means: JS took nothing.
-
-// Returns true when the callback ran to its end. A JS exception it threw is reported as
-// uncaught; false also when the environment cannot run JS (a terminating worker).
+// CallJs, DeliverBatch and ReportEvent run inside libuv callbacks and use plain N-API calls,
+// each status checked (native/js_callback.h): a failed call just means JS took nothing.
 bool CallJs(AcceptLoop* loop, Napi::FunctionReference& callback, size_t argc, const napi_value* argv) {
   if (loop->closing || callback.IsEmpty()) return false;
-  napi_env env = loop->env;
-  napi_value global = nullptr;
-  napi_value function = nullptr;
-  napi_value result = nullptr;
-  if (napi_get_global(env, &global) != napi_ok) return false;
-  if (napi_get_reference_value(env, callback, &function) != napi_ok || function == nullptr) return false;
-  if (napi_make_callback(env, *loop->async_context, global, function, argc, argv, &result) == napi_ok) return true;
-  // The JS side catches its own errors, so this is a bug there: surface it the way Node
-  // surfaces an exception thrown from any I/O callback.
-  bool pending = false;
-  napi_value error = nullptr;
-  if (napi_is_exception_pending(env, &pending) == napi_ok && pending &&
-      napi_get_and_clear_last_exception(env, &error) == napi_ok && error != nullptr) {
-    // Fails only when JS cannot run any more, and then nobody is left to tell.
-    (void)napi_fatal_exception(env, error);
-  }
-  return false;
+  return CallJsCallback(loop->env, *loop->async_context, callback, argc, argv);
 }
 
 // The Int32Array kept in `ref`, reused for every batch, when it still has `count` elements
@@ -261,7 +227,7 @@ void DeliverBatch(AcceptLoop* loop) {
   loop->batch_peers.clear();
 }
 
-void ReportEvent(AcceptLoop* loop, EventKind kind, int err, uint64_t delay_ms) {
+void ReportEvent(AcceptLoop* loop, AcceptEventKind kind, int err, uint64_t delay_ms) {
   CallbackGuard guard(loop);
   napi_env env = loop->env;
   napi_handle_scope scope = nullptr;
@@ -473,10 +439,7 @@ Acceptor::Acceptor(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Acceptor>(
   // Every check that can throw runs before anything is allocated or initialised.
   int listen_fd = static_cast<int>(RequireInteger(env, info[0], "listenFd", 0, INT_MAX));
   Napi::Object options = info[3].As<Napi::Object>();
-  int64_t batch_limit = OptionalInteger(env, options, "batchLimit", 128, 1, kBatchLimitMax);
-  int64_t pause_min_ms = OptionalInteger(env, options, "pauseMinMs", 5, 1, kPauseMinMsMax);
-  int64_t pause_max_ms =
-      OptionalInteger(env, options, "pauseMaxMs", pause_min_ms > 1000 ? pause_min_ms : 1000, pause_min_ms, kPauseMaxMsMax);
+  const AcceptTuning tuning = ReadAcceptTuning(env, options);
 
   AdmissionLimits limits;
   limits.max_connections = OptionalInteger(env, options, "maxConnections", 0, 0, kAdmissionLimitMax);
@@ -528,9 +491,9 @@ Acceptor::Acceptor(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Acceptor>(
   auto pending = std::make_unique<AcceptLoop>();
   AcceptLoop* loop = pending.get();
   loop->env = env;
-  loop->batch_limit = static_cast<size_t>(batch_limit);
-  loop->pause_min_ms = static_cast<uint64_t>(pause_min_ms);
-  loop->pause_max_ms = static_cast<uint64_t>(pause_max_ms);
+  loop->batch_limit = tuning.batch_limit;
+  loop->pause_min_ms = tuning.pause_min_ms;
+  loop->pause_max_ms = tuning.pause_max_ms;
   loop->next_pause_ms = loop->pause_min_ms;
   loop->max_queued = max_queued;
   loop->batch.reserve(loop->batch_limit);

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <chrono>
 
+#include "accept_options.h"
 #include "listen_socket.h"
 #include "load_shedding.h"
 #include "platform.h"
@@ -15,10 +16,6 @@
 namespace ntl {
 namespace {
 
-// Same kinds as native/acceptor.cc reports (src/native/binding.ts AcceptEventKind).
-constexpr int32_t kEventRetry = 0;
-constexpr int32_t kEventPause = 1;
-constexpr int32_t kEventFatal = 2;
 // A main thread that is blocked must not make the accept thread buffer without bound: retry
 // events beyond this are counted, not queued (a pause or a fatal error always is).
 constexpr size_t kEventQueueLimit = 256;

@@ -6,7 +6,9 @@
 #include <cstring>
 #include <string>
 
+#include "accept_options.h"
 #include "arguments.h"
+#include "js_callback.h"
 #include "js_values.h"
 #include "listen_socket.h"
 
@@ -26,10 +28,6 @@ struct DispatcherHandle {
 };
 
 namespace {
-
-constexpr int64_t kBatchLimitMax = 4096;
-constexpr int64_t kPauseMinMsMax = 60000;
-constexpr int64_t kPauseMaxMsMax = 3600000;
 
 void OnWakeClosed(uv_handle_t* handle) {
   auto* owner = static_cast<DispatcherHandle*>(handle->data);
@@ -53,25 +51,16 @@ void BeginClose(DispatcherHandle* owner) {
 
 void OnEnvironmentTeardown(napi_async_cleanup_hook_handle, void* arg) { BeginClose(static_cast<DispatcherHandle*>(arg)); }
 
-// Plain N-API with checked statuses, as in acceptor.cc: a failed call means JS took nothing.
+// Plain N-API with checked statuses (native/js_callback.h): a failed call means JS took nothing.
 void ReportEvent(DispatcherHandle* owner, const DispatchEvent& event) {
   if (owner->closing || owner->on_event.IsEmpty()) return;
   napi_env env = owner->env;
   napi_handle_scope scope = nullptr;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
   napi_value args[3] = {nullptr, nullptr, nullptr};
-  napi_value global = nullptr;
-  napi_value function = nullptr;
-  napi_value result = nullptr;
   if (napi_create_int32(env, event.kind, &args[0]) == napi_ok && napi_create_int32(env, event.err, &args[1]) == napi_ok &&
-      napi_create_double(env, static_cast<double>(event.delay_ms), &args[2]) == napi_ok && napi_get_global(env, &global) == napi_ok &&
-      napi_get_reference_value(env, owner->on_event, &function) == napi_ok && function != nullptr &&
-      napi_make_callback(env, *owner->async_context, global, function, 3, args, &result) != napi_ok) {
-    bool pending = false;
-    napi_value error = nullptr;
-    if (napi_is_exception_pending(env, &pending) == napi_ok && pending && napi_get_and_clear_last_exception(env, &error) == napi_ok) {
-      (void)napi_fatal_exception(env, error);
-    }
+      napi_create_double(env, static_cast<double>(event.delay_ms), &args[2]) == napi_ok) {
+    (void)CallJsCallback(env, *owner->async_context, owner->on_event, 3, args);
   }
   (void)napi_close_handle_scope(env, scope);
 }
@@ -120,21 +109,18 @@ Dispatcher::Dispatcher(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Dispat
   }
   int listen_fd = static_cast<int>(RequireInteger(env, info[0], "listenFd", 0, INT_MAX));
   Napi::Object options = info[2].As<Napi::Object>();
-  int64_t batch_limit = OptionalInteger(env, options, "batchLimit", 128, 1, kBatchLimitMax);
-  int64_t pause_min_ms = OptionalInteger(env, options, "pauseMinMs", 5, 1, kPauseMinMsMax);
-  int64_t pause_max_ms =
-      OptionalInteger(env, options, "pauseMaxMs", pause_min_ms > 1000 ? pause_min_ms : 1000, pause_min_ms, kPauseMaxMsMax);
+  const AcceptTuning tuning = ReadAcceptTuning(env, options);
   uv_loop_t* uv_loop = nullptr;
   if (napi_get_uv_event_loop(env, &uv_loop) != napi_ok || uv_loop == nullptr) {
     throw Napi::Error::New(env, "no libuv loop for this environment");
   }
-  int64_t max_connections = OptionalInteger(env, options, "maxConnections", 0, 0, INT32_MAX);
-  int64_t max_pending_handshakes = OptionalInteger(env, options, "maxPendingHandshakes", 0, 0, INT32_MAX);
-  int64_t max_per_address = OptionalInteger(env, options, "maxConnectionsPerAddress", 0, 0, INT32_MAX);
+  int64_t max_connections = OptionalInteger(env, options, "maxConnections", 0, 0, kAdmissionLimitMax);
+  int64_t max_pending_handshakes = OptionalInteger(env, options, "maxPendingHandshakes", 0, 0, kAdmissionLimitMax);
+  int64_t max_per_address = OptionalInteger(env, options, "maxConnectionsPerAddress", 0, 0, kAdmissionLimitMax);
   int64_t ipv6_prefix = OptionalInteger(env, options, "perAddressIPv6Prefix", kDefaultIPv6Prefix, 1, 128);
   int64_t table_size = OptionalInteger(env, options, "addressTableSize", 0, 1, static_cast<int64_t>(kAddressTableMax));
   // -1 when absent: the queue is not bounded. Checked here too, as the acceptor does.
-  int64_t max_queued = OptionalInteger(env, options, "maxQueuedConnections", -1, 0, INT32_MAX);
+  int64_t max_queued = OptionalInteger(env, options, "maxQueuedConnections", -1, 0, kAdmissionLimitMax);
   if (max_queued >= 0 && max_connections == 0 && max_pending_handshakes == 0) {
     throw InvalidArgument(env, false, "maxQueuedConnections needs maxConnections or maxPendingHandshakes");
   }
@@ -150,10 +136,10 @@ Dispatcher::Dispatcher(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Dispat
   shared->ipv6_prefix = static_cast<int>(ipv6_prefix);
   if (max_per_address > 0) shared->addresses.Configure(AddressTableSize(table_size, max_connections), max_per_address);
   shared->per_address_from_header = from_header.IsBoolean() && from_header.As<Napi::Boolean>().Value();
-  shared->batch_limit = static_cast<size_t>(batch_limit);
+  shared->batch_limit = tuning.batch_limit;
   shared->queue_limit = kQueueBatches * shared->batch_limit;
-  shared->pause_min_ms = static_cast<uint64_t>(pause_min_ms);
-  shared->pause_max_ms = static_cast<uint64_t>(pause_max_ms);
+  shared->pause_min_ms = tuning.pause_min_ms;
+  shared->pause_max_ms = tuning.pause_max_ms;
 
   auto owner = std::make_unique<DispatcherHandle>();
   owner->env = env;

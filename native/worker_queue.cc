@@ -7,6 +7,7 @@
 
 #include "arguments.h"
 #include "batch_slots.h"
+#include "js_callback.h"
 
 namespace ntl {
 
@@ -74,23 +75,10 @@ void RetireQueueAtTeardown(void* arg) {
   delete retire;
 }
 
-// Returns true when the callback ran to its end (plain N-API, as in acceptor.cc).
+// Plain N-API with checked statuses (native/js_callback.h): false when JS took nothing.
 bool CallJs(QueueHandle* owner, size_t argc, const napi_value* argv) {
   if (owner->closing || owner->on_batch.IsEmpty()) return false;
-  napi_env env = owner->env;
-  napi_value global = nullptr;
-  napi_value function = nullptr;
-  napi_value result = nullptr;
-  if (napi_get_global(env, &global) != napi_ok) return false;
-  if (napi_get_reference_value(env, owner->on_batch, &function) != napi_ok || function == nullptr) return false;
-  if (napi_make_callback(env, *owner->async_context, global, function, argc, argv, &result) == napi_ok) return true;
-  bool pending = false;
-  napi_value error = nullptr;
-  if (napi_is_exception_pending(env, &pending) == napi_ok && pending && napi_get_and_clear_last_exception(env, &error) == napi_ok &&
-      error != nullptr) {
-    (void)napi_fatal_exception(env, error);
-  }
-  return false;
+  return CallJsCallback(owner->env, *owner->async_context, owner->on_batch, argc, argv);
 }
 
 void OnWake(uv_async_t* async) {
