@@ -30,6 +30,8 @@
         "native/dispatch_state.cc",
         "native/dispatcher.cc",
         "native/worker_queue.cc",
+        "native/hello_parse.cc",
+        "native/hello_peek.cc",
         "native/glibc_compat.cc",
         "native/platform.cc"
       ],

@@ -8,6 +8,7 @@
 #include "arguments.h"
 #include "descriptor_passing.h"
 #include "dispatcher.h"
+#include "hello_peek.h"
 #include "listen_socket.h"
 #include "notify_socket.h"
 #include "resolver.h"
@@ -82,6 +83,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Acceptor", Acceptor::Define(env));
   exports.Set("Dispatcher", Dispatcher::Define(env));
   exports.Set("WorkerQueue", WorkerQueue::Define(env));
+  exports.Set("HelloPeeker", DefineHelloPeeker(env));
   exports.Set("openListenSocket", Napi::Function::New<OpenListenSocketJs>(env, "openListenSocket"));
   exports.Set("prepareAdoptedSocket", Napi::Function::New<PrepareAdoptedSocketJs>(env, "prepareAdoptedSocket"));
   exports.Set("addressKey", Napi::Function::New<AddressKeyJs>(env, "addressKey"));

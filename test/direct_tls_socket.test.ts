@@ -62,8 +62,27 @@ describe('one socket per TLS connection: a TLSSocket opened on the accepted desc
     expect(running.listener.stats().handshakes.completed).to.equal(1);
   });
 
-  it('with ALPN the ClientHello is read first, from a net.Socket that the TLSSocket is then built on', async () => {
+  it('with ALPN the ClientHello is peeked natively, then one TLSSocket opened on the descriptor, its peer from accept()', async () => {
     const { running, sockets } = await serving({ backend: 'native', alpn: ['h2', 'http/1.1'] });
+    const client = tlsConnect(cleanup, running.port, { ALPNProtocols: ['http/1.1', 'h2'] });
+    await client.receive('hello');
+    const socket = sockets[0] as tls.TLSSocket;
+    expect(socketUnder(socket), 'a net.Socket under the TLSSocket').to.equal(null);
+    // The client's preference, not the server's.
+    expect(socket.alpnProtocol).to.equal('http/1.1');
+    let lookups = 0;
+    const layer = (socket as unknown as { _handle: { getpeername(out: object): number } })._handle;
+    const real = layer.getpeername.bind(layer);
+    layer.getpeername = (out) => {
+      lookups++;
+      return real(out);
+    };
+    expect({ address: socket.remoteAddress, port: socket.remotePort }).to.deep.equal({ address: '127.0.0.1', port: client.localPort });
+    expect(lookups, 'getpeername() calls').to.equal(0);
+  });
+
+  it('with ALPN on the js backend the ClientHello is read in JS, from a net.Socket that the TLSSocket is then built on', async () => {
+    const { running, sockets } = await serving({ backend: 'js', alpn: ['h2', 'http/1.1'] });
     const client = tlsConnect(cleanup, running.port, { ALPNProtocols: ['http/1.1'] });
     await client.receive('hello');
     expect(socketUnder(sockets[0] as tls.TLSSocket)).to.be.instanceOf(net.Socket);

@@ -167,6 +167,33 @@ export interface NativeCallFailure extends Error {
   syscall: string;
 }
 
+/**
+ * The ClientHello outcome (native/hello_peek.h): `parsed` false means the descriptor goes to
+ * OpenSSL as it is (malformed, not TLS, too large, or the client closed); `servername` is the
+ * host_name's latin1 text; `errno` the socket's error the peek met (reading it cleared it for the
+ * socket's reader), else 0; `choices[i]`, for the i-th ALPN list given, the index of the first
+ * protocol of the client's list that it holds, or -1.
+ */
+export type HelloCallback = (token: number, parsed: boolean, servername: string | undefined, errno: number, ...choices: number[]) => void;
+
+/** Waits, in C++, for each connection's whole ClientHello; see native/hello_peek.h. */
+export interface NativeHelloPeeker {
+  /**
+   * Takes `fd` (0..2^31-1) until onHello gives it back for `token` (0..2^31-1), maybe before
+   * this returns. Throws, leaving `fd` untouched and the caller's, if it cannot be polled.
+   */
+  watch(fd: number, token: number): void;
+  /** Stops a wait and closes its descriptor; false when `token` is not waiting. */
+  cancel(token: number): boolean;
+  /** Cancels every wait; watch() throws from then on. */
+  close(): void;
+}
+
+export interface NativeHelloPeekerConstructor {
+  /** `alpnLists`: up to 4 lists of server protocols in the ALPN wire format. */
+  new (alpnLists: Buffer[], onHello: HelloCallback): NativeHelloPeeker;
+}
+
 export interface NativeAcceptorConstructor {
   /**
    * Takes the listening descriptor only when it returns. It throws, leaving the descriptor
@@ -201,6 +228,8 @@ export interface ReceivedDescriptors {
 
 /** Numbers out of range throw ERR_INVALID_OPTION (a RangeError; a TypeError for a non-number). */
 export interface NativeBinding {
+  /** Absent from an addon built before it: the ClientHello is then read in JS. */
+  HelloPeeker?: NativeHelloPeekerConstructor;
   Acceptor: NativeAcceptorConstructor;
   /** port 0..65535, backlog 0..2^31-1 (the kernel caps it at net.core.somaxconn) */
   openListenSocket(family: 4 | 6, numericAddress: string, port: number, backlog: number): ListenOutcome;

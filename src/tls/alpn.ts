@@ -7,12 +7,19 @@ export function chooseAlpnProtocol(clientProtocols: readonly string[], serverPro
   return clientProtocols.find((protocol) => serverProtocols.includes(protocol));
 }
 
+/** A protocol list in the ALPN wire format: each name (latin1) after its length byte. */
+export function wireList(protocols: readonly string[]): Buffer {
+  const parts: Buffer[] = [];
+  for (const protocol of protocols) {
+    const name = Buffer.from(protocol, 'latin1');
+    parts.push(Buffer.from([name.length]), name);
+  }
+  return Buffer.concat(parts);
+}
+
 /** Wire-format one-entry protocol lists, built once per server protocol. */
 export function wireProtocolLists(serverProtocols: readonly string[]): Map<string, Buffer> {
   const lists = new Map<string, Buffer>();
-  for (const protocol of serverProtocols) {
-    const name = Buffer.from(protocol, 'latin1');
-    lists.set(protocol, Buffer.concat([Buffer.from([name.length]), name]));
-  }
+  for (const protocol of serverProtocols) lists.set(protocol, wireList([protocol]));
   return lists;
 }

@@ -19,6 +19,9 @@ import { releaseControlAfterSetup } from './released_control.js';
 import { markSecure } from '../node_internals.js';
 import { SetupDeadlines } from './setup_deadlines.js';
 import { isOpenedTlsSocket, openTlsSocket } from './direct_tls_socket.js';
+import { HelloStage, PeekedHello } from './peeked_hello.js';
+import type { PeekedClientHello } from './peeked_hello.js';
+import { loadNativeBinding } from '../native/load.js';
 import { adoptDescriptor } from '../accept/descriptor_handoff.js';
 import type { DescriptorAdopter } from '../accept/descriptor_handoff.js';
 import type { ProxiedInfo } from '../proxy/proxy_setup.js';
@@ -48,6 +51,12 @@ export interface TlsSetupOptions extends ServingContexts {
   handshakeTimeout: number;
 }
 
+/** What the ClientHello decided: the name the client sent, and the protocol to offer (none: no ALPN). */
+interface HelloDecision {
+  servername?: string;
+  protocol?: string;
+}
+
 function asCoded(error: unknown): CodedError {
   if (error instanceof Error && typeof (error as Partial<CodedError>).code === 'string') return error as CodedError;
   return codedError(ErrorCodes.CONNECTION_SETUP_FAILED, error instanceof Error ? error.message : String(error), { cause: error });
@@ -60,6 +69,8 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
   private readonly serverAlpn: readonly string[];
   private contexts: Readonly<ServingContexts>;
   private readonly deadlines: SetupDeadlines;
+  /** The native ClientHello stage, made on first use; null where the addon has none. */
+  private helloStage: HelloStage | null | undefined;
   /** The socket options when no ClientHello is read first, for the contexts they were built for. */
   private plainOptions: { contexts: Readonly<ServingContexts>; options: tls.TLSSocketOptions } | null = null;
   /** Opens a TLSSocket on a descriptor with the contexts serving now (directAdopter). */
@@ -91,7 +102,17 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
    * descriptor is opened under its own TLSSocket, with no net.Socket beneath it.
    */
   directAdopter(): DescriptorAdopter | undefined {
-    return this.needsClientHello(this.contexts) ? undefined : this.openDirect;
+    if (!this.needsClientHello(this.contexts)) return this.openDirect;
+    // The hello is peeked in C++, then one TLSSocket is opened (src/tls/peeked_hello.ts).
+    return this.peekStage()?.adopt;
+  }
+
+  private peekStage(): HelloStage | null {
+    if (this.helloStage === undefined) {
+      const peeker = loadNativeBinding().binding?.HelloPeeker;
+      this.helloStage = peeker ? new HelloStage(peeker, this.serverAlpn, this.options.sniAlpn ?? this.serverAlpn) : null;
+    }
+    return this.helloStage;
   }
 
   /**
@@ -141,7 +162,7 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
 
     // `socket` is the TLSSocket itself when directAdopter() opened it, else a net.Socket that
     // the TLSSocket is built on.
-    const listen = (tlsSocket: tls.TLSSocket, hello: ClientHelloSummary | undefined): void => {
+    const listen = (tlsSocket: tls.TLSSocket, hello: HelloDecision | undefined): void => {
       record.served = tlsSocket;
       if (tlsSocket !== socket) tlsSocket.once('error', failWith);
       tlsSocket.once('secure', () => {
@@ -168,15 +189,59 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
       listen(socket, undefined);
       return;
     }
-    const handshake = (hello: ClientHelloSummary | undefined): void => {
+    if (socket instanceof PeekedHello) {
+      socket.whenHello(
+        (fd, hello) => this.openPeeked(fd, this.decidePeeked(hello, contexts), contexts),
+        (served, hello) => listen(served, this.decidePeeked(hello, contexts)),
+      );
+      return;
+    }
+    const handshake = (summary: ClientHelloSummary | undefined): void => {
       if (finished) return;
+      const hello = summary && this.decide(summary, contexts);
       listen(new tls.TLSSocket(socket, this.socketOptions(hello, contexts)), hello);
     };
     if (this.needsClientHello(contexts)) readClientHello(socket, handshake, failWith);
     else handshake(undefined);
   }
 
-  private socketOptions(hello: ClientHelloSummary | undefined, contexts: Readonly<ServingContexts>): tls.TLSSocketOptions {
+  /** The protocols offered to a client that sent `servername`. */
+  private offeredTo(servername: string | undefined, contexts: Readonly<ServingContexts>): readonly string[] {
+    return servername !== undefined && contexts.sniContext ? (this.options.sniAlpn ?? this.serverAlpn) : this.serverAlpn;
+  }
+
+  /** The JS reader's hello: the first of the client's protocols that is offered wins. */
+  private decide(summary: ClientHelloSummary, contexts: Readonly<ServingContexts>): HelloDecision {
+    const decision: HelloDecision = {};
+    if (summary.servername !== undefined) decision.servername = summary.servername;
+    const protocol = chooseAlpnProtocol(summary.alpnProtocols, this.offeredTo(summary.servername, contexts));
+    if (protocol !== undefined) decision.protocol = protocol;
+    return decision;
+  }
+
+  /** The peeked hello: C++ chose from both lists by the client's preference. */
+  private decidePeeked(hello: PeekedClientHello | undefined, contexts: Readonly<ServingContexts>): HelloDecision | undefined {
+    if (hello === undefined) return undefined;
+    const decision: HelloDecision = {};
+    if (hello.servername !== undefined) decision.servername = hello.servername;
+    const protocol = hello.servername !== undefined && contexts.sniContext ? hello.sniProtocol : hello.protocol;
+    if (protocol !== undefined) decision.protocol = protocol;
+    return decision;
+  }
+
+  /**
+   * The TLSSocket on a descriptor whose hello was peeked: opened on it directly, or on a
+   * net.Socket where this Node cannot. Throws leaving `fd` open and unowned if it cannot be opened.
+   */
+  private openPeeked(fd: number, hello: HelloDecision | undefined, contexts: Readonly<ServingContexts>): { served: tls.TLSSocket; bottom: net.Socket } {
+    const options = this.socketOptions(hello, contexts);
+    const direct = openTlsSocket(fd, options);
+    if (direct) return { served: direct, bottom: direct };
+    const bottom = adoptDescriptor(fd);
+    return { served: new tls.TLSSocket(bottom, options), bottom };
+  }
+
+  private socketOptions(hello: HelloDecision | undefined, contexts: Readonly<ServingContexts>): tls.TLSSocketOptions {
     // Without a ClientHello read first they depend on the contexts alone: built once per set
     // of contexts (SNICallback included), not per connection. TLSSocket copies what it is given.
     if (hello === undefined) {
@@ -186,7 +251,7 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
     return this.buildOptions(hello, contexts);
   }
 
-  private buildOptions(hello: ClientHelloSummary | undefined, contexts: Readonly<ServingContexts>): tls.TLSSocketOptions {
+  private buildOptions(hello: HelloDecision | undefined, contexts: Readonly<ServingContexts>): tls.TLSSocketOptions {
     const { requestClientCert } = this.options;
     const { context, sniContext } = contexts;
     const options: tls.TLSSocketOptions = {
@@ -197,9 +262,7 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
       rejectUnauthorized: false,
     };
     if (hello) {
-      const offered = hello.servername !== undefined && sniContext ? (this.options.sniAlpn ?? this.serverAlpn) : this.serverAlpn;
-      const chosen = chooseAlpnProtocol(hello.alpnProtocols, offered);
-      const wire = chosen !== undefined ? this.alpnLists.get(chosen) : undefined;
+      const wire = hello.protocol !== undefined ? this.alpnLists.get(hello.protocol) : undefined;
       if (wire) options.ALPNProtocols = wire;
     } else if (sniContext) {
       // Node calls this only when the client sent a server name.
@@ -208,7 +271,7 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
     return options;
   }
 
-  private describe(tlsSocket: tls.TLSSocket, id: number, hello: ClientHelloSummary | undefined, contexts: Readonly<ServingContexts>): ConnectionInfo {
+  private describe(tlsSocket: tls.TLSSocket, id: number, hello: HelloDecision | undefined, contexts: Readonly<ServingContexts>): ConnectionInfo {
     // `servername` is set by Node on server sockets but missing from its type definitions.
     const seen = (tlsSocket as unknown as { servername?: unknown }).servername;
     const servername = hello ? hello.servername : typeof seen === 'string' ? seen : undefined;

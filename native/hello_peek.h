@@ -1,0 +1,38 @@
+// The ClientHello stage of a TLS connection, with no JS running while it waits: the accepted
+// descriptor is polled until its receive queue holds the whole ClientHello, which is read with
+// recv(MSG_PEEK) (never consumed) and parsed (native/hello_parse.h); JS is then called once,
+// with the server name and the ALPN choice, and opens its TLSSocket on the descriptor, whose
+// OpenSSL reads the client's bytes as they were sent.
+//
+// Waiting does not spin although the poll is level-triggered: SO_RCVLOWAT is set to the bytes
+// the parse needs next (the end of the record being received, or the next record's header), so
+// the socket turns readable only when they are there, or on the client's FIN, a reset, or a
+// receive queue the kernel will not fill further. A wake that brings no new byte ends the wait:
+// the descriptor goes to OpenSSL unparsed, as does anything the parser cannot make sense of.
+// SO_RCVLOWAT is put back to 1 before JS gets the descriptor.
+//
+// Descriptor ownership: watch(fd) moves `fd` to this object (if watch throws, it stays the
+// caller's, untouched). The callback moves it back to JS, which must then close it or open a
+// socket on it. cancel(token) and the environment's teardown close it here. Memory per waiting
+// connection: one small struct; the peek buffer is one per thread, the bytes stay in the kernel.
+#pragma once
+
+#include <napi.h>
+
+namespace ntl {
+
+// new HelloPeeker(alpnLists: Buffer[], onHello)
+//   alpnLists: up to 4 lists of the server's protocols (ALPN wire format, each name
+//   length-prefixed); for each, onHello reports the index of the first protocol in the client's
+//   list that it holds (the client's preference wins), or -1.
+//   onHello(token, parsed: boolean, servername: string | undefined, errno, ...choices: number[])
+//   servername is the latin1 text of the host_name bytes, as Node gives it; errno is the
+//   socket's error the peek met (reading it clears it, so the socket's reader would not), or 0.
+// watch(fd, token: 0..2^31-1): undefined; onHello may run before it returns (the hello was
+//   there already). Throws (fd untouched, still the caller's) if the descriptor cannot be polled.
+// cancel(token): true if it was waiting; its descriptor is closed.
+// close(): cancels every wait; later watch() calls throw.
+class HelloPeeker;
+Napi::Function DefineHelloPeeker(Napi::Env env);
+
+}  // namespace ntl

@@ -1,0 +1,205 @@
+// The ClientHello stage on one socket: the accepted descriptor waits in C++ (native/hello_peek.h)
+// until its receive queue holds the whole ClientHello, which is peeked, never read; then one
+// TLSSocket is opened on the descriptor with the context and the ALPN protocol the hello asks
+// for, and its OpenSSL reads the client's bytes exactly as they were sent. A hello the parser
+// cannot make sense of reaches OpenSSL untouched and gets OpenSSL's own answer.
+//
+// Until then the connection is a PeekedHello: what the registry and the connection lifecycle
+// hold as the connection's socket (they use only its events, destroy() and its peer), a few
+// fields, no stream and no buffer; the client's bytes stay in the kernel.
+//
+// Descriptor ownership: the adopter gives the descriptor to the native peeker (watch); its
+// callback gives it back to this PeekedHello ('held'), which opens the TLSSocket on it at once
+// if the setup is waiting ('open': the TLSSocket's handle owns it), else when the setup starts.
+// destroy() closes it wherever it is: cancel() in C++ while peeking, closeSync here while held,
+// the socket's own destroy() once open. Whichever way, 'close' is emitted once, after the
+// descriptor is closed.
+import { EventEmitter } from 'node:events';
+import fs from 'node:fs';
+import type net from 'node:net';
+import type tls from 'node:tls';
+import type { NativeBinding, NativeHelloPeeker, PeerAddress } from '../native/binding.js';
+import { onceKept } from '../kept_listener.js';
+import { primePeerAddress } from '../accept/peer_address.js';
+import { wireList } from './alpn.js';
+import { systemError } from '../errors.js';
+
+/** What the peeked ClientHello asks for; undefined when it goes to OpenSSL unparsed. */
+export interface PeekedClientHello {
+  /** The host name, when the client sent a non-empty one. */
+  servername?: string;
+  /** The first of the client's protocols in the server's list, and in the list for SNI clients. */
+  protocol?: string;
+  sniProtocol?: string;
+}
+
+
+/** Where a waiting connection's descriptor is: the stage that can cancel the wait. */
+interface PeekCanceller {
+  cancel(token: number): void;
+}
+
+/** Opens the connection's socket on the descriptor; throws leaving `fd` open and unowned. */
+export type SocketOpener = (fd: number, hello: PeekedClientHello | undefined) => { served: tls.TLSSocket; bottom: net.Socket };
+
+type State = 'peeking' | 'held' | 'open' | 'closed';
+
+export class PeekedHello extends EventEmitter {
+  /** Node's cache of the peer (src/accept/peer_address.ts primes it from accept()). */
+  _peername?: PeerAddress;
+  private state: State = 'peeking';
+  private destroyRequested = false;
+  private outcome: { hello: PeekedClientHello | undefined } | undefined;
+  private opened: ((served: tls.TLSSocket, hello: PeekedClientHello | undefined) => void) | undefined;
+  private opener: SocketOpener | undefined;
+  private bottom: net.Socket | undefined;
+
+  constructor(
+    readonly fd: number,
+    private readonly token: number,
+    private readonly stage: PeekCanceller,
+  ) {
+    super();
+  }
+
+  get remoteAddress(): string | undefined {
+    return this._peername?.address;
+  }
+
+  get remotePort(): number | undefined {
+    return this._peername?.port;
+  }
+
+  get destroyed(): boolean {
+    return this.destroyRequested || this.state === 'closed' || (this.bottom?.destroyed ?? false);
+  }
+
+  /**
+   * Opens the socket with `open` once the hello is in (at once if it is), then calls `opened`.
+   * A failure to open destroys this with the error.
+   */
+  whenHello(open: SocketOpener, opened: (served: tls.TLSSocket, hello: PeekedClientHello | undefined) => void): void {
+    this.opener = open;
+    this.opened = opened;
+    if (this.outcome !== undefined) this.open(this.outcome.hello);
+  }
+
+  /** The native peeker handed the descriptor back (HelloStage's callback). */
+  settle(hello: PeekedClientHello | undefined): void {
+    if (this.state !== 'peeking') return;
+    this.state = 'held';
+    this.outcome = { hello };
+    if (this.opener !== undefined) this.open(hello);
+  }
+
+  /** The native peeker handed the descriptor back with the socket's error: it is closed with it. */
+  fail(error: Error): void {
+    if (this.state !== 'peeking') return;
+    this.state = 'held';
+    this.destroy(error);
+  }
+
+  destroy(error?: Error): this {
+    if (this.destroyRequested || this.state === 'closed') return this;
+    this.destroyRequested = true;
+    if (this.state === 'open') {
+      this.bottom?.destroy(error);
+      return this;
+    }
+    if (this.state === 'peeking') this.stage.cancel(this.token);
+    else fs.closeSync(this.fd);
+    this.state = 'closed';
+    process.nextTick(() => {
+      if (error !== undefined) this.emit('error', error);
+      this.emit('close', false);
+    });
+    return this;
+  }
+
+  private open(hello: PeekedClientHello | undefined): void {
+    if (this.state !== 'held' || this.opener === undefined) return;
+    let opened: { served: tls.TLSSocket; bottom: net.Socket };
+    try {
+      opened = this.opener(this.fd, hello);
+    } catch (error) {
+      this.destroy(error instanceof Error ? error : new Error(String(error)));
+      return;
+    }
+    this.state = 'open';
+    this.bottom = opened.bottom;
+    primePeerAddress(opened.bottom, this._peername ?? null);
+    // Kept: the TLSSocket is the handler's, which may take its listeners off.
+    onceKept(opened.bottom, 'close', (hadError) => {
+      this.state = 'closed';
+      this.emit('close', hadError);
+    });
+    this.opened?.(opened.served, hello);
+  }
+}
+
+/** The listener's native peeker and the connections waiting in it. */
+export class HelloStage implements PeekCanceller {
+  private readonly peeker: NativeHelloPeeker;
+  /** Exactly the tokens waiting in C++: both are removed together. */
+  private readonly waiting = new Map<number, PeekedHello>();
+  private nextToken = 0;
+
+  /** `alpn`: the server's protocols; `sniAlpn`: those offered to clients served with the SNI context. */
+  constructor(
+    peekerClass: NonNullable<NativeBinding['HelloPeeker']>,
+    private readonly alpn: readonly string[],
+    private readonly sniAlpn: readonly string[],
+  ) {
+    this.peeker = new peekerClass([wireList(alpn), wireList(sniAlpn)], (token, parsed, servername, errno, choice, sniChoice) =>
+      this.settle(token, parsed, servername, errno, choice ?? -1, sniChoice ?? -1),
+    );
+  }
+
+  /** A DescriptorAdopter: the descriptor goes to the native peeker (if that throws, it stays the caller's). */
+  readonly adopt = (fd: number): net.Socket => {
+    let token = this.nextToken;
+    while (this.waiting.has(token)) token = (token + 1) % TOKEN_LIMIT;
+    this.nextToken = (token + 1) % TOKEN_LIMIT;
+    const connection = new PeekedHello(fd, token, this);
+    this.waiting.set(token, connection);
+    try {
+      this.peeker.watch(fd, token);
+    } catch (error) {
+      this.waiting.delete(token);
+      throw error;
+    }
+    // The lifecycle and the registry use a connection's events, destroy() and peer only.
+    return connection as unknown as net.Socket;
+  };
+
+  /** Ends a wait: C++ closes the descriptor. */
+  cancel(token: number): void {
+    if (this.waiting.delete(token)) this.peeker.cancel(token);
+  }
+
+  // Never throws: it may run inside watch() (the hello was there already).
+  private settle(token: number, parsed: boolean, servername: string | undefined, errno: number, choice: number, sniChoice: number): void {
+    const connection = this.waiting.get(token);
+    if (connection === undefined) return;
+    this.waiting.delete(token);
+    if (errno !== 0) {
+      // The peek consumed the socket's error (a reset): the connection fails with it here.
+      connection.fail(systemError(errno, 'read'));
+      return;
+    }
+    if (!parsed) {
+      connection.settle(undefined);
+      return;
+    }
+    const hello: PeekedClientHello = {};
+    if (servername !== undefined) hello.servername = servername;
+    const protocol = this.alpn[choice];
+    const sniProtocol = this.sniAlpn[sniChoice];
+    if (protocol !== undefined) hello.protocol = protocol;
+    if (sniProtocol !== undefined) hello.sniProtocol = sniProtocol;
+    connection.settle(hello);
+  }
+}
+
+/** Tokens are 0..2^31-2, reused once their connection has left the peeker. */
+const TOKEN_LIMIT = 0x7fffffff;
