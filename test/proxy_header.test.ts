@@ -173,6 +173,16 @@ describe('PROXY protocol version 2: the specification’s binary header', () => 
     expect(reason(parseV2(v2({ ...spec, crc: 0xdeadbeef })))).to.match(/CRC32C/);
   });
 
+  it('refuses a header of more than 256 TLVs (21,841 empty ones fill 65,535 bytes), and takes 256', () => {
+    const spec = { familyTransport: 0x11, addresses: inet4('1.2.3.4', '5.6.7.8', 1, 2) };
+    const empties = (count: number): Buffer[] => Array.from({ length: count }, () => tlv(0xe0, Buffer.alloc(0)));
+    expect(reason(parseV2(v2({ ...spec, tlvs: empties(21_841) })))).to.match(/more than 256 TLVs/);
+    expect(reason(parseV2(v2({ ...spec, tlvs: empties(257) })))).to.match(/more than 256 TLVs/);
+    expect(complete(parseV2(v2({ ...spec, tlvs: empties(256) }))).header.tlvs.tlvs).to.have.length(256);
+    const ssl = Buffer.concat([Buffer.from([1, 0, 0, 0, 0]), ...empties(257)]);
+    expect(reason(parseV2(v2({ ...spec, tlvs: [tlv(0x20, ssl)] })))).to.match(/more than 256 TLVs/);
+  });
+
   it('is incomplete for every strict prefix of a header with TLVs', () => {
     const header = v2({ familyTransport: 0x21, addresses: inet6('1:0:0:0:0:0:0:1', '0:0:0:0:0:0:0:1', 1, 2), tlvs: [tlv(0x02, 'a.example')], crc: true });
     for (let n = 0; n < header.length; n++) expect(parseV2(header.subarray(0, n)).kind, `prefix of ${n}`).to.equal('incomplete');

@@ -21,6 +21,12 @@ export const PP2_CLIENT_CERT_CONN = 0x02;
 export const PP2_CLIENT_CERT_SESS = 0x04;
 
 const TLV_HEADER_BYTES = 3;
+/**
+ * Most TLVs in one list (the header's, or PP2_TYPE_SSL's sub-TLVs). Proxies send a handful; a
+ * 65,535-byte header of 21,841 empty TLVs would cost an object and a view each (tens of ms of
+ * CPU per connection), so a header with more is refused as malformed.
+ */
+export const MAX_TLVS = 256;
 /** The spec's bound on PP2_TYPE_UNIQUE_ID. */
 const MAX_UNIQUE_ID_BYTES = 128;
 /** client (1 byte) and verify (4 bytes) before the SSL sub-TLVs. */
@@ -38,6 +44,7 @@ export function splitTlvs(bytes: Buffer): TlvList {
     const length = bytes.readUInt16BE(at + 1);
     at += TLV_HEADER_BYTES;
     if (length > bytes.length - at) return { kind: 'invalid', reason: `TLV 0x${type.toString(16)} longer than the header holds` };
+    if (tlvs.length === MAX_TLVS) return { kind: 'invalid', reason: `more than ${MAX_TLVS} TLVs` };
     tlvs.push({ type, value: bytes.subarray(at, at + length) });
     at += length;
   }
