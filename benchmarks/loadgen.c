@@ -28,6 +28,7 @@
  *   --max-inflight N  latency: connections in flight at most; an arrival beyond it is
  *                     counted as "skipped" (the server is saturated; the rate is too high)
  *   --tls / --plain   latency and hold: TLS or plain TCP
+ *   --alpn            TLS modes: offer ALPN h2, http/1.1
  *   --cert FILE       the server's certificate (PEM); TLS modes check that the server
  *                     presented exactly this certificate (it is not *verified*: no chain,
  *                     no name; this is a load generator)
@@ -165,6 +166,8 @@ static int on_new_session(SSL *ssl, SSL_SESSION *sess) {
   return 1;
 }
 
+static int offer_alpn = 0;
+
 static void tls_init(void) {
   ctx = SSL_CTX_new(TLS_client_method());
   if (!ctx) die("SSL_CTX_new failed");
@@ -180,6 +183,8 @@ static void tls_init(void) {
   } else {
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
   }
+  /* --alpn: offer h2 then http/1.1, as a browser does (the server chooses by the client's order or its own). */
+  if (offer_alpn && SSL_CTX_set_alpn_protos(ctx, (const unsigned char *)"\x02h2\x08http/1.1", 12) != 0) die("cannot set ALPN");
   if (cert_file) {
     FILE *f = fopen(cert_file, "r");
     if (!f) die("cannot open --cert file");
@@ -576,6 +581,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--timeout")) { NEED_VALUE(); timeout_s = parse_num(v, a); }
     else if (!strcmp(a, "--max-time")) { NEED_VALUE(); max_time_s = parse_num(v, a); }
     else if (!strcmp(a, "--cpu")) { NEED_VALUE(); cpu_pin = (int)parse_num(v, a); }
+    else if (!strcmp(a, "--alpn")) offer_alpn = 1;
     else if (!strcmp(a, "--tls")) use_tls = 1;
     else if (!strcmp(a, "--plain")) use_tls = 0;
     else usage("unknown option");

@@ -25,6 +25,9 @@ export type ScenarioId =
   | 'tls-full-ecdsa-c8'
   | 'tls-full-rsa'
   | 'tls-resume'
+  | 'tls-alpn'
+  | 'tls-alpn-c1'
+  | 'tls-alpn-c8'
   | 'latency-tcp'
   | 'latency-tls'
   | 'latency-tls-90'
@@ -40,6 +43,11 @@ export interface ScenarioDef {
   /** loadgen mode for the measured load (throughput) or the warm-up (latency) */
   loadgenMode: 'tcp-churn' | 'tls-full' | 'tls-resume';
   headline: FigureId;
+  /**
+   * The servers offer ALPN h2 and http/1.1 (this package: `alpn`, its ClientHello stage; bare
+   * Node: `ALPNProtocols`), and the clients offer h2, http/1.1.
+   */
+  alpn?: boolean;
   /** throughput scenarios: connections in flight; absent: the run's default (64, 32 with --quick) */
   concurrency?: number;
   /** latency scenarios: the throughput scenario whose capacity sets the offered rate */
@@ -68,6 +76,9 @@ export const SCENARIOS: readonly ScenarioDef[] = [
   { id: 'tls-full-ecdsa-c8', title: 'TLS 1.3 full handshake, ECDSA P-256, 8 in flight', kind: 'throughput', transport: 'tls', cert: 'ecdsa-p256', loadgenMode: 'tls-full', headline: 'cpuPerConnUs', concurrency: 8 },
   { id: 'tls-full-rsa', title: 'TLS 1.3 full handshake, RSA-2048', kind: 'throughput', transport: 'tls', cert: 'rsa-2048', loadgenMode: 'tls-full', headline: 'cpuPerConnUs' },
   { id: 'tls-resume', title: 'TLS 1.3 resumed handshake (session ticket), ECDSA P-256', kind: 'throughput', transport: 'tls', cert: 'ecdsa-p256', loadgenMode: 'tls-resume', headline: 'cpuPerConnUs' },
+  { id: 'tls-alpn', title: 'TLS 1.3 full handshake, ECDSA P-256, with ALPN (h2, http/1.1)', kind: 'throughput', transport: 'tls', cert: 'ecdsa-p256', loadgenMode: 'tls-full', headline: 'cpuPerConnUs', alpn: true },
+  { id: 'tls-alpn-c1', title: 'TLS 1.3 full handshake with ALPN, one connection at a time', kind: 'throughput', transport: 'tls', cert: 'ecdsa-p256', loadgenMode: 'tls-full', headline: 'cpuPerConnUs', alpn: true, concurrency: 1 },
+  { id: 'tls-alpn-c8', title: 'TLS 1.3 full handshake with ALPN, 8 in flight', kind: 'throughput', transport: 'tls', cert: 'ecdsa-p256', loadgenMode: 'tls-full', headline: 'cpuPerConnUs', alpn: true, concurrency: 8 },
   { id: 'latency-tcp', title: 'Latency at 50% load, plain TCP (connect to first byte)', kind: 'latency', transport: 'tcp', loadgenMode: 'tcp-churn', headline: 'p99Us', capacityFrom: 'tcp-churn' },
   { id: 'latency-tls', title: 'Latency at 50% load, TLS 1.3 full handshake ECDSA (connect to first byte)', kind: 'latency', transport: 'tls', cert: 'ecdsa-p256', loadgenMode: 'tls-full', headline: 'p99Us', capacityFrom: 'tls-full-ecdsa' },
   { id: 'latency-tls-90', title: 'Latency at 90% load, TLS 1.3 full handshake ECDSA', kind: 'latency', transport: 'tls', cert: 'ecdsa-p256', loadgenMode: 'tls-full', headline: 'p99Us', capacityFrom: 'tls-full-ecdsa', loadFraction: 0.9 },

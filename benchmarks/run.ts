@@ -342,6 +342,7 @@ async function startServer(ctx: Context, scenario: ScenarioDef, contender: Conte
   } else {
     const nodeArgs = [...(scenario.kind === 'memory' ? ['--expose-gc'] : []), serverScript, '--contender', contender, '--transport', scenario.transport, '--handler', handler];
     if (cert) nodeArgs.push('--cert', cert.cert, '--key', cert.key);
+    if (scenario.alpn === true) nodeArgs.push('--alpn', 'h2,http/1.1');
     // Admission control is this package's; bare Node runs as it is.
     if (scenario.maxPendingHandshakes !== undefined && contender !== 'node') nodeArgs.push('--max-pending-handshakes', String(scenario.maxPendingHandshakes));
     if (scenario.maxQueuedConnections !== undefined && contender !== 'node') nodeArgs.push('--max-queued-connections', String(scenario.maxQueuedConnections));
@@ -408,7 +409,8 @@ async function runLoadgen(ctx: Context, args: string[], timeoutMs: number): Prom
 }
 
 function certArgs(ctx: Context, scenario: ScenarioDef): string[] {
-  return scenario.cert ? ['--cert', ctx.certs.files[scenario.cert].cert] : [];
+  // The clients' ALPN offer goes with the certificate check: every TLS load generator run has both.
+  return [...(scenario.cert ? ['--cert', ctx.certs.files[scenario.cert].cert] : []), ...(scenario.alpn === true ? ['--alpn'] : [])];
 }
 
 function loadgenTrouble(result: Message, warnings: string[]): void {

@@ -3,12 +3,14 @@
 //   node dist/benchmarks/server.js --contender native|js|node --transport tcp|tls
 //                                  [--handler end|hold] [--cert FILE --key FILE]
 //                                  [--max-pending-handshakes N] [--max-queued-connections N]
+//                                  [--alpn h2,http/1.1]
 //
 // Listens on 127.0.0.1:0 and prints {"type":"ready","port":..,"pid":..,"versions":{..},
 // "admission":..} on stdout. --max-pending-handshakes passes that option to this package's
 // TLS listener when the listener knows it (admission control); "admission" says whether it
 // did (null when it was not asked for). --max-queued-connections adds maxQueuedConnections
-// (load shedding, README "Admission control") to it. Bare Node ignores both. Then answers one JSON line per command line on stdin:
+// (load shedding, README "Admission control") to it. Bare Node ignores both. --alpn offers those
+// protocols (bare Node: ALPNProtocols; this package: alpn). Then answers one JSON line per command line on stdin:
 //   mark    resets the CPU and connection counters (the measured window starts here); its
 //           answer carries the listener's stats() at that moment
 //   report  {"type":"report","cpuUserUs","cpuSystemUs","rss","heapUsed","external","connections",..}
@@ -41,6 +43,8 @@ interface Args {
   key?: string;
   maxPendingHandshakes?: number;
   maxQueuedConnections?: number;
+  /** --alpn h2,http/1.1: the protocols the server offers */
+  alpn?: string[];
 }
 
 function parseArgs(argv: string[]): Args {
@@ -78,6 +82,7 @@ function parseArgs(argv: string[]): Args {
     ...(key !== undefined ? { key } : {}),
     ...(maxPendingHandshakes !== undefined ? { maxPendingHandshakes } : {}),
     ...(maxQueuedConnections !== undefined ? { maxQueuedConnections } : {}),
+    ...(values.get('alpn') !== undefined ? { alpn: (values.get('alpn') as string).split(',') } : {}),
   };
 }
 
@@ -136,12 +141,12 @@ async function main(): Promise<void> {
     const cert = fs.readFileSync(args.cert as string);
     if (args.contender === 'node') {
       const secureContext = tls.createSecureContext({ key, cert });
-      const server = tls.createServer({ key, cert, secureContext }, handler);
+      const server = tls.createServer({ key, cert, secureContext, ...(args.alpn ? { ALPNProtocols: args.alpn } : {}) }, handler);
       server.on('tlsClientError', noop);
       port = await listenNode(server);
       close = () => new Promise((resolve) => server.close(() => resolve()));
     } else {
-      const made = createTlsListener({ port: 0, host: HOST, backlog: BACKLOG, backend: args.contender, credential: { key, cert } }, handler, args.maxPendingHandshakes, args.maxQueuedConnections);
+      const made = createTlsListener({ port: 0, host: HOST, backlog: BACKLOG, backend: args.contender, credential: { key, cert }, ...(args.alpn ? { alpn: args.alpn } : {}) }, handler, args.maxPendingHandshakes, args.maxQueuedConnections);
       const listener = made.listener;
       admission = made.admission;
       port = (await listener.listen()).port;

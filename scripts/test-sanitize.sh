@@ -2,8 +2,8 @@
 # The addon under AddressSanitizer and UndefinedBehaviorSanitizer (`npm run test:sanitize`):
 # builds it with cmake-js into build-sanitize/ (the normal build/ is untouched), then runs the
 # suites that drive it hardest (accepting, worker termination, accept faults, exhaustion, churn,
-# the registry, the batch hand-off, numbers from JS, refused adoptions) with every Node process
-# loading that build. Fails when a test fails or any process wrote a sanitizer report: reports
+# the registry, the batch hand-off, numbers from JS, refused adoptions, the peeked ClientHello)
+# with every Node process loading that build, after fuzzing the ClientHello parser. Fails when a test fails or any process wrote a sanitizer report: reports
 # go to files, because a child process that aborts on one may have its stderr swallowed by the
 # test that started it.
 #
@@ -18,7 +18,8 @@ root="$PWD"
 # The suites to run: the arguments (test file names without .test.js), or these.
 suites=("$@")
 [ ${#suites[@]} -gt 0 ] || suites=(tcp_listener accept_faults exhaustion worker tls_worker churn registry
-  descriptor_handoff descriptor_ownership accept_thread accept_thread_faults worker_queue_bound descriptor_passing_limits acceptor_options adopted_descriptors admission peer_address direct_tls_socket)
+  descriptor_handoff descriptor_ownership accept_thread accept_thread_faults worker_queue_bound descriptor_passing_limits acceptor_options adopted_descriptors admission peer_address direct_tls_socket
+  peeked_hello)
 addon="$root/build-sanitize/Release/native_acceptor.node"
 
 runtimes=()
@@ -42,6 +43,26 @@ for library in libasan libubsan; do
 done
 cc -shared -fPIC -O2 -Wall -o build-sanitize/ubsan_report_path.so scripts/ubsan_report_path.c -ldl
 node_modules/.bin/tsc -p tsconfig.json
+
+echo "== the ClientHello parser (native/hello_parse.cc) fuzzed under ASan and UBSan"
+# With clang: libFuzzer for NTL_FUZZ_SECONDS (default 30) from seeds of real hellos; without it,
+# gcc and a deterministic mutation driver (native/fuzz/standalone_driver.cc) over the same seeds.
+fuzz_dir="build-sanitize/hello-fuzz"
+mkdir -p "$fuzz_dir/corpus"
+node scripts/hello-fuzz-seeds.mjs "$fuzz_dir/seeds" >/dev/null
+fuzz_flags=(-std=c++17 -g -O1 -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+fuzz_sources=(native/hello_parse.cc native/fuzz/hello_parse_fuzz.cc)
+if command -v clang++ >/dev/null && clang++ -fsanitize=fuzzer,address,undefined "${fuzz_flags[@]}" \
+    "${fuzz_sources[@]}" -o "$fuzz_dir/hello_parse_fuzz" 2>"$reports/fuzz-build.log"; then
+  cp "$fuzz_dir"/seeds/* "$fuzz_dir/corpus/"
+  "$fuzz_dir/hello_parse_fuzz" -max_total_time="${NTL_FUZZ_SECONDS:-30}" -max_len=140000 -print_final_stats=1 \
+    "$fuzz_dir/corpus" >"$reports/fuzz.log" 2>&1 || { cat "$reports/fuzz.log"; keep_reports=1; exit 1; }
+  grep -E '^(Done|stat::number_of_executed_units)' "$reports/fuzz.log" || true
+else
+  g++ -fsanitize=address,undefined "${fuzz_flags[@]}" "${fuzz_sources[@]}" native/fuzz/standalone_driver.cc \
+    -o "$fuzz_dir/hello_parse_driver"
+  ASAN_OPTIONS=detect_leaks=1 "$fuzz_dir/hello_parse_driver" 200000 "$fuzz_dir"/seeds/*
+fi
 
 export NATIVE_TLS_LISTENER_ADDON="$addon"
 export LD_PRELOAD="${runtimes[*]} $root/build-sanitize/ubsan_report_path.so"
