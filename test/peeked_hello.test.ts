@@ -151,6 +151,21 @@ describe('ClientHello peeked natively: a listener with alpn answers every hello 
     });
   }
 
+  it('chooses the cipher by the server\'s order, as tls.createServer does', async function () {
+    // The client prefers AES-128; Node's default order (the server's) puts AES-256 first.
+    const cipherOf = async (port: number): Promise<string> => {
+      const client = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false, ciphers: 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384' });
+      cleanup.add(() => client.destroy());
+      return new Promise((resolve, reject) => {
+        client.once('secureConnect', () => resolve(client.getCipher().name));
+        client.once('error', reject);
+      });
+    };
+    const reference = await cipherOf(referencePort);
+    expect(reference).to.equal('TLS_AES_256_GCM_SHA384');
+    expect(await cipherOf(listener.port)).to.equal(reference);
+  });
+
   it('a UTF-8 server name from a real client: served with the SNI credential, named as Node names it', async function () {
     const servername = 'bücher.example';
     const client = tls.connect({ host: '127.0.0.1', port: listener.port, servername, ALPNProtocols: ['http/1.1'], rejectUnauthorized: false });

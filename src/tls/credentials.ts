@@ -275,6 +275,8 @@ export function toSecureContext(
       cert: credential.cert,
       ca: [],
       minVersion: 'TLSv1.2',
+      // The server's cipher order, as tls.createServer() sets it (README "Cipher order").
+      honorCipherOrder: true,
       secureOptions: crypto.constants.SSL_OP_NO_RENEGOTIATION | (purpose.requestClientCert ? crypto.constants.SSL_OP_NO_TICKET : 0),
     });
     builtWithEmptyStore.add(context);
