@@ -23,6 +23,8 @@ import { onceKept } from '../kept_listener.js';
 import { primePeerAddress } from '../accept/peer_address.js';
 import { wireList } from './alpn.js';
 import { systemError } from '../errors.js';
+import { SLOT_SETTLED } from '../accept/batch_slots.js';
+import type { BatchSlot } from '../accept/batch_slots.js';
 
 /** What the peeked ClientHello asks for; undefined when it goes to OpenSSL unparsed. */
 export interface PeekedClientHello {
@@ -155,8 +157,11 @@ export class HelloStage implements PeekCanceller {
     );
   }
 
-  /** A DescriptorAdopter: the descriptor goes to the native peeker (if that throws, it stays the caller's). */
-  readonly adopt = (fd: number): net.Socket => {
+  /**
+   * A DescriptorAdopter: the descriptor goes to the native peeker, and its batch slot says
+   * settled the instant watch() has it (if watch throws, it stays the acceptor's, untouched).
+   */
+  readonly adopt = (fd: number, slot: BatchSlot): net.Socket => {
     let token = this.nextToken;
     while (this.waiting.has(token)) token = (token + 1) % TOKEN_LIMIT;
     this.nextToken = (token + 1) % TOKEN_LIMIT;
@@ -168,6 +173,8 @@ export class HelloStage implements PeekCanceller {
       this.waiting.delete(token);
       throw error;
     }
+    // No call between watch() and this store (src/accept/batch_slots.ts).
+    slot.slots[slot.index] = SLOT_SETTLED;
     // The lifecycle and the registry use a connection's events, destroy() and peer only.
     return connection as unknown as net.Socket;
   };
