@@ -19,7 +19,7 @@ import fs from 'node:fs';
 import type net from 'node:net';
 import type tls from 'node:tls';
 import type { NativeBinding, NativeHelloPeeker, PeerAddress } from '../native/binding.js';
-import { onceKept } from '../kept_listener.js';
+import { keep, unkeep } from '../kept_listener.js';
 import { primePeerAddress } from '../accept/peer_address.js';
 import { wireList } from './alpn.js';
 import { systemError } from '../errors.js';
@@ -45,6 +45,18 @@ interface PeekCanceller {
 export type SocketOpener = (fd: number, hello: PeekedClientHello | undefined) => { served: tls.TLSSocket; bottom: net.Socket };
 
 type State = 'peeking' | 'held' | 'open' | 'closed';
+
+const kPeeked = Symbol('native-tls-listener.peeked-hello');
+
+/** The socket opened on a peeked descriptor, pointing back at its PeekedHello. */
+type Forwarding = net.Socket & { [kPeeked]?: PeekedHello };
+
+/** Module-level, so no closure is made per connection (as src/connection_lifecycle.ts). */
+function onBottomClose(this: Forwarding, hadError: boolean): void {
+  unkeep(this, 'close');
+  this.off('close', onBottomClose);
+  this[kPeeked]?.closed(hadError);
+}
 
 export class PeekedHello extends EventEmitter {
   /** Node's cache of the peer (src/accept/peer_address.ts primes it from accept()). */
@@ -118,6 +130,12 @@ export class PeekedHello extends EventEmitter {
     return this;
   }
 
+  /** The socket opened on the descriptor closed (onBottomClose): so does this connection. */
+  closed(hadError: boolean): void {
+    this.state = 'closed';
+    this.emit('close', hadError);
+  }
+
   private open(hello: PeekedClientHello | undefined): void {
     if (this.state !== 'held' || this.opener === undefined) return;
     let opened: { served: tls.TLSSocket; bottom: net.Socket };
@@ -131,10 +149,9 @@ export class PeekedHello extends EventEmitter {
     this.bottom = opened.bottom;
     primePeerAddress(opened.bottom, this._peername ?? null);
     // Kept: the TLSSocket is the handler's, which may take its listeners off.
-    onceKept(opened.bottom, 'close', (hadError) => {
-      this.state = 'closed';
-      this.emit('close', hadError);
-    });
+    (opened.bottom as Forwarding)[kPeeked] = this;
+    opened.bottom.on('close', onBottomClose);
+    keep(opened.bottom, 'close', onBottomClose);
     this.opened?.(opened.served, hello);
   }
 }
