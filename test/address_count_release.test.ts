@@ -6,6 +6,9 @@
 import net from 'node:net';
 import { expect } from 'chai';
 import { TCPListener } from '../src/tcp_listener.js';
+import { createLocalTCPListener } from '../src/index.js';
+import type { WorkersHandlerConfig } from './fixtures/workers_handler.js';
+import { compiledFixture } from './support/paths.js';
 import type { TCPConnectionInfo, TCPListenerOptions } from '../src/tcp_listener.js';
 import { v1 } from './support/proxy_headers.js';
 import { BACKENDS, useCleanup } from './support/tls_harness.js';
@@ -77,4 +80,39 @@ describe('maxConnectionsPerAddress: a handler that drops the socket\'s close lis
       });
     }
   }
+
+  describe('with workers (the handler in a worker thread, the count in the listener-wide table)', () => {
+    const workers = {
+      count: 2,
+      module: compiledFixture('workers_handler'),
+      workerData: { mode: 'greet', showPeer: true, dropCloseListeners: true } satisfies WorkersHandlerConfig,
+    };
+
+    for (const proxied of [false, true]) {
+      it(`${proxied ? 'behind a PROXY balancer' : 'plain TCP'}: one connection at a time from one address is served every time, close() finishes`, async function () {
+        this.timeout(30_000);
+        const listener = createLocalTCPListener({
+          port: 0,
+          maxConnectionsPerAddress: 1,
+          workers,
+          ...(proxied ? { proxyProtocol: 'any' as const, trustedProxies: ['127.0.0.1'] } : {}),
+        });
+        cleanup.add(() => listener.close());
+        const { port } = await within(listener.listen(), 'the workers to start', 10_000);
+        const header = proxied ? v1('PROXY TCP4 198.51.100.9 192.0.2.1 40000 443') : undefined;
+        const served: string[] = [];
+        for (let i = 0; i < 3; i++) {
+          const client = await connectFrom(port, proxied ? '127.0.0.1' : '127.0.2.2', header);
+          await client.whenClosed();
+          served.push(client.received);
+          await waitUntil(() => listener.stats().active === 0, 'the connection released');
+        }
+        // "<threadId> <id> <client>": the workers' handler does not see a plain socket's peer.
+        const greeting = proxied ? /^\d+ \d+ 198\.51\.100\.9\n$/ : /^\d+ \d+ \?\n$/;
+        expect(served.filter((line) => greeting.test(line)), JSON.stringify(served)).to.have.length(3);
+        expect(listener.stats().rejected.maxConnectionsPerAddress).to.equal(0);
+        await within(listener.close(), 'close() to finish', 10_000);
+      });
+    }
+  });
 });
