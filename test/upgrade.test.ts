@@ -311,3 +311,28 @@ describeNative('Upgrade: the library API and the descriptor checks', function ()
     expect(await cli.stop()).to.deep.equal({ code: 0, signal: null });
   });
 });
+
+describeNative('Upgrade: a stalled peer on the control socket does not hold a real upgrade off', function () {
+  this.timeout(60_000);
+  const cleanup = new Cleanup();
+  afterEach(() => cleanup.run());
+
+  it('a peer that connects and never answers: --upgrade still takes over at once, and the peer is dropped', async function () {
+    const dir = stateDir(cleanup);
+    const old = spawnCli(cleanup, ['--port', '0', '--state-dir', dir]);
+    const port = await old.started();
+    // Connects, is sent the descriptors, and says nothing: until now it held the control
+    // socket for the whole hand-off timeout (30 s), and a real successor was turned away.
+    const stalled = net.connect(path.join(dir, 'control.sock'));
+    cleanup.add(() => stalled.destroy());
+    stalled.on('error', () => undefined);
+    let stalledData = '';
+    stalled.setEncoding('utf8').on('data', (chunk: string) => (stalledData += chunk));
+    await waitUntil(() => stalledData.includes('hello'), 'the stalled peer to be served', 10_000);
+    const successor = spawnCli(cleanup, ['--upgrade', '--port', '0', '--state-dir', dir]);
+    expect(await successor.started()).to.equal(port);
+    expect(await old.ended()).to.deep.equal({ code: 0, signal: null });
+    expect(await oneClient(port)).to.equal(null);
+    await within(new Promise((resolve) => (stalled.destroyed ? resolve(null) : stalled.once('close', resolve))), 'the stalled peer to be dropped');
+  });
+});

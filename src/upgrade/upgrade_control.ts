@@ -1,5 +1,7 @@
 // The running process's side of an upgrade: a control socket (a Unix socket, mode 0600) on
-// which a successor asks for the listening sockets. One hand-off at a time.
+// which a successor asks for the listening sockets. Control connections are served side by
+// side, each under its own deadline, and the first to say "ready" commits: a peer that
+// connects and stalls cannot hold a real successor off.
 //
 // The listening descriptors' owner at every step:
 //  1. before and during sendmsg: each listener's backend (this process), as always;
@@ -46,7 +48,8 @@ function someoneListens(path: string): Promise<boolean> {
 }
 
 export class UpgradeControl extends EventEmitter {
-  private busy = false;
+  /** Control connections being served, each given the descriptors and awaiting "ready". */
+  private readonly pending = new Set<net.Socket>();
   private done = false;
 
   private constructor(
@@ -100,22 +103,24 @@ export class UpgradeControl extends EventEmitter {
   }
 
   private onSuccessor(socket: net.Socket): void {
-    if (this.busy || this.done) {
+    if (this.done) {
       socket.destroy();
       return;
     }
-    this.busy = true;
+    this.pending.add(socket);
     this.handOff(socket).then(
       () => {
-        this.done = true;
-        this.busy = false;
+        this.pending.delete(socket);
+        // The others got descriptors they may not use: dropped with their connections.
+        for (const other of this.pending) other.destroy();
+        this.pending.clear();
         this.emit('handedOff');
       },
       (error: Error) => {
         // Nothing changed hands: the listeners still accept on their own descriptors.
+        this.pending.delete(socket);
         socket.destroy();
-        this.busy = false;
-        this.emit('handOffFailed', error);
+        if (!this.done) this.emit('handOffFailed', error);
       },
     );
   }
@@ -133,6 +138,9 @@ export class UpgradeControl extends EventEmitter {
     if (sent.sent < hello.length) socket.write(hello.subarray(sent.sent));
     const reply = await nextMessage(socket, new LineReader(), this.timeoutMs, 'the successor accepting');
     if (reply.type !== 'ready') throw upgradeError(`expected "ready", got "${reply.type}"`);
+    // Another control connection committed first: this one is refused.
+    if (this.done) throw upgradeError('another successor took the listening sockets first');
+    this.done = true;
     // Committed. Stop accepting first, so every connection from now on is the successor's.
     for (const listener of this.served) listener.stopAccepting();
     // Free the control socket's path (libuv unlinks it on close) before telling the successor,
