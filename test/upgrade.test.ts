@@ -223,6 +223,8 @@ describeNative('Upgrade: a failed hand-off leaves the old process serving', func
     const successor = spawnCli(cleanup, ['--upgrade', '--port', '0', '--state-dir', dir]);
     expect((await successor.ended()).code).to.equal(1);
     expect(successor.stderr).to.match(/upgrade failed: no listening sockets from .*control\.sock: connect ENOENT/);
+    expect(successor.stderr).to.include('no server is running there (start one without --upgrade)');
+    expect(successor.stderr).to.not.include('keeps serving');
   });
 });
 

@@ -21,7 +21,10 @@ export async function receiveFromPredecessor(options: CliOptions): Promise<TakeO
     return handOver;
   } catch (error) {
     if (error instanceof StartupError) throw error;
-    throw new StartupError(`upgrade failed: ${(error as Error).message}; the running server keeps serving`);
+    const { message } = error as Error;
+    // Nothing listens on the control socket: there is no running server to keep serving.
+    const nobody = /connect (ENOENT|ECONNREFUSED)/.test(message);
+    throw new StartupError(`upgrade failed: ${message}; ${nobody ? 'no server is running there (start one without --upgrade)' : 'the running server keeps serving'}`);
   }
 }
 
