@@ -17,6 +17,8 @@
         "native/listen_socket.cc",
         "native/js_values.cc",
         "native/acceptor.cc",
+        "native/batch_delivery.cc",
+        "native/accept_driver.cc",
         "native/peer_words.cc",
         "native/admission.cc",
         "native/load_shedding.cc",
