@@ -49,8 +49,20 @@ export function validateBaseOptions(options: BaseListenerOptions): void {
   checkInteger('idleTimeout', options.idleTimeout, 0, MAX_TIMER_MS);
   checkInteger('fd', options.fd, 0, 2 ** 31 - 1);
   validateAdmissionOptions(options);
+  checkPort(options.port);
   if (options.fd === undefined && options.port === undefined) {
     throw codedError(ErrorCodes.INVALID_OPTION, 'either port or fd is required');
+  }
+}
+
+/**
+ * A numeric port is checked when the listener is made, as net.Server checks it, not only when
+ * listen() resolves it; a service name ('https') is left to the resolver.
+ */
+function checkPort(port: unknown): void {
+  if (port === undefined || typeof port === 'string') return;
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw codedError(ErrorCodes.INVALID_OPTION, `port must be an integer 0..65535 or a service name, got ${String(port)}`, { option: 'port' });
   }
 }
 

@@ -78,7 +78,13 @@ function closestKey(key: string, known: readonly string[]): string | undefined {
   // A third of the name may be wrong (sniCredentials, gracefullTimeout, idleTimout), not more:
   // 'foo' should not become "did you mean fd?".
   const allowed = Math.max(1, Math.floor(key.length / 3));
-  return best !== undefined && best.distance <= allowed ? best.key : undefined;
+  if (best !== undefined && best.distance <= allowed) return best.key;
+  // A known name shortened to its first word or two (close({ graceful }), { sni }): the one
+  // known key it begins, when exactly one does and the key is long enough to mean something.
+  if (key.length < 3) return undefined;
+  const lower = key.toLowerCase();
+  const extended = known.filter((candidate) => candidate.toLowerCase().startsWith(lower));
+  return extended.length === 1 ? extended[0] : undefined;
 }
 
 /** Levenshtein distance: insertions, deletions and substitutions, one each. */

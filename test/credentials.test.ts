@@ -108,6 +108,29 @@ describe('loadServerCredential: a certificate, its CA and its key', function () 
   }
 });
 
+describe('loadServerCredential: misnamed or missing file names are ERR_INVALID_OPTION naming the key it wants', function () {
+  it('{ cert, key } (the names of PEM text) names certificateFile, and says what cert is', async function () {
+    for (const load of [loadServerCredential, readServerCredential]) {
+      let error: (Error & { code?: string; option?: string }) | undefined;
+      try {
+        await load({ cert: files.server.cert, key: files.server.key } as unknown as CredentialFiles);
+      } catch (caught) {
+        error = caught as Error & { code?: string; option?: string };
+      }
+      expect(error?.code).to.equal('ERR_INVALID_OPTION');
+      expect(error?.option).to.equal('certificateFile');
+      expect(error?.message).to.contain('certificateFile must be a file path').and.contain("the 'cert' given");
+    }
+  });
+
+  it('a privateKeyFile that is not a string, or an empty caCertificateFile, is named', function () {
+    expect(() => loadServerCredential({ certificateFile: files.server.cert, privateKeyFile: 42 } as unknown as CredentialFiles))
+      .to.throw('privateKeyFile must be a file path, got number').with.property('code', 'ERR_INVALID_OPTION');
+    expect(() => loadServerCredential({ certificateFile: files.server.cert, privateKeyFile: files.server.key, caCertificateFile: '' }))
+      .to.throw('caCertificateFile must be a file path').with.property('code', 'ERR_INVALID_OPTION');
+  });
+});
+
 describe('loadServerCredential: every invalid input is ERR_INVALID_CREDENTIAL naming the file', function () {
   const base = (): CredentialFiles => ({
     certificateFile: files.server.cert,

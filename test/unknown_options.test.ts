@@ -57,6 +57,26 @@ describe('unknown option keys', function () {
         expect(error.message).to.contain("unknown option 'credential'");
       });
 
+      it('close({ graceful }) throws ERR_INVALID_OPTION: did you mean gracefulTimeout? (a known name cut short)', async function () {
+        const listener = createLocalTCPListener({ port: 0, backend }, () => undefined);
+        cleanup.add(() => listener.close());
+        await listener.listen();
+        const error = thrownBy(() => listener.close({ graceful: 1 } as CloseOptions));
+        expect(error.code).to.equal('ERR_INVALID_OPTION');
+        expect(error.message).to.contain("'graceful'").and.contain('did you mean gracefulTimeout?');
+        expect(error.suggestion).to.equal('gracefulTimeout');
+      });
+
+      for (const port of [1.5, -1, 65536, Number.NaN, true]) {
+        it(`port ${String(port)} is refused by createListener() and createLocalTCPListener(), before listen()`, function () {
+          for (const create of [() => createListener(tlsOptions({ backend, port }), () => undefined), () => createLocalTCPListener(tcpOptions({ backend, port }), () => undefined)]) {
+            const error = thrownBy(create);
+            expect(error.code).to.equal('ERR_INVALID_OPTION');
+            expect(error.message).to.contain('port must be an integer 0..65535');
+          }
+        });
+      }
+
       it('a key close to no option is named without a guess', function () {
         const error = thrownBy(() => createListener(tlsOptions({ backend, zzz: 1 }), () => undefined));
         expect(error.code).to.equal('ERR_INVALID_OPTION');

@@ -157,7 +157,31 @@ function credentialOf(files: CredentialFiles, texts: CredentialTexts): ServerCre
  * most CREDENTIAL_LIMITS.maxFileBytes and the chain at most maxChainCertificates certificates
  * (ERR_CREDENTIAL_TOO_LARGE); anything else wrong is ERR_INVALID_CREDENTIAL naming the file.
  */
+/**
+ * The file names, before any is read: a missing or misnamed one (`{ cert, key }`, the names
+ * tls.createSecureContext takes for PEM text) is named with the key this function wants.
+ */
+function checkFileNames(files: CredentialFiles): void {
+  if (typeof files !== 'object' || files === null) {
+    throw codedError(ErrorCodes.INVALID_OPTION, 'the credential files must be an object { certificateFile, privateKeyFile, caCertificateFile? }');
+  }
+  const given = files as unknown as Record<string, unknown>;
+  const wanted: [keyof CredentialFiles, string, boolean][] = [
+    ['certificateFile', 'cert', true],
+    ['privateKeyFile', 'key', true],
+    ['caCertificateFile', 'ca', false],
+  ];
+  for (const [name, pemName, required] of wanted) {
+    const value = given[name];
+    if (value === undefined && !required) continue;
+    if (typeof value === 'string' && value !== '') continue;
+    const hint = given[pemName] !== undefined ? ` (the '${pemName}' given is PEM text's name: pass the file's path as ${name}, or PEM text to createListener's credential)` : '';
+    throw codedError(ErrorCodes.INVALID_OPTION, `${name} must be a file path, got ${value === undefined ? 'nothing' : typeof value}${hint}`, { option: name });
+  }
+}
+
 export function loadServerCredential(files: CredentialFiles): ServerCredential {
+  checkFileNames(files);
   const cert = readText(files.certificateFile);
   const ca = files.caCertificateFile !== undefined ? readText(files.caCertificateFile) : undefined;
   return credentialOf(files, { cert, ...(ca !== undefined ? { ca } : {}), key: readText(files.privateKeyFile) });
@@ -165,6 +189,7 @@ export function loadServerCredential(files: CredentialFiles): ServerCredential {
 
 /** loadServerCredential with the files read asynchronously: for reloads while serving. */
 export async function readServerCredential(files: CredentialFiles): Promise<ServerCredential> {
+  checkFileNames(files);
   const cert = await readTextAsync(files.certificateFile);
   const ca = files.caCertificateFile !== undefined ? await readTextAsync(files.caCertificateFile) : undefined;
   return credentialOf(files, { cert, ...(ca !== undefined ? { ca } : {}), key: await readTextAsync(files.privateKeyFile) });
