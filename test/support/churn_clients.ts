@@ -126,15 +126,20 @@ function plainClient(plan: ChurnPlan, onConnect: (socket: net.Socket) => void): 
     connected = true;
     onConnect(socket);
   });
+  // Read (and drop) what comes, as a real client does: a server that has read everything this
+  // client sent closes with a FIN, which a paused socket would never surface as 'end'.
+  socket.resume();
   return settle(socket, () => (connected ? 'closed' : 'not-connected'));
 }
 
 function garbage(random: () => number, index: number): Buffer {
   if (index % 2 === 0) return Buffer.from('GET / HTTP/1.1\r\nHost: churn.test\r\n\r\n');
   const bytes = crypto.randomBytes(16 + Math.floor(random() * 200));
-  // Never a TLS handshake record type (22), so the listener rejects it at the first byte
-  // instead of waiting for more.
+  // Never a TLS handshake record type (22), and never a TLS record version (3.x), so both the
+  // listener's own hello reader (js backend) and OpenSSL (which sees the native backend's bytes
+  // unchanged) refuse it at the record header instead of waiting for the rest of a record.
   bytes[0] = Math.floor(random() * 22);
+  bytes[1] = 4 + Math.floor(random() * 252);
   return bytes;
 }
 
