@@ -41,6 +41,9 @@ const flags = [
   ...addon.cflags_cc,
   ...addon.cflags,
   '-Werror',
+  // node-gyp compiles every object of a shared library position-independent on its own; zig
+  // does not for ELF targets, and thread_local then takes a model -shared cannot link.
+  '-fPIC',
   ...addon.defines.map((define) => `-D${define}`),
   `-I${nodeHeaders}`,
   `-I${path.resolve(root, require('node-addon-api').include_dir)}`,
