@@ -151,3 +151,33 @@ describe('the build flags of binding.gyp', function () {
     expect(packageEntries).to.deep.equal(['binding.gyp', 'build', 'package.json']);
   });
 });
+
+describe('the two build files (binding.gyp for node-gyp, CMakeLists.txt for cmake-js)', function () {
+  /** The native/*.cc files a build file names. */
+  function sourcesOf(file: string): string[] {
+    const text = fs.readFileSync(path.join(repoRoot, file), 'utf8');
+    return [...new Set(text.match(/native\/[A-Za-z0-9_]+\.cc/g) ?? [])].sort();
+  }
+
+  it('compile the same sources, and every native/*.cc of the addon is in them', function () {
+    const gyp = sourcesOf('binding.gyp');
+    // A file one build lacks links anyway (a shared object may leave symbols undefined) and
+    // fails only when the first call reaches it: the sanitizer build once did, at its first
+    // per-address limit.
+    expect(sourcesOf('CMakeLists.txt')).to.deep.equal(gyp);
+    const onDisk = fs
+      .readdirSync(path.join(repoRoot, 'native'))
+      .filter((name) => name.endsWith('.cc'))
+      .map((name) => `native/${name}`)
+      .sort();
+    expect(gyp).to.deep.equal(onDisk);
+  });
+
+  for (const addon of builtAddons) {
+    it(`leave no symbol of the addon's own undefined (${path.relative(repoRoot, addon)}, loaded with every symbol bound at once)`, function () {
+      const script = `require(${JSON.stringify(addon)})`;
+      // LD_BIND_NOW makes dlopen resolve every symbol at load, as RTLD_NOW does.
+      execFileSync(process.execPath, ['-e', script], { env: { ...process.env, LD_BIND_NOW: '1' }, stdio: 'pipe' });
+    });
+  }
+});
