@@ -1,6 +1,6 @@
 // Loading the server credential from files (certificate, optional CA appended to the chain, key)
 // and the SHA-256 fingerprint of a certificate file, checked against the openssl command.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
@@ -278,6 +278,35 @@ describe('credential limits: a huge file or a long chain is ERR_CREDENTIAL_TOO_L
       'credential',
       new RegExp(`a chain of ${count} certificates`),
     );
+  });
+
+  it('a file with no size yet (a pipe) is read whole, and refused past maxFileBytes, by both reads', async function () {
+    // fstat says 0 for a FIFO: the read starts at that size and grows, up to the limit and one byte past it.
+    const fifo = join(dir, 'credential.fifo');
+    rmSync(fifo, { force: true });
+    execFileSync('mkfifo', [fifo]);
+    // A writer in another process; the promise is its exit, listened for from the start.
+    const writeInto = (source: string): Promise<unknown> =>
+      new Promise((resolve) => spawn('sh', ['-c', 'cat "$1" > "$2" 2>/dev/null || true', 'sh', source, fifo], { stdio: 'ignore' }).once('exit', resolve));
+
+    // Expected values first: a synchronous child (openssl) while a writer runs would take its exit.
+    const fingerprint = opensslFingerprint(files.server.cert).toString('hex');
+    const chain = String(loadServerCredential({ certificateFile: files.server.cert, privateKeyFile: files.server.key }).cert);
+
+    let writer = writeInto(files.server.cert);
+    expect(loadFingerprint(fifo).toString('hex')).to.equal(fingerprint);
+    await writer;
+    writer = writeInto(files.server.cert);
+    const read = await readServerCredential({ certificateFile: fifo, privateKeyFile: files.server.key });
+    expect(String(read.cert)).to.equal(chain);
+    await writer;
+
+    writer = writeInto(huge);
+    expectTooLarge(failureOf(() => loadFingerprint(fifo)), fifo, /1048577 bytes or more, over the limit of 1048576/);
+    await writer;
+    writer = writeInto(huge);
+    expectTooLarge(await readServerCredential({ certificateFile: fifo, privateKeyFile: files.server.key }).then(() => new Error('resolved'), (error: Reported) => error), fifo, /over the limit of 1048576/);
+    await writer;
   });
 
   it('readServerCredential gives what loadServerCredential gives', async function () {

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import tls from 'node:tls';
 import { codedError, ErrorCodes } from '../errors.js';
 import type { CodedError } from '../errors.js';
+import { BoundedFileText } from './bounded_file_text.js';
 
 /** PEM key and certificate; `cert` may hold a chain (leaf first). */
 export interface ServerCredential {
@@ -48,13 +49,19 @@ function unreadable(file: string, error: unknown): CodedError {
   return invalid(file, code === 'ENOENT' ? 'no such file' : `cannot read it (${code})`, error);
 }
 
-function checkSize(file: string, bytes: number): void {
-  if (bytes > CREDENTIAL_LIMITS.maxFileBytes) {
+/** The read's limit and its refusal, for one file. */
+function boundedText(file: string, statSize: number): BoundedFileText {
+  return new BoundedFileText(CREDENTIAL_LIMITS.maxFileBytes, statSize, (bytes) => {
     throw tooLarge(file, `${bytes} bytes or more, over the limit of ${CREDENTIAL_LIMITS.maxFileBytes} for a certificate or key file`, { file });
-  }
+  });
 }
 
-/** Reads at most maxFileBytes + 1 bytes: the size is checked first, and again on what came (a file that grew, a pipe). */
+/** A failure while reading: a refusal stays as it is, anything else says the file is unreadable. */
+function readFailure(file: string, error: unknown): CodedError {
+  return (error as CodedError).code === ErrorCodes.CREDENTIAL_TOO_LARGE ? (error as CodedError) : unreadable(file, error);
+}
+
+/** Reads the file whole, up to the limit: its size is checked first, and again on what came (a file that grew, a pipe). */
 function readText(file: string): string {
   let fd: number;
   try {
@@ -63,15 +70,11 @@ function readText(file: string): string {
     throw unreadable(file, error);
   }
   try {
-    checkSize(file, fs.fstatSync(fd).size);
-    const buffer = Buffer.alloc(CREDENTIAL_LIMITS.maxFileBytes + 1);
-    let length = 0;
-    for (let got = -1; got !== 0 && length < buffer.length; length += got) got = fs.readSync(fd, buffer, length, buffer.length - length, null);
-    checkSize(file, length);
-    return buffer.toString('utf8', 0, length);
+    const text = boundedText(file, fs.fstatSync(fd).size);
+    for (let space = text.space(); space; space = text.space()) text.took(fs.readSync(fd, space, 0, space.length, null));
+    return text.text();
   } catch (error) {
-    if ((error as CodedError).code === ErrorCodes.CREDENTIAL_TOO_LARGE) throw error;
-    throw unreadable(file, error);
+    throw readFailure(file, error);
   } finally {
     fs.closeSync(fd);
   }
@@ -86,15 +89,11 @@ async function readTextAsync(file: string): Promise<string> {
     throw unreadable(file, error);
   }
   try {
-    checkSize(file, (await handle.stat()).size);
-    const buffer = Buffer.alloc(CREDENTIAL_LIMITS.maxFileBytes + 1);
-    let length = 0;
-    for (let got = -1; got !== 0 && length < buffer.length; length += got) got = (await handle.read(buffer, length, buffer.length - length, null)).bytesRead;
-    checkSize(file, length);
-    return buffer.toString('utf8', 0, length);
+    const text = boundedText(file, (await handle.stat()).size);
+    for (let space = text.space(); space; space = text.space()) text.took((await handle.read(space, 0, space.length, null)).bytesRead);
+    return text.text();
   } catch (error) {
-    if ((error as CodedError).code === ErrorCodes.CREDENTIAL_TOO_LARGE) throw error;
-    throw unreadable(file, error);
+    throw readFailure(file, error);
   } finally {
     await handle.close();
   }
