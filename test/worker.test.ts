@@ -11,6 +11,9 @@ import { compiledFixture } from './support/paths.js';
 import { descriptorCount } from './support/proc.js';
 import { Cleanup, canBind, connect, delay, waitUntil, within } from './support/sockets.js';
 import type { Client } from './support/sockets.js';
+import { createTestPki } from './support/pki.js';
+import { captureClientHello, rawConnect, tlsConnect } from './support/tls_harness.js';
+import type { RawClient } from './support/tls_harness.js';
 
 const backends = ['native', 'js'] as const;
 
@@ -187,5 +190,88 @@ describe('a worker ended in the middle of a connection storm: its process surviv
         });
       }
     });
+  }
+});
+
+/**
+ * Clients for one handle kind, connected once the worker listens: each has been served by the
+ * worker (or, for the peeker, is waiting in it) when this resolves.
+ */
+async function clientsFor(cleanup: Cleanup, kind: 'tcp' | 'tls-alpn' | 'workers', port: number): Promise<Array<{ whenClosed(): Promise<void> }>> {
+  if (kind === 'tcp') return connectClients(cleanup, port, 3);
+  if (kind === 'workers') {
+    const clients: Client[] = [];
+    for (let i = 0; i < 4; i++) {
+      const c = await connect(port);
+      cleanup.add(() => c.destroy());
+      expect(await c.line()).to.match(/^\d+ \d+$/);
+      clients.push(c);
+    }
+    return clients;
+  }
+  // Half a ClientHello each: these wait in the native peeker, their bytes in the kernel.
+  const hello = await captureClientHello({ ALPNProtocols: ['h2'], servername: 'localhost' });
+  const waiting: RawClient[] = [];
+  for (let i = 0; i < 3; i++) {
+    const raw = await rawConnect(cleanup, port);
+    raw.socket.write(hello.subarray(0, hello.length >> 1));
+    waiting.push(raw);
+  }
+  // A whole handshake after them: the acceptor took the waiting ones first (one queue, in order).
+  const served = tlsConnect(cleanup, port, { ALPNProtocols: ['h2'], servername: 'localhost' });
+  await served.receive('hello ');
+  expect(served.socket.alpnProtocol).to.equal('h2');
+  return [...waiting, served];
+}
+
+describe('each native handle kind, made in a worker thread that exits without closing it: no crash, every descriptor released', () => {
+  // The worker never calls close(): its environment's teardown (native/addon.h) closes every
+  // native handle it made. Each scenario runs in a host process of its own (worker_host.ts), so
+  // a crash in the teardown fails the test instead of killing mocha.
+  const cleanup = new Cleanup();
+  afterEach(() => cleanup.run());
+  let credential: { cert: string; key: string };
+  before(async () => {
+    const pki = await createTestPki();
+    credential = { cert: pki.server.cert, key: pki.server.key };
+  });
+
+  const kinds = [
+    ['tcp', 'a listener on the native backend (Acceptor)'],
+    ['tls-alpn', 'a TLS listener with alpn, clients waiting in the ClientHello peeker (HelloPeeker)'],
+    ['workers', 'a listener with workers of its own (Dispatcher, a WorkerQueue per nested worker)'],
+  ] as const;
+  const endings = [
+    ['worker.terminate()', { cmd: 'terminate' }, 1],
+    ['process.exit() in the worker', { cmd: 'exit-worker' }, 0],
+  ] as const;
+  for (const [kind, what] of kinds) {
+    for (const [ending, command, expectedExitCode] of endings) {
+      it(`${what}, then ${ending}`, async function () {
+        this.timeout(30_000);
+        const host = WorkerHost.start({ backend: 'native', kind, ...(kind === 'tls-alpn' ? { credential } : {}) });
+        cleanup.add(() => host.stop());
+        const { port, baseline, baselineLinks } = await host.waitFor('listening', () => true, { timeoutMs: 15_000 });
+        const clients = await clientsFor(cleanup, kind, port);
+
+        host.send(command);
+        const exit = await host.waitFor('workerExit', () => true, { timeoutMs: 15_000 });
+        expect({ exitCode: exit.exitCode, errors: exit.errors }).to.deep.equal({ exitCode: expectedExitCode, errors: [] });
+        await Promise.all(clients.map((c) => c.whenClosed()));
+
+        let fds = await host.request({ cmd: 'fds' }, 'fds');
+        const deadline = Date.now() + 5000;
+        while (fds.count !== baseline && Date.now() < deadline) {
+          await delay(20);
+          fds = await host.request({ cmd: 'fds' }, 'fds');
+        }
+        const extra = fds.links.filter((link) => !baselineLinks.includes(link));
+        expect(extra, `host descriptors left after the worker ended (${fds.count}, baseline ${baseline})`).to.deep.equal([]);
+        expect(await canBind(port), 'the port is free again').to.equal(true);
+        expect(host.running, `the host process died\n${host.transcript()}`).to.equal(true);
+        await host.stop();
+        expect({ code: host.exitCode, signal: host.exitSignal }, host.transcript()).to.deep.equal({ code: 0, signal: null });
+      });
+    }
   }
 });
