@@ -12,6 +12,7 @@
       "target_name": "native_acceptor",
       "sources": [
         "native/module.cc",
+        "native/addon.cc",
         "native/accept_errors.cc",
         "native/accept_queue.cc",
         "native/listen_socket.cc",
@@ -30,6 +31,7 @@
         "native/address_counts.cc",
         "native/address_key.cc",
         "native/dispatch_state.cc",
+        "native/dispatcher_registry.cc",
         "native/dispatcher.cc",
         "native/worker_queue.cc",
         "native/hello_parse.cc",

@@ -36,12 +36,7 @@ void OnHandleClosed(uv_handle_t* handle) {
   auto* loop = static_cast<AcceptLoop*>(handle->data);
   if (--loop->handles_open > 0) return;
   if (loop->owner != nullptr) loop->owner->Detach(loop->counters);
-  if (loop->cleanup_hook != nullptr) {
-    // Tells Node the environment may finish tearing down: nothing of ours is left on its loop.
-    // It fails only for a hook that is not registered; there is nothing to undo either way.
-    (void)napi_remove_async_cleanup_hook(loop->cleanup_hook);
-  }
-  delete loop;
+  delete loop;  // unregisters from the Addon: nothing of ours is left on the environment's loop
 }
 
 }  // namespace
@@ -85,14 +80,8 @@ void BeginClose(AcceptLoop* loop) {
   ReleaseJsValues(loop);
 }
 
-namespace {
-
-void OnEnvironmentTeardown(napi_async_cleanup_hook_handle, void* arg) {
-  // A worker thread or the process is exiting: release everything without calling into JS.
-  BeginClose(static_cast<AcceptLoop*>(arg));
-}
-
-}  // namespace
+// A worker thread or the process is exiting: release everything without calling into JS.
+void AcceptLoop::CloseAtTeardown() { BeginClose(this); }
 
 Napi::Function Acceptor::Define(Napi::Env env) {
   return DefineClass(env, "Acceptor",
@@ -167,6 +156,7 @@ Acceptor::Acceptor(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Acceptor>(
   // listen_fd is still -1 then, so the caller's fd is not touched).
   auto pending = std::make_unique<AcceptLoop>();
   AcceptLoop* loop = pending.get();
+  loop->Attach(env);
   loop->env = env;
   loop->batch_limit = tuning.batch_limit;
   loop->pause_min_ms = tuning.pause_min_ms;
@@ -212,12 +202,6 @@ Acceptor::Acceptor(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Acceptor>(
     loop->shed_timer.data = loop;
     loop->shed_timer_initialized = true;
     loop->handles_open++;
-  }
-
-  if (napi_add_async_cleanup_hook(env, OnEnvironmentTeardown, loop, &loop->cleanup_hook) != napi_ok) {
-    loop->cleanup_hook = nullptr;
-    BeginClose(loop);
-    throw Napi::Error::New(env, "napi_add_async_cleanup_hook failed");
   }
 
   // Nothing can fail any more: the listening fd and the loop change hands here.

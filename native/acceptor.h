@@ -39,6 +39,7 @@
 #include <vector>
 
 #include "accept_errors.h"
+#include "addon.h"
 #include "admission.h"
 
 namespace ntl {
@@ -66,8 +67,12 @@ struct AcceptCounters {
 };
 
 // Lives on the heap apart from the JS object, because libuv handles outlive it: uv_close()
-// completes on a later loop turn, possibly after the JS object was collected.
-struct AcceptLoop {
+// completes on a later loop turn, possibly after the JS object was collected. Registered with
+// its environment's Addon (native/addon.h) until freed, when its last handle has closed.
+struct AcceptLoop final : public EnvResource {
+  // BeginClose(), with no JS call.
+  void CloseAtTeardown() override;
+
   uv_poll_t poll;
   uv_timer_t resume_timer;
   // While paused at an admission limit with maxQueuedConnections set: checks the accept queue.
@@ -88,7 +93,6 @@ struct AcceptLoop {
   bool release_deferred = false;
   Acceptor* owner = nullptr;
   napi_env env = nullptr;
-  napi_async_cleanup_hook_handle cleanup_hook = nullptr;
 
   Napi::FunctionReference on_batch;
   // The one Int32Array every batch is handed over in (batch_limit slots, the first `count`

@@ -20,10 +20,6 @@ namespace {
 // events beyond this are counted, not queued (a pause or a fatal error always is).
 constexpr size_t kEventQueueLimit = 256;
 
-std::mutex g_registry_mutex;
-std::map<int, std::weak_ptr<DispatchShared>> g_registry;
-int g_next_id = 1;
-
 // Called with shared.mutex held.
 void PushEvent(DispatchShared& shared, int32_t kind, int err, uint64_t delay_ms) {
   if (kind == kEventRetry && shared.events.size() >= kEventQueueLimit) {
@@ -343,24 +339,6 @@ void AcceptThreadEntry(void* arg) {
 }
 
 }  // namespace
-
-std::shared_ptr<DispatchShared> RegisterDispatcher(std::shared_ptr<DispatchShared> shared) {
-  std::lock_guard<std::mutex> lock(g_registry_mutex);
-  shared->id = g_next_id++;
-  g_registry[shared->id] = shared;
-  return shared;
-}
-
-std::shared_ptr<DispatchShared> FindDispatcher(int id) {
-  std::lock_guard<std::mutex> lock(g_registry_mutex);
-  auto found = g_registry.find(id);
-  return found == g_registry.end() ? nullptr : found->second.lock();
-}
-
-void UnregisterDispatcher(int id) {
-  std::lock_guard<std::mutex> lock(g_registry_mutex);
-  g_registry.erase(id);
-}
 
 int StartAcceptThread(const std::shared_ptr<DispatchShared>& shared, const char** failed_call) {
   // The wake pipe, both ends non-blocking (a full pipe must not block a waker; the reader

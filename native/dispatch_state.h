@@ -166,11 +166,6 @@ struct DispatchShared {
   bool thread_started = false;
 };
 
-// Process-wide: workers find their dispatcher by id (their addon instance is another env).
-std::shared_ptr<DispatchShared> RegisterDispatcher(std::shared_ptr<DispatchShared> shared);
-std::shared_ptr<DispatchShared> FindDispatcher(int id);
-void UnregisterDispatcher(int id);
-
 // Starts the accept thread (and makes its wake pipe). Returns 0, or an errno with the call
 // that failed in `failed_call`; nothing is left open then.
 int StartAcceptThread(const std::shared_ptr<DispatchShared>& shared, const char** failed_call);

@@ -7,21 +7,27 @@
 #include <string>
 
 #include "accept_options.h"
+#include "addon.h"
 #include "arguments.h"
+#include "dispatcher_registry.h"
 #include "js_callback.h"
 #include "js_values.h"
 #include "listen_socket.h"
 
 namespace ntl {
 
-// Lives apart from the JS object: the uv_async closes on a later loop turn.
-struct DispatcherHandle {
+// Lives apart from the JS object: the uv_async closes on a later loop turn. An EnvResource of
+// the environment that made the dispatcher (native/addon.h): that environment's Addon owns it,
+// and with it the listening socket and the accept thread (dispatcher_registry.h says why the
+// workers' environments find it through a process-wide lookup and own none of it).
+struct DispatcherHandle final : public EnvResource {
+  void CloseAtTeardown() override;
+
   uv_async_t wake;
   napi_env env = nullptr;
   std::shared_ptr<DispatchShared> shared;
   Napi::FunctionReference on_event;
   std::unique_ptr<Napi::AsyncContext> async_context;
-  napi_async_cleanup_hook_handle cleanup_hook = nullptr;
   bool closing = false;
   bool started = false;
   Dispatcher* object = nullptr;  // the JS object, while it lives
@@ -32,8 +38,7 @@ namespace {
 void OnWakeClosed(uv_handle_t* handle) {
   auto* owner = static_cast<DispatcherHandle*>(handle->data);
   if (owner->object != nullptr) owner->object->Detach();
-  if (owner->cleanup_hook != nullptr) (void)napi_remove_async_cleanup_hook(owner->cleanup_hook);
-  delete owner;
+  delete owner;  // unregisters from the Addon
 }
 
 // Stops the accept thread (joined: nothing accepts once this returns), closes the listening
@@ -48,8 +53,6 @@ void BeginClose(DispatcherHandle* owner) {
   owner->async_context.reset();
   uv_close(reinterpret_cast<uv_handle_t*>(&owner->wake), OnWakeClosed);
 }
-
-void OnEnvironmentTeardown(napi_async_cleanup_hook_handle, void* arg) { BeginClose(static_cast<DispatcherHandle*>(arg)); }
 
 // Plain N-API with checked statuses (native/js_callback.h): a failed call means JS took nothing.
 void ReportEvent(DispatcherHandle* owner, const DispatchEvent& event) {
@@ -88,6 +91,9 @@ Napi::Object PublishedObject(Napi::Env env, const Published& values) {
 }
 
 }  // namespace
+
+// The environment that made the dispatcher is going away: stop it, with no JS call.
+void DispatcherHandle::CloseAtTeardown() { BeginClose(this); }
 
 Napi::Function Dispatcher::Define(Napi::Env env) {
   return DefineClass(env, "Dispatcher",
@@ -142,6 +148,7 @@ Dispatcher::Dispatcher(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Dispat
   shared->pause_max_ms = tuning.pause_max_ms;
 
   auto owner = std::make_unique<DispatcherHandle>();
+  owner->Attach(env);
   owner->env = env;
   owner->on_event = Napi::Persistent(info[1].As<Napi::Function>());
   owner->async_context = std::make_unique<Napi::AsyncContext>(env, "native-tls-listener:dispatch");
@@ -150,11 +157,6 @@ Dispatcher::Dispatcher(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Dispat
   owner->wake.data = owner.get();
   DispatcherHandle* raw = owner.release();  // from here freed by BeginClose -> OnWakeClosed
   raw->shared = shared;
-  if (napi_add_async_cleanup_hook(env, OnEnvironmentTeardown, raw, &raw->cleanup_hook) != napi_ok) {
-    raw->cleanup_hook = nullptr;
-    BeginClose(raw);
-    throw Napi::Error::New(env, "napi_add_async_cleanup_hook failed");
-  }
   // Nothing can fail any more: the listening fd changes hands here.
   shared->listen_fd = listen_fd;
   shared->main_wake = &raw->wake;

@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "addon.h"
 #include "arguments.h"
 #include "hello_parse.h"
 
@@ -44,8 +45,12 @@ struct Outcome {
   std::vector<int32_t> choices;
 };
 
-// One per HelloPeeker. Outlives it while libuv still holds a watch's handle.
-struct PeekSet {
+// One per HelloPeeker. Outlives it while libuv still holds a watch's handle. An EnvResource of
+// its environment (native/addon.h) until freed.
+struct PeekSet final : public EnvResource {
+  // Closes every wait (their descriptors with them), with no JS call.
+  void CloseAtTeardown() override;
+
   napi_env env = nullptr;
   uv_loop_t* loop = nullptr;
   Napi::FunctionReference on_hello;
@@ -53,7 +58,6 @@ struct PeekSet {
   std::vector<std::vector<std::string>> alpn_lists;
   std::unordered_map<uint32_t, Watch*> waiting;
   size_t handles_open = 0;
-  napi_async_cleanup_hook_handle cleanup_hook = nullptr;
   bool closed = false;     // no more watches; waiting ones were closed
   bool orphaned = false;   // its HelloPeeker is gone (collected) or the environment is
   // The HelloPeeker's pointer to this set, cleared when the set is freed first (the teardown
@@ -75,7 +79,6 @@ PeekBuffers& ThreadBuffers() {
 
 void MaybeFree(PeekSet* set) {
   if (!set->orphaned || set->handles_open > 0) return;
-  if (set->cleanup_hook != nullptr) (void)napi_remove_async_cleanup_hook(set->cleanup_hook);
   if (set->owner_slot != nullptr) *set->owner_slot = nullptr;
   delete set;
 }
@@ -107,9 +110,9 @@ void CloseAll(PeekSet* set) {
   }
 }
 
-void OnEnvironmentTeardown(napi_async_cleanup_hook_handle, void* arg) {
-  // A worker thread or the process is exiting: close without calling into JS.
-  auto* set = static_cast<PeekSet*>(arg);
+// Nobody can take a descriptor any more (the HelloPeeker was collected, or its environment is
+// going away): every wait is closed, and the set is freed once libuv is done with it.
+void Orphan(PeekSet* set) {
   CloseAll(set);
   set->on_hello.Reset();
   set->async_context.reset();
@@ -260,6 +263,8 @@ void OnReadable(uv_poll_t* handle, int status, int /*events*/) {
 
 }  // namespace
 
+void PeekSet::CloseAtTeardown() { Orphan(this); }
+
 class HelloPeeker : public Napi::ObjectWrap<HelloPeeker> {
  public:
   explicit HelloPeeker(const Napi::CallbackInfo& info);
@@ -282,6 +287,7 @@ HelloPeeker::HelloPeeker(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Hell
   Napi::Array lists = info[0].As<Napi::Array>();
   if (lists.Length() > kMaxAlpnLists) throw InvalidArgument(env, false, "at most 4 ALPN lists");
   auto set = std::make_unique<PeekSet>();
+  set->Attach(env);
   for (uint32_t i = 0; i < lists.Length(); i++) {
     Napi::Value value = lists.Get(i);
     if (!value.IsBuffer()) throw InvalidArgument(env, true, "each ALPN list must be a Buffer");
@@ -300,9 +306,6 @@ HelloPeeker::HelloPeeker(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Hell
   set->env = env;
   set->on_hello = Napi::Persistent(info[1].As<Napi::Function>());
   set->async_context = std::make_unique<Napi::AsyncContext>(env, "native-tls-listener:client-hello");
-  if (napi_add_async_cleanup_hook(env, OnEnvironmentTeardown, set.get(), &set->cleanup_hook) != napi_ok) {
-    throw Napi::Error::New(env, "napi_add_async_cleanup_hook failed");
-  }
   set_ = set.release();
   set_->owner_slot = &set_;
 }
@@ -311,12 +314,7 @@ HelloPeeker::~HelloPeeker() {
   // Collected: nobody can take a descriptor any more; the hook may have run already.
   if (set_ == nullptr) return;
   set_->owner_slot = nullptr;
-  if (set_->orphaned) return;
-  CloseAll(set_);
-  set_->on_hello.Reset();
-  set_->async_context.reset();
-  set_->orphaned = true;
-  MaybeFree(set_);
+  if (!set_->orphaned) Orphan(set_);
 }
 
 Napi::Value HelloPeeker::Watch(const Napi::CallbackInfo& info) {

@@ -4,6 +4,7 @@
 #include <climits>
 
 #include "acceptor.h"
+#include "addon.h"
 #include "address_key.h"
 #include "arguments.h"
 #include "descriptor_passing.h"
@@ -80,6 +81,8 @@ Napi::Value AddressKeyJs(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  // The environment's state, and its one cleanup hook, before any handle can be made.
+  Addon::Install(env);
   exports.Set("Acceptor", Acceptor::Define(env));
   exports.Set("Dispatcher", Dispatcher::Define(env));
   exports.Set("WorkerQueue", WorkerQueue::Define(env));

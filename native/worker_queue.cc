@@ -4,22 +4,27 @@
 
 #include <climits>
 #include <string>
+#include <utility>
 
+#include "addon.h"
 #include "arguments.h"
+#include "dispatcher_registry.h"
 #include "batch_slots.h"
 #include "js_callback.h"
 
 namespace ntl {
 
-// Lives apart from the JS object: the uv_async closes on a later loop turn.
-struct QueueHandle {
+// Lives apart from the JS object: the uv_async closes on a later loop turn. An EnvResource of
+// the worker's environment (native/addon.h) until freed.
+struct QueueHandle final : public EnvResource {
+  void CloseAtTeardown() override;
+
   uv_async_t wake;
   napi_env env = nullptr;
   std::shared_ptr<DispatchShared> dispatcher;
   std::shared_ptr<QueueShared> queue;
   Napi::FunctionReference on_batch;
   std::unique_ptr<Napi::AsyncContext> async_context;
-  napi_async_cleanup_hook_handle cleanup_hook = nullptr;
   bool closing = false;
   bool in_batch = false;
   bool release_deferred = false;  // a close() during a batch: see StopTaking
@@ -31,8 +36,7 @@ namespace {
 void OnWakeClosed(uv_handle_t* handle) {
   auto* owner = static_cast<QueueHandle*>(handle->data);
   if (owner->object != nullptr) owner->object->Detach();
-  if (owner->cleanup_hook != nullptr) (void)napi_remove_async_cleanup_hook(owner->cleanup_hook);
-  delete owner;
+  delete owner;  // unregisters from the Addon
 }
 
 // The JS values a batch uses: released when the queue closes, but never under a batch that is
@@ -59,21 +63,19 @@ void StopTaking(QueueHandle* owner) {
   uv_close(reinterpret_cast<uv_handle_t*>(&owner->wake), OnWakeClosed);
 }
 
-void OnEnvironmentTeardown(napi_async_cleanup_hook_handle, void* arg) { StopTaking(static_cast<QueueHandle*>(arg)); }
-
 // The worker is ending (however it ends, after close() or not): its connections end with it,
-// and its books fold into its slot. Registered for the environment's whole life, apart from
-// the handle, which a close() frees long before.
-struct RetireAtTeardown {
+// and its books fold into its slot. An EnvResource for the environment's whole life, apart
+// from the handle, which a close() frees long before.
+struct QueueRetirement final : public EnvResource {
+  QueueRetirement(std::shared_ptr<DispatchShared> dispatcher, std::shared_ptr<QueueShared> queue)
+      : dispatcher(std::move(dispatcher)), queue(std::move(queue)) {}
+  void CloseAtTeardown() override {
+    RetireQueue(*dispatcher, queue);
+    delete this;
+  }
   std::shared_ptr<DispatchShared> dispatcher;
   std::shared_ptr<QueueShared> queue;
 };
-
-void RetireQueueAtTeardown(void* arg) {
-  auto* retire = static_cast<RetireAtTeardown*>(arg);
-  RetireQueue(*retire->dispatcher, retire->queue);
-  delete retire;
-}
 
 // Plain N-API with checked statuses (native/js_callback.h): false when JS took nothing.
 bool CallJs(QueueHandle* owner, size_t argc, const napi_value* argv) {
@@ -154,6 +156,9 @@ void OnWake(uv_async_t* async) {
 
 }  // namespace
 
+// The worker is going away: take nothing more, with no JS call (QueueRetirement does the books).
+void QueueHandle::CloseAtTeardown() { StopTaking(this); }
+
 Napi::Function WorkerQueue::Define(Napi::Env env) {
   return DefineClass(env, "WorkerQueue",
                      {
@@ -181,10 +186,14 @@ WorkerQueue::WorkerQueue(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Work
   if (napi_get_uv_event_loop(env, &uv_loop) != napi_ok || uv_loop == nullptr) {
     throw Napi::Error::New(env, "no libuv loop for this environment");
   }
+  // Registered before anything can need closing; retired at the environment's teardown.
+  auto retirement = std::make_unique<QueueRetirement>(dispatcher, std::make_shared<QueueShared>());
+  retirement->Attach(env);
   auto owner = std::make_unique<QueueHandle>();
+  owner->Attach(env);
   owner->env = env;
   owner->dispatcher = dispatcher;
-  owner->queue = std::make_shared<QueueShared>();
+  owner->queue = retirement->queue;
   owner->queue->slot = slot;
   owner->on_batch = Napi::Persistent(info[2].As<Napi::Function>());
   owner->async_context = std::make_unique<Napi::AsyncContext>(env, "native-tls-listener:worker-queue");
@@ -192,18 +201,7 @@ WorkerQueue::WorkerQueue(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Work
   if (err != 0) throw Napi::Error::New(env, std::string("uv_async_init ") + uv_err_name(err));
   owner->wake.data = owner.get();
   QueueHandle* raw = owner.release();  // from here freed by StopTaking -> OnWakeClosed
-  if (napi_add_async_cleanup_hook(env, OnEnvironmentTeardown, raw, &raw->cleanup_hook) != napi_ok) {
-    raw->cleanup_hook = nullptr;
-    raw->closing = true;
-    uv_close(reinterpret_cast<uv_handle_t*>(&raw->wake), OnWakeClosed);
-    throw Napi::Error::New(env, "napi_add_async_cleanup_hook failed");
-  }
-  auto retire = std::make_unique<RetireAtTeardown>(RetireAtTeardown{dispatcher, raw->queue});
-  if (napi_add_env_cleanup_hook(env, RetireQueueAtTeardown, retire.get()) != napi_ok) {
-    StopTaking(raw);
-    throw Napi::Error::New(env, "napi_add_env_cleanup_hook failed");
-  }
-  retire.release();
+  retirement.release();  // from here freed at the environment's teardown
   raw->queue->wake = &raw->wake;
   raw->object = this;
   handle_ = raw;
