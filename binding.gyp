@@ -31,6 +31,7 @@
         "native/address_counts.cc",
         "native/address_key.cc",
         "native/dispatch_state.cc",
+        "native/accept_thread.cc",
         "native/dispatcher_registry.cc",
         "native/dispatcher.cc",
         "native/worker_queue.cc",

@@ -39,7 +39,7 @@ class RetryStreak {
 
 // One batch of accept() calls under the policy above, as both accept loops run it (the
 // acceptor on its thread's libuv loop, native/acceptor.cc; the accept thread that feeds
-// worker threads, native/dispatch_state.cc). Each loop accepts, counts and reports in its own
+// worker threads, native/accept_thread.cc). Each loop accepts, counts and reports in its own
 // way; how a failed call ends the batch, and when the batch backs off, is decided here.
 class AcceptBatch {
  public:

@@ -166,13 +166,14 @@ struct DispatchShared {
   bool thread_started = false;
 };
 
-// Starts the accept thread (and makes its wake pipe). Returns 0, or an errno with the call
-// that failed in `failed_call`; nothing is left open then.
-int StartAcceptThread(const std::shared_ptr<DispatchShared>& shared, const char** failed_call);
-// Stops and joins the accept thread, closes the listening and wake descriptors. Idempotent.
-void StopAcceptThread(DispatchShared& shared);
-// Wakes the accept thread (a queue joined or left, or stop).
-void WakeAcceptThread(DispatchShared& shared);
+// What the accept thread (native/accept_thread.cc) asks of the queues (dispatch_state.cc).
+// Deals `batch` out to the queues (it is left empty); false, with the batch left stranded, when
+// no queue takes descriptors. Takes shared.mutex.
+bool Dispatch(DispatchShared& shared, std::vector<AcceptedFd>& batch);
+// What every open queue can still take below its high-water mark. Called with shared.mutex held.
+size_t QueuesRoom(DispatchShared& shared);
+// Connections the admission limits still allow (SIZE_MAX: none set). Called with shared.mutex held.
+size_t AdmissionRoom(DispatchShared& shared);
 
 // A queue joins the dispatcher (takes descriptors and is on the books).
 void JoinQueue(DispatchShared& shared, const std::shared_ptr<QueueShared>& queue);

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "accept_options.h"
+#include "accept_thread.h"
 #include "addon.h"
 #include "arguments.h"
 #include "dispatcher_registry.h"
