@@ -1,7 +1,7 @@
 // What the CLI's live page costs the server: CPU per benchmark connection with no page open,
 // and with the page open in headless Chromium (polling /stats every second), alternated.
 //
-//   node dist/benchmarks/live_page_cost.js [--connections 3000] [--concurrency 16] [--rounds 3]
+//   node dist/benchmarks/live_page_cost.js [--connections 3000] [--concurrency 16] [--rounds 3] [--workers N]
 //
 // Each round starts the CLI (dist/src/cli/main.js, its default certificate, one state directory
 // for all rounds), opens the page or not, then runs --connections TLS connections (full
@@ -26,6 +26,9 @@ function flag(name: string, fallback: number): number {
 const CONNECTIONS = flag('connections', 3000);
 const CONCURRENCY = flag('concurrency', 16);
 const ROUNDS = flag('rounds', 3);
+/** The CLI's --workers (0: one thread), for the workers' page (their setup books read at each /stats). */
+const WORKERS = flag('workers', 0);
+const CLI_ARGS = [CLI_PATH, '--port', '0', ...(WORKERS > 0 ? ['--workers', String(WORKERS)] : [])];
 // The kernel's clock ticks per second for /proc/<pid>/stat (USER_HZ): 100 on Linux.
 const TICKS_PER_SECOND = 100;
 
@@ -69,7 +72,7 @@ interface Round {
 }
 
 async function round(browser: Chromium, stateDir: string, page: boolean): Promise<Round> {
-  const cli = new CliProcess(spawn(process.execPath, [CLI_PATH, '--port', '0', '--state-dir', stateDir], { stdio: ['ignore', 'pipe', 'pipe'] }));
+  const cli = new CliProcess(spawn(process.execPath, [...CLI_ARGS, '--state-dir', stateDir], { stdio: ['ignore', 'pipe', 'pipe'] }));
   try {
     const port = await cli.started();
     let tab: Awaited<ReturnType<Chromium['open']>> | null = null;
@@ -105,7 +108,7 @@ async function round(browser: Chromium, stateDir: string, page: boolean): Promis
 
 /** The server's CPU for one /stats request, as the page makes them: over one kept-alive connection. */
 async function statsRequestCost(stateDir: string, requests: number): Promise<number> {
-  const cli = new CliProcess(spawn(process.execPath, [CLI_PATH, '--port', '0', '--state-dir', stateDir], { stdio: ['ignore', 'pipe', 'pipe'] }));
+  const cli = new CliProcess(spawn(process.execPath, [...CLI_ARGS, '--state-dir', stateDir], { stdio: ['ignore', 'pipe', 'pipe'] }));
   const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
   try {
     const port = await cli.started();

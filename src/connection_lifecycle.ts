@@ -197,7 +197,7 @@ export class ConnectionLifecycle<S extends net.Socket, I extends { id: number }>
 
   private countHandshake(record: ConnectionRecord, handshake: HandshakeOutcome): void {
     this.registry.handshakes.completed++;
-    this.registry.handshakeTime.record(performance.now() - record.setupStartedAt);
+    this.registry.recordHandshakeTime(performance.now() - record.setupStartedAt);
     if (handshake.sniCredentialUsed) this.registry.sni.sniCredential++;
     else this.registry.sni.primaryCredential++;
     if (channels.handshakeDone.hasSubscribers) channels.handshakeDone.publish({ listener: this.host, id: record.id, ...handshake });
@@ -226,7 +226,7 @@ export class ConnectionLifecycle<S extends net.Socket, I extends { id: number }>
     else {
       if (kind === 'timedOut') this.registry.handshakes.timedOut++;
       else this.registry.handshakes.failed++;
-      this.registry.setupFailures[failure.code] = (this.registry.setupFailures[failure.code] ?? 0) + 1;
+      this.registry.countSetupFailure(failure.code);
     }
     if (failure.code === ErrorCodes.PROXY_PROTOCOL_INVALID) this.registry.proxyProtocol.invalid++;
     else if (failure.code === ErrorCodes.PROXY_PROTOCOL_UNTRUSTED) this.registry.proxyProtocol.untrusted++;

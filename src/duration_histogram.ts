@@ -9,6 +9,27 @@ export const DURATION_BOUNDS_MS: readonly number[] = Array.from({ length: 19 }, 
 const FIRST_EXPONENT = -4;
 const LAST = DURATION_BOUNDS_MS.length;
 
+/** Buckets a histogram has: one per bound, and one over the last. */
+export const DURATION_BUCKETS = LAST + 1;
+
+/** The bucket a duration of `ms` counts in. */
+export function durationBucket(ms: number): number {
+  // ceil(log2(ms)) is the exponent of the smallest power of two >= ms.
+  return ms <= DURATION_BOUNDS_MS[0]! ? 0 : Math.min(LAST, Math.ceil(Math.log2(ms)) - FIRST_EXPONENT);
+}
+
+/** An empty snapshot, to add others into (mergeDurations). */
+export function emptyDurations(): DurationHistogramSnapshot {
+  return { boundsMs: [...DURATION_BOUNDS_MS], counts: new Array<number>(DURATION_BUCKETS).fill(0), count: 0, sumMs: 0 };
+}
+
+/** Adds `from` into `into` (same bounds: both from this file). */
+export function mergeDurations(into: DurationHistogramSnapshot, from: DurationHistogramSnapshot): void {
+  from.counts.forEach((count, i) => (into.counts[i] = (into.counts[i] ?? 0) + count));
+  into.count += from.count;
+  into.sumMs += from.sumMs;
+}
+
 export interface DurationHistogramSnapshot {
   /** Upper bounds (ms) of the buckets but the last, which has none. */
   boundsMs: number[];
@@ -19,14 +40,12 @@ export interface DurationHistogramSnapshot {
 }
 
 export class DurationHistogram {
-  private readonly counts: number[] = new Array<number>(LAST + 1).fill(0);
+  private readonly counts: number[] = new Array<number>(DURATION_BUCKETS).fill(0);
   private count = 0;
   private sumMs = 0;
 
   record(ms: number): void {
-    // ceil(log2(ms)) is the exponent of the smallest power of two >= ms.
-    const index = ms <= DURATION_BOUNDS_MS[0]! ? 0 : Math.min(LAST, Math.ceil(Math.log2(ms)) - FIRST_EXPONENT);
-    this.counts[index]!++;
+    this.counts[durationBucket(ms)]!++;
     this.count++;
     this.sumMs += ms;
   }

@@ -142,6 +142,16 @@ export class ConnectionRegistry {
     this.closed++;
   }
 
+  /** A failed or timed-out setup, by its error's code. */
+  countSetupFailure(code: string): void {
+    this.setupFailures[code] = (this.setupFailures[code] ?? 0) + 1;
+  }
+
+  /** A completed setup took `ms`. */
+  recordHandshakeTime(ms: number): void {
+    this.handshakeTime.record(ms);
+  }
+
   get(id: number): ConnectionRecord | undefined {
     return this.active.get(id);
   }

@@ -194,7 +194,7 @@ describe('CLI live page, in headless Chromium', function () {
     expect((await cli.stop()).code).to.equal(0);
   });
 
-  it('--workers 2: accepted per second by worker, and the balance', async function () {
+  it('--workers 2: accepted per second by worker, the balance, failures by cause and handshake time', async function () {
     if (!nativeAvailable()) this.skip();
     const cli = spawnCliProcess(cleanup, ['--port', '0', '--state-dir', stateDirFor(cleanup), '--workers', '2']);
     const port = await cli.started();
@@ -204,18 +204,25 @@ describe('CLI live page, in headless Chromium', function () {
     cleanup.add(() => load.stop());
     const seen = await pageShows(
       page,
-      'both workers accepting',
-      (f) => f.samples >= 6 && /worker 0 [\d.]*[1-9].*worker 1 [\d.]*[1-9]/.test(f.charts.workers?.legend ?? '') && positive(f.tiles['t-balance']),
+      'both workers accepting, a failure cause and a handshake time',
+      (f) =>
+        f.samples >= 6 &&
+        /worker 0 [\d.]*[1-9].*worker 1 [\d.]*[1-9]/.test(f.charts.workers?.legend ?? '') &&
+        positive(f.tiles['t-balance']) &&
+        /ERR_CLIENT_CLOSED/.test(f.charts.failures?.legend ?? '') &&
+        /^[\d.]+ \/ [\d.]+$/.test(f.tiles['t-latency'] ?? ''),
     );
     await save(page, 'live-page-workers.png');
     await load.stop();
     expect(seen.charts.workers?.hidden).to.equal(false);
     expect(seen.charts.workers?.label).to.match(/^worker 0: now .*; worker 1: now /);
     expect(seen.tiles['t-balance']).to.match(/^[\d.]+% of 2$/);
-    // Each worker's book has only totals: failures by their result, no handshake time.
-    expect(seen.charts.failures?.legend).to.match(/^failed .*timed out /);
-    expect(seen.charts.latency?.hidden).to.equal(true);
-    expect(await page.evaluate<boolean>("document.getElementById('t-latency').parentElement.hidden"), 'no handshake time tile').to.equal(true);
+    // The workers' setup books, merged: failures by code and handshake time, as on one thread.
+    expect(seen.charts.failures?.label).to.match(/ERR_CLIENT_CLOSED: now .*max [1-9]/);
+    expect(seen.charts.latency?.hidden).to.equal(false);
+    expect(seen.charts.latency?.points, 'points in the handshake-time chart').to.be.at.least(3);
+    expect(seen.charts.latency?.label).to.match(/^p50: now [\d.]+ ms.*; p99: /);
+    expect(await page.evaluate<boolean>("document.getElementById('t-latency').parentElement.hidden"), 'the handshake time tile').to.equal(false);
     expect(seen.workerRows).to.equal(2);
     expect((await cli.stop()).code).to.equal(0);
   });

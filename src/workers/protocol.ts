@@ -35,6 +35,8 @@ export interface WorkerStart {
   options: WorkerListenerOptions;
   /** 48 bytes shared by every worker's contexts, so sessions resume on any worker. */
   ticketKeys?: Uint8Array;
+  /** The slot's setup book (setup_book.ts): shared, not copied; each worker of the slot adds to it. */
+  setupBook: SharedArrayBuffer;
   /** The user's workerData, for the handler module. */
   userData: unknown;
 }

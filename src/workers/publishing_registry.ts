@@ -1,9 +1,11 @@
 // A worker's book: the registry every listener keeps, which also tells the main thread each
-// time a connection is released, so the main thread's stats() stay exact across workers.
+// time a connection is released, so the main thread's stats() stay exact across workers, and
+// writes each setup failure and handshake time into the slot's shared setup book (setup_book.ts).
 import { ConnectionRegistry } from '../registry.js';
 import type { ConnectionRecord } from '../registry.js';
 import { PUBLISHED_ORDER } from './dispatch_binding.js';
 import type { PublishedCounters } from './dispatch_binding.js';
+import type { SetupBookWriter } from './setup_book.js';
 
 export class PublishingRegistry extends ConnectionRegistry {
   private readonly values = new Float64Array(PUBLISHED_ORDER.length);
@@ -11,6 +13,10 @@ export class PublishingRegistry extends ConnectionRegistry {
 
   /** Where per-address slots of released connections go (the worker's queue, which counts them out). */
   private addressSink: ((slot: number) => void) | null = null;
+
+  constructor(private readonly setupBook: SetupBookWriter) {
+    super();
+  }
 
   /** Where the counters go (the worker's queue); set once the queue exists. */
   publishTo(sink: (values: Float64Array) => void, addressSink: (slot: number) => void): void {
@@ -22,6 +28,16 @@ export class PublishingRegistry extends ConnectionRegistry {
     super.enterHandler(record);
     // A handshake finished: an accept thread paused at maxPendingHandshakes may go on.
     this.publish();
+  }
+
+  override countSetupFailure(code: string): void {
+    super.countSetupFailure(code);
+    this.setupBook.countFailure(code);
+  }
+
+  override recordHandshakeTime(ms: number): void {
+    super.recordHandshakeTime(ms);
+    this.setupBook.recordDuration(ms);
   }
 
   override release(id: number): void {

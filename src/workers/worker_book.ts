@@ -6,9 +6,14 @@
 //              in the accept thread for a worker)
 //   leaked   = accepted - closed - active, 0 unless a descriptor was lost somewhere.
 // The addon reads all of it under one lock, so the picture is consistent at any moment.
+// Setup failures by code and handshake times come from each slot's setup book instead
+// (setup_book.ts), read here too, and merged the way one registry would have counted them.
+import { emptyDurations, mergeDurations } from '../duration_histogram.js';
+import type { DurationHistogramSnapshot } from '../duration_histogram.js';
 import { errnoName } from '../errors.js';
 import type { ListenerStats } from '../listener.js';
 import type { DispatcherStats, DispatchSlotStats } from './dispatch_binding.js';
+import type { SetupBookSnapshot } from './setup_book.js';
 
 export interface WorkerStats {
   id: number;
@@ -21,6 +26,10 @@ export interface WorkerStats {
   active: number;
   queued: number;
   handshakes: ListenerStats['handshakes'];
+  /** This slot's failed and timed-out setups by code, every worker of the slot included. */
+  setupFailures: Record<string, number>;
+  /** How long this slot's completed setups took (the listener's buckets). */
+  handshakeTime: DurationHistogramSnapshot;
   handlerErrors: number;
 }
 
@@ -28,6 +37,7 @@ interface SlotView {
   readonly id: number;
   readonly threadId: number | null;
   readonly starts: number;
+  readonly setupBook: { read(): SetupBookSnapshot };
 }
 
 const emptySlot: DispatchSlotStats = {
@@ -70,6 +80,8 @@ export function bookOf(
     inSetup: native?.stranded ?? 0,
     leaked: 0,
     handshakes: { completed: 0, failed: 0, timedOut: 0, aborted: 0 },
+    setupFailures: {},
+    handshakeTime: emptyDurations(),
     acceptRetries: {},
     acceptPauses: native?.pauses ?? 0,
     sni: { sniCredential: 0, primaryCredential: 0 },
@@ -105,6 +117,7 @@ export function bookOf(
     // one on a single thread.
     const aborted = p.handshakesAborted + (countsHandshakes ? s.closedByQueue : 0);
     const handshakes = { completed: p.handshakesCompleted, failed: p.handshakesFailed, timedOut: p.handshakesTimedOut, aborted };
+    const { setupFailures, handshakeTime } = slot.setupBook.read();
     const worker: WorkerStats = {
       id: slot.id,
       threadId: slot.threadId,
@@ -114,6 +127,8 @@ export function bookOf(
       active: p.active + s.queued,
       queued: s.queued,
       handshakes,
+      setupFailures,
+      handshakeTime,
       handlerErrors: p.handlerErrors,
     };
     workers.push(worker);
@@ -124,6 +139,8 @@ export function bookOf(
     total.handshakes.failed += handshakes.failed;
     total.handshakes.timedOut += handshakes.timedOut;
     total.handshakes.aborted += handshakes.aborted;
+    for (const [code, count] of Object.entries(setupFailures)) total.setupFailures![code] = (total.setupFailures![code] ?? 0) + count;
+    mergeDurations(total.handshakeTime!, handshakeTime);
     total.sni.sniCredential += p.sniCredential;
     total.sni.primaryCredential += p.primaryCredential;
     total.handlerErrors += p.handlerErrors;

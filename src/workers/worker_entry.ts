@@ -16,6 +16,7 @@ import { toSecureContext } from '../tls/credentials.js';
 import { setContextTicketKeys } from '../node_internals.js';
 import { dispatchBindingOf } from './dispatch_binding.js';
 import { PublishingRegistry } from './publishing_registry.js';
+import { SetupBookWriter } from './setup_book.js';
 import { QueueAcceptBackend } from './queue_backend.js';
 import { SharedAddressCounts } from './shared_address_counts.js';
 import { reportOf } from './protocol.js';
@@ -60,7 +61,7 @@ async function main(): Promise<void> {
   }
   // Typed by the listener it serves; what it really accepts is the user's business.
   const handler = loaded.default as ConnectionHandler & Handler<net.Socket, TCPConnectionInfo>;
-  const registry = new PublishingRegistry();
+  const registry = new PublishingRegistry(new SetupBookWriter(start.setupBook));
   let backend: QueueAcceptBackend | null = null;
   const dependencies = {
     registry,

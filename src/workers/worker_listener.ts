@@ -306,6 +306,7 @@ export class WorkersListener extends EventEmitter implements SlotHost {
         moduleUrl,
         options: this.workerOptions,
         ...(this.kind === 'tls' ? { ticketKeys: new Uint8Array(this.ticketKeys) } : {}),
+        setupBook: slot.setupBook.buffer,
         userData: workerData,
       },
       options: { ...passThrough, workerData },

@@ -7,6 +7,7 @@ import type { WorkerOptions } from 'node:worker_threads';
 import { codedError, ErrorCodes } from '../errors.js';
 import { errorFrom } from './protocol.js';
 import type { CredentialsMessage, MainToWorker, WorkerStart, WorkerToMain } from './protocol.js';
+import { SetupBookReader } from './setup_book.js';
 
 const entryUrl = new URL('./worker_entry.js', import.meta.url);
 
@@ -39,6 +40,8 @@ export class WorkerSlot {
   private settled: Promise<void> = Promise.resolve();
   /** Workers this slot has started, the first included. */
   starts = 0;
+  /** Setup failures and handshake times of every worker of this slot (its buffer goes to each). */
+  readonly setupBook = new SetupBookReader();
 
   constructor(
     readonly id: number,

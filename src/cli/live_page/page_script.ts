@@ -77,9 +77,7 @@ function glance(value) {
 }
 
 function failureCauses(stats) {
-  if (stats.setupFailures) return Object.keys(stats.setupFailures).sort().map((code) => [code, (s) => (s.setupFailures || {})[code] || 0]);
-  // With workers the books carry only the totals.
-  return [['failed', (s) => s.handshakes.failed], ['timed out', (s) => s.handshakes.timedOut]];
+  return Object.keys(stats.setupFailures || {}).sort().map((code) => [code, (s) => (s.setupFailures || {})[code] || 0]);
 }
 
 /** What each chart shows, from the snapshots kept now. */
@@ -189,7 +187,7 @@ function tiles(latest) {
   const p50 = glance((a, b) => quantile(a, b, 0.5));
   const p99 = glance((a, b) => quantile(a, b, 0.99));
   set('t-latency', format(p50) + ' / ' + format(p99));
-  // Each worker's book has only totals: no handshake time with workers.
+  // With or without workers the listener reports them; a server that does not, hides the tile.
   $('t-latency').parentElement.hidden = !latest.handshakeTime;
   const paused = glance((a, b) => (b.s.admission.pausedMs - a.s.admission.pausedMs) / (b.t - a.t));
   const state = latest.admission.pausedFor
