@@ -9,6 +9,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "address_counts.h"
+#include "address_key.h"
 #include "arguments.h"
 
 namespace ntl {
@@ -39,6 +41,35 @@ inline AcceptTuning ReadAcceptTuning(Napi::Env env, const Napi::Object& options)
   int64_t pause_max_ms =
       OptionalInteger(env, options, "pauseMaxMs", pause_min_ms > 1000 ? pause_min_ms : 1000, pause_min_ms, kPauseMaxMsMax);
   return AcceptTuning{static_cast<size_t>(batch_limit), static_cast<uint64_t>(pause_min_ms), static_cast<uint64_t>(pause_max_ms)};
+}
+
+// The admission options both drivers take, checked in one place (0 is "no limit").
+struct AdmissionOptions {
+  int64_t max_connections;
+  int64_t max_pending_handshakes;
+  int64_t max_connections_per_address;
+  int ipv6_prefix;              // perAddressIPv6Prefix: the bits of an IPv6 peer that make its key
+  int64_t address_table_size;   // 0: AddressTableSize() decides
+  int64_t max_queued;           // maxQueuedConnections; -1 when absent: the queue is not bounded
+};
+
+// maxConnections, maxPendingHandshakes, maxConnectionsPerAddress, perAddressIPv6Prefix (default
+// /64), addressTableSize and maxQueuedConnections from `options`; throws ERR_INVALID_OPTION for one
+// out of range, or for maxQueuedConnections without a limit it could apply under (it only
+// matters while accepting is paused at one).
+inline AdmissionOptions ReadAdmissionOptions(Napi::Env env, const Napi::Object& options) {
+  AdmissionOptions read{};
+  read.max_connections = OptionalInteger(env, options, "maxConnections", 0, 0, kAdmissionLimitMax);
+  read.max_pending_handshakes = OptionalInteger(env, options, "maxPendingHandshakes", 0, 0, kAdmissionLimitMax);
+  read.max_connections_per_address = OptionalInteger(env, options, "maxConnectionsPerAddress", 0, 0, kAdmissionLimitMax);
+  read.ipv6_prefix = static_cast<int>(OptionalInteger(env, options, "perAddressIPv6Prefix", kDefaultIPv6Prefix, 1, 128));
+  read.address_table_size =
+      OptionalInteger(env, options, "addressTableSize", 0, 1, static_cast<int64_t>(kAddressTableMax));
+  read.max_queued = OptionalInteger(env, options, "maxQueuedConnections", -1, 0, kAdmissionLimitMax);
+  if (read.max_queued >= 0 && read.max_connections == 0 && read.max_pending_handshakes == 0) {
+    throw InvalidArgument(env, false, "maxQueuedConnections needs maxConnections or maxPendingHandshakes");
+  }
+  return read;
 }
 
 }  // namespace ntl

@@ -160,18 +160,14 @@ void AcceptThreadMain(const std::shared_ptr<DispatchShared>& owner) {
         continue;
       }
       attempt.Accepted(streak);
-      int32_t address_slot = kAddressNotCounted;
-      AddressKey key;
-      if (count_peers && AddressKeyOf(peer, shared.ipv6_prefix, &key)) {
-        address_slot = shared.addresses.Admit(key);
-        if (address_slot == kAddressOverLimit || address_slot == kAddressTableFull) {
-          // Over maxConnectionsPerAddress, or a new address with the table full: closed here,
-          // before any worker or JS sees it.
-          close(fd);
-          if (address_slot == kAddressOverLimit) rejected++;
-          else rejected_table_full++;
-          continue;
-        }
+      const int32_t address_slot = count_peers ? shared.addresses.AdmitPeer(peer, shared.ipv6_prefix) : kAddressNotCounted;
+      if (address_slot == kAddressOverLimit || address_slot == kAddressTableFull) {
+        // Over maxConnectionsPerAddress, or a new address with the table full: closed here,
+        // before any worker or JS sees it.
+        close(fd);
+        if (address_slot == kAddressOverLimit) rejected++;
+        else rejected_table_full++;
+        continue;
       }
       batch.push_back(AcceptedFd{fd, address_slot});
     }

@@ -21,17 +21,6 @@
 namespace ntl {
 namespace {
 
-// A libuv call failed: the Error JS sees, shaped like Node's own system errors (code, a
-// positive errno, and the call as syscall). libuv's codes are -errno on Unix.
-Napi::Error UvError(Napi::Env env, int status, const char* call) {
-  std::string code = uv_err_name(status);
-  Napi::Error error = Napi::Error::New(env, std::string(call) + " " + code + ": " + uv_strerror(status));
-  error.Set("code", Napi::String::New(env, code));
-  error.Set("errno", Napi::Number::New(env, -status));
-  error.Set("syscall", Napi::String::New(env, call));
-  return error;
-}
-
 void OnHandleClosed(uv_handle_t* handle) {
   auto* loop = static_cast<AcceptLoop*>(handle->data);
   if (--loop->handles_open > 0) return;
@@ -107,30 +96,16 @@ Acceptor::Acceptor(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Acceptor>(
   Napi::Object options = info[3].As<Napi::Object>();
   const AcceptTuning tuning = ReadAcceptTuning(env, options);
 
+  const AdmissionOptions admission_options = ReadAdmissionOptions(env, options);
   AdmissionLimits limits;
-  limits.max_connections = OptionalInteger(env, options, "maxConnections", 0, 0, kAdmissionLimitMax);
-  limits.max_pending_handshakes = OptionalInteger(env, options, "maxPendingHandshakes", 0, 0, kAdmissionLimitMax);
-  limits.max_connections_per_address =
-      OptionalInteger(env, options, "maxConnectionsPerAddress", 0, 0, kAdmissionLimitMax);
-  limits.ipv6_prefix =
-      static_cast<int>(OptionalInteger(env, options, "perAddressIPv6Prefix", kDefaultIPv6Prefix, 1, 128));
-  limits.address_table_size =
-      OptionalInteger(env, options, "addressTableSize", 0, 1, static_cast<int64_t>(kAddressTableMax));
-  Napi::Value handshakes = options.Get("countsHandshakes");
-  if (!handshakes.IsUndefined() && !handshakes.IsBoolean()) {
-    throw InvalidArgument(env, true, "countsHandshakes must be a boolean, got " + DescribeValue(handshakes));
-  }
-  limits.counts_handshakes = handshakes.IsBoolean() && handshakes.As<Napi::Boolean>().Value();
-  // -1 when absent: the queue is not bounded. It only matters while paused at a limit.
-  int64_t max_queued = OptionalInteger(env, options, "maxQueuedConnections", -1, 0, kAdmissionLimitMax);
-  if (max_queued >= 0 && limits.max_connections == 0 && limits.max_pending_handshakes == 0) {
-    throw InvalidArgument(env, false, "maxQueuedConnections needs maxConnections or maxPendingHandshakes");
-  }
-  Napi::Value peers_option = options.Get("peerAddresses");
-  if (!peers_option.IsUndefined() && !peers_option.IsBoolean()) {
-    throw InvalidArgument(env, true, "peerAddresses must be a boolean, got " + DescribeValue(peers_option));
-  }
-  bool deliver_peers = peers_option.IsBoolean() && peers_option.As<Napi::Boolean>().Value();
+  limits.max_connections = admission_options.max_connections;
+  limits.max_pending_handshakes = admission_options.max_pending_handshakes;
+  limits.max_connections_per_address = admission_options.max_connections_per_address;
+  limits.ipv6_prefix = admission_options.ipv6_prefix;
+  limits.address_table_size = admission_options.address_table_size;
+  limits.counts_handshakes = OptionalBoolean(env, options, "countsHandshakes");
+  const int64_t max_queued = admission_options.max_queued;
+  const bool deliver_peers = OptionalBoolean(env, options, "peerAddresses");
   Napi::Value shared = options.Get("admissionCounters");
   Napi::Int32Array admission_counters;
   if (!shared.IsUndefined()) {
@@ -146,10 +121,7 @@ Acceptor::Acceptor(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Acceptor>(
     throw InvalidArgument(env, true, "admission limits need admissionCounters");
   }
 
-  uv_loop_t* uv_loop = nullptr;
-  if (napi_get_uv_event_loop(env, &uv_loop) != napi_ok || uv_loop == nullptr) {
-    throw Napi::Error::New(env, "no libuv loop for this environment");
-  }
+  uv_loop_t* uv_loop = Addon::Of(env).loop();
 
   // Until the end of this constructor the loop is freed by `pending` (no handle initialised
   // yet) or by BeginClose() (closes the handles that were, and frees it once they have closed;

@@ -5,7 +5,12 @@
 namespace ntl {
 
 void Addon::Install(Napi::Env env) {
+  uv_loop_t* loop = nullptr;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) {
+    throw Napi::Error::New(env, "no libuv loop for this environment");
+  }
   auto* addon = new Addon();
+  addon->loop_ = loop;
   if (napi_set_instance_data(env, addon, Finalize, nullptr) != napi_ok) {
     delete addon;
     throw Napi::Error::New(env, "napi_set_instance_data failed");

@@ -18,6 +18,7 @@
 #pragma once
 
 #include <napi.h>
+#include <uv.h>
 
 #include <unordered_set>
 
@@ -36,6 +37,9 @@ class Addon {
   Addon(const Addon&) = delete;
   Addon& operator=(const Addon&) = delete;
 
+  // The environment's libuv loop, where its handles live.
+  uv_loop_t* loop() const { return loop_; }
+
  private:
   friend class EnvResource;
   Addon() = default;
@@ -48,6 +52,7 @@ class Addon {
   static void OnTeardown(napi_async_cleanup_hook_handle handle, void* arg);
   static void Finalize(napi_env env, void* data, void* hint);
 
+  uv_loop_t* loop_ = nullptr;
   std::unordered_set<EnvResource*> live_;
   napi_async_cleanup_hook_handle hook_ = nullptr;
   bool tearing_down_ = false;

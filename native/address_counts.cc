@@ -124,6 +124,12 @@ void AddressCounts::RemoveFromIndex(int32_t slot) {
   index_[hole] = 0;
 }
 
+int32_t AddressCounts::AdmitPeer(const sockaddr_storage& peer, int ipv6_prefix) {
+  AddressKey key;
+  if (!AddressKeyOf(peer, ipv6_prefix, &key)) return kAddressNotCounted;
+  return Admit(key);
+}
+
 bool AddressCounts::Release(int32_t slot) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (slot < 0 || static_cast<size_t>(slot) >= entries_.size()) return false;

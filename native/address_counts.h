@@ -48,6 +48,9 @@ class AddressCounts {
 
   // Counts one connection from `key`: its slot, kAddressOverLimit or kAddressTableFull.
   int32_t Admit(const AddressKey& key);
+  // Counts one connection from accept()'s `peer`, as both drivers do: kAddressNotCounted when
+  // the peer is not limited (AddressKeyOf: a unix socket), else as Admit.
+  int32_t AdmitPeer(const sockaddr_storage& peer, int ipv6_prefix);
   // One connection of `slot` ended. False (nothing changed) for a slot that counts nothing.
   bool Release(int32_t slot);
   // Addresses with at least one connection now.

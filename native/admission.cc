@@ -25,9 +25,8 @@ AdmissionReason AdmissionGate::Full() const {
 Admitted AdmissionGate::Admit(const sockaddr_storage& peer, int32_t* slot) {
   *slot = kAddressNotCounted;
   if (counters_ == nullptr) return Admitted::kYes;
-  AddressKey key;
-  if (limits_.max_connections_per_address > 0 && AddressKeyOf(peer, limits_.ipv6_prefix, &key)) {
-    int32_t found = addresses_.Admit(key);
+  if (limits_.max_connections_per_address > 0) {
+    int32_t found = addresses_.AdmitPeer(peer, limits_.ipv6_prefix);
     if (found == kAddressOverLimit) return Admitted::kOverLimit;
     if (found == kAddressTableFull) return Admitted::kTableFull;
     *slot = found;

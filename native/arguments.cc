@@ -62,4 +62,11 @@ int64_t OptionalInteger(Napi::Env env, const Napi::Object& options, const char* 
   return RequireInteger(env, value, name, min, max);
 }
 
+bool OptionalBoolean(Napi::Env env, const Napi::Object& options, const char* name) {
+  Napi::Value value = options.Get(name);
+  if (value.IsUndefined()) return false;
+  if (!value.IsBoolean()) throw InvalidArgument(env, true, std::string(name) + " must be a boolean, got " + DescribeValue(value));
+  return value.As<Napi::Boolean>().Value();
+}
+
 }  // namespace ntl

@@ -24,4 +24,8 @@ int64_t RequireInteger(Napi::Env env, const Napi::Value& value, const char* name
 int64_t OptionalInteger(Napi::Env env, const Napi::Object& options, const char* name, int64_t fallback, int64_t min,
                         int64_t max);
 
+// options[name] as a boolean; false when the property is undefined, throws (a TypeError with
+// code ERR_INVALID_OPTION) for anything else.
+bool OptionalBoolean(Napi::Env env, const Napi::Object& options, const char* name);
+
 }  // namespace ntl

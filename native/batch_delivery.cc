@@ -139,15 +139,8 @@ void DeliverBatch(AcceptLoop* loop) {
 
 void ReportEvent(AcceptLoop* loop, AcceptEventKind kind, int err, uint64_t delay_ms) {
   CallbackGuard guard(loop);
-  napi_env env = loop->env;
-  napi_handle_scope scope = nullptr;
-  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
-  napi_value args[3] = {nullptr, nullptr, nullptr};
-  if (napi_create_int32(env, kind, &args[0]) == napi_ok && napi_create_int32(env, err, &args[1]) == napi_ok &&
-      napi_create_double(env, static_cast<double>(delay_ms), &args[2]) == napi_ok) {
-    CallJs(loop, loop->on_event, 3, args);
-  }
-  (void)napi_close_handle_scope(env, scope);
+  if (loop->closing || loop->on_event.IsEmpty()) return;
+  (void)CallEventCallback(loop->env, *loop->async_context, loop->on_event, kind, err, delay_ms);
 }
 
 }  // namespace ntl

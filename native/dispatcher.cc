@@ -58,15 +58,7 @@ void BeginClose(DispatcherHandle* owner) {
 // Plain N-API with checked statuses (native/js_callback.h): a failed call means JS took nothing.
 void ReportEvent(DispatcherHandle* owner, const DispatchEvent& event) {
   if (owner->closing || owner->on_event.IsEmpty()) return;
-  napi_env env = owner->env;
-  napi_handle_scope scope = nullptr;
-  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
-  napi_value args[3] = {nullptr, nullptr, nullptr};
-  if (napi_create_int32(env, event.kind, &args[0]) == napi_ok && napi_create_int32(env, event.err, &args[1]) == napi_ok &&
-      napi_create_double(env, static_cast<double>(event.delay_ms), &args[2]) == napi_ok) {
-    (void)CallJsCallback(env, *owner->async_context, owner->on_event, 3, args);
-  }
-  (void)napi_close_handle_scope(env, scope);
+  (void)CallEventCallback(owner->env, *owner->async_context, owner->on_event, event.kind, event.err, event.delay_ms);
 }
 
 void OnWake(uv_async_t* async) {
@@ -117,32 +109,20 @@ Dispatcher::Dispatcher(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Dispat
   int listen_fd = static_cast<int>(RequireInteger(env, info[0], "listenFd", 0, INT_MAX));
   Napi::Object options = info[2].As<Napi::Object>();
   const AcceptTuning tuning = ReadAcceptTuning(env, options);
-  uv_loop_t* uv_loop = nullptr;
-  if (napi_get_uv_event_loop(env, &uv_loop) != napi_ok || uv_loop == nullptr) {
-    throw Napi::Error::New(env, "no libuv loop for this environment");
-  }
-  int64_t max_connections = OptionalInteger(env, options, "maxConnections", 0, 0, kAdmissionLimitMax);
-  int64_t max_pending_handshakes = OptionalInteger(env, options, "maxPendingHandshakes", 0, 0, kAdmissionLimitMax);
-  int64_t max_per_address = OptionalInteger(env, options, "maxConnectionsPerAddress", 0, 0, kAdmissionLimitMax);
-  int64_t ipv6_prefix = OptionalInteger(env, options, "perAddressIPv6Prefix", kDefaultIPv6Prefix, 1, 128);
-  int64_t table_size = OptionalInteger(env, options, "addressTableSize", 0, 1, static_cast<int64_t>(kAddressTableMax));
-  // -1 when absent: the queue is not bounded. Checked here too, as the acceptor does.
-  int64_t max_queued = OptionalInteger(env, options, "maxQueuedConnections", -1, 0, kAdmissionLimitMax);
-  if (max_queued >= 0 && max_connections == 0 && max_pending_handshakes == 0) {
-    throw InvalidArgument(env, false, "maxQueuedConnections needs maxConnections or maxPendingHandshakes");
-  }
-  Napi::Value from_header = options.Get("perAddressFromHeader");
-  if (!from_header.IsUndefined() && !from_header.IsBoolean()) {
-    throw InvalidArgument(env, true, "perAddressFromHeader must be a boolean, got " + DescribeValue(from_header));
-  }
+  uv_loop_t* uv_loop = Addon::Of(env).loop();
+  const AdmissionOptions admission = ReadAdmissionOptions(env, options);
+  const bool per_address_from_header = OptionalBoolean(env, options, "perAddressFromHeader");
   auto shared = std::make_shared<DispatchShared>();
-  shared->max_connections = max_connections;
-  shared->max_pending_handshakes = max_pending_handshakes;
-  shared->max_queued = max_queued;
-  shared->max_connections_per_address = max_per_address;
-  shared->ipv6_prefix = static_cast<int>(ipv6_prefix);
-  if (max_per_address > 0) shared->addresses.Configure(AddressTableSize(table_size, max_connections), max_per_address);
-  shared->per_address_from_header = from_header.IsBoolean() && from_header.As<Napi::Boolean>().Value();
+  shared->max_connections = admission.max_connections;
+  shared->max_pending_handshakes = admission.max_pending_handshakes;
+  shared->max_queued = admission.max_queued;
+  shared->max_connections_per_address = admission.max_connections_per_address;
+  shared->ipv6_prefix = admission.ipv6_prefix;
+  if (admission.max_connections_per_address > 0) {
+    shared->addresses.Configure(AddressTableSize(admission.address_table_size, admission.max_connections),
+                                admission.max_connections_per_address);
+  }
+  shared->per_address_from_header = per_address_from_header;
   shared->batch_limit = tuning.batch_limit;
   shared->queue_limit = kQueueBatches * shared->batch_limit;
   shared->pause_min_ms = tuning.pause_min_ms;
@@ -154,7 +134,7 @@ Dispatcher::Dispatcher(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Dispat
   owner->on_event = Napi::Persistent(info[1].As<Napi::Function>());
   owner->async_context = std::make_unique<Napi::AsyncContext>(env, "native-tls-listener:dispatch");
   int err = uv_async_init(uv_loop, &owner->wake, OnWake);
-  if (err != 0) throw Napi::Error::New(env, std::string("uv_async_init ") + uv_err_name(err));
+  if (err != 0) throw UvError(env, err, "uv_async_init");
   owner->wake.data = owner.get();
   DispatcherHandle* raw = owner.release();  // from here freed by BeginClose -> OnWakeClosed
   raw->shared = shared;
@@ -179,14 +159,8 @@ Napi::Value Dispatcher::Start(const Napi::CallbackInfo& info) {
   if (!handle_->started) {
     const char* failed_call = "";
     int err = StartAcceptThread(shared_, &failed_call);
-    if (err != 0) {
-      // Shaped like Node's system errors (code, errno, syscall); libuv's names are -errno's.
-      Napi::Error error = Napi::Error::New(info.Env(), std::string("accept thread: ") + failed_call + " " + strerror(err));
-      error.Set("code", Napi::String::New(info.Env(), uv_err_name(-err)));
-      error.Set("errno", Napi::Number::New(info.Env(), err));
-      error.Set("syscall", Napi::String::New(info.Env(), failed_call));
-      throw error;
-    }
+    // An errno, with the call that failed (pipe2, pthread_create).
+    if (err != 0) throw UvError(info.Env(), -err, failed_call);
     handle_->started = true;
   }
   return info.Env().Undefined();

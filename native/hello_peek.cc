@@ -16,6 +16,7 @@
 #include "addon.h"
 #include "arguments.h"
 #include "hello_parse.h"
+#include "js_values.h"
 
 namespace ntl {
 namespace {
@@ -300,9 +301,7 @@ HelloPeeker::HelloPeeker(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Hell
     if (!whole) throw InvalidArgument(env, false, "an ALPN list is not in the wire format (length-prefixed names)");
     set->alpn_lists.push_back(std::move(names));
   }
-  if (napi_get_uv_event_loop(env, &set->loop) != napi_ok || set->loop == nullptr) {
-    throw Napi::Error::New(env, "no libuv loop for this environment");
-  }
+  set->loop = Addon::Of(env).loop();
   set->env = env;
   set->on_hello = Napi::Persistent(info[1].As<Napi::Function>());
   set->async_context = std::make_unique<Napi::AsyncContext>(env, "native-tls-listener:client-hello");
@@ -347,11 +346,7 @@ Napi::Value HelloPeeker::Watch(const Napi::CallbackInfo& info) {
     // Not watched: the caller keeps the descriptor, with the low-water mark it had.
     int one = 1;
     (void)setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof one);
-    Napi::Error error = Napi::Error::New(env, std::string("uv_poll ") + uv_err_name(err) + ": " + uv_strerror(err));
-    error.Set("code", Napi::String::New(env, uv_err_name(err)));
-    error.Set("errno", Napi::Number::New(env, -err));
-    error.Set("syscall", Napi::String::New(env, "uv_poll"));
-    throw error;
+    throw UvError(env, err, "uv_poll");
   }
   // Settled at once: the descriptor goes straight back to JS, before watch() returns.
   RestoreLowWater(watch.get());

@@ -9,6 +9,7 @@
 #include <node_api.h>
 
 #include <cstddef>
+#include <cstdint>
 
 namespace ntl {
 
@@ -31,6 +32,21 @@ inline bool CallJsCallback(napi_env env, napi_async_context context, napi_ref ca
     (void)napi_fatal_exception(env, error);
   }
   return false;
+}
+
+// onEvent(kind, errno, delayMs): the one shape both accept drivers report an event in (the
+// kinds: accept_options.h), in a handle scope of its own. False when JS took nothing.
+inline bool CallEventCallback(napi_env env, napi_async_context context, napi_ref callback, int32_t kind, int32_t err,
+                              uint64_t delay_ms) {
+  napi_handle_scope scope = nullptr;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return false;
+  napi_value args[3] = {nullptr, nullptr, nullptr};
+  bool called = napi_create_int32(env, kind, &args[0]) == napi_ok && napi_create_int32(env, err, &args[1]) == napi_ok &&
+                napi_create_double(env, static_cast<double>(delay_ms), &args[2]) == napi_ok &&
+                CallJsCallback(env, context, callback, 3, args);
+  // Fails only for a scope that is not the innermost; nothing here opens another.
+  (void)napi_close_handle_scope(env, scope);
+  return called;
 }
 
 }  // namespace ntl

@@ -1,5 +1,9 @@
 #include "js_values.h"
 
+#include <uv.h>
+
+#include <string>
+
 #include "listen_socket.h"
 
 namespace ntl {
@@ -12,6 +16,15 @@ Napi::Value LocalAddressValue(Napi::Env env, int fd) {
   address.Set("family", local.family == 6 ? "IPv6" : "IPv4");
   address.Set("port", local.port);
   return address;
+}
+
+Napi::Error UvError(Napi::Env env, int status, const char* call) {
+  std::string code = uv_err_name(status);
+  Napi::Error error = Napi::Error::New(env, std::string(call) + " " + code + ": " + uv_strerror(status));
+  error.Set("code", Napi::String::New(env, code));
+  error.Set("errno", Napi::Number::New(env, -status));
+  error.Set("syscall", Napi::String::New(env, call));
+  return error;
 }
 
 Napi::Object ErrnoCounts(Napi::Env env, const std::map<int, uint64_t>& counts) {

@@ -13,6 +13,11 @@ namespace ntl {
 // address(); null when getsockname() fails.
 Napi::Value LocalAddressValue(Napi::Env env, int fd);
 
+// A libuv call (or a system call, with status -errno) failed: the Error JS sees, shaped like
+// Node's own system errors (code, a positive errno, and the call as syscall). libuv's codes are
+// -errno on Unix.
+Napi::Error UvError(Napi::Env env, int status, const char* call);
+
 // { "<errno>": count, ... }: the accept errors retried, by errno.
 Napi::Object ErrnoCounts(Napi::Env env, const std::map<int, uint64_t>& counts);
 

@@ -11,6 +11,7 @@
 #include "dispatcher_registry.h"
 #include "batch_slots.h"
 #include "js_callback.h"
+#include "js_values.h"
 
 namespace ntl {
 
@@ -182,10 +183,7 @@ WorkerQueue::WorkerQueue(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Work
     error.Set("code", Napi::String::New(env, "ERR_LISTENER_CLOSED"));
     throw error;
   }
-  uv_loop_t* uv_loop = nullptr;
-  if (napi_get_uv_event_loop(env, &uv_loop) != napi_ok || uv_loop == nullptr) {
-    throw Napi::Error::New(env, "no libuv loop for this environment");
-  }
+  uv_loop_t* uv_loop = Addon::Of(env).loop();
   // Registered before anything can need closing; retired at the environment's teardown.
   auto retirement = std::make_unique<QueueRetirement>(dispatcher, std::make_shared<QueueShared>());
   retirement->Attach(env);
@@ -198,7 +196,7 @@ WorkerQueue::WorkerQueue(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Work
   owner->on_batch = Napi::Persistent(info[2].As<Napi::Function>());
   owner->async_context = std::make_unique<Napi::AsyncContext>(env, "native-tls-listener:worker-queue");
   int err = uv_async_init(uv_loop, &owner->wake, OnWake);
-  if (err != 0) throw Napi::Error::New(env, std::string("uv_async_init ") + uv_err_name(err));
+  if (err != 0) throw UvError(env, err, "uv_async_init");
   owner->wake.data = owner.get();
   QueueHandle* raw = owner.release();  // from here freed by StopTaking -> OnWakeClosed
   retirement.release();  // from here freed at the environment's teardown
