@@ -15,6 +15,7 @@ import type { CodedError } from './errors.js';
 import type { DescriptorAdopter } from './accept/descriptor_handoff.js';
 import { channels, debug } from './diagnostics.js';
 import { keep, unkeep } from './kept_listener.js';
+import { SetupDeadlines } from './tls/setup_deadlines.js';
 
 /** Where a connection failed before its handler got it; what `tlsClientError` carries. */
 export interface SetupFailureInfo {
@@ -127,13 +128,16 @@ function onServedFinish(this: Tracked): void {
 }
 
 /** gracefulCloseTimeout passed after our side ended. */
-function onCloseTimer(record: ConnectionRecord): void {
+function onCloseDeadline(record: ConnectionRecord): void {
   destroyBoth(record);
 }
 
 export class ConnectionLifecycle<S extends net.Socket, I extends { id: number }> {
-  /** Connections whose gracefulCloseTimeout timer runs (it starts once per connection). */
-  private readonly closeTimed = new WeakSet<ConnectionRecord>();
+  /**
+   * The gracefulCloseTimeout deadlines: every connection gets the same time, so one queue and
+   * one timer serve them all, instead of a setTimeout and a clearTimeout per connection.
+   */
+  private readonly closeDeadlines: SetupDeadlines;
 
   constructor(
     private readonly host: LifecycleHost,
@@ -141,7 +145,9 @@ export class ConnectionLifecycle<S extends net.Socket, I extends { id: number }>
     private readonly setup: ConnectionSetup<S, I>,
     private readonly handler: Handler<S, I>,
     private readonly timing: LifecycleTiming,
-  ) {}
+  ) {
+    this.closeDeadlines = new SetupDeadlines(timing.gracefulCloseTimeout);
+  }
 
   /** setup.start()'s callbacks, made once for every connection. */
   private readonly setupDone: SetupDone<S, I> = (record, served, info, handshake) => {
@@ -181,7 +187,7 @@ export class ConnectionLifecycle<S extends net.Socket, I extends { id: number }>
 
   /** The connection's descriptor is released (its socket's 'close'). */
   released(record: ConnectionRecord): void {
-    if (record.closeTimer !== undefined) clearTimeout(record.closeTimer);
+    if (record.closeDeadline !== undefined) SetupDeadlines.cancel(record.closeDeadline);
     this.registry.release(record.id);
     if (channels.connectionClose.hasSubscribers) channels.connectionClose.publish({ listener: this.host, id: record.id });
   }
@@ -284,14 +290,13 @@ export class ConnectionLifecycle<S extends net.Socket, I extends { id: number }>
   }
 
   /**
-   * Starts the gracefulCloseTimeout timer once per connection: the peer has that long to close
-   * after our side ended, whoever ended it. Unref'd: one connection's peer lingering must not
-   * keep the process alive by itself. Cleared on release.
+   * Starts the gracefulCloseTimeout deadline once per connection: the peer has that long to
+   * close after our side ended, whoever ended it. Its timer is unref'd: one connection's peer
+   * lingering must not keep the process alive by itself. Cancelled on release.
    */
   private boundClose(record: ConnectionRecord): void {
-    if (record.socket.destroyed || record.closeTimer !== undefined) return;
-    record.closeTimer = setTimeout(onCloseTimer, this.timing.gracefulCloseTimeout, record);
-    record.closeTimer.unref();
+    if (record.socket.destroyed || record.closeDeadline !== undefined) return;
+    record.closeDeadline = this.closeDeadlines.add(onCloseDeadline, record);
   }
 
   private failHandler(record: ConnectionRecord, served: S, info: I, error: unknown): void {
@@ -314,7 +319,9 @@ export class ConnectionLifecycle<S extends net.Socket, I extends { id: number }>
     if (record.socket.destroyed) return;
     record.phase = 'closing';
     this.boundClose(record);
-    served.end();
+    // Not twice: end() on an ended stream builds an ERR_STREAM_ALREADY_FINISHED (a stack trace
+    // and a message) only to drop it, a measurable cost per connection.
+    if (!served.writableEnded) served.end();
     // Reading and dropping the rest lets the peer's FIN be seen: a socket paused on unread
     // data never sees it.
     served.resume();

@@ -5,6 +5,7 @@ import type net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { DurationHistogram } from './duration_histogram.js';
 import type { DurationHistogramSnapshot } from './duration_histogram.js';
+import type { SetupDeadline } from './tls/setup_deadlines.js';
 
 export type ConnectionPhase = 'setup' | 'handler' | 'closing';
 
@@ -31,8 +32,8 @@ export interface ConnectionRecord {
   setupSettled?: boolean;
   /** The handler returned a promise that has not settled yet. */
   handlerPending?: boolean;
-  /** The gracefulCloseTimeout timer, once our side has ended; cleared on release. */
-  closeTimer?: NodeJS.Timeout;
+  /** The gracefulCloseTimeout deadline, once our side has ended; cancelled on release. */
+  closeDeadline?: SetupDeadline;
   /** Its slot in the acceptor's per-address counts (src/accept/admission.ts), or -1/absent. */
   addressSlot?: number;
   /**

@@ -4,11 +4,16 @@
 // one client at a time put Node's timers at about 2% of the server's CPU, most of it those two
 // calls). A finished setup only marks its entry; entries leave the queue when the timer passes
 // them, so the queue holds at most what the listener accepted within one handshakeTimeout.
+// The same queue bounds other per-connection waits of one fixed length (gracefulCloseTimeout).
+// `expire` is called with the deadline's target, so a module-level function serves every
+// connection, with no closure made per connection.
 
 /** One connection's deadline; `SetupDeadlines.cancel()` it when its setup ends first. */
 export interface SetupDeadline {
   readonly at: number;
-  expire: (() => void) | null;
+  expire: ((target: unknown) => void) | null;
+  /** Dropped with `expire` on cancel: a finished connection is not kept until the timer passes. */
+  target: unknown;
 }
 
 export class SetupDeadlines {
@@ -18,9 +23,11 @@ export class SetupDeadlines {
 
   constructor(private readonly timeoutMs: number) {}
 
-  /** Calls `expire` once the timeout has passed, unless the deadline is cancelled first. */
-  add(expire: () => void): SetupDeadline {
-    const deadline: SetupDeadline = { at: performance.now() + this.timeoutMs, expire };
+  /** Calls `expire(target)` once the timeout has passed, unless the deadline is cancelled first. */
+  add(expire: () => void): SetupDeadline;
+  add<T>(expire: (target: T) => void, target: T): SetupDeadline;
+  add(expire: (target: unknown) => void, target?: unknown): SetupDeadline {
+    const deadline: SetupDeadline = { at: performance.now() + this.timeoutMs, expire, target };
     this.entries.push(deadline);
     if (this.timer === null) this.arm(this.timeoutMs);
     return deadline;
@@ -28,6 +35,7 @@ export class SetupDeadlines {
 
   static cancel(deadline: SetupDeadline): void {
     deadline.expire = null;
+    deadline.target = undefined;
   }
 
   /** Deadlines still waiting (cancelled ones included until the timer passes them). */
@@ -50,9 +58,10 @@ export class SetupDeadlines {
       // Node may run the timer a fraction of a millisecond before `at` by this clock.
       if (deadline.expire !== null && deadline.at > now) break;
       this.head++;
-      const expire = deadline.expire;
+      const { expire, target } = deadline;
       deadline.expire = null;
-      expire?.();
+      deadline.target = undefined;
+      expire?.(target);
     }
     if (this.head === this.entries.length) {
       this.entries = [];
