@@ -41,8 +41,13 @@ interface PeekCanceller {
   cancel(token: number): void;
 }
 
-/** Opens the connection's socket on the descriptor; throws leaving `fd` open and unowned. */
-export type SocketOpener = (fd: number, hello: PeekedClientHello | undefined) => { served: tls.TLSSocket; bottom: net.Socket };
+/** Who waits for the hello (the connection's TLS setup, src/tls/tls_handshake.ts). */
+export interface PeekedHelloClient {
+  /** Opens the connection's socket on the descriptor; throws leaving `fd` open and unowned. */
+  openSocket(fd: number, hello: PeekedClientHello | undefined): { served: tls.TLSSocket; bottom: net.Socket };
+  /** The socket is open, its 'close' forwarded to this connection. */
+  opened(served: tls.TLSSocket): void;
+}
 
 type State = 'peeking' | 'held' | 'open' | 'closed';
 
@@ -64,8 +69,7 @@ export class PeekedHello extends EventEmitter {
   private state: State = 'peeking';
   private destroyRequested = false;
   private outcome: { hello: PeekedClientHello | undefined } | undefined;
-  private opened: ((served: tls.TLSSocket, hello: PeekedClientHello | undefined) => void) | undefined;
-  private opener: SocketOpener | undefined;
+  private client: PeekedHelloClient | undefined;
   private bottom: net.Socket | undefined;
 
   constructor(
@@ -89,12 +93,11 @@ export class PeekedHello extends EventEmitter {
   }
 
   /**
-   * Opens the socket with `open` once the hello is in (at once if it is), then calls `opened`.
+   * Opens the socket with `client` once the hello is in (at once if it is), then tells it.
    * A failure to open destroys this with the error.
    */
-  whenHello(open: SocketOpener, opened: (served: tls.TLSSocket, hello: PeekedClientHello | undefined) => void): void {
-    this.opener = open;
-    this.opened = opened;
+  whenHello(client: PeekedHelloClient): void {
+    this.client = client;
     if (this.outcome !== undefined) this.open(this.outcome.hello);
   }
 
@@ -103,7 +106,7 @@ export class PeekedHello extends EventEmitter {
     if (this.state !== 'peeking') return;
     this.state = 'held';
     this.outcome = { hello };
-    if (this.opener !== undefined) this.open(hello);
+    if (this.client !== undefined) this.open(hello);
   }
 
   /** The native peeker handed the descriptor back with the socket's error: it is closed with it. */
@@ -137,10 +140,11 @@ export class PeekedHello extends EventEmitter {
   }
 
   private open(hello: PeekedClientHello | undefined): void {
-    if (this.state !== 'held' || this.opener === undefined) return;
+    const client = this.client;
+    if (this.state !== 'held' || client === undefined) return;
     let opened: { served: tls.TLSSocket; bottom: net.Socket };
     try {
-      opened = this.opener(this.fd, hello);
+      opened = client.openSocket(this.fd, hello);
     } catch (error) {
       this.destroy(error instanceof Error ? error : new Error(String(error)));
       return;
@@ -152,7 +156,7 @@ export class PeekedHello extends EventEmitter {
     (opened.bottom as Forwarding)[kPeeked] = this;
     opened.bottom.on('close', onBottomClose);
     keep(opened.bottom, 'close', onBottomClose);
-    this.opened?.(opened.served, hello);
+    client.opened(opened.served);
   }
 }
 

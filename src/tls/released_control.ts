@@ -9,12 +9,16 @@
 import type tls from 'node:tls';
 import { releaseTlsControl } from '../node_internals.js';
 
+function destroyOnError(this: tls.TLSSocket): void {
+  this.destroy();
+}
+
 /**
  * Call once setup has succeeded, before the handler adds its own listeners: this listener runs
  * first, so the handler sees the 'error' of a connection that is already being destroyed.
  */
 export function releaseControlAfterSetup(socket: tls.TLSSocket): void {
-  socket.on('error', () => socket.destroy());
+  socket.on('error', destroyOnError);
   // Without Node's method (src/node_internals.ts), the errors end the socket from '_tlsError'.
   releaseTlsControl(socket);
 }

@@ -18,6 +18,7 @@ import { createClientCertRejectedError, validateClientChain } from './client_cer
 import { releaseControlAfterSetup } from './released_control.js';
 import { markSecure } from '../node_internals.js';
 import { SetupDeadlines } from './setup_deadlines.js';
+import { carry, Handshake, onHandshakeDeadline, onSetupClose, onSetupError } from './tls_handshake.js';
 import { isOpenedTlsSocket, openTlsSocket } from './direct_tls_socket.js';
 import { HelloStage, PeekedHello } from './peeked_hello.js';
 import type { PeekedClientHello } from './peeked_hello.js';
@@ -52,14 +53,15 @@ export interface TlsSetupOptions extends ServingContexts {
 }
 
 /** What the ClientHello decided: the name the client sent, and the protocol to offer (none: no ALPN). */
-interface HelloDecision {
+export interface HelloDecision {
   servername?: string;
   protocol?: string;
 }
 
-function asCoded(error: unknown): CodedError {
-  if (error instanceof Error && typeof (error as Partial<CodedError>).code === 'string') return error as CodedError;
-  return codedError(ErrorCodes.CONNECTION_SETUP_FAILED, error instanceof Error ? error.message : String(error), { cause: error });
+interface OptionsCache {
+  contexts: Readonly<ServingContexts>;
+  plain: tls.TLSSocketOptions | undefined;
+  byChoice: [Map<string, tls.TLSSocketOptions>, Map<string, tls.TLSSocketOptions>];
 }
 
 export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> {
@@ -71,8 +73,11 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
   private readonly deadlines: SetupDeadlines;
   /** The native ClientHello stage, made on first use; null where the addon has none. */
   private helloStage: HelloStage | null | undefined;
-  /** The socket options when no ClientHello is read first, for the contexts they were built for. */
-  private plainOptions: { contexts: Readonly<ServingContexts>; options: tls.TLSSocketOptions } | null = null;
+  /**
+   * The socket options for the contexts they were built for: `plain` when no ClientHello was
+   * read first; else by context (0 primary, 1 SNI) and offered protocol ('' for none).
+   */
+  private optionsCache: OptionsCache | undefined;
   /** Opens a TLSSocket on a descriptor with the contexts serving now (directAdopter). */
   private readonly openDirect: DescriptorAdopter = (fd, slot) =>
     openTlsSocket(fd, this.socketOptions(undefined, this.contexts), slot) ?? adoptDescriptor(fd, slot);
@@ -133,76 +138,60 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
     done: SetupDone<tls.TLSSocket, ConnectionInfo>,
     fail: SetupFail,
   ): void {
-    let finished = false;
-    const contexts = this.contexts;
-    const deadline = this.deadlines.add(() => {
-      finish();
-      fail(
-        record,
-        codedError(ErrorCodes.TLS_HANDSHAKE_TIMEOUT, `TLS setup of connection ${record.id} took longer than ${this.options.handshakeTimeout} ms`),
-        'timedOut',
-      );
-    });
-    const finish = (): boolean => {
-      if (finished) return false;
-      finished = true;
-      SetupDeadlines.cancel(deadline);
-      return true;
-    };
-    const failWith = (error: unknown): void => {
-      if (finish()) fail(record, asCoded(error), 'failed');
-    };
+    const handshake = new Handshake(this, socket, record, this.contexts, done, fail);
+    handshake.deadline = this.deadlines.add(onHandshakeDeadline, handshake);
+    carry(socket, handshake);
     // The client's own end is one cause with one code, whichever layer sees it: its FIN while
     // the ClientHello is being read (the reader reports ERR_CLIENT_CLOSED), or the close under
     // a TLSSocket ('close' here); a reset is the socket's ECONNRESET on either path.
-    const closedEarly = (): void =>
-      failWith(codedError(ErrorCodes.CLIENT_CLOSED, `the client closed connection ${record.id} before TLS setup finished`));
-    socket.once('close', closedEarly);
-    socket.once('error', failWith);
+    socket.on('close', onSetupClose);
+    socket.on('error', onSetupError);
 
     // `socket` is the TLSSocket itself when directAdopter() opened it, else a net.Socket that
     // the TLSSocket is built on.
-    const listen = (tlsSocket: tls.TLSSocket, hello: HelloDecision | undefined): void => {
-      record.served = tlsSocket;
-      if (tlsSocket !== socket) tlsSocket.once('error', failWith);
-      tlsSocket.once('secure', () => {
-        if (finished) return;
-        const info = this.describe(tlsSocket, record.id, hello, contexts);
-        if (this.options.requestClientCert) {
-          const verdict = validateClientChain(info.peerCertificateChain);
-          if (!verdict.accepted) {
-            failWith(createClientCertRejectedError(verdict));
-            return;
-          }
-        }
-        finish();
-        markSecure(tlsSocket);
-        socket.off('close', closedEarly);
-        socket.off('error', failWith);
-        if (tlsSocket !== socket) tlsSocket.off('error', failWith);
-        releaseControlAfterSetup(tlsSocket);
-        done(record, tlsSocket, info, { sniCredentialUsed: info.sniCredentialUsed });
-      });
-    };
-
     if (isOpenedTlsSocket(socket)) {
-      listen(socket, undefined);
+      handshake.listen(socket, undefined);
       return;
     }
     if (socket instanceof PeekedHello) {
-      socket.whenHello(
-        (fd, hello) => this.openPeeked(fd, this.decidePeeked(hello, contexts), contexts),
-        (served, hello) => listen(served, this.decidePeeked(hello, contexts)),
-      );
+      socket.whenHello(handshake);
       return;
     }
-    const handshake = (summary: ClientHelloSummary | undefined): void => {
-      if (finished) return;
-      const hello = summary && this.decide(summary, contexts);
-      listen(new tls.TLSSocket(socket, this.socketOptions(hello, contexts)), hello);
-    };
-    if (this.needsClientHello(contexts)) readClientHello(socket, handshake, failWith);
-    else handshake(undefined);
+    if (this.needsClientHello(handshake.contexts)) {
+      // The JS reader, where the addon has no peeker: not the hot path.
+      readClientHello(
+        socket,
+        (summary) => handshake.helloRead(summary),
+        (error) => handshake.failWith(error),
+      );
+    } else handshake.helloRead(undefined);
+  }
+
+  /** A handshake of `tlsSocket` reached 'secure' (onSecure): the handler gets it, or it fails. */
+  secured(handshake: Handshake, tlsSocket: tls.TLSSocket): void {
+    const info = this.describe(tlsSocket, handshake.record.id, handshake.hello, handshake.contexts);
+    if (this.options.requestClientCert) {
+      const verdict = validateClientChain(info.peerCertificateChain);
+      if (!verdict.accepted) {
+        handshake.failWith(createClientCertRejectedError(verdict));
+        return;
+      }
+    }
+    handshake.finish();
+    handshake.release();
+    markSecure(tlsSocket);
+    releaseControlAfterSetup(tlsSocket);
+    handshake.done(handshake.record, tlsSocket, info, { sniCredentialUsed: info.sniCredentialUsed });
+  }
+
+  timedOut(record: ConnectionRecord): CodedError {
+    return codedError(ErrorCodes.TLS_HANDSHAKE_TIMEOUT, `TLS setup of connection ${record.id} took longer than ${this.options.handshakeTimeout} ms`);
+  }
+
+  /** The TLSSocket on a net.Socket whose hello the JS reader read (or that needs none). */
+  wrapSocket(socket: net.Socket, summary: ClientHelloSummary | undefined, contexts: Readonly<ServingContexts>): { tlsSocket: tls.TLSSocket; hello: HelloDecision | undefined } {
+    const hello = summary && this.decide(summary, contexts);
+    return { tlsSocket: new tls.TLSSocket(socket, this.socketOptions(hello, contexts)), hello };
   }
 
   /** The protocols offered to a client that sent `servername`. */
@@ -220,7 +209,7 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
   }
 
   /** The peeked hello: C++ chose from both lists by the client's preference. */
-  private decidePeeked(hello: PeekedClientHello | undefined, contexts: Readonly<ServingContexts>): HelloDecision | undefined {
+  decidePeeked(hello: PeekedClientHello | undefined, contexts: Readonly<ServingContexts>): HelloDecision | undefined {
     if (hello === undefined) return undefined;
     const decision: HelloDecision = {};
     if (hello.servername !== undefined) decision.servername = hello.servername;
@@ -233,7 +222,7 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
    * The TLSSocket on a descriptor whose hello was peeked: opened on it directly, or on a
    * net.Socket where this Node cannot. Throws leaving `fd` open and unowned if it cannot be opened.
    */
-  private openPeeked(fd: number, hello: HelloDecision | undefined, contexts: Readonly<ServingContexts>): { served: tls.TLSSocket; bottom: net.Socket } {
+  openPeeked(fd: number, hello: HelloDecision | undefined, contexts: Readonly<ServingContexts>): { served: tls.TLSSocket; bottom: net.Socket } {
     const options = this.socketOptions(hello, contexts);
     const direct = openTlsSocket(fd, options);
     if (direct) return { served: direct, bottom: direct };
@@ -242,13 +231,26 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
   }
 
   private socketOptions(hello: HelloDecision | undefined, contexts: Readonly<ServingContexts>): tls.TLSSocketOptions {
-    // Without a ClientHello read first they depend on the contexts alone: built once per set
-    // of contexts (SNICallback included), not per connection. TLSSocket copies what it is given.
-    if (hello === undefined) {
-      if (this.plainOptions?.contexts !== contexts) this.plainOptions = { contexts, options: this.buildOptions(undefined, contexts) };
-      return this.plainOptions.options;
+    // They depend on the contexts, on whether the SNI context serves and on the protocol
+    // offered, nothing else: built once per set of contexts and choice (SNICallback included),
+    // not per connection. TLSSocket copies what it is given.
+    let cache = this.optionsCache;
+    if (cache?.contexts !== contexts) {
+      cache = { contexts, plain: undefined, byChoice: [new Map(), new Map()] };
+      this.optionsCache = cache;
     }
-    return this.buildOptions(hello, contexts);
+    if (hello === undefined) {
+      cache.plain ??= this.buildOptions(undefined, contexts);
+      return cache.plain;
+    }
+    const choices = cache.byChoice[hello.servername !== undefined && contexts.sniContext ? 1 : 0];
+    const protocol = hello.protocol ?? '';
+    let options = choices.get(protocol);
+    if (options === undefined) {
+      options = this.buildOptions(hello, contexts);
+      choices.set(protocol, options);
+    }
+    return options;
   }
 
   private buildOptions(hello: HelloDecision | undefined, contexts: Readonly<ServingContexts>): tls.TLSSocketOptions {
