@@ -14,6 +14,7 @@
         "native/module.cc",
         "native/addon.cc",
         "native/accept_errors.cc",
+        "native/accept_books.cc",
         "native/accept_queue.cc",
         "native/listen_socket.cc",
         "native/js_values.cc",

@@ -48,8 +48,8 @@ void WaitForAdmissionRoom(DispatchShared& shared, std::unique_lock<std::mutex>& 
     lock.unlock();
     ShedRound round = ShedBeyond(shared.listen_fd, shared.max_queued);
     lock.lock();
-    shared.rejected_queued += round.shed;
-    shared.shedding_cpu_ns += round.cpu_ns;
+    shared.books.rejected_queued += round.shed;
+    shared.books.shedding_cpu_ns += round.cpu_ns;
     if (round.unknown_queue) shedding = false;
     // wait_until on the system clock, not wait_for: see the pause in AcceptThreadMain.
     shared.changed.wait_until(lock, std::chrono::system_clock::now() + std::chrono::milliseconds(kShedCheckMs),
@@ -84,7 +84,7 @@ bool WaitForWork(DispatchShared& shared, bool stranded, int* poll_errno) {
       if (shared.queues.empty()) return true;  // looked at again from the top
     }
     if (!stranded && AdmissionRoom(shared) == 0) {
-      shared.admission_pauses++;
+      shared.books.admission_pauses++;
       WaitForAdmissionRoom(shared, lock);
       if (shared.stopping) return false;
     }
@@ -130,7 +130,7 @@ void AcceptThreadMain(const std::shared_ptr<DispatchShared>& owner) {
       uint64_t delay = next_pause_ms;
       {
         std::lock_guard<std::mutex> lock(shared.mutex);
-        shared.pauses++;
+        shared.books.pauses++;
         PushEvent(shared, kEventPause, poll_errno, delay);
       }
       next_pause_ms = NextPause(shared, delay);
@@ -181,17 +181,17 @@ void AcceptThreadMain(const std::shared_ptr<DispatchShared>& owner) {
     {
       std::lock_guard<std::mutex> lock(shared.mutex);
       if (!batch.empty()) {
-        shared.accepted += batch.size();
-        shared.batches++;
+        shared.books.accepted += batch.size();
+        shared.books.batches++;
       }
-      shared.rejected_per_address += rejected;
-      shared.rejected_address_table_full += rejected_table_full;
+      shared.books.rejected_per_address += rejected;
+      shared.books.rejected_address_table_full += rejected_table_full;
       for (int err : retried) {
-        shared.retries_by_errno[err]++;
+        shared.books.retries_by_errno[err]++;
         PushEvent(shared, kEventRetry, err, 0);
       }
       if (paused) {
-        shared.pauses++;
+        shared.books.pauses++;
         PushEvent(shared, kEventPause, pause_errno, pause_delay);
       }
       if (fatal_errno != 0) PushEvent(shared, kEventFatal, fatal_errno, 0);

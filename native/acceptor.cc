@@ -274,11 +274,8 @@ Napi::Value Acceptor::Stats(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const AcceptCounters& counters = loop_ != nullptr ? loop_->counters : counters_;
   Napi::Object stats = Napi::Object::New(env);
-  stats.Set("accepted", Napi::Number::New(env, static_cast<double>(counters.accepted)));
-  stats.Set("batches", Napi::Number::New(env, static_cast<double>(counters.batches)));
-  stats.Set("pauses", Napi::Number::New(env, static_cast<double>(counters.pauses)));
+  SetAcceptCounts(env, stats, counters);
   stats.Set("emptyAccepts", Napi::Number::New(env, static_cast<double>(counters.empty_accepts)));
-  stats.Set("retriesByErrno", ErrnoCounts(env, counters.retries_by_errno));
   Napi::Object admission = Napi::Object::New(env);
   bool open = loop_ != nullptr && !loop_->closing;
   admission.Set("reason", Napi::Number::New(env, open ? static_cast<int32_t>(loop_->admission_paused_for) : 0));
@@ -287,11 +284,7 @@ Napi::Value Acceptor::Stats(const Napi::CallbackInfo& info) {
   admission.Set("pauses", Napi::Number::New(env, static_cast<double>(counters.admission_pauses)));
   int64_t backlog = open ? AcceptQueueLength(loop_->listen_fd) : -1;
   admission.Set("backlog", backlog >= 0 ? Napi::Number::New(env, static_cast<double>(backlog)) : env.Null());
-  admission.Set("rejectedPerAddress", Napi::Number::New(env, static_cast<double>(counters.rejected_per_address)));
-  admission.Set("rejectedAddressTableFull",
-                Napi::Number::New(env, static_cast<double>(counters.rejected_address_table_full)));
-  admission.Set("rejectedQueued", Napi::Number::New(env, static_cast<double>(counters.rejected_queued)));
-  admission.Set("sheddingCpuMs", Napi::Number::New(env, static_cast<double>(counters.shedding_cpu_ns) / 1e6));
+  SetRejections(env, admission, counters, true);
   stats.Set("admission", admission);
   stats.Set("closed", Napi::Boolean::New(env, loop_ == nullptr || loop_->closing));
   return stats;

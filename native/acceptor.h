@@ -38,6 +38,7 @@
 #include <memory>
 #include <vector>
 
+#include "accept_books.h"
 #include "accept_errors.h"
 #include "addon.h"
 #include "admission.h"
@@ -46,24 +47,12 @@ namespace ntl {
 
 class Acceptor;
 
-struct AcceptCounters {
-  uint64_t accepted = 0;
-  uint64_t batches = 0;
-  uint64_t pauses = 0;
+// The books of both drivers (native/accept_books.h), and the loop driver's own.
+struct AcceptCounters : AcceptBooks {
   // accept() calls that found the queue empty (EAGAIN): what reading the queue's length saves.
   uint64_t empty_accepts = 0;
-  std::map<int, uint64_t> retries_by_errno;
-  // Admission control (native/admission.h): connections closed at accept over the
-  // per-address limit; times and nanoseconds accepting was paused at a limit.
-  uint64_t rejected_per_address = 0;
-  // ... and those from a new address while the per-address table was full.
-  uint64_t rejected_address_table_full = 0;
-  uint64_t admission_pauses = 0;
+  // Nanoseconds accepting was paused at an admission limit (native/admission.h).
   uint64_t admission_paused_ns = 0;
-  // Load shedding (native/load_shedding.h): connections reset from the accept queue beyond
-  // maxQueuedConnections while paused, and the CPU time that took.
-  uint64_t rejected_queued = 0;
-  uint64_t shedding_cpu_ns = 0;
 };
 
 // Lives on the heap apart from the JS object, because libuv handles outlive it: uv_close()

@@ -34,6 +34,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "accept_books.h"
 #include "accept_errors.h"
 #include "address_counts.h"
 
@@ -124,7 +125,6 @@ struct DispatchShared {
   // are at a limit; every publish wakes it to look again (the backlog holds clients meanwhile).
   int64_t max_connections = 0;
   int64_t max_pending_handshakes = 0;
-  uint64_t admission_pauses = 0;
   // maxQueuedConnections (-1: none; set before the accept thread starts, read-only after):
   // while paused at an admission limit, the accept thread resets the connections queued in
   // the kernel beyond it (native/load_shedding.h), and counts them and their CPU below.
@@ -145,19 +145,14 @@ struct DispatchShared {
   std::vector<std::shared_ptr<QueueShared>> members;  // on the books: joined, not yet retired
   size_t cursor = 0;
   std::map<int, SlotTotals> retired;
-  uint64_t accepted = 0;
-  uint64_t batches = 0;
-  uint64_t pauses = 0;
+  // What the accept thread accepted, retried, paused for and rejected, as the single-thread
+  // acceptor keeps it (native/accept_books.h).
+  AcceptBooks books;
   uint64_t dropped = 0;
-  uint64_t rejected_per_address = 0;  // closed by the accept thread over maxConnectionsPerAddress
-  uint64_t rejected_address_table_full = 0;  // ... from a new address with the table full
-  uint64_t rejected_queued = 0;  // reset by the accept thread beyond maxQueuedConnections
-  uint64_t shedding_cpu_ns = 0;  // the accept thread's CPU spent resetting them
   // Bumped whenever a worker's books show descriptors closed (or a queue closed some): a
   // pause for lack of descriptors (EMFILE/ENFILE) ends then, not when its delay runs out.
   uint64_t releases = 0;
   size_t stranded = 0;  // accepted, held by the accept thread until a worker's queue joins
-  std::map<int, uint64_t> retries_by_errno;
   std::vector<DispatchEvent> events;
   uint64_t events_dropped = 0;
   uv_async_t* main_wake = nullptr;  // the main thread's; valid until Stop()

@@ -196,42 +196,26 @@ struct SlotView {
 // built (which can run the garbage collector, and finalizers that take locks) while the accept
 // thread and the workers wait for the mutex.
 struct StatsView {
-  uint64_t accepted = 0;
-  uint64_t batches = 0;
-  uint64_t pauses = 0;
+  AcceptBooks books;
   uint64_t dropped = 0;
   size_t stranded = 0;
-  uint64_t admission_pauses = 0;
   uint64_t queue_full_pauses = 0;
-  uint64_t rejected_per_address = 0;
-  uint64_t rejected_address_table_full = 0;
-  uint64_t rejected_queued = 0;
   bool shedding = false;
-  uint64_t shedding_cpu_ns = 0;
   size_t addresses_in_use = 0;
   uint64_t events_dropped = 0;
-  std::map<int, uint64_t> retries_by_errno;
   std::map<int, SlotView> slots;
 };
 
 StatsView CopyStats(DispatchShared& shared) {
   StatsView view;
   std::lock_guard<std::mutex> lock(shared.mutex);
-  view.accepted = shared.accepted;
-  view.batches = shared.batches;
-  view.pauses = shared.pauses;
+  view.books = shared.books;
   view.dropped = shared.dropped;
   view.stranded = shared.stranded;
-  view.admission_pauses = shared.admission_pauses;
   view.queue_full_pauses = shared.queue_full_pauses;
-  view.rejected_per_address = shared.rejected_per_address;
-  view.rejected_address_table_full = shared.rejected_address_table_full;
-  view.rejected_queued = shared.rejected_queued;
   view.shedding = shared.max_queued >= 0;
-  view.shedding_cpu_ns = shared.shedding_cpu_ns;
   view.addresses_in_use = shared.addresses.InUse();
   view.events_dropped = shared.events_dropped;
-  view.retries_by_errno = shared.retries_by_errno;
   for (const auto& retired : shared.retired) view.slots[retired.first].totals = retired.second;
   for (const auto& queue : shared.members) {
     std::lock_guard<std::mutex> queue_lock(queue->mutex);
@@ -251,21 +235,15 @@ Napi::Value Dispatcher::Stats(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const StatsView view = CopyStats(*shared_);
   Napi::Object stats = Napi::Object::New(env);
-  stats.Set("accepted", Napi::Number::New(env, static_cast<double>(view.accepted)));
-  stats.Set("batches", Napi::Number::New(env, static_cast<double>(view.batches)));
-  stats.Set("pauses", Napi::Number::New(env, static_cast<double>(view.pauses)));
+  SetAcceptCounts(env, stats, view.books);
   stats.Set("dropped", Napi::Number::New(env, static_cast<double>(view.dropped)));
   stats.Set("stranded", Napi::Number::New(env, static_cast<double>(view.stranded)));
-  stats.Set("admissionPauses", Napi::Number::New(env, static_cast<double>(view.admission_pauses)));
+  stats.Set("admissionPauses", Napi::Number::New(env, static_cast<double>(view.books.admission_pauses)));
   stats.Set("queueFullPauses", Napi::Number::New(env, static_cast<double>(view.queue_full_pauses)));
-  stats.Set("rejectedPerAddress", Napi::Number::New(env, static_cast<double>(view.rejected_per_address)));
-  stats.Set("rejectedAddressTableFull", Napi::Number::New(env, static_cast<double>(view.rejected_address_table_full)));
-  stats.Set("rejectedQueued", Napi::Number::New(env, static_cast<double>(view.rejected_queued)));
-  // Only with maxQueuedConnections, as the acceptor's stats say it.
-  if (view.shedding) stats.Set("sheddingCpuMs", Napi::Number::New(env, static_cast<double>(view.shedding_cpu_ns) / 1e6));
+  // sheddingCpuMs only with maxQueuedConnections.
+  SetRejections(env, stats, view.books, view.shedding);
   stats.Set("addressesInUse", Napi::Number::New(env, static_cast<double>(view.addresses_in_use)));
   stats.Set("eventsDropped", Napi::Number::New(env, static_cast<double>(view.events_dropped)));
-  stats.Set("retriesByErrno", ErrnoCounts(env, view.retries_by_errno));
   Napi::Object slots = Napi::Object::New(env);
   for (const auto& entry : view.slots) {
     Napi::Object slot = Napi::Object::New(env);
