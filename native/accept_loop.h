@@ -10,6 +10,7 @@
 
 #include "accept_options.h"
 #include "acceptor.h"
+#include "js_callback.h"
 
 namespace ntl {
 
@@ -19,20 +20,8 @@ void ReleaseJsValues(AcceptLoop* loop);
 // Stops accepting and closes the listening fd at once; frees the loop once its handles close.
 void BeginClose(AcceptLoop* loop);
 
-// Around a call into JS and whatever reads its results (a batch's slots): a close() made by
-// the callback releases the JS values when the outermost guard ends, not under the call.
-class CallbackGuard {
- public:
-  explicit CallbackGuard(AcceptLoop* loop) : loop_(loop) { loop_->callbacks_running++; }
-  ~CallbackGuard() {
-    if (--loop_->callbacks_running == 0 && loop_->release_deferred) ReleaseJsValues(loop_);
-  }
-  CallbackGuard(const CallbackGuard&) = delete;
-  CallbackGuard& operator=(const CallbackGuard&) = delete;
-
- private:
-  AcceptLoop* loop_;
-};
+// Around a call into JS and whatever reads its results (native/js_callback.h).
+using LoopCallbackGuard = CallbackGuard<AcceptLoop, ReleaseJsValues>;
 
 // batch_delivery.cc
 // Hands the accepted batch to JS in one callback and closes what its slots say is still ours.

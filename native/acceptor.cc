@@ -62,11 +62,7 @@ void BeginClose(AcceptLoop* loop) {
     close(loop->listen_fd);
     loop->listen_fd = -1;
   }
-  if (loop->callbacks_running > 0) {
-    loop->release_deferred = true;
-    return;
-  }
-  ReleaseJsValues(loop);
+  if (!DeferRelease(loop)) ReleaseJsValues(loop);
 }
 
 // A worker thread or the process is exiting: release everything without calling into JS.

@@ -78,7 +78,7 @@ bool CreatePeers(AcceptLoop* loop, napi_value* words_array, napi_value* ipv6_tex
 
 void DeliverBatch(AcceptLoop* loop) {
   if (loop->batch.empty()) return;
-  CallbackGuard guard(loop);
+  LoopCallbackGuard guard(loop);
   napi_env env = loop->env;
   size_t count = loop->batch.size();
   napi_handle_scope scope = nullptr;
@@ -138,7 +138,7 @@ void DeliverBatch(AcceptLoop* loop) {
 }
 
 void ReportEvent(AcceptLoop* loop, AcceptEventKind kind, int err, uint64_t delay_ms) {
-  CallbackGuard guard(loop);
+  LoopCallbackGuard guard(loop);
   if (loop->closing || loop->on_event.IsEmpty()) return;
   (void)CallEventCallback(loop->env, *loop->async_context, loop->on_event, kind, err, delay_ms);
 }

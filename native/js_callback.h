@@ -49,4 +49,33 @@ inline bool CallEventCallback(napi_env env, napi_async_context context, napi_ref
   return called;
 }
 
+// Around a call into JS and whatever reads its results (a batch's slots), for a handle whose
+// close() can run inside that call (a handler or an `accept` subscriber closing the listener):
+// the JS values the call uses (callbacks, arrays, async context) are released when the
+// outermost guard ends, never under the call. `Owner` has `int callbacks_running` and `bool
+// release_deferred`; its close path asks DeferRelease() before releasing, and `Release` resets
+// release_deferred. One pattern for the acceptor's loop and a worker's queue.
+template <typename Owner, void (*Release)(Owner*)>
+class CallbackGuard {
+ public:
+  explicit CallbackGuard(Owner* owner) : owner_(owner) { owner_->callbacks_running++; }
+  ~CallbackGuard() {
+    if (--owner_->callbacks_running == 0 && owner_->release_deferred) Release(owner_);
+  }
+  CallbackGuard(const CallbackGuard&) = delete;
+  CallbackGuard& operator=(const CallbackGuard&) = delete;
+
+ private:
+  Owner* owner_;
+};
+
+// For a close path: true (and the release left to the outermost guard) while a call into JS is
+// under way; false when the JS values can be released now.
+template <typename Owner>
+bool DeferRelease(Owner* owner) {
+  if (owner->callbacks_running == 0) return false;
+  owner->release_deferred = true;
+  return true;
+}
+
 }  // namespace ntl

@@ -27,8 +27,10 @@ struct QueueHandle final : public EnvResource {
   Napi::FunctionReference on_batch;
   std::unique_ptr<Napi::AsyncContext> async_context;
   bool closing = false;
-  bool in_batch = false;
-  bool release_deferred = false;  // a close() during a batch: see StopTaking
+  // A batch being handed to JS, and whether a close() inside it left the JS values for the
+  // batch to release (CallbackGuard, native/js_callback.h).
+  int callbacks_running = 0;
+  bool release_deferred = false;
   WorkerQueue* object = nullptr;
 };
 
@@ -56,11 +58,7 @@ void StopTaking(QueueHandle* owner) {
   if (owner->closing) return;
   owner->closing = true;
   LeaveQueue(*owner->dispatcher, owner->queue);
-  if (owner->in_batch) {
-    owner->release_deferred = true;
-  } else {
-    ReleaseJsValues(owner);
-  }
+  if (!DeferRelease(owner)) ReleaseJsValues(owner);
   uv_close(reinterpret_cast<uv_handle_t*>(&owner->wake), OnWakeClosed);
 }
 
@@ -86,7 +84,7 @@ bool CallJs(QueueHandle* owner, size_t argc, const napi_value* argv) {
 
 void OnWake(uv_async_t* async) {
   auto* owner = static_cast<QueueHandle*>(async->data);
-  if (owner->closing || owner->in_batch) return;
+  if (owner->closing || owner->callbacks_running > 0) return;
   std::vector<AcceptedFd> batch;
   {
     std::lock_guard<std::mutex> lock(owner->queue->mutex);
@@ -123,9 +121,10 @@ void OnWake(uv_async_t* async) {
         auto* address_slots = static_cast<int32_t*>(address_data);
         for (size_t i = 0; i < batch.size(); i++) address_slots[i] = batch[i].address_slot;
       }
-      owner->in_batch = true;
-      (void)CallJs(owner, 2, argv);
-      owner->in_batch = false;
+      {
+        CallbackGuard<QueueHandle, ReleaseJsValues> guard(owner);
+        (void)CallJs(owner, 2, argv);
+      }
       // Read from the array handed over (alive in this scope), with the same detach check as the
       // acceptor: a detached buffer leaves the batch's descriptors open, never closed twice
       // (native/acceptor.h). Each readable slot says who owns its descriptor.
@@ -152,7 +151,6 @@ void OnWake(uv_async_t* async) {
     closed = batch.size();
   }
   FinishBatch(*owner->dispatcher, *owner->queue, closed, closed_slots);
-  if (owner->release_deferred) ReleaseJsValues(owner);
 }
 
 }  // namespace
