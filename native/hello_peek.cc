@@ -16,6 +16,7 @@
 #include "addon.h"
 #include "arguments.h"
 #include "hello_parse.h"
+#include "js_callback.h"
 #include "js_values.h"
 
 namespace ntl {
@@ -233,21 +234,10 @@ void Deliver(PeekSet* set, Watch* watch, const Outcome& outcome) {
     return;
   }
   std::vector<napi_value> argv;
-  napi_value global = nullptr;
-  napi_value function = nullptr;
-  napi_value result = nullptr;
+  // Once called, the descriptor is JS's whatever the callback did (it catches its own errors).
   bool called = false;
-  if (OutcomeArguments(env, token, outcome, argv) && napi_get_global(env, &global) == napi_ok &&
-      napi_get_reference_value(env, set->on_hello, &function) == napi_ok && function != nullptr) {
-    napi_status status = napi_make_callback(env, *set->async_context, global, function, argv.size(), argv.data(), &result);
-    // Once called, the descriptor is JS's whatever the callback did (it catches its own errors).
-    called = status == napi_ok || status == napi_pending_exception;
-    bool pending = false;
-    napi_value error = nullptr;
-    if (napi_is_exception_pending(env, &pending) == napi_ok && pending &&
-        napi_get_and_clear_last_exception(env, &error) == napi_ok && error != nullptr) {
-      (void)napi_fatal_exception(env, error);
-    }
+  if (OutcomeArguments(env, token, outcome, argv)) {
+    (void)CallJsCallback(env, *set->async_context, set->on_hello, argv.size(), argv.data(), &called);
   }
   if (!called) close(fd);
   (void)napi_close_handle_scope(env, scope);

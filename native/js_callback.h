@@ -1,5 +1,6 @@
 // The one way the addon calls into JS from a libuv callback (the acceptor's batches and events,
-// a worker queue's batches, the dispatcher's events): plain N-API calls, each status checked.
+// a worker queue's batches, the dispatcher's events, the ClientHello peeker's hellos): plain
+// N-API calls, each status checked.
 // Once the environment can no longer run JS (a worker being terminated still finishes its
 // current loop turn, before the cleanup hooks run), N-API calls fail, and node-addon-api would
 // turn that into a C++ exception (std::terminate from a C callback) or, building the
@@ -16,14 +17,19 @@ namespace ntl {
 // Calls the function `callback` refers to with napi_make_callback in `context`. True when it
 // ran to its end; false when it threw (reported as uncaught, as Node reports an exception from
 // any I/O callback: the JS side catches its own errors, so this is a bug there) or when JS
-// cannot run any more.
-inline bool CallJsCallback(napi_env env, napi_async_context context, napi_ref callback, size_t argc, const napi_value* argv) {
+// cannot run any more. `reached`, when given, says whether the function ran at all (to its end
+// or until it threw): what a caller handing something over to it needs to know.
+inline bool CallJsCallback(napi_env env, napi_async_context context, napi_ref callback, size_t argc, const napi_value* argv,
+                           bool* reached = nullptr) {
+  if (reached != nullptr) *reached = false;
   napi_value global = nullptr;
   napi_value function = nullptr;
   napi_value result = nullptr;
   if (callback == nullptr || napi_get_global(env, &global) != napi_ok) return false;
   if (napi_get_reference_value(env, callback, &function) != napi_ok || function == nullptr) return false;
-  if (napi_make_callback(env, context, global, function, argc, argv, &result) == napi_ok) return true;
+  napi_status status = napi_make_callback(env, context, global, function, argc, argv, &result);
+  if (reached != nullptr) *reached = status == napi_ok || status == napi_pending_exception;
+  if (status == napi_ok) return true;
   bool pending = false;
   napi_value error = nullptr;
   if (napi_is_exception_pending(env, &pending) == napi_ok && pending && napi_get_and_clear_last_exception(env, &error) == napi_ok &&
