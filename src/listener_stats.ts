@@ -19,12 +19,14 @@ export interface ListenerStats {
   handshakes: { completed: number; failed: number; timedOut: number; aborted: number };
   /**
    * The failed and timed-out setups by their error's code ('ERR_CLIENT_CLOSED': 2), as
-   * `tlsClientError` reports them. Not with workers (each worker's book has only the totals).
+   * `tlsClientError` reports them. With workers, every worker's (src/workers/setup_book.ts: a
+   * worker slot names 32 codes, and counts any further one under 'other').
    */
   setupFailures?: Record<string, number>;
   /**
    * How long completed setups took, from registration (just after accept) to the handler: log
-   * buckets whose counts only grow, so two snapshots give an interval's percentiles. Not with workers.
+   * buckets whose counts only grow, so two snapshots give an interval's percentiles. With
+   * workers, every worker's buckets added up.
    */
   handshakeTime?: DurationHistogramSnapshot;
   /** accept() retries by errno name ('ECONNABORTED': 3) */
