@@ -38,6 +38,7 @@
         "native/worker_queue.cc",
         "native/hello_parse.cc",
         "native/hello_peek.cc",
+        "native/hello_take.cc",
         "native/glibc_compat.cc",
         "native/platform.cc"
       ],

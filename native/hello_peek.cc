@@ -16,6 +16,7 @@
 #include "addon.h"
 #include "arguments.h"
 #include "hello_parse.h"
+#include "hello_take.h"
 #include "js_callback.h"
 #include "js_values.h"
 
@@ -36,6 +37,10 @@ struct Watch {
   // Stream bytes the last peek saw, and the SO_RCVLOWAT set on the socket (1 is the default).
   size_t peeked = 0;
   int lowat = 1;
+  // Set once the queue would not hold the whole hello (native/hello_take.h): the stream's first
+  // bytes, read off the socket, which JS puts back in front of it. Empty otherwise.
+  bool taking = false;
+  std::vector<uint8_t> taken;
 };
 
 struct Outcome {
@@ -142,10 +147,50 @@ void ChooseProtocols(const PeekSet& set, const HelloView& view, Outcome& outcome
 
 enum class PeekResult { kWait, kDone };
 
+// kDone with `outcome` filled for a hello parsed whole or left to OpenSSL, else kWait with
+// SO_RCVLOWAT at the bytes the parse needs next.
+PeekResult AfterParse(Watch* watch, const HelloView& view, Outcome& outcome) {
+  if (view.status == HelloStatus::kComplete) {
+    outcome.parsed = true;
+    if (view.host_name != nullptr) {
+      outcome.has_servername = true;
+      outcome.servername.assign(reinterpret_cast<const char*>(view.host_name), view.host_name_length);
+    }
+    ChooseProtocols(*watch->set, view, outcome);
+    return PeekResult::kDone;
+  }
+  if (view.status == HelloStatus::kUnparsed) return PeekResult::kDone;
+  // need <= kMaxHelloStreamBytes, well within an int; the kernel may cap it (half the receive
+  // buffer's limit), and a queue stuck below it wakes with nothing new (Peek). The mark counts
+  // the bytes queued: the whole need while peeking, what is still missing once taking.
+  const int lowat = static_cast<int>(view.need - watch->taken.size());
+  if (lowat != watch->lowat) {
+    if (setsockopt(watch->fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof lowat) != 0) return PeekResult::kDone;
+    watch->lowat = lowat;
+  }
+  return PeekResult::kWait;
+}
+
+// Reads what is queued onto watch->taken and parses all that was taken. Consuming lets the
+// kernel queue the rest of a hello larger than the queue. A FIN hands OpenSSL the bytes taken,
+// then the end, as it would have read them.
+PeekResult Take(Watch* watch, Outcome& outcome) {
+  watch->taking = true;
+  const ssize_t got = TakeQueued(watch->fd, watch->taken);
+  if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return PeekResult::kWait;
+  if (got < 0) {
+    outcome.err = errno;
+    return PeekResult::kDone;
+  }
+  if (got == 0) return PeekResult::kDone;
+  return AfterParse(watch, ParseClientHello(watch->taken.data(), watch->taken.size(), ThreadBuffers().scratch), outcome);
+}
+
 // Peeks at what the socket holds and parses it: kDone with `outcome` filled, or kWait with
 // SO_RCVLOWAT raised to the bytes needed next. `woken`: called for a poll event, so a peek
 // that brings nothing new means the queue will not grow (FIN, reset, full buffer).
 PeekResult Peek(Watch* watch, bool woken, Outcome& outcome) {
+  if (watch->taking) return Take(watch, outcome);
   PeekBuffers& buffers = ThreadBuffers();
   ssize_t got;
   do {
@@ -163,35 +208,19 @@ PeekResult Peek(Watch* watch, bool woken, Outcome& outcome) {
   if (got == 0) return PeekResult::kDone;
   const size_t length = static_cast<size_t>(got);
   HelloView view = ParseClientHello(buffers.stream.data(), length, buffers.scratch);
-  if (view.status == HelloStatus::kComplete) {
-    outcome.parsed = true;
-    if (view.host_name != nullptr) {
-      outcome.has_servername = true;
-      outcome.servername.assign(reinterpret_cast<const char*>(view.host_name), view.host_name_length);
-    }
-    ChooseProtocols(*watch->set, view, outcome);
-    return PeekResult::kDone;
-  }
-  if (view.status == HelloStatus::kUnparsed) return PeekResult::kDone;
-  if (woken && length <= watch->peeked) {
-    // Nothing new: a FIN, a full queue, or a reset behind bytes still queued. libuv would
+  if (view.status == HelloStatus::kNeedMore && woken && length <= watch->peeked) {
+    // Nothing new: a reset behind bytes still queued, a FIN, or a full queue. libuv would
     // report a reset there as an end (it stops at a hang-up after a short read), so the error
-    // is taken here and JS fails the connection with it.
+    // is taken here and JS fails the connection with it. A full queue (the level-triggered
+    // poll keeps waking on it) is read off the socket, so the rest of the hello can come.
     int err = 0;
     socklen_t size = sizeof err;
     if (getsockopt(watch->fd, SOL_SOCKET, SO_ERROR, &err, &size) == 0) outcome.err = err;
-    return PeekResult::kDone;
+    if (outcome.err != 0 || PeerFinishedSending(watch->fd)) return PeekResult::kDone;
+    return Take(watch, outcome);
   }
   watch->peeked = length;
-  // need <= kMaxHelloStreamBytes, well within an int. The kernel may cap it (half the receive
-  // buffer's limit); a queue stuck below the need then wakes with nothing new, and ends above.
-  // The mark counts every byte queued, and the peek consumed none: it is the whole need.
-  const int lowat = static_cast<int>(view.need);
-  if (lowat != watch->lowat) {
-    if (setsockopt(watch->fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof lowat) != 0) return PeekResult::kDone;
-    watch->lowat = lowat;
-  }
-  return PeekResult::kWait;
+  return AfterParse(watch, view, outcome);
 }
 
 // Puts SO_RCVLOWAT back for the socket's reader. Failing, the descriptor still goes to JS: its
@@ -205,8 +234,9 @@ void RestoreLowWater(Watch* watch) {
 
 // onHello's arguments. Plain N-API calls with each status checked: in a terminating worker they
 // fail, and node-addon-api would throw from a libuv callback.
-bool OutcomeArguments(napi_env env, uint32_t token, const Outcome& outcome, std::vector<napi_value>& argv) {
-  argv.assign(4 + outcome.choices.size(), nullptr);
+bool OutcomeArguments(napi_env env, uint32_t token, const Outcome& outcome, const std::vector<uint8_t>& taken,
+                      std::vector<napi_value>& argv) {
+  argv.assign(5 + outcome.choices.size(), nullptr);
   if (napi_create_uint32(env, token, &argv[0]) != napi_ok) return false;
   if (napi_create_int32(env, outcome.err, &argv[3]) != napi_ok) return false;
   if (napi_get_boolean(env, outcome.parsed, &argv[1]) != napi_ok) return false;
@@ -214,8 +244,10 @@ bool OutcomeArguments(napi_env env, uint32_t token, const Outcome& outcome, std:
                            ? napi_create_string_latin1(env, outcome.servername.data(), outcome.servername.size(), &argv[2])
                            : napi_get_undefined(env, &argv[2]);
   if (status != napi_ok) return false;
+  status = taken.empty() ? napi_get_undefined(env, &argv[4]) : napi_create_buffer_copy(env, taken.size(), taken.data(), nullptr, &argv[4]);
+  if (status != napi_ok) return false;
   for (size_t i = 0; i < outcome.choices.size(); i++) {
-    if (napi_create_int32(env, outcome.choices[i], &argv[4 + i]) != napi_ok) return false;
+    if (napi_create_int32(env, outcome.choices[i], &argv[5 + i]) != napi_ok) return false;
   }
   return true;
 }
@@ -226,6 +258,7 @@ void Deliver(PeekSet* set, Watch* watch, const Outcome& outcome) {
   RestoreLowWater(watch);
   const int fd = watch->fd;
   const uint32_t token = watch->token;
+  const std::vector<uint8_t> taken = std::move(watch->taken);
   EndWatch(watch);
   napi_env env = set->env;
   napi_handle_scope scope = nullptr;
@@ -236,7 +269,7 @@ void Deliver(PeekSet* set, Watch* watch, const Outcome& outcome) {
   std::vector<napi_value> argv;
   // Once called, the descriptor is JS's whatever the callback did (it catches its own errors).
   bool called = false;
-  if (OutcomeArguments(env, token, outcome, argv)) {
+  if (OutcomeArguments(env, token, outcome, taken, argv)) {
     (void)CallJsCallback(env, *set->async_context, set->on_hello, argv.size(), argv.data(), &called);
   }
   if (!called) close(fd);
@@ -341,7 +374,7 @@ Napi::Value HelloPeeker::Watch(const Napi::CallbackInfo& info) {
   // Settled at once: the descriptor goes straight back to JS, before watch() returns.
   RestoreLowWater(watch.get());
   std::vector<napi_value> argv;
-  if (!OutcomeArguments(env, token, outcome, argv)) throw Napi::Error::New(env, "could not build the ClientHello outcome");
+  if (!OutcomeArguments(env, token, outcome, watch->taken, argv)) throw Napi::Error::New(env, "could not build the ClientHello outcome");
   set_->on_hello.Value().Call(env.Global(), argv.size(), argv.data());
   return env.Undefined();
 }

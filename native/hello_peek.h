@@ -7,14 +7,17 @@
 // Waiting does not spin although the poll is level-triggered: SO_RCVLOWAT is set to the bytes
 // the parse needs next (the end of the record being received, or the next record's header), so
 // the socket turns readable only when they are there, or on the client's FIN, a reset, or a
-// receive queue the kernel will not fill further. A wake that brings no new byte ends the wait:
-// the descriptor goes to OpenSSL unparsed, as does anything the parser cannot make sense of.
-// SO_RCVLOWAT is put back to 1 before JS gets the descriptor.
+// receive queue the kernel will not fill further. A wake that brings no new byte ends the wait
+// on a FIN or a reset: the descriptor goes to OpenSSL unparsed, as does anything the parser
+// cannot make sense of. On a full queue (a hello larger than the queue, native/hello_take.h) the
+// bytes are read off the socket from then on, parsed there, and handed to JS, which puts them
+// back in front of the stream. SO_RCVLOWAT is put back to 1 before JS gets the descriptor.
 //
 // Descriptor ownership: watch(fd) moves `fd` to this object (if watch throws, it stays the
 // caller's, untouched). The callback moves it back to JS, which must then close it or open a
-// socket on it. cancel(token) and the environment's teardown close it here. Memory per waiting
-// connection: one small struct; the peek buffer is one per thread, the bytes stay in the kernel.
+// socket on it (reading `taken` first). cancel(token) and the environment's teardown close it
+// here. Memory per waiting connection: one small struct; the peek buffer is one per thread, the
+// bytes stay in the kernel (but for a hello being taken: at most kMaxHelloStreamBytes).
 #pragma once
 
 #include <napi.h>
@@ -25,9 +28,12 @@ namespace ntl {
 //   alpnLists: up to 4 lists of the server's protocols (ALPN wire format, each name
 //   length-prefixed); for each, onHello reports the index of the first protocol in the client's
 //   list that it holds (the client's preference wins), or -1.
-//   onHello(token, parsed: boolean, servername: string | undefined, errno, ...choices: number[])
+//   onHello(token, parsed: boolean, servername: string | undefined, errno, taken: Buffer | undefined,
+//           ...choices: number[])
 //   servername is the latin1 text of the host_name bytes, as Node gives it; errno is the
-//   socket's error the peek met (reading it clears it, so the socket's reader would not), or 0.
+//   socket's error the peek met (reading it clears it, so the socket's reader would not), or 0;
+//   taken: the stream's first bytes, read off the socket (a hello the queue would not hold),
+//   which whoever reads the descriptor next must read first; undefined when nothing was read.
 // watch(fd, token: 0..2^31-1): undefined; onHello may run before it returns (the hello was
 //   there already). Throws (fd untouched, still the caller's) if the descriptor cannot be polled.
 // cancel(token): true if it was waiting; its descriptor is closed.

@@ -18,9 +18,11 @@ import {
   handshakeOf,
   inRecords,
   paddedTo,
+  serverHelloProtocol,
   serverNameData,
   splitHello,
   withExtension,
+  withMoreCiphers,
 } from './support/hello_builder.js';
 import type { HelloParts } from './support/hello_builder.js';
 
@@ -122,6 +124,17 @@ describe('ClientHello peeked natively: a listener with alpn answers every hello 
       expect(got).to.deep.equal({ listener: SERVER_HELLO, reference: SERVER_HELLO });
     });
   }
+
+  it('a valid hello larger than the kernel\'s receive queue (128 KiB, OpenSSL\'s largest is 128.3) gets its ALPN protocol, as from tls.createServer', async function () {
+    // The queue stops near 125 KiB until its reader consumes: the peeker reads the rest off
+    // the socket and hands it over (native/hello_take.h); before, OpenSSL got it with no ALPN.
+    const hello = paddedTo(withMoreCiphers(splitHello(await captureClientHello({ maxVersion: 'TLSv1.2', ALPNProtocols: ['http/1.1'] })), 65_000), 130_000);
+    expect(hello.length).to.equal(130_000);
+    const got = { listener: await serverHelloProtocol(cleanup, listener.port, hello), reference: await serverHelloProtocol(cleanup, referencePort, hello) };
+    expect(got).to.deep.equal({ listener: 'http/1.1', reference: 'http/1.1' });
+    await waitUntil(() => listener.listener.stats().active === 0, 'the connection to be released');
+    expectBalanced(listener.listener);
+  });
 
   it('an empty handshake record before the hello: a ServerHello, as from tls.createServer', async function () {
     const hello = Buffer.concat([Buffer.from([22, 3, 1, 0, 0]), inRecords(handshakeOf(parts))]);

@@ -171,10 +171,19 @@ export interface NativeCallFailure extends Error {
  * The ClientHello outcome (native/hello_peek.h): `parsed` false means the descriptor goes to
  * OpenSSL as it is (malformed, not TLS, too large, or the client closed); `servername` is the
  * host_name's latin1 text; `errno` the socket's error the peek met (reading it cleared it for the
- * socket's reader), else 0; `choices[i]`, for the i-th ALPN list given, the index of the first
- * protocol of the client's list that it holds, or -1.
+ * socket's reader), else 0; `taken` the stream's first bytes when they were read off the socket
+ * (a hello the kernel's queue would not hold whole), to be read before the descriptor's own;
+ * `choices[i]`, for the i-th ALPN list given, the index of the first protocol of the client's
+ * list that it holds, or -1.
  */
-export type HelloCallback = (token: number, parsed: boolean, servername: string | undefined, errno: number, ...choices: number[]) => void;
+export type HelloCallback = (
+  token: number,
+  parsed: boolean,
+  servername: string | undefined,
+  errno: number,
+  taken: Buffer | undefined,
+  ...choices: number[]
+) => void;
 
 /** Waits, in C++, for each connection's whole ClientHello; see native/hello_peek.h. */
 export interface NativeHelloPeeker {

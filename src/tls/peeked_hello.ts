@@ -43,8 +43,11 @@ interface PeekCanceller {
 
 /** Who waits for the hello (the connection's TLS setup, src/tls/tls_handshake.ts). */
 export interface PeekedHelloClient {
-  /** Opens the connection's socket on the descriptor; throws leaving `fd` open and unowned. */
-  openSocket(fd: number, hello: PeekedClientHello | undefined): { served: tls.TLSSocket; bottom: net.Socket };
+  /**
+   * Opens the connection's socket on the descriptor, `taken` (bytes the native peeker read off
+   * it) read first; throws leaving `fd` open and unowned.
+   */
+  openSocket(fd: number, hello: PeekedClientHello | undefined, taken: Buffer | undefined): { served: tls.TLSSocket; bottom: net.Socket };
   /** The socket is open, its 'close' forwarded to this connection. */
   opened(served: tls.TLSSocket): void;
 }
@@ -68,7 +71,7 @@ export class PeekedHello extends EventEmitter {
   _peername?: PeerAddress;
   private state: State = 'peeking';
   private destroyRequested = false;
-  private outcome: { hello: PeekedClientHello | undefined } | undefined;
+  private outcome: { hello: PeekedClientHello | undefined; taken: Buffer | undefined } | undefined;
   private client: PeekedHelloClient | undefined;
   private bottom: net.Socket | undefined;
 
@@ -98,15 +101,15 @@ export class PeekedHello extends EventEmitter {
    */
   whenHello(client: PeekedHelloClient): void {
     this.client = client;
-    if (this.outcome !== undefined) this.open(this.outcome.hello);
+    if (this.outcome !== undefined) this.open(this.outcome);
   }
 
-  /** The native peeker handed the descriptor back (HelloStage's callback). */
-  settle(hello: PeekedClientHello | undefined): void {
+  /** The native peeker handed the descriptor back (HelloStage's callback), with the bytes it read off it. */
+  settle(hello: PeekedClientHello | undefined, taken: Buffer | undefined): void {
     if (this.state !== 'peeking') return;
     this.state = 'held';
-    this.outcome = { hello };
-    if (this.client !== undefined) this.open(hello);
+    this.outcome = { hello, taken };
+    if (this.client !== undefined) this.open(this.outcome);
   }
 
   /** The native peeker handed the descriptor back with the socket's error: it is closed with it. */
@@ -139,12 +142,12 @@ export class PeekedHello extends EventEmitter {
     this.emit('close', hadError);
   }
 
-  private open(hello: PeekedClientHello | undefined): void {
+  private open({ hello, taken }: { hello: PeekedClientHello | undefined; taken: Buffer | undefined }): void {
     const client = this.client;
     if (this.state !== 'held' || client === undefined) return;
     let opened: { served: tls.TLSSocket; bottom: net.Socket };
     try {
-      opened = client.openSocket(this.fd, hello);
+      opened = client.openSocket(this.fd, hello, taken);
     } catch (error) {
       this.destroy(error instanceof Error ? error : new Error(String(error)));
       return;
@@ -173,8 +176,8 @@ export class HelloStage implements PeekCanceller {
     private readonly alpn: readonly string[],
     private readonly sniAlpn: readonly string[],
   ) {
-    this.peeker = new peekerClass([wireList(alpn), wireList(sniAlpn)], (token, parsed, servername, errno, choice, sniChoice) =>
-      this.settle(token, parsed, servername, errno, choice ?? -1, sniChoice ?? -1),
+    this.peeker = new peekerClass([wireList(alpn), wireList(sniAlpn)], (token, parsed, servername, errno, taken, choice, sniChoice) =>
+      this.settle(token, parsed, servername, errno, taken, choice ?? -1, sniChoice ?? -1),
     );
   }
 
@@ -206,7 +209,15 @@ export class HelloStage implements PeekCanceller {
   }
 
   // Never throws: it may run inside watch() (the hello was there already).
-  private settle(token: number, parsed: boolean, servername: string | undefined, errno: number, choice: number, sniChoice: number): void {
+  private settle(
+    token: number,
+    parsed: boolean,
+    servername: string | undefined,
+    errno: number,
+    taken: Buffer | undefined,
+    choice: number,
+    sniChoice: number,
+  ): void {
     const connection = this.waiting.get(token);
     if (connection === undefined) return;
     this.waiting.delete(token);
@@ -216,7 +227,7 @@ export class HelloStage implements PeekCanceller {
       return;
     }
     if (!parsed) {
-      connection.settle(undefined);
+      connection.settle(undefined, taken);
       return;
     }
     const hello: PeekedClientHello = {};
@@ -225,7 +236,7 @@ export class HelloStage implements PeekCanceller {
     const sniProtocol = this.sniAlpn[sniChoice];
     if (protocol !== undefined) hello.protocol = protocol;
     if (sniProtocol !== undefined) hello.sniProtocol = sniProtocol;
-    connection.settle(hello);
+    connection.settle(hello, taken);
   }
 }
 

@@ -115,9 +115,9 @@ export class Handshake implements PeekedHelloClient {
   }
 
   // PeekedHelloClient: the peeked hello's decision is made once, when the socket is opened.
-  openSocket(fd: number, hello: PeekedClientHello | undefined): { served: tls.TLSSocket; bottom: net.Socket } {
+  openSocket(fd: number, hello: PeekedClientHello | undefined, taken: Buffer | undefined): { served: tls.TLSSocket; bottom: net.Socket } {
     this.hello = this.setup.decidePeeked(hello, this.contexts);
-    return this.setup.openPeeked(fd, this.hello, this.contexts);
+    return this.setup.openPeeked(fd, this.hello, this.contexts, taken);
   }
 
   opened(served: tls.TLSSocket): void {

@@ -220,13 +220,21 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
 
   /**
    * The TLSSocket on a descriptor whose hello was peeked: opened on it directly, or on a
-   * net.Socket where this Node cannot. Throws leaving `fd` open and unowned if it cannot be opened.
+   * net.Socket where this Node cannot, or where the peeker read bytes off it (`taken`), which
+   * the net.Socket then holds for the TLS layer to read first (as after the JS reader).
+   * Throws leaving `fd` open and unowned if it cannot be opened.
    */
-  openPeeked(fd: number, hello: HelloDecision | undefined, contexts: Readonly<ServingContexts>): { served: tls.TLSSocket; bottom: net.Socket } {
+  openPeeked(
+    fd: number,
+    hello: HelloDecision | undefined,
+    contexts: Readonly<ServingContexts>,
+    taken: Buffer | undefined,
+  ): { served: tls.TLSSocket; bottom: net.Socket } {
     const options = this.socketOptions(hello, contexts);
-    const direct = openTlsSocket(fd, options);
+    const direct = taken === undefined ? openTlsSocket(fd, options) : null;
     if (direct) return { served: direct, bottom: direct };
     const bottom = adoptDescriptor(fd);
+    if (taken !== undefined) bottom.unshift(taken);
     return { served: new tls.TLSSocket(bottom, options), bottom };
   }
 

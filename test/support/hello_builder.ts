@@ -74,6 +74,21 @@ export function serverNameData(name: Buffer): Buffer {
   return Buffer.concat([u16(name.length + 3), Buffer.from([0]), u16(name.length), name]);
 }
 
+/**
+ * `parts` with `bytes` (even) of unassigned cipher suites before the client's own: with the
+ * padding extension, how a hello grows past 64 KiB (each list is at most 65535 bytes).
+ */
+export function withMoreCiphers(parts: HelloParts, bytes: number): HelloParts {
+  let at = 2 + 32;
+  at += 1 + (parts.head[at] ?? 0);
+  const own = parts.head.subarray(at + 2, at + 2 + parts.head.readUInt16BE(at));
+  const filler = Buffer.alloc(bytes);
+  // 0x0100-0x55ff: unassigned in the IANA registry.
+  for (let i = 0; i < bytes; i += 2) filler.writeUInt16BE(0x0100 + ((i / 2) % 0x5500), i);
+  const head = Buffer.concat([parts.head.subarray(0, at), u16(bytes + own.length), filler, own, parts.head.subarray(at + 2 + own.length)]);
+  return { head, extensions: parts.extensions };
+}
+
 /** The hello grown to `total` stream bytes (records included) with a padding extension. */
 export function paddedTo(parts: HelloParts, total: number): Buffer {
   const base = handshakeOf(withExtension(parts, EXTENSION_PADDING, Buffer.alloc(0))).length;
@@ -88,21 +103,50 @@ export function paddedTo(parts: HelloParts, total: number): Buffer {
  * (2 is a ServerHello), or 'closed' when it closes without a whole record.
  */
 export async function firstAnswer(cleanup: Cleanup, port: number, bytes: Buffer): Promise<string> {
+  return describeRecord(await firstRecord(cleanup, port, bytes));
+}
+
+function describeRecord(held: Buffer | undefined): string {
+  if (held === undefined) return 'closed';
+  const type = held[0];
+  if (type === 21) return `alert:${held[6] ?? '?'}`;
+  if (type === 22) return `handshake:${held[5] ?? '?'}`;
+  return `record:${type ?? '?'}`;
+}
+
+/**
+ * The protocol a TLS 1.2 ServerHello (the server's first answer to `bytes`) selects with ALPN:
+ * 'none' without the extension; firstAnswer's answer when the first record is not a ServerHello.
+ */
+export async function serverHelloProtocol(cleanup: Cleanup, port: number, bytes: Buffer): Promise<string> {
+  const held = await firstRecord(cleanup, port, bytes);
+  if (held === undefined || held[0] !== 22 || held[5] !== 2) return describeRecord(held);
+  const body = held.subarray(9, 9 + held.readUIntBE(6, 3));
+  let at = 2 + 32;
+  at += 1 + (body[at] ?? 0) + 2 + 1;
+  if (at >= body.length) return 'none';
+  const end = at + 2 + body.readUInt16BE(at);
+  for (at += 2; at < end; at += 4 + body.readUInt16BE(at + 2)) {
+    // ALPN's data: the list's length, then one name after its length byte.
+    if (body.readUInt16BE(at) === EXTENSION_ALPN) return body.subarray(at + 7, at + 4 + body.readUInt16BE(at + 2)).toString('latin1');
+  }
+  return 'none';
+}
+
+/** The server's first whole record in answer to `bytes`; undefined when it closes before one. */
+async function firstRecord(cleanup: Cleanup, port: number, bytes: Buffer): Promise<Buffer | undefined> {
   const socket = net.connect({ host: '127.0.0.1', port });
   cleanup.add(() => socket.destroy());
   socket.on('error', () => undefined);
-  const answer = new Promise<string>((resolve) => {
+  const answer = new Promise<Buffer | undefined>((resolve) => {
     let held = Buffer.alloc(0);
     socket.on('data', (chunk: Buffer) => {
       held = Buffer.concat([held, chunk]);
       if (held.length < 5 || held.length < 5 + held.readUInt16BE(3)) return;
-      const type = held[0];
-      if (type === 21) resolve(`alert:${held[6] ?? '?'}`);
-      else if (type === 22) resolve(`handshake:${held[5] ?? '?'}`);
-      else resolve(`record:${type ?? '?'}`);
+      resolve(held.subarray(0, 5 + held.readUInt16BE(3)));
       socket.destroy();
     });
-    socket.on('close', () => resolve('closed'));
+    socket.on('close', () => resolve(undefined));
   });
   socket.write(bytes);
   return within(answer, 'the server\'s first answer');
