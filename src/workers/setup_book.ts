@@ -13,7 +13,7 @@
 // successor evens it, and readers meanwhile take what they read after GIVE_UP_MS.
 //
 // Memory: CODE_SLOTS names of at most NAME_BYTES - 1 ASCII bytes; a code beyond either bound
-// counts under OTHER_CODES. About 2.5 KiB per worker, whatever the traffic.
+// counts under OTHER_CODES. Under 2 KiB per worker slot (SETUP_BOOK_BYTES), whatever the traffic.
 import { DURATION_BUCKETS, durationBucket, emptyDurations } from '../duration_histogram.js';
 import type { DurationHistogramSnapshot } from '../duration_histogram.js';
 import { codedError, ErrorCodes } from '../errors.js';
