@@ -37,6 +37,8 @@
         "native/dispatcher.cc",
         "native/worker_queue.cc",
         "native/hello_parse.cc",
+        "native/proxy_frame.cc",
+        "native/peek_wait.cc",
         "native/hello_peek.cc",
         "native/hello_take.cc",
         "native/glibc_compat.cc",

@@ -16,41 +16,12 @@
 #include "addon.h"
 #include "arguments.h"
 #include "hello_parse.h"
-#include "hello_take.h"
 #include "js_callback.h"
 #include "js_values.h"
+#include "peek_wait.h"
+#include "proxy_frame.h"
 
 namespace ntl {
-namespace {
-
-constexpr size_t kMaxAlpnLists = 4;
-constexpr int64_t kMaxToken = INT32_MAX;
-
-struct PeekSet;
-
-// One connection waiting for its ClientHello. Freed in OnWatchClosed, once libuv is done with it.
-struct Watch {
-  uv_poll_t poll;
-  PeekSet* set = nullptr;
-  int fd = -1;
-  uint32_t token = 0;
-  // Stream bytes the last peek saw, and the SO_RCVLOWAT set on the socket (1 is the default).
-  size_t peeked = 0;
-  int lowat = 1;
-  // Set once the queue would not hold the whole hello (native/hello_take.h): the stream's first
-  // bytes, read off the socket, which JS puts back in front of it. Empty otherwise.
-  bool taking = false;
-  std::vector<uint8_t> taken;
-};
-
-struct Outcome {
-  bool parsed = false;
-  // The socket's error the peek met (it is consumed by reading it, so JS is told), or 0.
-  int err = 0;
-  std::string servername;
-  bool has_servername = false;
-  std::vector<int32_t> choices;
-};
 
 // One per HelloPeeker. Outlives it while libuv still holds a watch's handle. An EnvResource of
 // its environment (native/addon.h) until freed.
@@ -61,8 +32,9 @@ struct PeekSet final : public EnvResource {
   napi_env env = nullptr;
   uv_loop_t* loop = nullptr;
   Napi::FunctionReference on_hello;
+  Napi::FunctionReference on_header;
   std::unique_ptr<Napi::AsyncContext> async_context;
-  std::vector<std::vector<std::string>> alpn_lists;
+  AlpnLists alpn_lists;
   std::unordered_map<uint32_t, Watch*> waiting;
   size_t handles_open = 0;
   bool closed = false;     // no more watches; waiting ones were closed
@@ -72,17 +44,10 @@ struct PeekSet final : public EnvResource {
   PeekSet** owner_slot = nullptr;
 };
 
-// The peek buffer: one per thread (each worker thread has its own loop), filled and parsed
-// within one call, so no connection keeps bytes here between wakes.
-struct PeekBuffers {
-  std::vector<uint8_t> stream = std::vector<uint8_t>(kMaxHelloStreamBytes);
-  std::vector<uint8_t> scratch;
-};
+namespace {
 
-PeekBuffers& ThreadBuffers() {
-  thread_local PeekBuffers buffers;
-  return buffers;
-}
+constexpr size_t kMaxAlpnLists = 4;
+constexpr int64_t kMaxToken = INT32_MAX;
 
 void MaybeFree(PeekSet* set) {
   if (!set->orphaned || set->handles_open > 0) return;
@@ -122,124 +87,28 @@ void CloseAll(PeekSet* set) {
 void Orphan(PeekSet* set) {
   CloseAll(set);
   set->on_hello.Reset();
+  set->on_header.Reset();
   set->async_context.reset();
   set->orphaned = true;
   MaybeFree(set);
 }
 
-// What the server offers, per list, for the client's ALPN list.
-void ChooseProtocols(const PeekSet& set, const HelloView& view, Outcome& outcome) {
-  outcome.choices.assign(set.alpn_lists.size(), -1);
-  if (view.alpn == nullptr) return;
-  for (size_t list = 0; list < set.alpn_lists.size(); list++) {
-    const auto& offered = set.alpn_lists[list];
-    ForEachAlpnProtocol(view.alpn, view.alpn_length, [&](const uint8_t* name, size_t length) {
-      for (size_t i = 0; i < offered.size(); i++) {
-        if (offered[i].size() == length && offered[i].compare(0, length, reinterpret_cast<const char*>(name), length) == 0) {
-          outcome.choices[list] = static_cast<int32_t>(i);
-          return true;
-        }
-      }
-      return false;
-    });
-  }
-}
-
-enum class PeekResult { kWait, kDone };
-
-// kDone with `outcome` filled for a hello parsed whole or left to OpenSSL, else kWait with
-// SO_RCVLOWAT at the bytes the parse needs next.
-PeekResult AfterParse(Watch* watch, const HelloView& view, Outcome& outcome) {
-  if (view.status == HelloStatus::kComplete) {
-    outcome.parsed = true;
-    if (view.host_name != nullptr) {
-      outcome.has_servername = true;
-      outcome.servername.assign(reinterpret_cast<const char*>(view.host_name), view.host_name_length);
-    }
-    ChooseProtocols(*watch->set, view, outcome);
-    return PeekResult::kDone;
-  }
-  if (view.status == HelloStatus::kUnparsed) return PeekResult::kDone;
-  // need <= kMaxHelloStreamBytes, well within an int; the kernel may cap it (half the receive
-  // buffer's limit), and a queue stuck below it wakes with nothing new (Peek). The mark counts
-  // the bytes queued: the whole need while peeking, what is still missing once taking.
-  const int lowat = static_cast<int>(view.need - watch->taken.size());
-  if (lowat != watch->lowat) {
-    if (setsockopt(watch->fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof lowat) != 0) return PeekResult::kDone;
-    watch->lowat = lowat;
-  }
-  return PeekResult::kWait;
-}
-
-// Reads what is queued onto watch->taken and parses all that was taken. Consuming lets the
-// kernel queue the rest of a hello larger than the queue. A FIN hands OpenSSL the bytes taken,
-// then the end, as it would have read them.
-PeekResult Take(Watch* watch, Outcome& outcome) {
-  watch->taking = true;
-  const ssize_t got = TakeQueued(watch->fd, watch->taken);
-  if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return PeekResult::kWait;
-  if (got < 0) {
-    outcome.err = errno;
-    return PeekResult::kDone;
-  }
-  if (got == 0) return PeekResult::kDone;
-  return AfterParse(watch, ParseClientHello(watch->taken.data(), watch->taken.size(), ThreadBuffers().scratch), outcome);
-}
-
-// Peeks at what the socket holds and parses it: kDone with `outcome` filled, or kWait with
-// SO_RCVLOWAT raised to the bytes needed next. `woken`: called for a poll event, so a peek
-// that brings nothing new means the queue will not grow (FIN, reset, full buffer).
-PeekResult Peek(Watch* watch, bool woken, Outcome& outcome) {
-  if (watch->taking) return Take(watch, outcome);
-  PeekBuffers& buffers = ThreadBuffers();
-  ssize_t got;
-  do {
-    got = recv(watch->fd, buffers.stream.data(), buffers.stream.size(), MSG_PEEK | MSG_DONTWAIT);
-  } while (got < 0 && errno == EINTR);
-  if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-    if (!woken || watch->peeked == 0) return PeekResult::kWait;
-    return PeekResult::kDone;  // readable yet nothing to read: let the socket's reader see why
-  }
-  if (got < 0) {
-    outcome.err = errno;
-    return PeekResult::kDone;
-  }
-  // The client's FIN with nothing sent: OpenSSL's reader meets it just the same.
-  if (got == 0) return PeekResult::kDone;
-  const size_t length = static_cast<size_t>(got);
-  HelloView view = ParseClientHello(buffers.stream.data(), length, buffers.scratch);
-  if (view.status == HelloStatus::kNeedMore && woken && length <= watch->peeked) {
-    // Nothing new: a reset behind bytes still queued, a FIN, or a full queue. libuv would
-    // report a reset there as an end (it stops at a hang-up after a short read), so the error
-    // is taken here and JS fails the connection with it. A full queue (the level-triggered
-    // poll keeps waking on it) is read off the socket, so the rest of the hello can come.
-    int err = 0;
-    socklen_t size = sizeof err;
-    if (getsockopt(watch->fd, SOL_SOCKET, SO_ERROR, &err, &size) == 0) outcome.err = err;
-    if (outcome.err != 0 || PeerFinishedSending(watch->fd)) return PeekResult::kDone;
-    return Take(watch, outcome);
-  }
-  watch->peeked = length;
-  return AfterParse(watch, view, outcome);
-}
-
-// Puts SO_RCVLOWAT back for the socket's reader. Failing, the descriptor still goes to JS: its
-// reader then sees data only in bigger amounts, and the handshake timeout bounds that.
-void RestoreLowWater(Watch* watch) {
-  if (watch->lowat == 1) return;
-  const int one = 1;
-  (void)setsockopt(watch->fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof one);
-  watch->lowat = 1;
-}
-
 // onHello's arguments. Plain N-API calls with each status checked: in a terminating worker they
 // fail, and node-addon-api would throw from a libuv callback.
-bool OutcomeArguments(napi_env env, uint32_t token, const Outcome& outcome, const std::vector<uint8_t>& taken,
+// For a PROXY header wait, onHeader's: (token, header: Buffer | undefined, errno).
+bool OutcomeArguments(napi_env env, uint32_t token, bool header, const Outcome& outcome, const std::vector<uint8_t>& taken,
                       std::vector<napi_value>& argv) {
+  if (header) {
+    argv.assign(3, nullptr);
+    if (napi_create_uint32(env, token, &argv[0]) != napi_ok) return false;
+    napi_status status = outcome.framed ? napi_create_buffer_copy(env, outcome.header.size(), outcome.header.data(), nullptr, &argv[1])
+                                        : napi_get_undefined(env, &argv[1]);
+    return status == napi_ok && napi_create_int32(env, outcome.err, &argv[2]) == napi_ok;
+  }
   argv.assign(5 + outcome.choices.size(), nullptr);
   if (napi_create_uint32(env, token, &argv[0]) != napi_ok) return false;
   if (napi_create_int32(env, outcome.err, &argv[3]) != napi_ok) return false;
-  if (napi_get_boolean(env, outcome.parsed, &argv[1]) != napi_ok) return false;
+  if (napi_create_int32(env, outcome.parsed ? 1 : outcome.saw_bytes ? 0 : -1, &argv[1]) != napi_ok) return false;
   napi_status status = outcome.has_servername
                            ? napi_create_string_latin1(env, outcome.servername.data(), outcome.servername.size(), &argv[2])
                            : napi_get_undefined(env, &argv[2]);
@@ -258,19 +127,21 @@ void Deliver(PeekSet* set, Watch* watch, const Outcome& outcome) {
   RestoreLowWater(watch);
   const int fd = watch->fd;
   const uint32_t token = watch->token;
+  const bool header = watch->proxy_versions != 0;
+  Napi::FunctionReference& callback = header ? set->on_header : set->on_hello;
   const std::vector<uint8_t> taken = std::move(watch->taken);
   EndWatch(watch);
   napi_env env = set->env;
   napi_handle_scope scope = nullptr;
-  if (set->on_hello.IsEmpty() || napi_open_handle_scope(env, &scope) != napi_ok) {
+  if (callback.IsEmpty() || napi_open_handle_scope(env, &scope) != napi_ok) {
     close(fd);
     return;
   }
   std::vector<napi_value> argv;
   // Once called, the descriptor is JS's whatever the callback did (it catches its own errors).
   bool called = false;
-  if (OutcomeArguments(env, token, outcome, taken, argv)) {
-    (void)CallJsCallback(env, *set->async_context, set->on_hello, argv.size(), argv.data(), &called);
+  if (OutcomeArguments(env, token, header, outcome, taken, argv)) {
+    (void)CallJsCallback(env, *set->async_context, callback, argv.size(), argv.data(), &called);
   }
   if (!called) close(fd);
   (void)napi_close_handle_scope(env, scope);
@@ -281,7 +152,7 @@ void OnReadable(uv_poll_t* handle, int status, int /*events*/) {
   Outcome outcome;
   // libuv reports a socket error (EPOLLERR) as UV_EBADF and stops the poll: the peek then
   // reads the real error (a reset), and whatever it finds, the wait is over.
-  if (Peek(watch, true, outcome) == PeekResult::kWait && status == 0) return;
+  if (Peek(watch, true, watch->set->alpn_lists, outcome) == PeekResult::kWait && status == 0) return;
   Deliver(watch->set, watch, outcome);
 }
 
@@ -305,8 +176,8 @@ class HelloPeeker : public Napi::ObjectWrap<HelloPeeker> {
 
 HelloPeeker::HelloPeeker(const Napi::CallbackInfo& info) : Napi::ObjectWrap<HelloPeeker>(info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 2 || !info[0].IsArray() || !info[1].IsFunction()) {
-    throw InvalidArgument(env, true, "new HelloPeeker(alpnLists: Buffer[], onHello: function)");
+  if (info.Length() < 3 || !info[0].IsArray() || !info[1].IsFunction() || !info[2].IsFunction()) {
+    throw InvalidArgument(env, true, "new HelloPeeker(alpnLists: Buffer[], onHello: function, onHeader: function)");
   }
   Napi::Array lists = info[0].As<Napi::Array>();
   if (lists.Length() > kMaxAlpnLists) throw InvalidArgument(env, false, "at most 4 ALPN lists");
@@ -327,6 +198,7 @@ HelloPeeker::HelloPeeker(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Hell
   set->loop = Addon::Of(env).loop();
   set->env = env;
   set->on_hello = Napi::Persistent(info[1].As<Napi::Function>());
+  set->on_header = Napi::Persistent(info[2].As<Napi::Function>());
   set->async_context = std::make_unique<Napi::AsyncContext>(env, "native-tls-listener:client-hello");
   set_ = set.release();
   set_->owner_slot = &set_;
@@ -343,15 +215,19 @@ Napi::Value HelloPeeker::Watch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const int fd = static_cast<int>(RequireInteger(env, info[0], "fd", 0, INT_MAX));
   const auto token = static_cast<uint32_t>(RequireInteger(env, info[1], "token", 0, kMaxToken));
+  const int proxy_versions = info.Length() > 2 && !info[2].IsUndefined()
+                                 ? static_cast<int>(RequireInteger(env, info[2], "proxyVersions", 0, kProxyAcceptV1 | kProxyAcceptV2))
+                                 : 0;
   if (set_ == nullptr || set_->closed || set_->orphaned) throw Napi::Error::New(env, "the HelloPeeker is closed");
   if (set_->waiting.count(token) != 0) throw InvalidArgument(env, false, "token " + std::to_string(token) + " is waiting already");
   auto watch = std::make_unique<ntl::Watch>();
   watch->set = set_;
   watch->fd = fd;
   watch->token = token;
+  watch->proxy_versions = proxy_versions;
   Outcome outcome;
   // Often the hello is there already (TCP_DEFER_ACCEPT, or a client quicker than the accept).
-  if (Peek(watch.get(), false, outcome) == PeekResult::kWait) {
+  if (Peek(watch.get(), false, set_->alpn_lists, outcome) == PeekResult::kWait) {
     // UV_EEXIST: this loop watches the fd already; nothing was done to it.
     int err = uv_poll_init(set_->loop, &watch->poll, fd);
     if (err == 0) {
@@ -374,8 +250,9 @@ Napi::Value HelloPeeker::Watch(const Napi::CallbackInfo& info) {
   // Settled at once: the descriptor goes straight back to JS, before watch() returns.
   RestoreLowWater(watch.get());
   std::vector<napi_value> argv;
-  if (!OutcomeArguments(env, token, outcome, watch->taken, argv)) throw Napi::Error::New(env, "could not build the ClientHello outcome");
-  set_->on_hello.Value().Call(env.Global(), argv.size(), argv.data());
+  const bool header = proxy_versions != 0;
+  if (!OutcomeArguments(env, token, header, outcome, watch->taken, argv)) throw Napi::Error::New(env, "could not build the peek's outcome");
+  (header ? set_->on_header : set_->on_hello).Value().Call(env.Global(), argv.size(), argv.data());
   return env.Undefined();
 }
 

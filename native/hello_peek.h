@@ -24,18 +24,29 @@
 
 namespace ntl {
 
-// new HelloPeeker(alpnLists: Buffer[], onHello)
+// Behind a PROXY balancer the same wait first frames the PROXY header (native/proxy_frame.h)
+// and reads exactly its bytes; JS parses them, then watches the descriptor again for the hello.
+//
+// new HelloPeeker(alpnLists: Buffer[], onHello, onHeader)
 //   alpnLists: up to 4 lists of the server's protocols (ALPN wire format, each name
 //   length-prefixed); for each, onHello reports the index of the first protocol in the client's
 //   list that it holds (the client's preference wins), or -1.
-//   onHello(token, parsed: boolean, servername: string | undefined, errno, taken: Buffer | undefined,
+//   onHello(token, verdict, servername: string | undefined, errno, taken: Buffer | undefined,
 //           ...choices: number[])
+//   verdict: 1 parsed; 0 not (the descriptor goes to OpenSSL as it is); -1 not, and no byte came
+//   before the client's FIN (errno 0) or reset (errno set).
 //   servername is the latin1 text of the host_name bytes, as Node gives it; errno is the
 //   socket's error the peek met (reading it clears it, so the socket's reader would not), or 0;
 //   taken: the stream's first bytes, read off the socket (a hello the queue would not hold),
 //   which whoever reads the descriptor next must read first; undefined when nothing was read.
-// watch(fd, token: 0..2^31-1): undefined; onHello may run before it returns (the hello was
-//   there already). Throws (fd untouched, still the caller's) if the descriptor cannot be polled.
+//   onHeader(token, header: Buffer | undefined, errno): for a header wait; `header` is the
+//   header's bytes, read off the socket (the hello stays queued), or undefined when the end of
+//   the header was not found (the client's FIN, or a queue that stopped growing; nothing was
+//   read: JS reads the header itself), or with errno, the socket's error.
+// watch(fd, token: 0..2^31-1, proxyVersions?: 0..3): undefined; with proxyVersions (bit 0
+//   version 1, bit 1 version 2) it waits for a PROXY header, else for the hello. The callback
+//   may run before it returns (the bytes were there already). Throws (fd untouched, still the
+//   caller's) if the descriptor cannot be polled.
 // cancel(token): true if it was waiting; its descriptor is closed.
 // close(): cancels every wait; later watch() calls throw.
 class HelloPeeker;

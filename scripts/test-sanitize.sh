@@ -3,7 +3,7 @@
 # builds it with cmake-js into build-sanitize/ (the normal build/ is untouched), then runs the
 # suites that drive it hardest (accepting, worker termination, accept faults, exhaustion, churn,
 # the registry, the batch hand-off, numbers from JS, refused adoptions, the peeked ClientHello)
-# with every Node process loading that build, after fuzzing the ClientHello parser. Fails when a test fails or any process wrote a sanitizer report: reports
+# with every Node process loading that build, after fuzzing the ClientHello parser and the PROXY header framer. Fails when a test fails or any process wrote a sanitizer report: reports
 # go to files, because a child process that aborts on one may have its stderr swallowed by the
 # test that started it.
 #
@@ -62,6 +62,28 @@ else
   g++ -fsanitize=address,undefined "${fuzz_flags[@]}" "${fuzz_sources[@]}" native/fuzz/standalone_driver.cc \
     -o "$fuzz_dir/hello_parse_driver"
   ASAN_OPTIONS=detect_leaks=1 "$fuzz_dir/hello_parse_driver" 200000 "$fuzz_dir"/seeds/*
+fi
+
+echo "== the PROXY header framer (native/proxy_frame.cc) fuzzed under ASan and UBSan"
+# Seeds: a first byte choosing the accepted versions, then a version 1 line or a version 2
+# header (IPv4 with a TLV) followed by the start of a TLS record.
+frame_dir="build-sanitize/proxy-frame-fuzz"
+mkdir -p "$frame_dir/seeds" "$frame_dir/corpus"
+printf '\x02PROXY TCP4 192.0.2.1 198.51.100.2 56324 443\r\n\x16\x03\x01' >"$frame_dir/seeds/v1"
+printf '\x02PROXY UNKNOWN\r\n' >"$frame_dir/seeds/v1-unknown"
+printf '\x01\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x12\xc0\x00\x02\x01\xc6\x33\x64\x02\xdc\x04\x01\xbb\x04\x00\x03\x00\x00\x00\x16\x03\x01' >"$frame_dir/seeds/v2"
+printf '\x03\r\n\r\n\x00\r\nQUIT\n\x20\x00\x00\x00' >"$frame_dir/seeds/v2-local"
+frame_sources=(native/proxy_frame.cc native/fuzz/proxy_frame_fuzz.cc)
+if command -v clang++ >/dev/null && clang++ -fsanitize=fuzzer,address,undefined "${fuzz_flags[@]}" \
+    "${frame_sources[@]}" -o "$frame_dir/proxy_frame_fuzz" 2>"$reports/frame-fuzz-build.log"; then
+  cp "$frame_dir"/seeds/* "$frame_dir/corpus/"
+  "$frame_dir/proxy_frame_fuzz" -max_total_time="${NTL_FUZZ_SECONDS:-30}" -max_len=70000 -print_final_stats=1 \
+    "$frame_dir/corpus" >"$reports/frame-fuzz.log" 2>&1 || { cat "$reports/frame-fuzz.log"; keep_reports=1; exit 1; }
+  grep -E '^(Done|stat::number_of_executed_units)' "$reports/frame-fuzz.log" || true
+else
+  g++ -fsanitize=address,undefined "${fuzz_flags[@]}" "${frame_sources[@]}" native/fuzz/standalone_driver.cc \
+    -o "$frame_dir/proxy_frame_driver"
+  ASAN_OPTIONS=detect_leaks=1 "$frame_dir/proxy_frame_driver" 200000 "$frame_dir"/seeds/*
 fi
 
 export NATIVE_TLS_LISTENER_ADDON="$addon"

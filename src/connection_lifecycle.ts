@@ -42,6 +42,12 @@ export interface ConnectionSetup<S extends net.Socket, I extends { id: number }>
    * Asked once per batch; start() then gets what the adopter made.
    */
   directAdopter?(): DescriptorAdopter | undefined;
+  /**
+   * Optional: the same behind a PROXY balancer, for the PROXY stage in front of this one: an
+   * adopter whose connections have the header (of `versions`: bit 0 version 1, bit 1 version 2)
+   * read natively first (src/tls/peeked_hello.ts); undefined when it must be read in JS.
+   */
+  proxiedAdopter?(versions: number): DescriptorAdopter | undefined;
   start(socket: net.Socket, record: ConnectionRecord, done: SetupDone<S, I>, fail: SetupFail): void;
 }
 

@@ -17,7 +17,9 @@ import {
   firstAnswer,
   handshakeOf,
   inRecords,
+  fullyPadded,
   paddedTo,
+  serverFlight,
   serverHelloProtocol,
   serverNameData,
   splitHello,
@@ -135,6 +137,26 @@ describe('ClientHello peeked natively: a listener with alpn answers every hello 
     await waitUntil(() => listener.listener.stats().active === 0, 'the connection to be released');
     expectBalanced(listener.listener);
   });
+
+  // Beyond what the peek takes (native/hello_parse.h kMaxHelloStreamBytes): a 131,000-byte
+  // hello (OpenSSL takes up to 131,396) in 256-byte records, as tlsfuzzer's large-hello scripts
+  // send. Never parsed, it reaches OpenSSL with the primary context, whose SNICallback still
+  // picks the credential, and OpenSSL selects from the server's whole ALPN list.
+  for (const servername of ['sni.example', undefined]) {
+    it(`a hello too large to peek, ${servername ? 'with' : 'without'} a server name: the same ALPN protocol and certificate as from tls.createServer`, async function () {
+      const tls12 = splitHello(await captureClientHello({ ...(servername ? { servername } : {}), ALPNProtocols: ['h2', 'http/1.1'], maxVersion: 'TLSv1.2' }));
+      const message = handshakeOf(fullyPadded(withMoreCiphers(tls12, 0xfe00)));
+      expect(message.length).to.be.within(130_000, 131_396);
+      const hello = inRecords(message, 256);
+      const reference = await serverFlight(cleanup, referencePort, hello);
+      const expected = servername ? pki.sni.cert : pki.server.cert;
+      expect(reference.alpn, 'tls.createServer').to.equal('h2');
+      expect(new X509Certificate(reference.leaf ?? '').fingerprint256).to.equal(new X509Certificate(expected).fingerprint256);
+      const got = await serverFlight(cleanup, listener.port, hello);
+      expect(got.alpn, 'the listener').to.equal(reference.alpn);
+      expect(got.leaf?.equals(reference.leaf ?? Buffer.alloc(0)), 'the same certificate').to.equal(true);
+    });
+  }
 
   it('an empty handshake record before the hello: a ServerHello, as from tls.createServer', async function () {
     const hello = Buffer.concat([Buffer.from([22, 3, 1, 0, 0]), inRecords(handshakeOf(parts))]);

@@ -168,7 +168,7 @@ export interface NativeCallFailure extends Error {
 }
 
 /**
- * The ClientHello outcome (native/hello_peek.h): `parsed` false means the descriptor goes to
+ * The ClientHello outcome (native/hello_peek.h): a `verdict` other than 1 means the descriptor goes to
  * OpenSSL as it is (malformed, not TLS, too large, or the client closed); `servername` is the
  * host_name's latin1 text; `errno` the socket's error the peek met (reading it cleared it for the
  * socket's reader), else 0; `taken` the stream's first bytes when they were read off the socket
@@ -178,12 +178,22 @@ export interface NativeCallFailure extends Error {
  */
 export type HelloCallback = (
   token: number,
-  parsed: boolean,
+  verdict: HelloVerdict,
   servername: string | undefined,
   errno: number,
   taken: Buffer | undefined,
   ...choices: number[]
 ) => void;
+
+/** 1: parsed; 0: not parsed; -1: not parsed, and not one byte came (the client closed first, or reset). */
+export type HelloVerdict = 1 | 0 | -1;
+
+/**
+ * The PROXY header outcome (native/hello_peek.h): `header`, the header's bytes, read off the
+ * socket with the ClientHello left queued; undefined when its end was not found (the client's
+ * FIN, or a queue that stopped growing), nothing read; `errno` the socket's error, else 0.
+ */
+export type HeaderCallback = (token: number, header: Buffer | undefined, errno: number) => void;
 
 /** Waits, in C++, for each connection's whole ClientHello; see native/hello_peek.h. */
 export interface NativeHelloPeeker {
@@ -192,6 +202,11 @@ export interface NativeHelloPeeker {
    * this returns. Throws, leaving `fd` untouched and the caller's, if it cannot be polled.
    */
   watch(fd: number, token: number): void;
+  /**
+   * The same for a PROXY header: `versions` bit 0 version 1, bit 1 version 2; onHeader gives
+   * the descriptor back.
+   */
+  watch(fd: number, token: number, versions: number): void;
   /** Stops a wait and closes its descriptor; false when `token` is not waiting. */
   cancel(token: number): boolean;
   /** Cancels every wait; watch() throws from then on. */
@@ -200,7 +215,7 @@ export interface NativeHelloPeeker {
 
 export interface NativeHelloPeekerConstructor {
   /** `alpnLists`: up to 4 lists of server protocols in the ALPN wire format. */
-  new (alpnLists: Buffer[], onHello: HelloCallback): NativeHelloPeeker;
+  new (alpnLists: Buffer[], onHello: HelloCallback, onHeader: HeaderCallback): NativeHelloPeeker;
 }
 
 export interface NativeAcceptorConstructor {

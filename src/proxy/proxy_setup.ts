@@ -2,13 +2,23 @@
 // peer must be a trusted proxy, its header is read within the setup's time, the client's
 // real addresses replace the proxy's in the connection's record (and so in every failure
 // report), and the next stage starts on the bytes that followed the header.
+//
+// In front of a TLS stage with the addon, the header is read natively (src/tls/peeked_hello.ts):
+// exactly its bytes are taken off the socket and parsed here by the same parser, the ClientHello
+// stays in the kernel, and the TLS stage opens one TLSSocket on the descriptor. Otherwise, and
+// when the native reader could not find the header's end, a net.Socket reads it
+// (proxy_header_reader.ts) and the TLS stage runs on top of that socket.
 import type net from 'node:net';
 import type { ConnectionSetup, SetupDone, SetupFail } from '../connection_lifecycle.js';
 import type { ConnectionRecord } from '../registry.js';
 import { codedError, ErrorCodes } from '../errors.js';
 import type { CodedError, ErrorCode } from '../errors.js';
 import { readProxyHeader } from './proxy_header_reader.js';
+import { ProxyHeaderAccumulator } from './proxy_header_accumulator.js';
 import type { ProxyProtocolMode } from './proxy_header_accumulator.js';
+import { PeekedHello } from '../tls/peeked_hello.js';
+import type { HeaderOutcome } from '../tls/peeked_hello.js';
+import type { DescriptorAdopter } from '../accept/descriptor_handoff.js';
 import type { ProxyHeader, ProxyTlvs } from './proxy_header.js';
 import type { TrustedProxies } from './trusted_proxies.js';
 import type { ClientAddressLimit } from './client_address_limit.js';
@@ -67,9 +77,12 @@ const CLOSED_CODES = new Set<string>([ErrorCodes.CLIENT_CLOSED, 'ECONNRESET', 'E
  * LOCAL, or v1/v2 PROXY), then the connection closed (FIN or reset) with not one byte after
  * the header. Counted in `proxyProtocol.healthChecks`, not as a failed handshake.
  */
-function isHealthCheck(error: CodedError, socket: net.Socket, headerEnd: number): boolean {
-  return CLOSED_CODES.has(error.code) && socket.bytesRead === headerEnd;
+function isHealthCheck(error: CodedError, sentAfterHeader: () => boolean): boolean {
+  return CLOSED_CODES.has(error.code) && !sentAfterHeader();
 }
+
+/** The header versions the native reader frames (native/proxy_frame.h kProxyAccept*). */
+const VERSION_BITS: Record<ProxyProtocolMode, number> = { v1: 1, v2: 2, any: 3 };
 
 function hasCode(error: Error): error is CodedError {
   return typeof (error as Partial<CodedError>).code === 'string';
@@ -83,7 +96,10 @@ function peerOf(proxy: ProxyConnectionInfo): ConnectionRecord['peer'] {
   return peer;
 }
 
-function describeHeader(header: ProxyHeader, socket: net.Socket): ProxyConnectionInfo {
+/** The socket fields a LOCAL header's info takes (a PeekedHello has the peer only: the rest when served). */
+type HeaderSocket = Pick<net.Socket, 'remoteAddress' | 'remotePort' | 'remoteFamily' | 'localAddress' | 'localPort'>;
+
+function describeHeader(header: ProxyHeader, socket: HeaderSocket): ProxyConnectionInfo {
   const proxy = { proxyAddress: socket.remoteAddress, proxyPort: socket.remotePort };
   if (header.command === 'local') {
     const family = socket.remoteFamily === 'IPv4' || socket.remoteFamily === 'IPv6' ? socket.remoteFamily : undefined;
@@ -121,6 +137,11 @@ export class ProxyProtocolSetup<S extends net.Socket, I extends { id: number } &
     private readonly settings: ProxySetupSettings,
   ) {}
 
+  /** The next stage's adopter for connections whose header is read natively, when it has one. */
+  directAdopter(): DescriptorAdopter | undefined {
+    return this.next.proxiedAdopter?.(VERSION_BITS[this.settings.mode]);
+  }
+
   start(
     socket: net.Socket,
     record: ConnectionRecord,
@@ -152,38 +173,84 @@ export class ProxyProtocolSetup<S extends net.Socket, I extends { id: number } &
       failWith(codedError(ErrorCodes.CLIENT_CLOSED, `the client closed connection ${record.id} before sending a whole PROXY protocol header`));
     // A reset is the socket's own ECONNRESET (code, errno, syscall), as in the TLS stage.
     const onError = (error: Error): void => failWith(hasCode(error) ? error : codedError(ErrorCodes.CONNECTION_SETUP_FAILED, error.message, { cause: error }));
-    socket.once('close', closedEarly);
-    socket.once('error', onError);
-    readProxyHeader(
-      socket,
-      this.settings.mode,
-      (header, rest) => {
-        // Where the header ended in the raw stream: nothing read past it means the proxy sent
-        // no byte of its client's (no TLS record) before the connection ended.
-        const headerEnd = socket.bytesRead - rest;
-        socket.off('close', closedEarly);
-        socket.off('error', onError);
-        if (finished) return;
-        const proxy = describeHeader(header, socket);
-        // Every report from here on (tlsClientError, logs) names the client, not the proxy.
-        record.peer = peerOf(proxy);
-        const refused = this.settings.addressLimit?.admit(proxy, record) ?? null;
-        if (refused !== null) {
-          failWith(addressRefusal(refused, record.id, proxy.remoteAddress));
+    const listen = (on: net.Socket): void => {
+      on.once('close', closedEarly);
+      on.once('error', onError);
+    };
+    const unlisten = (on: net.Socket): void => {
+      on.off('close', closedEarly);
+      on.off('error', onError);
+    };
+    // The header is in: the client's addresses, its per-address count, then the next stage.
+    const proceed = (header: ProxyHeader, on: net.Socket, described: HeaderSocket, sentAfterHeader: () => boolean): void => {
+      if (finished) return;
+      const proxy = describeHeader(header, described);
+      // Every report from here on (tlsClientError, logs) names the client, not the proxy.
+      record.peer = peerOf(proxy);
+      const refused = this.settings.addressLimit?.admit(proxy, record) ?? null;
+      if (refused !== null) {
+        failWith(addressRefusal(refused, record.id, proxy.remoteAddress));
+        return;
+      }
+      this.next.start(
+        on,
+        record,
+        (_record, served, info, handshake) => {
+          // A LOCAL header's own addresses: a PeekedHello knows its peer only, its socket the rest.
+          const described = on instanceof PeekedHello && header.command === 'local' ? describeHeader(header, served) : proxy;
+          if (finish()) done(record, served, { ...info, ...record.peer, proxy: described }, handshake);
+        },
+        (_record, error, kind) => {
+          if (finish()) fail(record, error, kind === 'failed' && isHealthCheck(error, sentAfterHeader) ? 'healthCheck' : kind);
+        },
+      );
+    };
+    // The header read in JS off a net.Socket, which the next stage then serves from.
+    const readInJs = (on: net.Socket): void => {
+      listen(on);
+      readProxyHeader(
+        on,
+        this.settings.mode,
+        (header, rest) => {
+          // Where the header ended in the raw stream: nothing read past it means the proxy sent
+          // no byte of its client's (no TLS record) before the connection ended.
+          const headerEnd = on.bytesRead - rest;
+          unlisten(on);
+          proceed(header, on, on, () => on.bytesRead !== headerEnd);
+        },
+        failWith,
+      );
+    };
+    if (!(socket instanceof PeekedHello && socket.behindProxy)) {
+      readInJs(socket);
+      return;
+    }
+    const connection = socket;
+    listen(connection);
+    connection.whenHeader((outcome: HeaderOutcome) => {
+      if (finished) return;
+      if (outcome === undefined) {
+        // No end found (a FIN, or a queue that would not grow): JS reads what there is.
+        unlisten(connection);
+        let bottom: net.Socket;
+        try {
+          bottom = connection.adoptSocket();
+        } catch (error) {
+          failWith(codedError(ErrorCodes.CONNECTION_SETUP_FAILED, error instanceof Error ? error.message : String(error), { cause: error }));
           return;
         }
-        this.next.start(
-          socket,
-          record,
-          (_record, served, info, handshake) => {
-            if (finish()) done(record, served, { ...info, ...record.peer, proxy }, handshake);
-          },
-          (_record, error, kind) => {
-            if (finish()) fail(record, error, kind === 'failed' && isHealthCheck(error, socket, headerEnd) ? 'healthCheck' : kind);
-          },
-        );
-      },
-      failWith,
-    );
+        readInJs(bottom);
+        return;
+      }
+      unlisten(connection);
+      // The native framer gives the parser exactly the bytes it needs for its verdict.
+      const parsed = new ProxyHeaderAccumulator(this.settings.mode).push(outcome.header);
+      if (parsed.kind !== 'complete') {
+        const reason = parsed.kind === 'invalid' ? parsed.reason : 'the header ended early';
+        failWith(codedError(ErrorCodes.PROXY_PROTOCOL_INVALID, `invalid PROXY protocol header: ${reason}`));
+        return;
+      }
+      proceed(parsed.header, connection, connection, () => connection.sentAfterHeader);
+    });
   }
 }

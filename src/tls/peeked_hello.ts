@@ -14,11 +14,18 @@
 // destroy() closes it wherever it is: cancel() in C++ while peeking, closeSync here while held,
 // the socket's own destroy() once open. Whichever way, 'close' is emitted once, after the
 // descriptor is closed.
+//
+// Behind a PROXY balancer (adoptBehindProxy) the wait starts with the header: C++ reads exactly
+// its bytes and hands the descriptor back ('held'); the PROXY stage (src/proxy/proxy_setup.ts)
+// parses them, then the TLS stage has the hello peeked as above (peekHello: 'peeking' again).
+// When C++ cannot find the header's end, the descriptor goes to a net.Socket (adoptSocket,
+// 'open') and the header and the hello are read in JS, as where there is no addon.
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import type net from 'node:net';
 import type tls from 'node:tls';
-import type { NativeBinding, NativeHelloPeeker, PeerAddress } from '../native/binding.js';
+import type { HelloVerdict, NativeBinding, NativeHelloPeeker, PeerAddress } from '../native/binding.js';
+import { adoptDescriptor } from '../accept/descriptor_handoff.js';
 import { keep, unkeep } from '../kept_listener.js';
 import { primePeerAddress } from '../accept/peer_address.js';
 import { wireList } from './alpn.js';
@@ -36,10 +43,15 @@ export interface PeekedClientHello {
 }
 
 
-/** Where a waiting connection's descriptor is: the stage that can cancel the wait. */
+/** Where a waiting connection's descriptor is: the stage that can cancel the wait, or start the hello's. */
 interface PeekCanceller {
   cancel(token: number): void;
+  /** Watches a held descriptor for its hello: the new wait's token; throws leaving it held. */
+  watchHello(connection: PeekedHello): number;
 }
+
+/** The PROXY header C++ read off the socket; undefined when it could not find its end (JS reads it). */
+export type HeaderOutcome = { header: Buffer } | undefined;
 
 /** Who waits for the hello (the connection's TLS setup, src/tls/tls_handshake.ts). */
 export interface PeekedHelloClient {
@@ -74,11 +86,17 @@ export class PeekedHello extends EventEmitter {
   private outcome: { hello: PeekedClientHello | undefined; taken: Buffer | undefined } | undefined;
   private client: PeekedHelloClient | undefined;
   private bottom: net.Socket | undefined;
+  private headerOutcome: { outcome: HeaderOutcome } | undefined;
+  private onHeader: ((outcome: HeaderOutcome) => void) | undefined;
+  /** Whether the client sent a byte after its PROXY header (false: it closed, or reset, first). */
+  sentAfterHeader = true;
 
   constructor(
     readonly fd: number,
-    private readonly token: number,
+    private token: number,
     private readonly stage: PeekCanceller,
+    /** Waiting for a PROXY header first, not the hello. */
+    readonly behindProxy = false,
   ) {
     super();
   }
@@ -95,6 +113,56 @@ export class PeekedHello extends EventEmitter {
     return this.destroyRequested || this.state === 'closed' || (this.bottom?.destroyed ?? false);
   }
 
+  /** Calls `then` once the PROXY header is in (at once if it is). */
+  whenHeader(then: (outcome: HeaderOutcome) => void): void {
+    if (this.headerOutcome !== undefined) then(this.headerOutcome.outcome);
+    else this.onHeader = then;
+  }
+
+  /** The native peeker handed the descriptor back with the header (HelloStage's callback). */
+  headerRead(outcome: HeaderOutcome): void {
+    if (this.state !== 'peeking') return;
+    this.state = 'held';
+    this.headerOutcome = { outcome };
+    const then = this.onHeader;
+    this.onHeader = undefined;
+    then?.(outcome);
+  }
+
+  /** Whether the header is read and the hello not asked for yet (the TLS stage calls peekHello). */
+  get awaitingHello(): boolean {
+    return this.state === 'held' && this.headerOutcome !== undefined && this.outcome === undefined;
+  }
+
+  /** After the header: the hello is peeked as without a balancer. A failure destroys this. */
+  peekHello(): void {
+    if (!this.awaitingHello) return;
+    // 'peeking' before the watch: the hello may be in already, and come back within it.
+    this.state = 'peeking';
+    try {
+      this.token = this.stage.watchHello(this);
+    } catch (error) {
+      this.state = 'held';
+      this.destroy(error instanceof Error ? error : new Error(String(error)));
+    }
+  }
+
+  /**
+   * The descriptor under a net.Socket, for the PROXY header (and the hello) read in JS: this
+   * connection closes with it. Throws (then this is destroyed) if it cannot be wrapped.
+   */
+  adoptSocket(): net.Socket {
+    if (this.state !== 'held') throw new Error(`a connection ${this.state} cannot be adopted`);
+    let socket: net.Socket;
+    try {
+      socket = adoptDescriptor(this.fd);
+    } catch (error) {
+      this.destroy(error instanceof Error ? error : new Error(String(error)));
+      throw error;
+    }
+    this.attach(socket);
+    return socket;
+  }
   /**
    * Opens the socket with `client` once the hello is in (at once if it is), then tells it.
    * A failure to open destroys this with the error.
@@ -105,17 +173,25 @@ export class PeekedHello extends EventEmitter {
   }
 
   /** The native peeker handed the descriptor back (HelloStage's callback), with the bytes it read off it. */
-  settle(hello: PeekedClientHello | undefined, taken: Buffer | undefined): void {
+  settle(hello: PeekedClientHello | undefined, taken: Buffer | undefined, verdict: HelloVerdict = 1): void {
     if (this.state !== 'peeking') return;
     this.state = 'held';
+    if (verdict === -1 && this.headerOutcome !== undefined) this.sentAfterHeader = false;
+    if (verdict === -1) {
+      // The client's FIN and not one byte: closed here, with no TLSSocket made to read nothing
+      // (a balancer's health check costs a peek, not a TLS socket).
+      this.destroy();
+      return;
+    }
     this.outcome = { hello, taken };
     if (this.client !== undefined) this.open(this.outcome);
   }
 
   /** The native peeker handed the descriptor back with the socket's error: it is closed with it. */
-  fail(error: Error): void {
+  fail(error: Error, verdict: HelloVerdict = 0): void {
     if (this.state !== 'peeking') return;
     this.state = 'held';
+    if (verdict === -1 && this.headerOutcome !== undefined) this.sentAfterHeader = false;
     this.destroy(error);
   }
 
@@ -152,14 +228,19 @@ export class PeekedHello extends EventEmitter {
       this.destroy(error instanceof Error ? error : new Error(String(error)));
       return;
     }
-    this.state = 'open';
-    this.bottom = opened.bottom;
-    primePeerAddress(opened.bottom, this._peername ?? null);
-    // Kept: the TLSSocket is the handler's, which may take its listeners off.
-    (opened.bottom as Forwarding)[kPeeked] = this;
-    opened.bottom.on('close', onBottomClose);
-    keep(opened.bottom, 'close', onBottomClose);
+    this.attach(opened.bottom);
     client.opened(opened.served);
+  }
+
+  /** `bottom` owns the descriptor now; its close is this connection's. */
+  private attach(bottom: net.Socket): void {
+    this.state = 'open';
+    this.bottom = bottom;
+    primePeerAddress(bottom, this._peername ?? null);
+    // Kept: the TLSSocket is the handler's, which may take its listeners off.
+    (bottom as Forwarding)[kPeeked] = this;
+    bottom.on('close', onBottomClose);
+    keep(bottom, 'close', onBottomClose);
   }
 }
 
@@ -176,8 +257,10 @@ export class HelloStage implements PeekCanceller {
     private readonly alpn: readonly string[],
     private readonly sniAlpn: readonly string[],
   ) {
-    this.peeker = new peekerClass([wireList(alpn), wireList(sniAlpn)], (token, parsed, servername, errno, taken, choice, sniChoice) =>
-      this.settle(token, parsed, servername, errno, taken, choice ?? -1, sniChoice ?? -1),
+    this.peeker = new peekerClass(
+      [wireList(alpn), wireList(sniAlpn)],
+      (token, verdict, servername, errno, taken, choice, sniChoice) => this.settle(token, verdict, servername, errno, taken, choice ?? -1, sniChoice ?? -1),
+      (token, header, errno) => this.settleHeader(token, header, errno),
     );
   }
 
@@ -185,14 +268,36 @@ export class HelloStage implements PeekCanceller {
    * A DescriptorAdopter: the descriptor goes to the native peeker, and its batch slot says
    * settled the instant watch() has it (if watch throws, it stays the acceptor's, untouched).
    */
-  readonly adopt = (fd: number, slot: BatchSlot): net.Socket => {
-    let token = this.nextToken;
-    while (this.waiting.has(token)) token = (token + 1) % TOKEN_LIMIT;
-    this.nextToken = (token + 1) % TOKEN_LIMIT;
-    const connection = new PeekedHello(fd, token, this);
+  readonly adopt = (fd: number, slot: BatchSlot): net.Socket => this.adoptWaiting(fd, slot, 0);
+
+  /**
+   * The same for a listener behind a PROXY balancer: C++ reads the header first (`versions`:
+   * bit 0 version 1, bit 1 version 2), then the PROXY stage has the hello peeked.
+   */
+  adoptBehindProxy(versions: number): (fd: number, slot: BatchSlot) => net.Socket {
+    return (fd, slot) => this.adoptWaiting(fd, slot, versions);
+  }
+
+  /** Watches a held descriptor for its hello (after its PROXY header). */
+  watchHello(connection: PeekedHello): number {
+    const token = this.freeToken();
     this.waiting.set(token, connection);
     try {
-      this.peeker.watch(fd, token);
+      this.peeker.watch(connection.fd, token);
+    } catch (error) {
+      this.waiting.delete(token);
+      throw error;
+    }
+    return token;
+  }
+
+  private adoptWaiting(fd: number, slot: BatchSlot, versions: number): net.Socket {
+    const token = this.freeToken();
+    const connection = new PeekedHello(fd, token, this, versions !== 0);
+    this.waiting.set(token, connection);
+    try {
+      if (versions === 0) this.peeker.watch(fd, token);
+      else this.peeker.watch(fd, token, versions);
     } catch (error) {
       this.waiting.delete(token);
       throw error;
@@ -201,17 +306,33 @@ export class HelloStage implements PeekCanceller {
     slot.slots[slot.index] = SLOT_SETTLED;
     // The lifecycle and the registry use a connection's events, destroy() and peer only.
     return connection as unknown as net.Socket;
-  };
+  }
+
+  private freeToken(): number {
+    let token = this.nextToken;
+    while (this.waiting.has(token)) token = (token + 1) % TOKEN_LIMIT;
+    this.nextToken = (token + 1) % TOKEN_LIMIT;
+    return token;
+  }
 
   /** Ends a wait: C++ closes the descriptor. */
   cancel(token: number): void {
     if (this.waiting.delete(token)) this.peeker.cancel(token);
   }
 
+  // Never throws: it may run inside watch() (the header was there already).
+  private settleHeader(token: number, header: Buffer | undefined, errno: number): void {
+    const connection = this.waiting.get(token);
+    if (connection === undefined) return;
+    this.waiting.delete(token);
+    if (errno !== 0) connection.fail(systemError(errno, 'read'));
+    else connection.headerRead(header === undefined ? undefined : { header });
+  }
+
   // Never throws: it may run inside watch() (the hello was there already).
   private settle(
     token: number,
-    parsed: boolean,
+    verdict: HelloVerdict,
     servername: string | undefined,
     errno: number,
     taken: Buffer | undefined,
@@ -223,11 +344,11 @@ export class HelloStage implements PeekCanceller {
     this.waiting.delete(token);
     if (errno !== 0) {
       // The peek consumed the socket's error (a reset): the connection fails with it here.
-      connection.fail(systemError(errno, 'read'));
+      connection.fail(systemError(errno, 'read'), verdict);
       return;
     }
-    if (!parsed) {
-      connection.settle(undefined, taken);
+    if (verdict !== 1) {
+      connection.settle(undefined, taken, verdict);
       return;
     }
     const hello: PeekedClientHello = {};

@@ -9,7 +9,7 @@ import type { SetupDone, SetupFail } from '../connection_lifecycle.js';
 import type { ConnectionRecord } from '../registry.js';
 import { codedError, ErrorCodes } from '../errors.js';
 import type { CodedError } from '../errors.js';
-import { chooseAlpnProtocol, wireProtocolLists } from './alpn.js';
+import { chooseAlpnProtocol, wireList, wireProtocolLists } from './alpn.js';
 import { readClientHello } from './client_hello_reader.js';
 import type { ClientHelloSummary } from './client_hello_reader.js';
 import { peerCertificateChain } from './peer_chain.js';
@@ -69,6 +69,8 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
   readonly canFail = true;
   private readonly alpnLists: Map<string, Buffer>;
   private readonly serverAlpn: readonly string[];
+  /** The server's whole list in the wire format; undefined without alpn. */
+  private readonly serverAlpnWire: Buffer | undefined;
   private contexts: Readonly<ServingContexts>;
   private readonly deadlines: SetupDeadlines;
   /** The native ClientHello stage, made on first use; null where the addon has none. */
@@ -86,6 +88,7 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
     this.deadlines = new SetupDeadlines(options.handshakeTimeout);
     this.serverAlpn = options.alpn ?? [];
     this.alpnLists = wireProtocolLists(this.serverAlpn);
+    this.serverAlpnWire = this.serverAlpn.length > 0 ? wireList(this.serverAlpn) : undefined;
     this.contexts = { context: options.context, ...(options.sniContext ? { sniContext: options.sniContext } : {}) };
   }
 
@@ -110,6 +113,14 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
     if (!this.needsClientHello(this.contexts)) return this.openDirect;
     // The hello is peeked in C++, then one TLSSocket is opened (src/tls/peeked_hello.ts).
     return this.peekStage()?.adopt;
+  }
+
+  /**
+   * Behind a PROXY balancer: the header is read natively, then the hello is peeked (always: it
+   * tells whether the client sent a byte after the header), then one TLSSocket is opened.
+   */
+  proxiedAdopter(versions: number): DescriptorAdopter | undefined {
+    return this.peekStage()?.adoptBehindProxy(versions);
   }
 
   private peekStage(): HelloStage | null {
@@ -154,6 +165,8 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
       return;
     }
     if (socket instanceof PeekedHello) {
+      // Behind a balancer the header is read; the hello is peeked from now.
+      socket.peekHello();
       socket.whenHello(handshake);
       return;
     }
@@ -208,9 +221,13 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
     return decision;
   }
 
-  /** The peeked hello: C++ chose from both lists by the client's preference. */
+  /**
+   * The peeked hello: C++ chose from both lists by the client's preference. Where no hello has
+   * to be read (a hello peeked behind a balancer only to see that one came), the socket is
+   * opened as the direct path opens it.
+   */
   decidePeeked(hello: PeekedClientHello | undefined, contexts: Readonly<ServingContexts>): HelloDecision | undefined {
-    if (hello === undefined) return undefined;
+    if (hello === undefined || !this.needsClientHello(contexts)) return undefined;
     const decision: HelloDecision = {};
     if (hello.servername !== undefined) decision.servername = hello.servername;
     const protocol = hello.servername !== undefined && contexts.sniContext ? hello.sniProtocol : hello.protocol;
@@ -274,10 +291,15 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
     if (hello) {
       const wire = hello.protocol !== undefined ? this.alpnLists.get(hello.protocol) : undefined;
       if (wire) options.ALPNProtocols = wire;
-    } else if (sniContext) {
+      return options;
+    }
+    if (sniContext) {
       // Node calls this only when the client sent a server name.
       options.SNICallback = (_servername, callback) => callback(null, sniContext);
     }
+    // A hello not parsed (too large to peek, or one OpenSSL will refuse) is OpenSSL's to answer
+    // in full: it selects from the server's whole list, as tls.createServer({ ALPNProtocols }).
+    if (this.serverAlpnWire !== undefined) options.ALPNProtocols = this.serverAlpnWire;
     return options;
   }
 

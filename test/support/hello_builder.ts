@@ -89,6 +89,13 @@ export function withMoreCiphers(parts: HelloParts, bytes: number): HelloParts {
   return { head, extensions: parts.extensions };
 }
 
+/** `parts` with a padding extension that fills the extensions block to its 65,535-byte limit. */
+export function fullyPadded(parts: HelloParts): HelloParts {
+  const others = parts.extensions.filter((extension) => extension.type !== EXTENSION_PADDING);
+  const used = others.reduce((sum, extension) => sum + 4 + extension.data.length, 0);
+  return withExtension({ ...parts, extensions: others }, EXTENSION_PADDING, Buffer.alloc(0xffff - used - 4));
+}
+
 /** The hello grown to `total` stream bytes (records included) with a padding extension. */
 export function paddedTo(parts: HelloParts, total: number): Buffer {
   const base = handshakeOf(withExtension(parts, EXTENSION_PADDING, Buffer.alloc(0))).length;
@@ -150,4 +157,64 @@ async function firstRecord(cleanup: Cleanup, port: number, bytes: Buffer): Promi
   });
   socket.write(bytes);
   return within(answer, 'the server\'s first answer');
+}
+
+/** What a TLS 1.2 server's first flight says in the clear: the protocol it chose, and its certificate. */
+export interface ServerFlight {
+  /** The ALPN protocol of the ServerHello, or null when it has none; 'alert:N' when the server sent an alert. */
+  alpn: string | null;
+  /** The first certificate of the Certificate message (DER). */
+  leaf?: Buffer;
+}
+
+/** The handshake messages of `records` (type 22 records, joined); undefined until the Certificate is whole. */
+function flightOf(held: Buffer): ServerFlight | undefined {
+  const messages: Buffer[] = [];
+  let at = 0;
+  while (held.length - at >= 5 && held.length - at >= 5 + held.readUInt16BE(at + 3)) {
+    const type = held[at];
+    const body = held.subarray(at + 5, at + 5 + held.readUInt16BE(at + 3));
+    if (type === 21) return { alpn: `alert:${body[1] ?? '?'}` };
+    if (type === 22) messages.push(body);
+    at += 5 + body.length;
+  }
+  const stream = Buffer.concat(messages);
+  let alpn: string | null = null;
+  let offset = 0;
+  while (stream.length - offset >= 4 && stream.length - offset >= 4 + stream.readUIntBE(offset + 1, 3)) {
+    const type = stream[offset];
+    const body = stream.subarray(offset + 4, offset + 4 + stream.readUIntBE(offset + 1, 3));
+    offset += 4 + body.length;
+    if (type === 2) {
+      // version, random, session id, cipher, compression, then the extensions.
+      let p = 2 + 32;
+      p += 1 + (body[p] ?? 0) + 2 + 1;
+      const end = p + 2 + (body.length > p + 1 ? body.readUInt16BE(p) : 0);
+      for (p += 2; p + 4 <= end; p += 4 + body.readUInt16BE(p + 2)) {
+        if (body.readUInt16BE(p) === EXTENSION_ALPN) alpn = body.subarray(p + 7, p + 7 + (body[p + 6] ?? 0)).toString('latin1');
+      }
+    }
+    if (type === 11) return { alpn, leaf: body.subarray(6, 6 + body.readUIntBE(3, 3)) };
+  }
+  return undefined;
+}
+
+/** The server's TLS 1.2 first flight in answer to `bytes` (a TLS 1.2 ClientHello) sent raw. */
+export async function serverFlight(cleanup: Cleanup, port: number, bytes: Buffer): Promise<ServerFlight> {
+  const socket = net.connect({ host: '127.0.0.1', port });
+  cleanup.add(() => socket.destroy());
+  socket.on('error', () => undefined);
+  const answer = new Promise<ServerFlight>((resolve) => {
+    let held = Buffer.alloc(0);
+    socket.on('data', (chunk: Buffer) => {
+      held = Buffer.concat([held, chunk]);
+      const flight = flightOf(held);
+      if (flight === undefined) return;
+      resolve(flight);
+      socket.destroy();
+    });
+    socket.on('close', () => resolve({ alpn: 'closed' }));
+  });
+  socket.write(bytes);
+  return within(answer, 'the server\'s first flight');
 }
