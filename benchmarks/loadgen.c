@@ -29,6 +29,8 @@
  *                     counted as "skipped" (the server is saturated; the rate is too high)
  *   --tls / --plain   latency and hold: TLS or plain TCP
  *   --alpn            TLS modes: offer ALPN h2, http/1.1
+ *   --proxy-v2        TLS modes: send a PROXY protocol version 2 header (TCP4, 28 bytes) on
+ *                     each connection before its ClientHello, as a balancer does
  *   --cert FILE       the server's certificate (PEM); TLS modes check that the server
  *                     presented exactly this certificate (it is not *verified*: no chain,
  *                     no name; this is a load generator)
@@ -167,6 +169,10 @@ static int on_new_session(SSL *ssl, SSL_SESSION *sess) {
 }
 
 static int offer_alpn = 0;
+static int send_proxy_v2 = 0;
+/* PROXY v2: signature, PROXY command, TCP over IPv4, 12 bytes: 192.0.2.1:40000 -> 192.0.2.2:443. */
+static const unsigned char proxy_v2_header[28] = {0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a, 0x21, 0x11,
+                                                  0x00, 0x0c, 192,  0,    2,    1,    192,  0,    2,    2,    0x9c, 0x40, 0x01, 0xbb};
 
 static void tls_init(void) {
   ctx = SSL_CTX_new(TLS_client_method());
@@ -305,6 +311,11 @@ static void drive(struct conn *c, uint32_t events) {
           return;
         }
         if (use_tls) {
+          /* A fresh socket's send buffer takes 28 bytes whole; anything else is a failed connect. */
+          if (send_proxy_v2 && send(c->fd, proxy_v2_header, sizeof proxy_v2_header, MSG_NOSIGNAL) != (ssize_t)sizeof proxy_v2_header) {
+            fail(c, E_CONNECT);
+            return;
+          }
           c->ssl = SSL_new(ctx);
           if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1) {
             fail(c, E_TLS);
@@ -582,6 +593,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--max-time")) { NEED_VALUE(); max_time_s = parse_num(v, a); }
     else if (!strcmp(a, "--cpu")) { NEED_VALUE(); cpu_pin = (int)parse_num(v, a); }
     else if (!strcmp(a, "--alpn")) offer_alpn = 1;
+    else if (!strcmp(a, "--proxy-v2")) send_proxy_v2 = 1;
     else if (!strcmp(a, "--tls")) use_tls = 1;
     else if (!strcmp(a, "--plain")) use_tls = 0;
     else usage("unknown option");

@@ -28,6 +28,8 @@ export type ScenarioId =
   | 'tls-alpn'
   | 'tls-alpn-c1'
   | 'tls-alpn-c8'
+  | 'tls-proxy'
+  | 'tls-proxy-c1'
   | 'latency-tcp'
   | 'latency-tls'
   | 'latency-tls-90'
@@ -48,6 +50,12 @@ export interface ScenarioDef {
    * Node: `ALPNProtocols`), and the clients offer h2, http/1.1.
    */
   alpn?: boolean;
+  /**
+   * The clients send a PROXY protocol version 2 header (28 bytes) before the ClientHello; this
+   * package reads it with `proxyProtocol: 'v2'`, bare Node with a net.Server that reads it and
+   * passes the socket to tls.createServer. The trivial C server does not run.
+   */
+  proxy?: boolean;
   /** throughput scenarios: connections in flight; absent: the run's default (64, 32 with --quick) */
   concurrency?: number;
   /** latency scenarios: the throughput scenario whose capacity sets the offered rate */
@@ -79,6 +87,8 @@ export const SCENARIOS: readonly ScenarioDef[] = [
   { id: 'tls-alpn', title: 'TLS 1.3 full handshake, ECDSA P-256, with ALPN (h2, http/1.1)', kind: 'throughput', transport: 'tls', cert: 'ecdsa-p256', loadgenMode: 'tls-full', headline: 'cpuPerConnUs', alpn: true },
   { id: 'tls-alpn-c1', title: 'TLS 1.3 full handshake with ALPN, one connection at a time', kind: 'throughput', transport: 'tls', cert: 'ecdsa-p256', loadgenMode: 'tls-full', headline: 'cpuPerConnUs', alpn: true, concurrency: 1 },
   { id: 'tls-alpn-c8', title: 'TLS 1.3 full handshake with ALPN, 8 in flight', kind: 'throughput', transport: 'tls', cert: 'ecdsa-p256', loadgenMode: 'tls-full', headline: 'cpuPerConnUs', alpn: true, concurrency: 8 },
+  { id: 'tls-proxy', title: 'TLS 1.3 full handshake with ALPN behind a PROXY v2 balancer', kind: 'throughput', transport: 'tls', cert: 'ecdsa-p256', loadgenMode: 'tls-full', headline: 'cpuPerConnUs', alpn: true, proxy: true },
+  { id: 'tls-proxy-c1', title: 'TLS 1.3 full handshake with ALPN behind a PROXY v2 balancer, one connection at a time', kind: 'throughput', transport: 'tls', cert: 'ecdsa-p256', loadgenMode: 'tls-full', headline: 'cpuPerConnUs', alpn: true, proxy: true, concurrency: 1 },
   { id: 'latency-tcp', title: 'Latency at 50% load, plain TCP (connect to first byte)', kind: 'latency', transport: 'tcp', loadgenMode: 'tcp-churn', headline: 'p99Us', capacityFrom: 'tcp-churn' },
   { id: 'latency-tls', title: 'Latency at 50% load, TLS 1.3 full handshake ECDSA (connect to first byte)', kind: 'latency', transport: 'tls', cert: 'ecdsa-p256', loadgenMode: 'tls-full', headline: 'p99Us', capacityFrom: 'tls-full-ecdsa' },
   { id: 'latency-tls-90', title: 'Latency at 90% load, TLS 1.3 full handshake ECDSA', kind: 'latency', transport: 'tls', cert: 'ecdsa-p256', loadgenMode: 'tls-full', headline: 'p99Us', capacityFrom: 'tls-full-ecdsa', loadFraction: 0.9 },

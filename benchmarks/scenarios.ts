@@ -91,7 +91,8 @@ export async function runNode(ctx: Context, label: string, plan: ScenarioDef[], 
   const probed = new Map<string, number>();
   for (const scenario of plan) {
     const rounds = roundsFor(ctx, scenario);
-    const contenders = ORDER;
+    // The trivial C server reads no PROXY header.
+    const contenders = scenario.proxy === true ? ORDER.filter((contender) => contender !== 'c') : ORDER;
     const settings: ScenarioResult['settings'] = { rounds };
     const t = ctx.timings;
     let rate = 0;

@@ -45,6 +45,8 @@ interface Args {
   maxQueuedConnections?: number;
   /** --alpn h2,http/1.1: the protocols the server offers */
   alpn?: string[];
+  /** --proxy v2: each connection starts with a PROXY protocol version 2 header from 127.0.0.1 */
+  proxy?: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -83,7 +85,30 @@ function parseArgs(argv: string[]): Args {
     ...(maxPendingHandshakes !== undefined ? { maxPendingHandshakes } : {}),
     ...(maxQueuedConnections !== undefined ? { maxQueuedConnections } : {}),
     ...(values.get('alpn') !== undefined ? { alpn: (values.get('alpn') as string).split(',') } : {}),
+    ...(values.get('proxy') === 'v2' ? { proxy: true } : {}),
   };
+}
+
+/**
+ * Bare Node behind a balancer, as one would write it: a net.Server reads each connection's
+ * PROXY v2 header (16 bytes and the length they give; no TLVs are decoded), puts back what
+ * followed, and hands the socket to the tls.Server (its 'connection' event builds the TLSSocket).
+ */
+function behindProxyV2(tlsServer: tls.Server): net.Server {
+  return net.createServer((socket) => {
+    socket.on('error', () => undefined);
+    let held: Buffer = Buffer.alloc(0);
+    const onData = (chunk: Buffer): void => {
+      held = held.length === 0 ? chunk : Buffer.concat([held, chunk]);
+      if (held.length < 16 || held.length < 16 + held.readUInt16BE(14)) return;
+      socket.off('data', onData);
+      socket.pause();
+      const rest = held.subarray(16 + held.readUInt16BE(14));
+      if (rest.length > 0) socket.unshift(rest);
+      tlsServer.emit('connection', socket);
+    };
+    socket.on('data', onData);
+  });
 }
 
 /** True for the error a listener throws for an option it does not know. */
@@ -143,10 +168,11 @@ async function main(): Promise<void> {
       const secureContext = tls.createSecureContext({ key, cert });
       const server = tls.createServer({ key, cert, secureContext, ...(args.alpn ? { ALPNProtocols: args.alpn } : {}) }, handler);
       server.on('tlsClientError', noop);
-      port = await listenNode(server);
+      port = await listenNode(args.proxy ? behindProxyV2(server) : server);
       close = () => new Promise((resolve) => server.close(() => resolve()));
     } else {
-      const made = createTlsListener({ port: 0, host: HOST, backlog: BACKLOG, backend: args.contender, credential: { key, cert }, ...(args.alpn ? { alpn: args.alpn } : {}) }, handler, args.maxPendingHandshakes, args.maxQueuedConnections);
+      const proxy = args.proxy ? { proxyProtocol: 'v2' as const, trustedProxies: [HOST] } : {};
+      const made = createTlsListener({ port: 0, host: HOST, backlog: BACKLOG, backend: args.contender, credential: { key, cert }, ...(args.alpn ? { alpn: args.alpn } : {}), ...proxy }, handler, args.maxPendingHandshakes, args.maxQueuedConnections);
       const listener = made.listener;
       admission = made.admission;
       port = (await listener.listen()).port;

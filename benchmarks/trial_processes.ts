@@ -97,6 +97,7 @@ export async function startServer(ctx: Context, scenario: ScenarioDef, contender
     const nodeArgs = [...(scenario.kind === 'memory' ? ['--expose-gc'] : []), serverScript, '--contender', contender, '--transport', scenario.transport, '--handler', handler];
     if (cert) nodeArgs.push('--cert', cert.cert, '--key', cert.key);
     if (scenario.alpn === true) nodeArgs.push('--alpn', 'h2,http/1.1');
+    if (scenario.proxy === true) nodeArgs.push('--proxy', 'v2');
     // Admission control is this package's; bare Node runs as it is.
     if (scenario.maxPendingHandshakes !== undefined && contender !== 'node') nodeArgs.push('--max-pending-handshakes', String(scenario.maxPendingHandshakes));
     if (scenario.maxQueuedConnections !== undefined && contender !== 'node') nodeArgs.push('--max-queued-connections', String(scenario.maxQueuedConnections));
@@ -164,7 +165,7 @@ export async function runLoadgen(ctx: Context, args: string[], timeoutMs: number
 
 export function certArgs(ctx: Context, scenario: ScenarioDef): string[] {
   // The clients' ALPN offer goes with the certificate check: every TLS load generator run has both.
-  return [...(scenario.cert ? ['--cert', ctx.certs.files[scenario.cert].cert] : []), ...(scenario.alpn === true ? ['--alpn'] : [])];
+  return [...(scenario.cert ? ['--cert', ctx.certs.files[scenario.cert].cert] : []), ...(scenario.alpn === true ? ['--alpn'] : []), ...(scenario.proxy === true ? ['--proxy-v2'] : [])];
 }
 
 export function loadgenTrouble(result: Message, warnings: string[]): void {
