@@ -150,9 +150,11 @@ void Deliver(PeekSet* set, Watch* watch, const Outcome& outcome) {
 void OnReadable(uv_poll_t* handle, int status, int /*events*/) {
   auto* watch = static_cast<Watch*>(handle->data);
   Outcome outcome;
-  // libuv reports a socket error (EPOLLERR) as UV_EBADF and stops the poll: the peek then
-  // reads the real error (a reset), and whatever it finds, the wait is over.
+  // libuv reports a socket error (EPOLLERR) as UV_EBADF and stops the poll: whatever the peek
+  // finds, the wait is over. When the reset came with bytes the peek had not seen, the peek met
+  // no error: it is read here, or the socket's reader would see those bytes then an end.
   if (Peek(watch, true, watch->set->alpn_lists, outcome) == PeekResult::kWait && status == 0) return;
+  if (status != 0 && outcome.err == 0) TakeSocketError(watch->fd, outcome);
   Deliver(watch->set, watch, outcome);
 }
 

@@ -50,15 +50,6 @@ ssize_t PeekInto(int fd, uint8_t* buffer, size_t size) {
   return got;
 }
 
-// Woken with nothing new: a FIN, a full queue, or a reset behind bytes still queued. libuv would
-// report a reset there as an end (it stops at a hang-up after a short read), so the error is
-// taken here and JS fails the connection with it.
-void TakeSocketError(int fd, Outcome& outcome) {
-  int err = 0;
-  socklen_t size = sizeof err;
-  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &size) == 0) outcome.err = err;
-}
-
 // Sets SO_RCVLOWAT to `need` stream bytes (the peeks consume none, so it is the whole need);
 // false if it cannot, and then the wait ends. The kernel may cap it (half the receive buffer's
 // limit); a queue stuck below the need then wakes with nothing new, and the wait ends too.
@@ -176,6 +167,15 @@ PeekResult Peek(Watch* watch, bool woken, const AlpnLists& alpn_lists, Outcome& 
   }
   watch->peeked = length;
   return AfterParse(watch, view, alpn_lists, outcome);
+}
+
+// Woken with nothing new (a FIN, a full queue, or a reset behind bytes still queued), or by a
+// poll error: libuv would report a reset there as an end (it stops at a hang-up after a short
+// read), so the error is taken here and JS fails the connection with it.
+void TakeSocketError(int fd, Outcome& outcome) {
+  int err = 0;
+  socklen_t size = sizeof err;
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &size) == 0) outcome.err = err;
 }
 
 // Puts SO_RCVLOWAT back for the socket's reader. Failing, the descriptor still goes to JS: its

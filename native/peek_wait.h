@@ -61,4 +61,8 @@ PeekResult Peek(Watch* watch, bool woken, const AlpnLists& alpn_lists, Outcome& 
 // reader then sees data only in bigger amounts, and the handshake timeout bounds that.
 void RestoreLowWater(Watch* watch);
 
+// Reads the socket's pending error (a reset) into outcome.err (0 if none). Reading it clears it:
+// the socket's reader will not see it, so JS must be told.
+void TakeSocketError(int fd, Outcome& outcome);
+
 }  // namespace ntl

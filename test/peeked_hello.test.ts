@@ -9,7 +9,7 @@ import { X509Certificate } from 'node:crypto';
 import { expect } from 'chai';
 import { createTestPki } from './support/pki.js';
 import type { TestPki } from './support/pki.js';
-import { captureClientHello, expectBalanced, startListener, useCleanup, waitUntil } from './support/tls_harness.js';
+import { captureClientHello, expectBalanced, rawConnect, startListener, useCleanup, waitUntil } from './support/tls_harness.js';
 import type { RunningListener } from './support/tls_harness.js';
 import {
   EXTENSION_ALPN,
@@ -157,6 +157,19 @@ describe('ClientHello peeked natively: a listener with alpn answers every hello 
       expect(got.leaf?.equals(reference.leaf ?? Buffer.alloc(0)), 'the same certificate').to.equal(true);
     });
   }
+
+  it('a reset that comes with the hello\'s first bytes, after the accept: the connection fails with ECONNRESET, not ERR_CLIENT_CLOSED', async function () {
+    const hello = await captureClientHello({ ALPNProtocols: ['http/1.1'] });
+    const raw = await rawConnect(cleanup, listener.port);
+    await waitUntil(() => listener.listener.stats().accepted === 1, 'the accept');
+    // Both reach the socket before the loop polls again: one wake brings new bytes and the error.
+    raw.socket.write(hello.subarray(0, 40));
+    raw.socket.resetAndDestroy();
+    const { error } = await listener.nextClientError();
+    expect(error.code, error.message).to.equal('ECONNRESET');
+    await waitUntil(() => listener.listener.stats().active === 0, 'the connection to be released');
+    expectBalanced(listener.listener);
+  });
 
   it('an empty handshake record before the hello: a ServerHello, as from tls.createServer', async function () {
     const hello = Buffer.concat([Buffer.from([22, 3, 1, 0, 0]), inRecords(handshakeOf(parts))]);
