@@ -3,7 +3,6 @@
 // version 2 header in front of each connection, get from the listener what tls.createServer
 // gives the same bytes without the header. Each case here is one of those classes, hand-built.
 import net from 'node:net';
-import tls from 'node:tls';
 import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import { createTestPki } from './support/pki.js';
@@ -11,6 +10,7 @@ import { inet4, v2 } from './support/proxy_headers.js';
 import { captureClientHello, expectBalanced, startListener, tlsConnect, useCleanup, waitUntil } from './support/tls_harness.js';
 import type { RunningListener } from './support/tls_harness.js';
 import { EXTENSION_ALPN, firstAnswer, handshakeOf, inRecords, paddedTo, serverHelloProtocol, splitHello, withExtension, withMoreCiphers } from './support/hello_builder.js';
+import { startReference } from './support/hello_cases.js';
 
 const pki = await createTestPki();
 const credential = { key: pki.server.key, cert: pki.server.cert };
@@ -30,12 +30,7 @@ describe('Behind a PROXY header read natively, every ClientHello gets what tls.c
       socket.on('error', (error: Error & { code?: string }) => handlerErrors.push(error.code ?? error.message));
       socket.write('hi');
     });
-    const reference = tls.createServer({ ...credential, ALPNProtocols: ALPN });
-    reference.on('secureConnection', (socket) => socket.end('hi'));
-    reference.on('tlsClientError', () => undefined);
-    await new Promise<void>((resolve) => reference.listen(0, '127.0.0.1', resolve));
-    cleanup.add(() => new Promise<void>((resolve) => reference.close(() => resolve())));
-    referencePort = (reference.address() as net.AddressInfo).port;
+    referencePort = await startReference(cleanup, credential, ALPN);
   });
 
   async function tls12Hello(): Promise<ReturnType<typeof splitHello>> {

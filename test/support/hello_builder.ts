@@ -107,10 +107,11 @@ export function paddedTo(parts: HelloParts, total: number): Buffer {
 
 /**
  * The server's first answer to `bytes`: 'alert:<description>', 'handshake:<message type>'
- * (2 is a ServerHello), or 'closed' when it closes without a whole record.
+ * (2 is a ServerHello), or 'closed' when it closes without a whole record. With `end`, the
+ * client's FIN follows the bytes.
  */
-export async function firstAnswer(cleanup: Cleanup, port: number, bytes: Buffer): Promise<string> {
-  return describeRecord(await firstRecord(cleanup, port, bytes));
+export async function firstAnswer(cleanup: Cleanup, port: number, bytes: Buffer, { end = false } = {}): Promise<string> {
+  return describeRecord(await firstRecord(cleanup, port, bytes, end));
 }
 
 function describeRecord(held: Buffer | undefined): string {
@@ -141,7 +142,7 @@ export async function serverHelloProtocol(cleanup: Cleanup, port: number, bytes:
 }
 
 /** The server's first whole record in answer to `bytes`; undefined when it closes before one. */
-async function firstRecord(cleanup: Cleanup, port: number, bytes: Buffer): Promise<Buffer | undefined> {
+async function firstRecord(cleanup: Cleanup, port: number, bytes: Buffer, end = false): Promise<Buffer | undefined> {
   const socket = net.connect({ host: '127.0.0.1', port });
   cleanup.add(() => socket.destroy());
   socket.on('error', () => undefined);
@@ -155,7 +156,8 @@ async function firstRecord(cleanup: Cleanup, port: number, bytes: Buffer): Promi
     });
     socket.on('close', () => resolve(undefined));
   });
-  socket.write(bytes);
+  if (end) socket.end(bytes);
+  else socket.write(bytes);
   return within(answer, 'the server\'s first answer');
 }
 
