@@ -11,6 +11,10 @@ export const ErrorCodes = {
   RESOLVE_FAILED: 'ERR_RESOLVE_FAILED',
   LISTENER_CLOSED: 'ERR_LISTENER_CLOSED',
   TLS_HANDSHAKE_TIMEOUT: 'ERR_TLS_HANDSHAKE_TIMEOUT',
+  /**
+   * No longer produced: a ClientHello read in JS that does not parse goes to OpenSSL, which
+   * answers it and reports Node's ERR_SSL_* code. Kept so that code naming it still compiles.
+   */
   TLS_CLIENT_HELLO_INVALID: 'ERR_TLS_CLIENT_HELLO_INVALID',
   CLIENT_CERT_REJECTED: 'ERR_CLIENT_CERT_REJECTED',
   CONNECTION_SETUP_FAILED: 'ERR_CONNECTION_SETUP_FAILED',

@@ -10,7 +10,6 @@ import { ClientHelloAccumulator } from '../src/tls/client_hello_accumulator.js';
 import type { AccumulatedHello } from '../src/tls/client_hello_accumulator.js';
 import { readClientHello } from '../src/tls/client_hello_reader.js';
 import type { ClientHelloReading } from '../src/tls/client_hello_reader.js';
-import type { CodedError } from '../src/errors.js';
 import { createTestPki } from './support/pki.js';
 import { writeInPieces } from './support/sockets.js';
 import { Cleanup, waitUntil } from './support/waiting.js';
@@ -689,6 +688,8 @@ describe('ClientHelloAccumulator: however the bytes are cut into reads, the answ
           return;
         }
         expect(result.kind).to.equal(whole.kind);
+        // Settled either way, every byte read goes back, in order, for OpenSSL.
+        expect(result.bytes.equals(data.subarray(0, result.bytes.length))).to.equal(true);
         if (result.kind === 'complete' && whole.kind === 'complete') {
           expect([result.servername, result.alpnProtocols]).to.deep.equal([whole.servername, whole.alpnProtocols]);
         }
@@ -716,7 +717,9 @@ describe('ClientHelloAccumulator: however the bytes are cut into reads, the answ
           }
           const data = Buffer.concat(records).subarray(0, total);
           const { result } = feed(chunksOf(data, cuts));
-          expect(result.kind, JSON.stringify(result)).to.equal('invalid');
+          if (result.kind !== 'invalid') throw new Error(`expected invalid, got ${JSON.stringify(result)}`);
+          // What it held goes back to be read by OpenSSL: the stream's first bytes.
+          expect(result.bytes.equals(data.subarray(0, result.bytes.length))).to.equal(true);
         },
       ),
       { numRuns: 500 },
@@ -724,7 +727,7 @@ describe('ClientHelloAccumulator: however the bytes are cut into reads, the answ
   });
 });
 
-describe('readClientHello over a real socket: at most the cap plus one read is held', function () {
+describe('readClientHello over a real socket: at most the cap plus one read is held, then handed back', function () {
   const cleanup = new Cleanup();
   afterEach(async function () {
     await cleanup.run();
@@ -753,7 +756,7 @@ describe('readClientHello over a real socket: at most the cap plus one read is h
     ['a hello cut into one-byte records', oneByteRecords, 1_000],
   ];
   for (const [what, streamOf, writeSize] of floods) {
-    it(`rejects ${what} as too large, long before the stream ends`, async function () {
+    it(`gives up on ${what} holding at most the cap plus one read, and puts back exactly the bytes it read`, async function () {
       const stream = streamOf();
       const server = net.createServer();
       cleanup.add(() => new Promise((resolve) => server.close(resolve)));
@@ -762,23 +765,25 @@ describe('readClientHello over a real socket: at most the cap plus one read is h
       const address = server.address() as net.AddressInfo;
 
       let largestChunk = 0;
-      let failure: Error | undefined;
+      let settled: string | undefined;
+      let putBack: Buffer | null = null;
       let reading: ClientHelloReading | undefined;
       server.once('connection', (socket: net.Socket) => {
         cleanup.add(() => socket.destroy());
         socket.on('error', () => undefined);
         // Registered first, so it sees each chunk before the reader does.
         socket.on('data', (chunk: Buffer) => {
-          if (failure === undefined) largestChunk = Math.max(largestChunk, chunk.length);
+          if (settled === undefined) largestChunk = Math.max(largestChunk, chunk.length);
         });
         reading = readClientHello(
           socket,
           (hello) => {
-            failure = new Error(`accepted a flood as a hello: ${JSON.stringify(hello)}`);
+            settled = hello === undefined ? 'unparsed' : `accepted a flood as a hello: ${JSON.stringify(hello)}`;
+            // Paused, holding what the reader put back and nothing else yet: OpenSSL's to read.
+            putBack = socket.read() as Buffer | null;
           },
           (error) => {
-            failure = error;
-            socket.destroy();
+            settled = `failed: ${error.code}`;
           },
         );
       });
@@ -787,13 +792,16 @@ describe('readClientHello over a real socket: at most the cap plus one read is h
       cleanup.add(() => client.destroy());
       client.on('error', () => undefined);
       await once(client, 'connect');
-      await writeInPieces(client, stream, writeSize, () => failure !== undefined);
+      await writeInPieces(client, stream, writeSize, () => settled !== undefined);
       client.end();
-      await waitUntil(() => failure !== undefined, 'the reader to give up');
-      expect((failure as CodedError).code).to.equal('ERR_TLS_CLIENT_HELLO_INVALID');
-      expect(failure?.message).to.match(/too large/);
+      await waitUntil(() => settled !== undefined, 'the reader to give up');
+      expect(settled).to.equal('unparsed');
+      const bytes: Buffer = putBack ?? Buffer.alloc(0);
+      expect(bytes.length).to.be.above(0);
+      expect(bytes.equals(stream.subarray(0, bytes.length)), 'the stream\'s first bytes, in order').to.equal(true);
       if (reading === undefined) throw new Error('no connection was read');
       expect(reading.peakBufferedBytes, `largest read ${largestChunk}`).to.be.at.most(MAX_CLIENT_HELLO_BYTES + largestChunk);
+      expect(bytes.length).to.equal(reading.peakBufferedBytes);
       expect(reading.bufferedBytes).to.equal(0);
     });
   }

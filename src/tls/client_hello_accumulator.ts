@@ -23,7 +23,11 @@ export type AccumulatedHello =
   | { kind: 'incomplete' }
   /** `bytes` is everything received so far (the hello and whatever followed it), to put back. */
   | { kind: 'complete'; servername?: string; alpnProtocols: string[]; bytes: Buffer }
-  | { kind: 'invalid'; reason: string };
+  /**
+   * Not a hello the parser can read, or over the cap: `bytes` is everything received so far,
+   * to put back for OpenSSL, which answers it as it would any client's bytes.
+   */
+  | { kind: 'invalid'; reason: string; bytes: Buffer };
 
 const INCOMPLETE: AccumulatedHello = { kind: 'incomplete' };
 const TLS_MAJOR_VERSION = 3;
@@ -68,7 +72,7 @@ export class ClientHelloAccumulator {
     // Unreachable while the framing mirrors the parser (every record header is checked against
     // the cap as it arrives); kept because "never hold more than the cap" is the promise.
     if (this.held > MAX_CLIENT_HELLO_BYTES) {
-      return this.finish({ kind: 'invalid', reason: `ClientHello too large: over the ${MAX_CLIENT_HELLO_BYTES}-byte cap` });
+      return this.finish({ kind: 'invalid', reason: `ClientHello too large: over the ${MAX_CLIENT_HELLO_BYTES}-byte cap`, bytes: this.joined() });
     }
     return INCOMPLETE;
   }
@@ -135,16 +139,22 @@ export class ClientHelloAccumulator {
   }
 
   private settle(): AccumulatedHello {
-    const bytes = this.chunks.length === 1 && this.chunks[0] !== undefined ? this.chunks[0] : Buffer.concat(this.chunks, this.held);
+    const bytes = this.joined();
     const parsed = parseClientHello(bytes);
     if (parsed.kind === 'complete') {
       const { servername, alpnProtocols } = parsed;
       return this.finish(servername !== undefined ? { kind: 'complete', servername, alpnProtocols, bytes } : { kind: 'complete', alpnProtocols, bytes });
     }
-    if (parsed.kind === 'invalid') return this.finish(parsed);
+    if (parsed.kind === 'invalid') return this.finish({ kind: 'invalid', reason: parsed.reason, bytes });
     // The framing said the parser could answer and it could not: a bug in one of the two. A
-    // client can reach this at will if it exists, so fail closed rather than wait or throw.
-    return this.finish({ kind: 'invalid', reason: 'the ClientHello framing and its parser disagree' });
+    // client can reach this at will if it exists, so stop waiting (OpenSSL reads the bytes)
+    // rather than wait or throw.
+    return this.finish({ kind: 'invalid', reason: 'the ClientHello framing and its parser disagree', bytes });
+  }
+
+  /** Every byte held, in order: one concatenation (none for a single chunk). */
+  private joined(): Buffer {
+    return this.chunks.length === 1 && this.chunks[0] !== undefined ? this.chunks[0] : Buffer.concat(this.chunks, this.held);
   }
 
   private finish(answer: AccumulatedHello): AccumulatedHello {

@@ -107,7 +107,10 @@ export class Handshake implements PeekedHelloClient {
     if (!this.finished) this.setup.secured(this, tlsSocket);
   }
 
-  /** The JS reader's hello (undefined: none was needed): the TLSSocket goes on the net.Socket. */
+  /**
+   * The JS reader's hello (undefined: none was needed, or the bytes were not one it parses,
+   * which OpenSSL then answers): the TLSSocket goes on the net.Socket.
+   */
   helloRead(summary: ClientHelloSummary | undefined): void {
     if (this.finished) return;
     const made = this.setup.wrapSocket(this.socket, summary, this.contexts);

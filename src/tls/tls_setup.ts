@@ -297,7 +297,7 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
       // Node calls this only when the client sent a server name.
       options.SNICallback = (_servername, callback) => callback(null, sniContext);
     }
-    // A hello not parsed (too large to peek, or one OpenSSL will refuse) is OpenSSL's to answer
+    // A hello not parsed (too large to peek or read, or one OpenSSL will refuse) is OpenSSL's to answer
     // in full: it selects from the server's whole list, as tls.createServer({ ALPNProtocols }).
     if (this.serverAlpnWire !== undefined) options.ALPNProtocols = this.serverAlpnWire;
     return options;
