@@ -315,6 +315,15 @@ export class HelloStage implements PeekCanceller {
     return token;
   }
 
+  /**
+   * The listener closed: every wait is cancelled (none should be left: its connections were
+   * destroyed) and the peeker lets go of what it holds (its epoll descriptor, native/wait_set.h).
+   */
+  close(): void {
+    this.waiting.clear();
+    this.peeker.close();
+  }
+
   /** Ends a wait: C++ closes the descriptor. */
   cancel(token: number): void {
     if (this.waiting.delete(token)) this.peeker.cancel(token);

@@ -98,6 +98,7 @@ export class TLSListener extends Listener<tls.TLSSocket, ConnectionInfo> {
     this.tlsSetup = setup;
     this.contextPurpose = purpose;
     if (route) this.once('close', () => route.close());
+    this.once('close', () => setup.close());
     if (options.logTLSErrors === true) {
       this.on('tlsClientError', (error: Error & { code?: string }, info: { id: number; remoteAddress?: string }) => {
         console.error(`native-tls-listener: TLS setup of connection ${info.id} from ${info.remoteAddress ?? '?'} failed: ${error.code ?? ''} ${error.message}`);

@@ -123,6 +123,13 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
     return this.peekStage()?.adoptBehindProxy(versions);
   }
 
+  /** The listener closed: the native peeker, if one was made, lets go of what it holds. */
+  close(): void {
+    this.helloStage?.close();
+    // None is made after this: a connection would be refused by the closed peeker anyway.
+    this.helloStage = null;
+  }
+
   private peekStage(): HelloStage | null {
     if (this.helloStage === undefined) {
       const peeker = loadNativeBinding().binding?.HelloPeeker;
