@@ -40,6 +40,7 @@
         "native/proxy_frame.cc",
         "native/peek_wait.cc",
         "native/hello_peek.cc",
+        "native/wait_set.cc",
         "native/hello_take.cc",
         "native/glibc_compat.cc",
         "native/platform.cc"

@@ -18,13 +18,15 @@
 #include "hello_parse.h"
 #include "js_callback.h"
 #include "js_values.h"
+#include "platform.h"
 #include "peek_wait.h"
 #include "proxy_frame.h"
+#include "wait_set.h"
 
 namespace ntl {
 
-// One per HelloPeeker. Outlives it while libuv still holds a watch's handle. An EnvResource of
-// its environment (native/addon.h) until freed.
+// One per HelloPeeker. Outlives it while libuv still holds a handle of its waits. An
+// EnvResource of its environment (native/addon.h) until freed.
 struct PeekSet final : public EnvResource {
   // Closes every wait (their descriptors with them), with no JS call.
   void CloseAtTeardown() override;
@@ -36,7 +38,9 @@ struct PeekSet final : public EnvResource {
   std::unique_ptr<Napi::AsyncContext> async_context;
   AlpnLists alpn_lists;
   std::unordered_map<uint32_t, Watch*> waiting;
-  size_t handles_open = 0;
+  // Polls the waiting descriptors (native/wait_set.h); holds libuv handles until waits_closed.
+  WaitSet waits;
+  bool waits_closed = false;
   bool closed = false;     // no more watches; waiting ones were closed
   bool orphaned = false;   // its HelloPeeker is gone (collected) or the environment is
   // The HelloPeeker's pointer to this set, cleared when the set is freed first (the teardown
@@ -50,25 +54,23 @@ constexpr size_t kMaxAlpnLists = 4;
 constexpr int64_t kMaxToken = INT32_MAX;
 
 void MaybeFree(PeekSet* set) {
-  if (!set->orphaned || set->handles_open > 0) return;
+  if (!set->orphaned || !set->waits_closed) return;
   if (set->owner_slot != nullptr) *set->owner_slot = nullptr;
   delete set;
 }
 
-void OnWatchClosed(uv_handle_t* handle) {
-  auto* watch = static_cast<Watch*>(handle->data);
-  PeekSet* set = watch->set;
-  delete watch;
-  set->handles_open--;
+void OnWaitsClosed(void* context) {
+  auto* set = static_cast<PeekSet*>(context);
+  set->waits_closed = true;
   MaybeFree(set);
 }
 
-// Stops polling and frees the watch later; the descriptor is left as it is (closed or handed
-// over by the caller). uv_close removes the fd from epoll before returning, so another handle
-// may open it at once.
+// Stops polling and frees the watch; the descriptor is left as it is (the caller closes it or
+// hands it over after this).
 void EndWatch(Watch* watch) {
-  watch->set->waiting.erase(watch->token);
-  uv_close(reinterpret_cast<uv_handle_t*>(&watch->poll), OnWatchClosed);
+  PeekSet* set = watch->set;
+  set->waiting.erase(watch->token);
+  set->waits.Remove(watch);
 }
 
 void CloseAll(PeekSet* set) {
@@ -77,9 +79,11 @@ void CloseAll(PeekSet* set) {
   set->waiting.clear();
   for (auto& entry : waiting) {
     Watch* watch = entry.second;
-    uv_close(reinterpret_cast<uv_handle_t*>(&watch->poll), OnWatchClosed);
-    close(watch->fd);
+    const int fd = watch->fd;
+    set->waits.Remove(watch);
+    close(fd);
   }
+  set->waits.Close();
 }
 
 // Nobody can take a descriptor any more (the HelloPeeker was collected, or its environment is
@@ -147,14 +151,14 @@ void Deliver(PeekSet* set, Watch* watch, const Outcome& outcome) {
   (void)napi_close_handle_scope(env, scope);
 }
 
-void OnReadable(uv_poll_t* handle, int status, int /*events*/) {
-  auto* watch = static_cast<Watch*>(handle->data);
+// A wait turned readable (WaitSet's callback).
+void OnReady(void* /*context*/, Watch* watch, bool error) {
   Outcome outcome;
-  // libuv reports a socket error (EPOLLERR) as UV_EBADF and stops the poll: whatever the peek
-  // finds, the wait is over. When the reset came with bytes the peek had not seen, the peek met
-  // no error: it is read here, or the socket's reader would see those bytes then an end.
-  if (Peek(watch, true, watch->set->alpn_lists, outcome) == PeekResult::kWait && status == 0) return;
-  if (status != 0 && outcome.err == 0) TakeSocketError(watch->fd, outcome);
+  // On a socket error (EPOLLERR), whatever the peek finds, the wait is over. When the reset came
+  // with bytes the peek had not seen, the peek met no error: it is read here, or the socket's
+  // reader would see those bytes then an end.
+  if (Peek(watch, true, watch->set->alpn_lists, outcome) == PeekResult::kWait && !error) return;
+  if (error && outcome.err == 0) TakeSocketError(watch->fd, outcome);
   Deliver(watch->set, watch, outcome);
 }
 
@@ -199,6 +203,14 @@ HelloPeeker::HelloPeeker(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Hell
   }
   set->loop = Addon::Of(env).loop();
   set->env = env;
+  const int err = set->waits.Open(set->loop, OnReady, OnWaitsClosed, set.get());
+  if (err != 0) {
+    // Freed once the waits have let go of any handle (OnWaitsClosed).
+    PeekSet* failed = set.release();
+    failed->orphaned = true;
+    failed->waits.Close();
+    throw UvError(env, err, "uv_poll");
+  }
   set->on_hello = Napi::Persistent(info[1].As<Napi::Function>());
   set->on_header = Napi::Persistent(info[2].As<Napi::Function>());
   set->async_context = std::make_unique<Napi::AsyncContext>(env, "native-tls-listener:client-hello");
@@ -230,24 +242,17 @@ Napi::Value HelloPeeker::Watch(const Napi::CallbackInfo& info) {
   Outcome outcome;
   // Often the hello is there already (TCP_DEFER_ACCEPT, or a client quicker than the accept).
   if (Peek(watch.get(), false, set_->alpn_lists, outcome) == PeekResult::kWait) {
-    // UV_EEXIST: this loop watches the fd already; nothing was done to it.
-    int err = uv_poll_init(set_->loop, &watch->poll, fd);
+    ntl::Watch* waiting = watch.release();
+    // The set takes the watch, and frees it if it cannot poll the descriptor.
+    const int err = set_->waits.Add(waiting);
     if (err == 0) {
-      watch->poll.data = watch.get();
-      set_->handles_open++;
-      err = uv_poll_start(&watch->poll, UV_READABLE, OnReadable);
-      if (err == 0) {
-        set_->waiting.emplace(token, watch.get());
-        watch.release();
-        return env.Undefined();
-      }
-      uv_close(reinterpret_cast<uv_handle_t*>(&watch->poll), OnWatchClosed);
-      watch.release();  // freed by OnWatchClosed
+      set_->waiting.emplace(token, waiting);
+      return env.Undefined();
     }
     // Not watched: the caller keeps the descriptor, with the low-water mark it had.
     int one = 1;
     (void)setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof one);
-    throw UvError(env, err, "uv_poll");
+    throw UvError(env, err, kLinuxCalls ? "epoll_ctl" : "uv_poll");
   }
   // Settled at once: the descriptor goes straight back to JS, before watch() returns.
   RestoreLowWater(watch.get());

@@ -13,10 +13,15 @@
 namespace ntl {
 
 struct PeekSet;  // native/hello_peek.cc
+class WaitSet;   // native/wait_set.h
 
 // One connection waiting for its ClientHello. Freed in OnWatchClosed, once libuv is done with it.
 struct Watch {
+  // How the wait is polled (native/wait_set.h): its own handle on the portable path, its key in
+  // the set's epoll instance on Linux.
   uv_poll_t poll;
+  WaitSet* wait_set = nullptr;
+  uint64_t wait_key = 0;
   PeekSet* set = nullptr;
   int fd = -1;
   uint32_t token = 0;

@@ -14,6 +14,8 @@
 // |                               | nothing                                                  |
 // | TCP_DEFER_ACCEPT              | none: ENOPROTOOPT (listen_socket.cc), which the listener |
 // |                               | ignores                                                  |
+// | epoll: one set for the hello  | a uv_poll handle per waiting connection (wait_set.h)     |
+// | peeker's waits (wait_set.h)   |                                                          |
 //
 // The portable paths set the flags a moment after the descriptor exists: a fork() and exec()
 // by another thread in between would inherit it. Node does not fork, so that window is a

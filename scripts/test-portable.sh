@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(tcp_listener tls_listener registry workers descriptor_handoff adopted_descriptors upgrade)
+[ ${#suites[@]} -gt 0 ] || suites=(tcp_listener tls_listener registry workers descriptor_handoff adopted_descriptors upgrade peeked_hello proxy_native)
 addon="$PWD/build-portable/Release/native_acceptor.node"
 
 echo "== addon with NTL_FORCE_PORTABLE (cmake-js, build-portable/)"
