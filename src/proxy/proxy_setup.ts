@@ -23,6 +23,7 @@ import type { ProxyHeader, ProxyTlvs } from './proxy_header.js';
 import type { TrustedProxies } from './trusted_proxies.js';
 import type { ClientAddressLimit } from './client_address_limit.js';
 import type { AddressRejection } from '../accept/address_counts.js';
+import { SetupDeadlines } from '../tls/setup_deadlines.js';
 
 /** What the header said, as the handler gets it in `info.proxy`. */
 export interface ProxyConnectionInfo {
@@ -132,10 +133,15 @@ export class ProxyProtocolSetup<S extends net.Socket, I extends { id: number } &
   /** An untrusted peer or a bad header fails the connection, and its report names the peer. */
   readonly canFail = true;
 
+  /** One queue and one timer for every connection's deadline (src/tls/setup_deadlines.ts), not a setTimeout each. */
+  private readonly deadlines: SetupDeadlines;
+
   constructor(
     private readonly next: ConnectionSetup<S, I>,
     private readonly settings: ProxySetupSettings,
-  ) {}
+  ) {
+    this.deadlines = new SetupDeadlines(settings.timeoutMs);
+  }
 
   /** The next stage's adopter for connections whose header is read natively, when it has one. */
   directAdopter(): DescriptorAdopter | undefined {
@@ -156,14 +162,14 @@ export class ProxyProtocolSetup<S extends net.Socket, I extends { id: number } &
     let finished = false;
     // One deadline for the header and the stage after it: a header sent slowly leaves the
     // TLS handshake less time, not a fresh timeout.
-    const timer = setTimeout(() => {
+    const deadline = this.deadlines.add(() => {
       if (!finish()) return;
       fail(record, codedError(this.settings.timeoutCode, `setup of connection ${record.id} took longer than ${this.settings.timeoutMs} ms`), 'timedOut');
-    }, this.settings.timeoutMs);
+    });
     const finish = (): boolean => {
       if (finished) return false;
       finished = true;
-      clearTimeout(timer);
+      SetupDeadlines.cancel(deadline);
       return true;
     };
     const failWith = (error: CodedError): void => {
