@@ -346,6 +346,20 @@ describe('trustedProxies: addresses and CIDR ranges, IPv4 and IPv6, v4-mapped re
     }
   });
 
+  it('gives the same verdicts when asked again, also after more distinct peers than it remembers', () => {
+    const trusted = new TrustedProxies(['10.0.0.0/8', '::1']);
+    const ask = (): boolean[] => ['10.1.2.3', '::ffff:10.9.9.9', '::1', '11.0.0.1', '::2'].map((address) => trusted.allows(address));
+    const first = ask();
+    expect(first).to.deep.equal([true, true, true, false, false]);
+    expect(ask()).to.deep.equal(first);
+    // 3,000 peers, some in the range and some not: past the table's bound (it is emptied when full).
+    for (let i = 0; i < 3000; i++) {
+      const address = `${i % 2 === 0 ? 10 : 12}.0.${Math.floor(i / 256)}.${i % 256}`;
+      expect(trusted.allows(address), address).to.equal(i % 2 === 0);
+    }
+    expect(ask()).to.deep.equal(first);
+  });
+
   it('refuses entries that are not addresses or ranges, and an empty list', () => {
     for (const entries of [[], ['10.0.0.0/33'], ['::/129'], ['example.com'], ['10.0.0.1/'], ['10.0.0.0/-1'], [7], 'x', undefined]) {
       expect(() => new TrustedProxies(entries), JSON.stringify(entries)).to.throw().with.property('code', 'ERR_INVALID_OPTION');
