@@ -44,47 +44,42 @@ done
 cc -shared -fPIC -O2 -Wall -o build-sanitize/ubsan_report_path.so scripts/ubsan_report_path.c -ldl
 node_modules/.bin/tsc -p tsconfig.json
 
-echo "== the ClientHello parser (native/hello_parse.cc) fuzzed under ASan and UBSan"
-# With clang: libFuzzer for NTL_FUZZ_SECONDS (default 30) from seeds of real hellos; without it,
-# gcc and a deterministic mutation driver (native/fuzz/standalone_driver.cc) over the same seeds.
-fuzz_dir="build-sanitize/hello-fuzz"
-mkdir -p "$fuzz_dir/corpus"
-node scripts/hello-fuzz-seeds.mjs "$fuzz_dir/seeds" >/dev/null
+# fuzz NAME DIR MAX_LEN SOURCES...: fuzzes one bounded parser under ASan and UBSan from the seeds in
+# DIR/seeds. With clang: libFuzzer for NTL_FUZZ_SECONDS (default 30); without it, gcc and a
+# deterministic mutation driver (native/fuzz/standalone_driver.cc) over the same seeds.
 fuzz_flags=(-std=c++17 -g -O1 -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
-fuzz_sources=(native/hello_parse.cc native/fuzz/hello_parse_fuzz.cc)
-if command -v clang++ >/dev/null && clang++ -fsanitize=fuzzer,address,undefined "${fuzz_flags[@]}" \
-    "${fuzz_sources[@]}" -o "$fuzz_dir/hello_parse_fuzz" 2>"$reports/fuzz-build.log"; then
-  cp "$fuzz_dir"/seeds/* "$fuzz_dir/corpus/"
-  "$fuzz_dir/hello_parse_fuzz" -max_total_time="${NTL_FUZZ_SECONDS:-30}" -max_len=140000 -print_final_stats=1 \
-    "$fuzz_dir/corpus" >"$reports/fuzz.log" 2>&1 || { cat "$reports/fuzz.log"; keep_reports=1; exit 1; }
-  grep -E '^(Done|stat::number_of_executed_units)' "$reports/fuzz.log" || true
-else
-  g++ -fsanitize=address,undefined "${fuzz_flags[@]}" "${fuzz_sources[@]}" native/fuzz/standalone_driver.cc \
-    -o "$fuzz_dir/hello_parse_driver"
-  ASAN_OPTIONS=detect_leaks=1 "$fuzz_dir/hello_parse_driver" 200000 "$fuzz_dir"/seeds/*
-fi
+fuzz() {
+  local name="$1" dir="$2" max_len="$3"
+  shift 3
+  mkdir -p "$dir/corpus"
+  if command -v clang++ >/dev/null && clang++ -fsanitize=fuzzer,address,undefined "${fuzz_flags[@]}" \
+      "$@" -o "$dir/$name-fuzz" 2>"$reports/$name-fuzz-build.log"; then
+    cp "$dir"/seeds/* "$dir/corpus/"
+    "$dir/$name-fuzz" -max_total_time="${NTL_FUZZ_SECONDS:-30}" -max_len="$max_len" -print_final_stats=1 \
+      "$dir/corpus" >"$reports/$name-fuzz.log" 2>&1 || { cat "$reports/$name-fuzz.log"; keep_reports=1; exit 1; }
+    grep -E '^(Done|stat::number_of_executed_units)' "$reports/$name-fuzz.log" || true
+  else
+    g++ -fsanitize=address,undefined "${fuzz_flags[@]}" "$@" native/fuzz/standalone_driver.cc -o "$dir/$name-driver"
+    ASAN_OPTIONS=detect_leaks=1 "$dir/$name-driver" 200000 "$dir"/seeds/*
+  fi
+}
+
+echo "== the ClientHello parser (native/hello_parse.cc) fuzzed under ASan and UBSan"
+# Seeds: real hellos.
+hello_dir="build-sanitize/hello-fuzz"
+node scripts/hello-fuzz-seeds.mjs "$hello_dir/seeds" >/dev/null
+fuzz hello-parse "$hello_dir" 140000 native/hello_parse.cc native/fuzz/hello_parse_fuzz.cc
 
 echo "== the PROXY header framer (native/proxy_frame.cc) fuzzed under ASan and UBSan"
 # Seeds: a first byte choosing the accepted versions, then a version 1 line or a version 2
 # header (IPv4 with a TLV) followed by the start of a TLS record.
 frame_dir="build-sanitize/proxy-frame-fuzz"
-mkdir -p "$frame_dir/seeds" "$frame_dir/corpus"
+mkdir -p "$frame_dir/seeds"
 printf '\x02PROXY TCP4 192.0.2.1 198.51.100.2 56324 443\r\n\x16\x03\x01' >"$frame_dir/seeds/v1"
 printf '\x02PROXY UNKNOWN\r\n' >"$frame_dir/seeds/v1-unknown"
 printf '\x01\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x12\xc0\x00\x02\x01\xc6\x33\x64\x02\xdc\x04\x01\xbb\x04\x00\x03\x00\x00\x00\x16\x03\x01' >"$frame_dir/seeds/v2"
 printf '\x03\r\n\r\n\x00\r\nQUIT\n\x20\x00\x00\x00' >"$frame_dir/seeds/v2-local"
-frame_sources=(native/proxy_frame.cc native/fuzz/proxy_frame_fuzz.cc)
-if command -v clang++ >/dev/null && clang++ -fsanitize=fuzzer,address,undefined "${fuzz_flags[@]}" \
-    "${frame_sources[@]}" -o "$frame_dir/proxy_frame_fuzz" 2>"$reports/frame-fuzz-build.log"; then
-  cp "$frame_dir"/seeds/* "$frame_dir/corpus/"
-  "$frame_dir/proxy_frame_fuzz" -max_total_time="${NTL_FUZZ_SECONDS:-30}" -max_len=70000 -print_final_stats=1 \
-    "$frame_dir/corpus" >"$reports/frame-fuzz.log" 2>&1 || { cat "$reports/frame-fuzz.log"; keep_reports=1; exit 1; }
-  grep -E '^(Done|stat::number_of_executed_units)' "$reports/frame-fuzz.log" || true
-else
-  g++ -fsanitize=address,undefined "${fuzz_flags[@]}" "${frame_sources[@]}" native/fuzz/standalone_driver.cc \
-    -o "$frame_dir/proxy_frame_driver"
-  ASAN_OPTIONS=detect_leaks=1 "$frame_dir/proxy_frame_driver" 200000 "$frame_dir"/seeds/*
-fi
+fuzz proxy-frame "$frame_dir" 70000 native/proxy_frame.cc native/fuzz/proxy_frame_fuzz.cc
 
 export NATIVE_TLS_LISTENER_ADDON="$addon"
 export LD_PRELOAD="${runtimes[*]} $root/build-sanitize/ubsan_report_path.so"
