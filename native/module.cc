@@ -1,6 +1,9 @@
 // Registers the addon's exports and nothing else; each concern lives in its own file.
 #include <napi.h>
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <climits>
 
 #include "acceptor.h"
@@ -68,6 +71,15 @@ Napi::Value SetDeferAcceptJs(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, SetDeferAccept(static_cast<int>(fd), static_cast<int>(seconds)));
 }
 
+// closeDescriptor(fd: 0..2^31-1): 0, or the errno of close(). A descriptor the native side
+// handed to JS and that no socket took: closed here, not with fs.closeSync, which in a worker
+// thread warns of a descriptor the worker did not open ("closed but not opened in unmanaged mode").
+Napi::Value CloseDescriptorJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int64_t fd = RequireInteger(env, info[0], "fd", 0, INT_MAX);
+  return Napi::Number::New(env, close(static_cast<int>(fd)) == 0 ? 0 : errno);
+}
+
 // addressKey(text, ipv6Prefix): the key maxConnectionsPerAddress counts `text` under
 // (native/address_key.h), as text, or null when it is not limited. What the shared cases in
 // test/fixtures/address_keys.json check the C++ rule with.
@@ -91,6 +103,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("prepareAdoptedSocket", Napi::Function::New<PrepareAdoptedSocketJs>(env, "prepareAdoptedSocket"));
   exports.Set("addressKey", Napi::Function::New<AddressKeyJs>(env, "addressKey"));
   exports.Set("setDeferAccept", Napi::Function::New<SetDeferAcceptJs>(env, "setDeferAccept"));
+  exports.Set("closeDescriptor", Napi::Function::New<CloseDescriptorJs>(env, "closeDescriptor"));
   exports.Set("resolvePassive", Napi::Function::New<ResolvePassive>(env, "resolvePassive"));
   exports.Set("notifySocket", Napi::Function::New<NotifySocket>(env, "notifySocket"));
   exports.Set("sendDescriptors", Napi::Function::New<SendDescriptors>(env, "sendDescriptors"));

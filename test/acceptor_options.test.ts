@@ -103,6 +103,7 @@ describe('the addon refuses out-of-range numbers itself: a RangeError with code 
     { target: 'openListenSocket port', accepted: ['0'], refused: [...refusedValues, '65536'] },
     { target: 'openListenSocket backlog', accepted: ['0', String(2 ** 31 - 1)], refused: refusedValues },
     { target: 'prepareAdoptedSocket fd', accepted: [String(2 ** 31 - 1)], refused: refusedValues },
+    { target: 'closeDescriptor fd', accepted: [String(2 ** 31 - 1)], refused: refusedValues },
   ];
 
   // One child per argument, so a call that aborts takes down only the calls after it in that

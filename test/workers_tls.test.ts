@@ -319,3 +319,44 @@ describe('workers: setCredentials switches every worker; handshakes under way fi
     expect(served.map((s) => s.commonName)).to.deep.equal(['server.test', 'server.test']);
   });
 });
+
+describe('workers with alpn: clients that connect and close without sending a byte', () => {
+  const cleanup = new Cleanup();
+  let pki: TestPki;
+  before(async () => {
+    pki = await createTestPki();
+  });
+  afterEach(() => cleanup.run());
+
+  it('are closed by the worker with no process warning (not "closed but not opened in unmanaged mode")', async () => {
+    // A worker thread's stderr reaches this process's: what it wrote is caught here.
+    const written: string[] = [];
+    const write = process.stderr.write.bind(process.stderr);
+    process.stderr.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+      written.push(String(chunk));
+      return (write as (...args: unknown[]) => boolean)(chunk, ...rest);
+    }) as typeof process.stderr.write;
+    cleanup.add(() => {
+      process.stderr.write = write;
+    });
+    const listener = createListener({
+      host: '127.0.0.1',
+      port: 0,
+      credential: pki.server,
+      alpn: ['h2', 'http/1.1'],
+      workers: { count: 1, module: handlerModule, workerData: { mode: 'greet' } satisfies WorkersHandlerConfig },
+    });
+    const { port } = await within(listener.listen(), 'the worker to start', 10_000);
+    const clients = 10;
+    for (let i = 0; i < clients; i++) {
+      const client = net.connect(port, '127.0.0.1', () => client.end());
+      client.on('error', () => undefined);
+      await once(client, 'close');
+    }
+    await waitUntil(() => listener.stats().handshakes.failed === clients, 'every connection counted as a failed handshake');
+    // The worker exits with the close; its stderr is forwarded before its exit.
+    await within(listener.close(), 'the listener to close', 10_000);
+    expect(listener.stats().leaked).to.equal(0);
+    expect(written.join('')).not.to.include('closed but not opened');
+  });
+});

@@ -259,6 +259,12 @@ export interface NativeBinding {
   openListenSocket(family: 4 | 6, numericAddress: string, port: number, backlog: number): ListenOutcome;
   /** fd 0..2^31-1: a listening TCP socket (AF_INET/AF_INET6), made non-blocking and close-on-exec */
   prepareAdoptedSocket(fd: number): ListenOutcome;
+  /**
+   * close(fd): 0, or the errno. For a descriptor the addon handed to JS that no socket took (in
+   * a worker thread fs.closeSync warns of one the worker did not open). Absent from an addon
+   * built before it: fs.closeSync then.
+   */
+  closeDescriptor?(fd: number): number;
   /** TCP_DEFER_ACCEPT on a listening socket: 0, or the errno (ENOPROTOOPT where there is none). */
   setDeferAccept(fd: number, seconds: number): number;
   /** The key maxConnectionsPerAddress counts `address` under (native/address_key.h), null if not limited; ipv6Prefix 1..128. */

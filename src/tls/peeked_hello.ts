@@ -11,7 +11,7 @@
 // Descriptor ownership: the adopter gives the descriptor to the native peeker (watch); its
 // callback gives it back to this PeekedHello ('held'), which opens the TLSSocket on it at once
 // if the setup is waiting ('open': the TLSSocket's handle owns it), else when the setup starts.
-// destroy() closes it wherever it is: cancel() in C++ while peeking, closeSync here while held,
+// destroy() closes it wherever it is: cancel() in C++ while peeking, closeHeld() while held,
 // the socket's own destroy() once open. Whichever way, 'close' is emitted once, after the
 // descriptor is closed.
 //
@@ -48,6 +48,8 @@ interface PeekCanceller {
   cancel(token: number): void;
   /** Watches a held descriptor for its hello: the new wait's token; throws leaving it held. */
   watchHello(connection: PeekedHello): number;
+  /** Closes a held descriptor (one no wait and no socket has). */
+  closeHeld(fd: number): void;
 }
 
 /** The PROXY header C++ read off the socket; undefined when it could not find its end (JS reads it). */
@@ -203,7 +205,7 @@ export class PeekedHello extends EventEmitter {
       return this;
     }
     if (this.state === 'peeking') this.stage.cancel(this.token);
-    else fs.closeSync(this.fd);
+    else this.stage.closeHeld(this.fd);
     this.state = 'closed';
     process.nextTick(() => {
       if (error !== undefined) this.emit('error', error);
@@ -254,6 +256,7 @@ export class HelloStage implements PeekCanceller {
   /** `alpn`: the server's protocols; `sniAlpn`: those offered to clients served with the SNI context. */
   constructor(
     peekerClass: NonNullable<NativeBinding['HelloPeeker']>,
+    private readonly closeDescriptor: NativeBinding['closeDescriptor'],
     private readonly alpn: readonly string[],
     private readonly sniAlpn: readonly string[],
   ) {
@@ -322,6 +325,15 @@ export class HelloStage implements PeekCanceller {
   close(): void {
     this.waiting.clear();
     this.peeker.close();
+  }
+
+  /**
+   * Closes a held descriptor natively where the addon can: in a worker thread fs.closeSync warns
+   * of a descriptor the worker did not open ("closed but not opened in unmanaged mode").
+   */
+  closeHeld(fd: number): void {
+    if (this.closeDescriptor !== undefined) this.closeDescriptor(fd);
+    else fs.closeSync(fd);
   }
 
   /** Ends a wait: C++ closes the descriptor. */

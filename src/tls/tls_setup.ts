@@ -132,8 +132,9 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
 
   private peekStage(): HelloStage | null {
     if (this.helloStage === undefined) {
-      const peeker = loadNativeBinding().binding?.HelloPeeker;
-      this.helloStage = peeker ? new HelloStage(peeker, this.serverAlpn, this.options.sniAlpn ?? this.serverAlpn) : null;
+      const binding = loadNativeBinding().binding;
+      const peeker = binding?.HelloPeeker;
+      this.helloStage = peeker ? new HelloStage(peeker, binding?.closeDescriptor?.bind(binding), this.serverAlpn, this.options.sniAlpn ?? this.serverAlpn) : null;
     }
     return this.helloStage;
   }
