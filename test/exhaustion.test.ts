@@ -102,11 +102,15 @@ describe('descriptor exhaustion: the listener stays up, idles while it cannot ac
         // Release: the child lets go of what it holds, the flood clients close their side. The
         // books are read again first: with workers, a descriptor the runtime freed meanwhile (a
         // worker's module files) lets the accept thread take a few more of the waiting clients,
-        // and every one of them must be held and released too.
+        // and every one of them must be held and released too. The release itself frees
+        // descriptors one by one, and with workers the accept thread (which runs meanwhile) takes
+        // more waiting clients, which that same release lets go (CI saw 122 released of 97
+        // held): so at least every held one is released, and the books below say none is left.
         const beforeRelease = await statsOf(child);
         if (backend === 'native') expect(beforeRelease.active, 'every accepted connection is still held').to.equal(beforeRelease.accepted);
         const released = await child.request({ cmd: 'release' }, 'released');
-        expect(released.count).to.equal(beforeRelease.active);
+        if (workers === undefined) expect(released.count).to.equal(beforeRelease.active);
+        else expect(released.count).to.be.at.least(beforeRelease.active);
         for (const c of flood) c.destroy();
 
         const fresh = await connect(port);
