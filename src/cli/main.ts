@@ -121,6 +121,10 @@ async function run(args: readonly string[]): Promise<number> {
   const onHangup = (): void => void reloader.reload('SIGHUP');
   process.on('SIGHUP', onHangup);
   if (options.watch) reloader.watch();
+  // SIGINT and SIGTERM are ours before the banner and READY=1 go out: a supervisor (or a
+  // script) that stops the server the moment it reads either must get the graceful close, not
+  // the default action of a signal nobody handles yet.
+  const stopped = untilStopped(listener, control);
 
   log.listening({
     version,
@@ -139,7 +143,7 @@ async function run(args: readonly string[]): Promise<number> {
 
   let status = EXIT_OK;
   try {
-    const reason = await untilStopped(listener, control);
+    const reason = await stopped;
     if (reason === 'upgrade' && !(listener instanceof WorkersListener)) {
       log.event('info', 'handedOff', `upgrade: a new process accepts now; draining (connections get ${SHUTDOWN_GRACE_MS} ms to finish)`, {
         gracefulTimeoutMs: SHUTDOWN_GRACE_MS,
