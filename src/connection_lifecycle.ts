@@ -176,11 +176,10 @@ export class ConnectionLifecycle<S extends net.Socket, I extends { id: number }>
     // Only where setup can fail: plain TCP skips the getpeername() it would cost.
     const record = this.registry.register(id, socket, fd, this.setup.canFail ? peerOf(socket) : {});
     mark(socket, record, this as unknown as ConnectionLifecycle<net.Socket, { id: number }>);
-    // Kept from serve() on, where the handler gets this very socket (see kept_listener.ts).
-    socket.on('close', onConnectionClose);
     socket.on('error', onConnectionError);
     if (channels.accept.hasSubscribers) channels.accept.publish({ listener: this.host, id, fd });
     if (this.host.stopping) {
+      socket.on('close', onConnectionClose);
       socket.destroy();
       return;
     }
@@ -189,6 +188,13 @@ export class ConnectionLifecycle<S extends net.Socket, I extends { id: number }>
       socket.on('timeout', onConnectionIdle);
     }
     this.setup.start(socket, record, this.setupDone, this.setupFail);
+    // After the setup's own 'close' listener ('close' is never emitted synchronously): a client
+    // that leaves during setup is counted as the setup's failure before its connection is
+    // released. A worker publishes the release to the main thread at once, and its failure
+    // counts go by another way (workers/setup_book.ts): the other order let stats() show the
+    // connection gone without its failure. Kept from serve() on, where the handler gets this
+    // very socket (see kept_listener.ts).
+    socket.on('close', onConnectionClose);
   }
 
   /** The connection's descriptor is released (its socket's 'close'). */

@@ -108,6 +108,24 @@ describe('diagnostics_channel: accept, handshake-done, handshake-failed, connect
         expect(closeStats).to.include({ accepted: 2, closed: 2, active: 0, leaked: 0 });
         expect(closeStats.handshakes).to.deep.equal({ completed: 1, failed: 1, timedOut: 0, aborted: 0 });
       });
+
+      it('a client that leaves during setup: its failure is published, and counted, before its connection is released', async () => {
+        // The order stats() readers rely on: with workers, the release reaches the main thread at
+        // once and the failure count by another way, so a failure counted after the release was
+        // missing from a stats() read in between.
+        const listener = harness.tls(tlsOptions(backend), () => () => Promise.resolve());
+        cleanup.add(() => listener.close());
+        const log = subscribeAll(cleanup, () => listener);
+        const { port } = await listener.listen();
+        const silent = await tcpPeer(port);
+        await waitUntil(() => listener.stats().inSetup === 1, 'the silent client to be in setup');
+        silent.destroy();
+        await waitUntil(() => listener.stats().closed === 1, 'the silent client to be counted closed');
+        expect(listener.stats().setupFailures).to.deep.equal({ ERR_CLIENT_CLOSED: 1 });
+        await waitUntil(() => log.some(({ channel }) => channel === 'connection-close'), 'connection-close to be published');
+        const summary = log.map(({ channel, message }) => `${channel}:${String(message.id ?? (message.info as SetupFailureInfo | undefined)?.id ?? '-')}`);
+        expect(summary).to.deep.equal(['accept:1', 'handshake-failed:1', 'connection-close:1']);
+      });
     });
   }
 });
