@@ -9,7 +9,7 @@ import type { SetupDone, SetupFail } from '../connection_lifecycle.js';
 import type { ConnectionRecord } from '../registry.js';
 import { codedError, ErrorCodes } from '../errors.js';
 import type { CodedError } from '../errors.js';
-import { chooseAlpnProtocol, wireList, wireProtocolLists } from './alpn.js';
+import { chooseAlpnProtocol, wireProtocolLists } from './alpn.js';
 import { readClientHello } from './client_hello_reader.js';
 import type { ClientHelloSummary } from './client_hello_reader.js';
 import { peerCertificateChain } from './peer_chain.js';
@@ -69,8 +69,6 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
   readonly canFail = true;
   private readonly alpnLists: Map<string, Buffer>;
   private readonly serverAlpn: readonly string[];
-  /** The server's whole list in the wire format; undefined without alpn. */
-  private readonly serverAlpnWire: Buffer | undefined;
   private contexts: Readonly<ServingContexts>;
   private readonly deadlines: SetupDeadlines;
   /** The native ClientHello stage, made on first use; null where the addon has none. */
@@ -88,7 +86,6 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
     this.deadlines = new SetupDeadlines(options.handshakeTimeout);
     this.serverAlpn = options.alpn ?? [];
     this.alpnLists = wireProtocolLists(this.serverAlpn);
-    this.serverAlpnWire = this.serverAlpn.length > 0 ? wireList(this.serverAlpn) : undefined;
     this.contexts = { context: options.context, ...(options.sniContext ? { sniContext: options.sniContext } : {}) };
   }
 
@@ -305,9 +302,18 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
       // Node calls this only when the client sent a server name.
       options.SNICallback = (_servername, callback) => callback(null, sniContext);
     }
-    // A hello not parsed (too large to peek or read, or one OpenSSL will refuse) is OpenSSL's to answer
-    // in full: it selects from the server's whole list, as tls.createServer({ ALPNProtocols }).
-    if (this.serverAlpnWire !== undefined) options.ALPNProtocols = this.serverAlpnWire;
+    // A hello not parsed (too large for the JS reader, or bytes the parser cannot make sense of,
+    // such as an empty record before it) is OpenSSL's to answer in full, but the protocol is
+    // chosen as for a parsed one: the client's first choice among those offered to the
+    // credential that serves it (sniAlpn for an SNI client, which the HTTP route can speak).
+    // OpenSSL's own choice (ALPNProtocols) goes by the server's order and offers an SNI client
+    // the whole list, h2 included for an HTTP/1 route. Node calls this only when the client
+    // sent ALPN; no overlap is its no_application_protocol alert, as with ALPNProtocols.
+    if (this.serverAlpn.length > 0) {
+      options.ALPNCallback = ({ servername, protocols }) =>
+        // Node's SNI callback serves sniContext for any non-empty name; this follows it.
+        chooseAlpnProtocol(protocols, this.offeredTo(servername ? servername : undefined, contexts));
+    }
     return options;
   }
 

@@ -114,7 +114,8 @@ export function itAnswersAsTlsCreateServer(state: () => Comparison): void {
   // A 131,000-byte hello (OpenSSL takes up to 131,396) in 256-byte records, as tlsfuzzer's
   // large-hello scripts send: beyond what the hello readers take (the peek's limit, the JS
   // reader's 16 KiB). Never parsed, it reaches OpenSSL with the primary context, whose
-  // SNICallback still picks the credential, and OpenSSL selects from the server's whole ALPN list.
+  // SNICallback still picks the credential, and the ALPN callback picks the client's first
+  // choice (h2 here, tls.createServer's pick too; test/unparsed_hello_alpn.test.ts has the rest).
   for (const servername of ['sni.example', undefined]) {
     it(`a hello too large to read first, ${servername ? 'with' : 'without'} a server name: the same ALPN protocol and certificate as from tls.createServer`, async function () {
       const { cleanup, pki, listener, referencePort } = state();
