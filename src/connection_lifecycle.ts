@@ -187,13 +187,20 @@ export class ConnectionLifecycle<S extends net.Socket, I extends { id: number }>
       socket.setTimeout(this.timing.idleTimeout);
       socket.on('timeout', onConnectionIdle);
     }
+    // Kept from serve() on, where the handler gets this very socket (see kept_listener.ts).
+    if (!this.setup.canFail) {
+      // Served within start() (plain TCP): released before the handler's own 'close' listeners.
+      socket.on('close', onConnectionClose);
+      this.setup.start(socket, record, this.setupDone, this.setupFail);
+      return;
+    }
     this.setup.start(socket, record, this.setupDone, this.setupFail);
-    // After the setup's own 'close' listener ('close' is never emitted synchronously): a client
-    // that leaves during setup is counted as the setup's failure before its connection is
-    // released. A worker publishes the release to the main thread at once, and its failure
-    // counts go by another way (workers/setup_book.ts): the other order let stats() show the
-    // connection gone without its failure. Kept from serve() on, where the handler gets this
-    // very socket (see kept_listener.ts).
+    // After the setup's own 'close' listener ('close' is never emitted synchronously, and a
+    // setup that can fail serves later, so the handler's listeners still come after this one):
+    // a client that leaves during setup is counted as the setup's failure before its
+    // connection is released. A worker publishes the release to the main thread at once, and
+    // its failure counts go by another way (workers/setup_book.ts): the other order let
+    // stats() show the connection gone without its failure.
     socket.on('close', onConnectionClose);
   }
 

@@ -478,3 +478,27 @@ describe('idleTimeout: a connection without traffic for idleTimeout ms is closed
     });
   }
 });
+
+describe("a plain TCP handler's own 'close' listener runs once its connection is released", () => {
+  const cleanup = new Cleanup();
+  afterEach(() => cleanup.run());
+
+  for (const backend of ['native', 'js'] as const) {
+    it(`${backend} backend: stats() read there counts the connection closed, not active`, async () => {
+      const seen: Array<{ active: number; closed: number }> = [];
+      const listener = new TCPListener({ port: 0, host: '127.0.0.1', backend }, (socket) => {
+        socket.on('close', () => {
+          const { active, closed } = listener.stats();
+          seen.push({ active, closed });
+        });
+      });
+      cleanup.add(() => listener.close());
+      const { port } = await listener.listen();
+      const peer = await tcpPeer(port);
+      await waitUntil(() => listener.stats().active === 1, 'the connection to be served');
+      peer.destroy();
+      await waitUntil(() => seen.length === 1, "the handler's 'close' listener to run");
+      expect(seen).to.deep.equal([{ active: 0, closed: 1 }]);
+    });
+  }
+});
