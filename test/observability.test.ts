@@ -46,6 +46,11 @@ function subscribeAll(cleanup: Cleanup, owner: () => unknown): Array<{ channel: 
   return log;
 }
 
+/** Each message as `channel:id` (a failure's id is in its info; listener-close has none). */
+function channelsWithIds(log: Array<{ channel: ChannelName; message: Record<string, unknown> }>): string[] {
+  return log.map(({ channel, message }) => `${channel}:${String(message.id ?? (message.info as SetupFailureInfo | undefined)?.id ?? '-')}`);
+}
+
 describe('diagnostics_channel: accept, handshake-done, handshake-failed, connection-close and listener-close messages', () => {
   for (const { backend, mode, label } of backendModes) {
     describe(label, () => {
@@ -78,7 +83,7 @@ describe('diagnostics_channel: accept, handshake-done, handshake-failed, connect
         await within(listener.close(), 'close()');
         await delay(10);
 
-        const summary = log.map(({ channel, message }) => `${channel}:${String(message.id ?? (message.info as SetupFailureInfo | undefined)?.id ?? '-')}`);
+        const summary = channelsWithIds(log);
         expect(summary).to.deep.equal([
           'accept:1',
           'handshake-done:1',
@@ -123,7 +128,7 @@ describe('diagnostics_channel: accept, handshake-done, handshake-failed, connect
         await waitUntil(() => listener.stats().closed === 1, 'the silent client to be counted closed');
         expect(listener.stats().setupFailures).to.deep.equal({ ERR_CLIENT_CLOSED: 1 });
         await waitUntil(() => log.some(({ channel }) => channel === 'connection-close'), 'connection-close to be published');
-        const summary = log.map(({ channel, message }) => `${channel}:${String(message.id ?? (message.info as SetupFailureInfo | undefined)?.id ?? '-')}`);
+        const summary = channelsWithIds(log);
         expect(summary).to.deep.equal(['accept:1', 'handshake-failed:1', 'connection-close:1']);
       });
     });

@@ -10,6 +10,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { expect } from 'chai';
 import type { ListenerOptions } from '../src/index.js';
+import { EMPTY_HANDSHAKE_RECORD } from './support/hello_cases.js';
 import { createTestPki } from './support/pki.js';
 import { startListener, useCleanup, waitUntil, within } from './support/tls_harness.js';
 import type { Cleanup } from './support/tls_harness.js';
@@ -19,8 +20,6 @@ const credential = { key: pki.server.key, cert: pki.server.cert };
 const sniCredential = { key: pki.sni.key, cert: pki.sni.cert };
 const ALPN = ['h2', 'http/1.1'];
 
-/** A zero-length handshake record: nothing for the transcript, but no hello where one is looked for. */
-const EMPTY_RECORD = Buffer.from([22, 3, 1, 0, 0]);
 
 const readers: Array<{ label: string; options: Pick<ListenerOptions, 'backend' | 'idleTimeout'> }> = [
   { label: 'read in JS (js backend)', options: { backend: 'js' } },
@@ -69,7 +68,7 @@ describe('ALPN for a hello the listener leaves unparsed: the client’s first ch
         const { port, listener } = await startListener(cleanup, { ...options, credential, alpn: ALPN }, (socket) => { socket.end(); });
         const parsed = await connect(cleanup, port, undefined, { ALPNProtocols: ['http/1.1', 'h2'] });
         expect(parsed.alpn, 'a parsed hello').to.equal('http/1.1');
-        const unparsed = await connect(cleanup, port, EMPTY_RECORD, { ALPNProtocols: ['http/1.1', 'h2'] });
+        const unparsed = await connect(cleanup, port, EMPTY_HANDSHAKE_RECORD, { ALPNProtocols: ['http/1.1', 'h2'] });
         expect(unparsed.error, 'the unparsed hello’s handshake').to.equal(undefined);
         expect(unparsed.alpn, 'an unparsed hello').to.equal('http/1.1');
         await waitUntil(() => listener.stats().closed === 2, 'both connections to be counted closed');
@@ -79,7 +78,7 @@ describe('ALPN for a hello the listener leaves unparsed: the client’s first ch
         // An http.Server speaks HTTP/1 only: the route offers SNI clients http/1.1 alone.
         const route = http.createServer((_request, response) => response.end('routed'));
         const { port } = await startListener(cleanup, { ...options, credential, sniCredential, alpn: ALPN, http: route }, (socket) => { socket.end(); });
-        const client = await connect(cleanup, port, EMPTY_RECORD, { servername: 'sni.test', ALPNProtocols: ['h2', 'http/1.1'] });
+        const client = await connect(cleanup, port, EMPTY_HANDSHAKE_RECORD, { servername: 'sni.test', ALPNProtocols: ['h2', 'http/1.1'] });
         expect(client.error, 'the handshake').to.equal(undefined);
         expect(client.alpn).to.equal('http/1.1');
         const response = await get(client.socket);
@@ -91,7 +90,7 @@ describe('ALPN for a hello the listener leaves unparsed: the client’s first ch
         const parsed = await connect(cleanup, port, undefined, { ALPNProtocols: ['spdy/3'] });
         expect(parsed.error, 'a parsed hello').to.equal(undefined);
         expect(parsed.alpn).to.equal(false);
-        const unparsed = await connect(cleanup, port, EMPTY_RECORD, { ALPNProtocols: ['spdy/3'] });
+        const unparsed = await connect(cleanup, port, EMPTY_HANDSHAKE_RECORD, { ALPNProtocols: ['spdy/3'] });
         expect(unparsed.error?.code).to.equal('ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL');
         const { error } = await nextClientError();
         expect(error.code).to.equal('ERR_SSL_NO_APPLICATION_PROTOCOL');

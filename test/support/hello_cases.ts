@@ -12,6 +12,9 @@ import type { HelloParts } from './hello_builder.js';
 export const DECODE_ERROR = 'alert:50';
 export const SERVER_HELLO = 'handshake:2';
 
+/** A zero-length handshake record: OpenSSL skips it; the hello readers leave what follows to OpenSSL. */
+export const EMPTY_HANDSHAKE_RECORD = Buffer.from([22, 3, 1, 0, 0]);
+
 /** An SSLv2-format CLIENT-HELLO (RFC 6101 E.1), as very old clients and scanners send. */
 export function sslv2Hello(): Buffer {
   const ciphers = Buffer.from([0x00, 0x00, 0x2f, 0x00, 0x00, 0x35, 0x00, 0x00, 0x0a]);

@@ -25,7 +25,7 @@ import {
   withMoreCiphers,
 } from './hello_builder.js';
 import type { HelloParts } from './hello_builder.js';
-import { DECODE_ERROR, malformedHellos, SERVER_HELLO, sslv2Hello, startReference, unusualNames } from './hello_cases.js';
+import { DECODE_ERROR, EMPTY_HANDSHAKE_RECORD, malformedHellos, SERVER_HELLO, sslv2Hello, startReference, unusualNames } from './hello_cases.js';
 
 export const ALPN = ['h2', 'http/1.1'];
 
@@ -135,7 +135,7 @@ export function itAnswersAsTlsCreateServer(state: () => Comparison): void {
 
   it('an empty handshake record before the hello: a ServerHello, as from tls.createServer', async function () {
     const { answers, parts } = state();
-    const got = await answers(Buffer.concat([Buffer.from([22, 3, 1, 0, 0]), inRecords(handshakeOf(parts))]));
+    const got = await answers(Buffer.concat([EMPTY_HANDSHAKE_RECORD, inRecords(handshakeOf(parts))]));
     expect(got.reference, 'tls.createServer').to.equal(SERVER_HELLO);
     expect(got.listener, 'the listener').to.equal(got.reference);
   });
