@@ -61,14 +61,27 @@ bool RaiseLowWater(Watch* watch, size_t need) {
   return true;
 }
 
+// The whole ClientHello was peeked: what it asks for goes into `outcome`.
+void TakeParsedHello(const HelloView& view, const AlpnLists& alpn_lists, Outcome& outcome) {
+  outcome.parsed = true;
+  if (view.host_name != nullptr) {
+    outcome.has_servername = true;
+    outcome.servername.assign(reinterpret_cast<const char*>(view.host_name), view.host_name_length);
+  }
+  ChooseProtocols(alpn_lists, view, outcome);
+}
+
 // A PROXY header wait: peeks, frames (native/proxy_frame.h), and once the header's end is known
 // reads exactly the header, leaving what follows (the ClientHello) in the kernel. kDone with
 // `outcome.framed` and the header's bytes, or without (the client's FIN or a queue that will not
 // grow before the end was found: JS reads the header itself), or with the socket's error.
-PeekResult PeekHeader(Watch* watch, bool woken, Outcome& outcome) {
+// The same peek holds what came after the header: when that is a whole ClientHello (a balancer
+// that sends its header with the client's first bytes, or a client quicker than the accept), it
+// is parsed here too (`outcome.parsed`), which saves the hello's own wait, peek and call into JS.
+PeekResult PeekHeader(Watch* watch, bool woken, const AlpnLists& alpn_lists, Outcome& outcome) {
   PeekBuffers& buffers = ThreadBuffers();
   static_assert(kMaxHelloStreamBytes >= kProxyHeaderMaxBytes, "the peek buffer holds the largest header");
-  const ssize_t got = PeekInto(watch->fd, buffers.stream.data(), kProxyHeaderMaxBytes);
+  const ssize_t got = PeekInto(watch->fd, buffers.stream.data(), buffers.stream.size());
   if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
     if (!woken || watch->peeked == 0) return PeekResult::kWait;
     return PeekResult::kDone;
@@ -91,6 +104,13 @@ PeekResult PeekHeader(Watch* watch, bool woken, Outcome& outcome) {
     else {
       outcome.framed = true;
       outcome.header.assign(buffers.stream.data(), buffers.stream.data() + frame.length);
+      // The read wrote the header's own bytes over themselves: what follows is as peeked. Only
+      // a whole hello is taken here; anything else (part of one, or bytes the parser leaves to
+      // OpenSSL) is peeked again by the hello's own wait, which knows those cases.
+      if (length > frame.length) {
+        const HelloView view = ParseClientHello(buffers.stream.data() + frame.length, length - frame.length, buffers.scratch);
+        if (view.status == HelloStatus::kComplete) TakeParsedHello(view, alpn_lists, outcome);
+      }
     }
     return PeekResult::kDone;
   }
@@ -107,12 +127,7 @@ PeekResult PeekHeader(Watch* watch, bool woken, Outcome& outcome) {
 // missing once taking).
 PeekResult AfterParse(Watch* watch, const HelloView& view, const AlpnLists& alpn_lists, Outcome& outcome) {
   if (view.status == HelloStatus::kComplete) {
-    outcome.parsed = true;
-    if (view.host_name != nullptr) {
-      outcome.has_servername = true;
-      outcome.servername.assign(reinterpret_cast<const char*>(view.host_name), view.host_name_length);
-    }
-    ChooseProtocols(alpn_lists, view, outcome);
+    TakeParsedHello(view, alpn_lists, outcome);
     return PeekResult::kDone;
   }
   if (view.status == HelloStatus::kUnparsed) return PeekResult::kDone;
@@ -138,7 +153,7 @@ PeekResult Take(Watch* watch, const AlpnLists& alpn_lists, Outcome& outcome) {
 }  // namespace
 
 PeekResult Peek(Watch* watch, bool woken, const AlpnLists& alpn_lists, Outcome& outcome) {
-  if (watch->proxy_versions != 0) return PeekHeader(watch, woken, outcome);
+  if (watch->proxy_versions != 0) return PeekHeader(watch, woken, alpn_lists, outcome);
   if (watch->taking) return Take(watch, alpn_lists, outcome);
   PeekBuffers& buffers = ThreadBuffers();
   const ssize_t got = PeekInto(watch->fd, buffers.stream.data(), buffers.stream.size());

@@ -37,6 +37,7 @@ struct Watch {
 };
 
 struct Outcome {
+  // The ClientHello was parsed whole (for a PROXY header wait: the one queued behind the header).
   bool parsed = false;
   // Whether any byte was queued (a client that closes, or resets, having sent nothing after a
   // PROXY header is its balancer's health check: src/proxy/proxy_setup.ts).
@@ -59,7 +60,8 @@ enum class PeekResult { kWait, kDone };
 // Peeks at what the socket holds and parses it: kDone with `outcome` filled, or kWait with
 // SO_RCVLOWAT raised to the bytes needed next. `woken`: called for a poll event, so a peek
 // that brings nothing new means the queue will not grow (FIN, reset, full buffer). A PROXY
-// header wait (proxy_versions) reads exactly the header once its end is known.
+// header wait (proxy_versions) reads exactly the header once its end is known, and parses the
+// ClientHello behind it when the same peek holds it whole.
 PeekResult Peek(Watch* watch, bool woken, const AlpnLists& alpn_lists, Outcome& outcome);
 
 // Puts SO_RCVLOWAT back for the socket's reader. Failing, the descriptor still goes to JS: its

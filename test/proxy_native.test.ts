@@ -58,6 +58,42 @@ describe('PROXY header read natively: one TLSSocket on the descriptor, the same 
     expect(await running.servedCount(1)).to.deep.include({ remoteAddress: '203.0.113.8', remotePort: 4343 });
   });
 
+  // The header's own peek holds the hello when both came together: C++ parses it there, and the
+  // hello needs no wait of its own. What it asks for must reach the TLSSocket as from that wait.
+  it('the header and a hello with a server name in one segment: the SNI credential and the client\'s first protocol', async function () {
+    const running = await startListener(
+      cleanup,
+      { backend: 'native', credential, sniCredential: { key: pki.sni.key, cert: pki.sni.cert }, alpn: ['h2', 'http/1.1'], proxyProtocol: 'v2', trustedProxies: LOOPBACK },
+      greet('hi'),
+    );
+    const named = proxiedTlsConnect(cleanup, running.port, HEADER, { servername: 'sni.test', ALPNProtocols: ['http/1.1', 'h2'] });
+    await named.receive('hi');
+    expect(named.socket.alpnProtocol).to.equal('http/1.1');
+    expect(named.serverCommonName()).to.equal('sni.test');
+    const unnamed = proxiedTlsConnect(cleanup, running.port, HEADER, { ALPNProtocols: ['h2', 'http/1.1'] });
+    await unnamed.receive('hi');
+    expect(unnamed.socket.alpnProtocol).to.equal('h2');
+    expect(unnamed.serverCommonName()).to.not.equal('sni.test');
+    const infos = await running.servedCount(2);
+    expect(infos).to.deep.include({ remoteAddress: '203.0.113.9', remotePort: 4444 });
+    expect(running.listener.stats().sni).to.deep.equal({ sniCredential: 1, primaryCredential: 1 });
+    expectBalanced(running.listener);
+  });
+
+  it('the header with only the hello\'s first bytes, the rest later: the hello is peeked again, served with its name and protocol', async function () {
+    const running = await startListener(
+      cleanup,
+      { backend: 'native', credential, sniCredential: { key: pki.sni.key, cert: pki.sni.cert }, alpn: ['h2', 'http/1.1'], proxyProtocol: 'v2', trustedProxies: LOOPBACK },
+      greet('hi'),
+    );
+    const client = proxiedTlsConnect(cleanup, running.port, HEADER, { servername: 'sni.test', ALPNProtocols: ['http/1.1'] }, 'hello-split');
+    await client.receive('hi');
+    expect(client.socket.alpnProtocol).to.equal('http/1.1');
+    expect(client.serverCommonName()).to.equal('sni.test');
+    expect(running.listener.stats().sni).to.deep.equal({ sniCredential: 1, primaryCredential: 0 });
+    expectBalanced(running.listener);
+  });
+
   // The JS reader refused these from their first bytes; the native framer hands the parser those
   // bytes as soon as they are in, so the refusal does not wait for bytes that never come.
   const early: Array<[string, 'v1' | 'v2' | 'any', Buffer]> = [

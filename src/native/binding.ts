@@ -192,8 +192,18 @@ export type HelloVerdict = 1 | 0 | -1;
  * The PROXY header outcome (native/hello_peek.h): `header`, the header's bytes, read off the
  * socket with the ClientHello left queued; undefined when its end was not found (the client's
  * FIN, or a queue that stopped growing), nothing read; `errno` the socket's error, else 0.
+ * `helloParsed` is 1 when the whole ClientHello was queued behind the header and parsed from
+ * the same peek: `servername` and `choices` are then as HelloCallback's, and the hello needs
+ * no wait of its own. Otherwise it and what follows are undefined.
  */
-export type HeaderCallback = (token: number, header: Buffer | undefined, errno: number) => void;
+export type HeaderCallback = (
+  token: number,
+  header: Buffer | undefined,
+  errno: number,
+  helloParsed?: 1,
+  servername?: string,
+  ...choices: number[]
+) => void;
 
 /** Waits, in C++, for each connection's whole ClientHello; see native/hello_peek.h. */
 export interface NativeHelloPeeker {

@@ -17,7 +17,9 @@
 //
 // Behind a PROXY balancer (adoptBehindProxy) the wait starts with the header: C++ reads exactly
 // its bytes and hands the descriptor back ('held'); the PROXY stage (src/proxy/proxy_setup.ts)
-// parses them, then the TLS stage has the hello peeked as above (peekHello: 'peeking' again).
+// parses them, then the TLS stage has the hello peeked as above (peekHello: 'peeking' again),
+// unless the hello was queued whole behind the header: C++ parsed it from the header's own peek,
+// and peekHello settles with it at once.
 // When C++ cannot find the header's end, the descriptor goes to a net.Socket (adoptSocket,
 // 'open') and the header and the hello are read in JS, as where there is no addon.
 import { EventEmitter } from 'node:events';
@@ -89,6 +91,8 @@ export class PeekedHello extends EventEmitter {
   private client: PeekedHelloClient | undefined;
   private bottom: net.Socket | undefined;
   private headerOutcome: { outcome: HeaderOutcome } | undefined;
+  /** The hello C++ parsed from the PROXY header's peek, queued behind the header. */
+  private helloBehindHeader: PeekedClientHello | undefined;
   private onHeader: ((outcome: HeaderOutcome) => void) | undefined;
   /** Whether the client sent a byte after its PROXY header (false: it closed, or reset, first). */
   sentAfterHeader = true;
@@ -121,11 +125,15 @@ export class PeekedHello extends EventEmitter {
     else this.onHeader = then;
   }
 
-  /** The native peeker handed the descriptor back with the header (HelloStage's callback). */
-  headerRead(outcome: HeaderOutcome): void {
+  /**
+   * The native peeker handed the descriptor back with the header (HelloStage's callback), and
+   * the hello queued behind it when the same peek parsed it whole.
+   */
+  headerRead(outcome: HeaderOutcome, helloBehind?: PeekedClientHello): void {
     if (this.state !== 'peeking') return;
     this.state = 'held';
     this.headerOutcome = { outcome };
+    this.helloBehindHeader = helloBehind;
     const then = this.onHeader;
     this.onHeader = undefined;
     then?.(outcome);
@@ -141,6 +149,13 @@ export class PeekedHello extends EventEmitter {
     if (!this.awaitingHello) return;
     // 'peeking' before the watch: the hello may be in already, and come back within it.
     this.state = 'peeking';
+    const parsed = this.helloBehindHeader;
+    if (parsed !== undefined) {
+      // Parsed with the header, still queued: as if a watch had found it at once.
+      this.helloBehindHeader = undefined;
+      this.settle(parsed, undefined);
+      return;
+    }
     try {
       this.token = this.stage.watchHello(this);
     } catch (error) {
@@ -263,7 +278,8 @@ export class HelloStage implements PeekCanceller {
     this.peeker = new peekerClass(
       [wireList(alpn), wireList(sniAlpn)],
       (token, verdict, servername, errno, taken, choice, sniChoice) => this.settle(token, verdict, servername, errno, taken, choice ?? -1, sniChoice ?? -1),
-      (token, header, errno) => this.settleHeader(token, header, errno),
+      (token, header, errno, helloParsed, servername, choice, sniChoice) =>
+        this.settleHeader(token, header, errno, helloParsed === 1 ? this.helloOf(servername, choice ?? -1, sniChoice ?? -1) : undefined),
     );
   }
 
@@ -342,12 +358,13 @@ export class HelloStage implements PeekCanceller {
   }
 
   // Never throws: it may run inside watch() (the header was there already).
-  private settleHeader(token: number, header: Buffer | undefined, errno: number): void {
+  private settleHeader(token: number, header: Buffer | undefined, errno: number, helloBehind: PeekedClientHello | undefined): void {
     const connection = this.waiting.get(token);
     if (connection === undefined) return;
     this.waiting.delete(token);
     if (errno !== 0) connection.fail(systemError(errno, 'read'));
-    else connection.headerRead(header === undefined ? undefined : { header });
+    else if (header === undefined) connection.headerRead(undefined);
+    else connection.headerRead({ header }, helloBehind);
   }
 
   // Never throws: it may run inside watch() (the hello was there already).
@@ -372,13 +389,18 @@ export class HelloStage implements PeekCanceller {
       connection.settle(undefined, taken, verdict);
       return;
     }
+    connection.settle(this.helloOf(servername, choice, sniChoice), taken);
+  }
+
+  /** What a parsed hello asks for: its name, and the protocols chosen from each ALPN list. */
+  private helloOf(servername: string | undefined, choice: number, sniChoice: number): PeekedClientHello {
     const hello: PeekedClientHello = {};
     if (servername !== undefined) hello.servername = servername;
     const protocol = this.alpn[choice];
     const sniProtocol = this.sniAlpn[sniChoice];
     if (protocol !== undefined) hello.protocol = protocol;
     if (sniProtocol !== undefined) hello.sniProtocol = sniProtocol;
-    connection.settle(hello, taken);
+    return hello;
   }
 }
 

@@ -76,14 +76,15 @@ export function v2(spec: V2Spec): Buffer {
 /**
  * A tls.connect client over a loopback TCP connection that first sends `header`. With
  * 'together' the header and the ClientHello go out in one write (one segment on loopback);
- * with 'bytewise' the header goes one byte per write before the hello.
+ * with 'bytewise' the header goes one byte per write before the hello; with 'hello-split' the
+ * header and the hello's first 20 bytes go in one write, and the rest of the hello 100 ms later.
  */
 export function proxiedTlsConnect(
   cleanup: Cleanup,
   port: number,
   header: Buffer,
   options: tls.ConnectionOptions = {},
-  cut: 'together' | 'bytewise' = 'together',
+  cut: 'together' | 'bytewise' | 'hello-split' = 'together',
 ): TlsClient {
   const raw = net.connect({ host: '127.0.0.1', port });
   raw.setNoDelay(true);
@@ -98,6 +99,11 @@ export function proxiedTlsConnect(
       headerSent = true;
       if (cut === 'together') {
         raw.write(Buffer.concat([header, chunk]), callback);
+        return;
+      }
+      if (cut === 'hello-split') {
+        raw.write(Buffer.concat([header, chunk.subarray(0, 20)]));
+        setTimeout(() => raw.write(chunk.subarray(20), callback), 100);
         return;
       }
       for (const byte of header) raw.write(Buffer.from([byte]));
