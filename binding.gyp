@@ -39,6 +39,7 @@
         "native/hello_parse.cc",
         "native/proxy_frame.cc",
         "native/peek_wait.cc",
+        "native/peek_outcome.cc",
         "native/hello_peek.cc",
         "native/wait_set.cc",
         "native/hello_take.cc",
