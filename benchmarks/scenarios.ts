@@ -17,10 +17,17 @@ export function roundsFor(ctx: Context, scenario: ScenarioDef): number {
   return scenario.kind === 'throughput' ? t.roundsThroughput : scenario.kind === 'latency' ? t.roundsLatency : t.roundsMemory;
 }
 
+/** The warm-up's seconds, for the progress line: a count of connections at a rough rate on 2 cores. */
+function warmSeconds(t: Timings, scenario: ScenarioDef, concurrency: number): number {
+  if (t.warmConnections === 0) return t.warmSeconds;
+  const perSecond = scenario.transport === 'tcp' ? 4000 : concurrency === 1 ? 700 : 1500;
+  return t.warmConnections / perSecond;
+}
+
 export function estimateSeconds(t: Timings, scenario: ScenarioDef): number {
   const spawn = 0.5;
-  if (scenario.kind === 'throughput') return spawn + t.warmSeconds + t.measureSeconds + 0.1;
-  if (scenario.kind === 'latency') return spawn + t.warmSeconds + t.latencySeconds + 0.1;
+  if (scenario.kind === 'throughput') return spawn + warmSeconds(t, scenario, scenario.concurrency ?? t.concurrency) + t.measureSeconds + 0.1;
+  if (scenario.kind === 'latency') return spawn + warmSeconds(t, scenario, t.concurrency) + t.latencySeconds + 0.1;
   return spawn + 2 + ((t.holdConnections + t.holdWarmConnections) / 1500) * 1.2 + (t.holdConnections >= 1000 ? 1 : 0.3);
 }
 
@@ -65,7 +72,7 @@ function summarizeScenario(def: ScenarioDef, settings: ScenarioResult['settings'
 /** Capacity for a latency scenario when its throughput scenario was not run: one short trial each. */
 async function probeCapacity(ctx: Context, scenario: ScenarioDef): Promise<number> {
   const source = SCENARIOS.find((s) => s.id === scenario.capacityFrom) ?? scenario;
-  const probeCtx: Context = { ...ctx, timings: { ...ctx.timings, measureSeconds: ctx.timings.probeSeconds, warmSeconds: 0.2 } };
+  const probeCtx: Context = { ...ctx, timings: { ...ctx.timings, measureSeconds: ctx.timings.probeSeconds, warmSeconds: 0.2, warmConnections: 0 } };
   let slowest = Number.POSITIVE_INFINITY;
   for (const contender of ['node', 'native', 'js'] as const) {
     ctx.progress.show(`${scenario.id}: probing ${contender}'s capacity for the offered rate`);
@@ -96,7 +103,8 @@ export async function runNode(ctx: Context, label: string, plan: ScenarioDef[], 
     const settings: ScenarioResult['settings'] = { rounds };
     const t = ctx.timings;
     let rate = 0;
-    if (scenario.kind === 'throughput') Object.assign(settings, { warmSeconds: t.warmSeconds, measureSeconds: t.measureSeconds, concurrency: scenario.concurrency ?? t.concurrency, loadgenMode: scenario.loadgenMode });
+    const warm = t.warmConnections > 0 ? { warmConnections: t.warmConnections } : { warmSeconds: t.warmSeconds };
+    if (scenario.kind === 'throughput') Object.assign(settings, { ...warm, measureSeconds: t.measureSeconds, concurrency: scenario.concurrency ?? t.concurrency, loadgenMode: scenario.loadgenMode });
     if (scenario.kind === 'latency') {
       const from = scenario.capacityFrom ? run.scenarios[scenario.capacityFrom] : undefined;
       let capacity = Number.POSITIVE_INFINITY;
@@ -111,7 +119,7 @@ export async function runNode(ctx: Context, label: string, plan: ScenarioDef[], 
       }
       const fraction = scenario.loadFraction ?? 0.5;
       rate = offeredRate(capacity, fraction);
-      Object.assign(settings, { offeredRate: rate, loadFraction: fraction, capacityBasis: round(capacity), latencySeconds: t.latencySeconds, warmSeconds: t.warmSeconds });
+      Object.assign(settings, { offeredRate: rate, loadFraction: fraction, capacityBasis: round(capacity), latencySeconds: t.latencySeconds, ...warm });
       if (scenario.maxPendingHandshakes !== undefined) Object.assign(settings, { maxPendingHandshakes: scenario.maxPendingHandshakes });
       if (scenario.maxQueuedConnections !== undefined) Object.assign(settings, { maxQueuedConnections: scenario.maxQueuedConnections });
     }

@@ -8,13 +8,20 @@ import type { ContenderId, ScenarioDef, TrialResult } from './model.js';
 import { ask, certArgs, interference, loadgenArgs, loadgenTrouble, machineCpu, num, raisePriority, runLoadgen, startServer, stopServer } from './trial_processes.js';
 import type { Context } from './trial_processes.js';
 
+/** The warm-up's load generator arguments and time limit: a count of connections, or a duration. */
+function warmUp(t: Context['timings']): { args: Array<string | number>; timeoutMs: number } {
+  if (t.warmConnections > 0) return { args: ['--count', t.warmConnections], timeoutMs: 300_000 };
+  return { args: ['--duration', t.warmSeconds], timeoutMs: (t.warmSeconds + 30) * 1000 };
+}
+
 async function throughputTrial(ctx: Context, scenario: ScenarioDef, contender: ContenderId, round: number): Promise<TrialResult> {
   const t = ctx.timings;
   const server = await startServer(ctx, scenario, contender, 'end');
   const warnings: string[] = [];
   try {
     const common = ['--concurrency', scenario.concurrency ?? t.concurrency, ...certArgs(ctx, scenario)];
-    await runLoadgen(ctx, loadgenArgs(ctx, scenario.loadgenMode, server.port, ['--duration', t.warmSeconds, ...common]), (t.warmSeconds + 30) * 1000);
+    const warm = warmUp(t);
+    await runLoadgen(ctx, loadgenArgs(ctx, scenario.loadgenMode, server.port, [...warm.args, ...common]), warm.timeoutMs);
     await ask(server, 'mark');
     const cpuBefore = machineCpu();
     const lg = await runLoadgen(ctx, loadgenArgs(ctx, scenario.loadgenMode, server.port, ['--duration', t.measureSeconds, ...common]), (t.measureSeconds + 30) * 1000);
@@ -52,7 +59,8 @@ async function latencyTrial(ctx: Context, scenario: ScenarioDef, contender: Cont
   const warnings: string[] = [];
   try {
     const cert = certArgs(ctx, scenario);
-    await runLoadgen(ctx, loadgenArgs(ctx, scenario.loadgenMode, server.port, ['--duration', t.warmSeconds, '--concurrency', t.concurrency, ...cert]), (t.warmSeconds + 30) * 1000);
+    const warm = warmUp(t);
+    await runLoadgen(ctx, loadgenArgs(ctx, scenario.loadgenMode, server.port, [...warm.args, '--concurrency', t.concurrency, ...cert]), warm.timeoutMs);
     const marked = await ask(server, 'mark');
     const cpuBefore = machineCpu();
     const args = ['--rate', rate, '--duration', t.latencySeconds, '--max-inflight', 2000, scenario.transport === 'tls' ? '--tls' : '--plain', ...cert];
