@@ -99,39 +99,28 @@ void Orphan(PeekSet* set) {
 }
 
 // Hands the descriptor to JS. When JS cannot run (the environment is going away) nobody will
-// take it, so it is closed here. A PROXY header with no whole hello behind it is the exception:
-// JS gets the header, and the descriptor stays here while the same wait goes on for the hello
-// (one wait in the set, no second watch() from JS).
-void Deliver(PeekSet* set, Watch* watch, Outcome& outcome) {
+// take it, so it is closed here.
+void Deliver(PeekSet* set, Watch* watch, const Outcome& outcome) {
   RestoreLowWater(watch);
   const int fd = watch->fd;
   const uint32_t token = watch->token;
   const bool header = watch->proxy_versions != 0;
   Napi::FunctionReference& callback = header ? set->on_header : set->on_hello;
   const std::vector<uint8_t> taken = std::move(watch->taken);
-  outcome.hello_follows = HelloWaitFollows(*watch, outcome);
-  // Before JS runs: the callback may cancel the wait that goes on (and free the watch).
-  if (outcome.hello_follows) BeginHelloWait(watch);
-  else EndWatch(watch);
+  EndWatch(watch);
   napi_env env = set->env;
   napi_handle_scope scope = nullptr;
   if (callback.IsEmpty() || napi_open_handle_scope(env, &scope) != napi_ok) {
-    if (outcome.hello_follows) EndWatch(watch);
     close(fd);
     return;
   }
   std::vector<napi_value> argv;
-  // Once called, the descriptor is JS's whatever the callback did (it catches its own errors);
-  // or, when the hello's wait goes on, JS knows the wait's token and ends it with cancel().
+  // Once called, the descriptor is JS's whatever the callback did (it catches its own errors).
   bool called = false;
   if (OutcomeArguments(env, token, header, outcome, taken, argv)) {
     (void)CallJsCallback(env, *set->async_context, callback, argv.size(), argv.data(), &called);
   }
-  if (!called) {
-    // JS never ran, so it holds nothing: the wait that went on (untouched) ends here too.
-    if (outcome.hello_follows) EndWatch(watch);
-    close(fd);
-  }
+  if (!called) close(fd);
   (void)napi_close_handle_scope(env, scope);
 }
 
@@ -242,22 +231,7 @@ Napi::Value HelloPeeker::Watch(const Napi::CallbackInfo& info) {
   RestoreLowWater(watch.get());
   std::vector<napi_value> argv;
   const bool header = proxy_versions != 0;
-  outcome.hello_follows = HelloWaitFollows(*watch, outcome);
   if (!OutcomeArguments(env, token, header, outcome, watch->taken, argv)) throw Napi::Error::New(env, "could not build the peek's outcome");
-  if (outcome.hello_follows) {
-    // The header alone: the same wait goes on for the hello, as in Deliver(), and is in the set
-    // before JS hears of the header (JS may cancel it from the callback). Where it cannot be
-    // polled, the descriptor goes to JS with the header, which then watches for the hello itself.
-    BeginHelloWait(watch.get());
-    ntl::Watch* waiting = watch.release();
-    if (set_->waits.Add(waiting) == 0) {
-      set_->waiting.emplace(token, waiting);
-    } else {
-      outcome.hello_follows = false;
-      std::vector<uint8_t> none;
-      if (!OutcomeArguments(env, token, header, outcome, none, argv)) throw Napi::Error::New(env, "could not build the peek's outcome");
-    }
-  }
   (header ? set_->on_header : set_->on_hello).Value().Call(env.Global(), argv.size(), argv.data());
   return env.Undefined();
 }

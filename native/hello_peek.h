@@ -25,9 +25,7 @@
 namespace ntl {
 
 // Behind a PROXY balancer the same wait first frames the PROXY header (native/proxy_frame.h)
-// and reads exactly its bytes; JS parses them. The hello behind the header is parsed from the
-// same peek when it is there whole; otherwise the wait goes on for it under the same token,
-// the descriptor staying here (onHeader says which), and onHello settles it as for any wait.
+// and reads exactly its bytes; JS parses them, then watches the descriptor again for the hello.
 //
 // new HelloPeeker(alpnLists: Buffer[], onHello, onHeader)
 //   alpnLists: up to 4 lists of the server's protocols (ALPN wire format, each name
@@ -41,16 +39,13 @@ namespace ntl {
 //   socket's error the peek met (reading it clears it, so the socket's reader would not), or 0;
 //   taken: the stream's first bytes, read off the socket (a hello the queue would not hold),
 //   which whoever reads the descriptor next must read first; undefined when nothing was read.
-//   onHeader(token, header: Buffer | undefined, errno, helloParsed?: 1 | 2, servername, ...choices):
+//   onHeader(token, header: Buffer | undefined, errno, helloParsed?: 1, servername, ...choices):
 //   for a header wait; `header` is the header's bytes, read off the socket (the hello stays
 //   queued), or undefined when the end of the header was not found (the client's FIN, or a queue
 //   that stopped growing; nothing was read: JS reads the header itself), or with errno, the
 //   socket's error. When the whole ClientHello was queued behind the header, the same peek
 //   parsed it: helloParsed is 1, and servername and choices are as onHello's, so JS need not
-//   watch the descriptor again. When the header was read and no whole hello is behind it,
-//   helloParsed is 2 and nothing follows: the descriptor stays this object's, the same wait
-//   goes on for the hello (cancel(token) ends it), and onHello later settles the token. With
-//   neither (no header found, or an error) the descriptor is JS's, and those arguments absent.
+//   watch the descriptor again. Otherwise those arguments are absent.
 // watch(fd, token: 0..2^31-1, proxyVersions?: 0..3): undefined; with proxyVersions (bit 0
 //   version 1, bit 1 version 2) it waits for a PROXY header, else for the hello. The callback
 //   may run before it returns (the bytes were there already). Throws (fd untouched, still the

@@ -5,21 +5,18 @@ namespace ntl {
 // onHello's arguments. Plain N-API calls with each status checked: in a terminating worker they
 // fail, and node-addon-api would throw from a libuv callback.
 // For a PROXY header wait, onHeader's: (token, header: Buffer | undefined, errno), then, when the
-// hello that followed the header was parsed in the same peek, (1, servername, ...choices), or,
-// when the hello's wait goes on, (2).
+// hello that followed the header was parsed in the same peek, (1, servername, ...choices).
 bool OutcomeArguments(napi_env env, uint32_t token, bool header, const Outcome& outcome, const std::vector<uint8_t>& taken,
                       std::vector<napi_value>& argv) {
   if (header) {
-    argv.assign(outcome.parsed ? 5 + outcome.choices.size() : outcome.hello_follows ? 4 : 3, nullptr);
+    argv.assign(outcome.parsed ? 5 + outcome.choices.size() : 3, nullptr);
     if (napi_create_uint32(env, token, &argv[0]) != napi_ok) return false;
     napi_status status = outcome.framed ? napi_create_buffer_copy(env, outcome.header.size(), outcome.header.data(), nullptr, &argv[1])
                                         : napi_get_undefined(env, &argv[1]);
     if (status != napi_ok || napi_create_int32(env, outcome.err, &argv[2]) != napi_ok) return false;
-    // The hello's wait goes on here, under the same token: onHello will tell.
-    if (outcome.hello_follows) return napi_create_int32(env, kHelloFollows, &argv[3]) == napi_ok;
     if (!outcome.parsed) return true;
     // The hello that came with the header, parsed from the same peek.
-    if (napi_create_int32(env, kHelloParsed, &argv[3]) != napi_ok) return false;
+    if (napi_create_int32(env, 1, &argv[3]) != napi_ok) return false;
     status = outcome.has_servername ? napi_create_string_latin1(env, outcome.servername.data(), outcome.servername.size(), &argv[4])
                                     : napi_get_undefined(env, &argv[4]);
     if (status != napi_ok) return false;

@@ -11,10 +11,6 @@
 
 namespace ntl {
 
-// onHeader's fourth argument: what became of the hello behind the header.
-constexpr int32_t kHelloParsed = 1;   // parsed from the header's peek: servername and choices follow
-constexpr int32_t kHelloFollows = 2;  // not whole yet: the same wait goes on, onHello will tell
-
 // Fills argv for onHello, or for onHeader when `header`; `taken` is the stream's first bytes
 // read off the socket (empty: none). False when an N-API call failed (a terminating worker):
 // then nobody can be called, and the caller closes the descriptor.

@@ -184,17 +184,6 @@ PeekResult Peek(Watch* watch, bool woken, const AlpnLists& alpn_lists, Outcome& 
   return AfterParse(watch, view, alpn_lists, outcome);
 }
 
-bool HelloWaitFollows(const Watch& watch, const Outcome& outcome) {
-  return watch.proxy_versions != 0 && outcome.framed && !outcome.parsed && outcome.err == 0;
-}
-
-void BeginHelloWait(Watch* watch) {
-  watch->proxy_versions = 0;
-  watch->peeked = 0;
-  watch->taking = false;
-  watch->taken.clear();
-}
-
 // Woken with nothing new (a FIN, a full queue, or a reset behind bytes still queued), or by a
 // poll error: libuv would report a reset there as an end (it stops at a hang-up after a short
 // read), so the error is taken here and JS fails the connection with it.

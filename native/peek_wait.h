@@ -50,9 +50,6 @@ struct Outcome {
   // A PROXY header wait: whether the header was framed and read, and its bytes.
   bool framed = false;
   std::vector<uint8_t> header;
-  // A header read with no whole hello behind it: the same wait goes on for the hello, under the
-  // same token, and the descriptor stays the peeker's (native/hello_peek.h).
-  bool hello_follows = false;
 };
 
 // The server's ALPN lists, each protocol a string.
@@ -66,14 +63,6 @@ enum class PeekResult { kWait, kDone };
 // header wait (proxy_versions) reads exactly the header once its end is known, and parses the
 // ClientHello behind it when the same peek holds it whole.
 PeekResult Peek(Watch* watch, bool woken, const AlpnLists& alpn_lists, Outcome& outcome);
-
-// Whether a finished PROXY header wait goes on as the hello's wait: its header was read, no
-// error came, and no whole hello was parsed behind it.
-bool HelloWaitFollows(const Watch& watch, const Outcome& outcome);
-
-// Turns a header wait whose header was read into the hello's wait: the stream now starts with
-// the hello, and nothing of it has been peeked. SO_RCVLOWAT must be back at 1 (RestoreLowWater).
-void BeginHelloWait(Watch* watch);
 
 // Puts SO_RCVLOWAT back for the socket's reader. Failing, the descriptor still goes to JS: its
 // reader then sees data only in bigger amounts, and the handshake timeout bounds that.

@@ -8,7 +8,6 @@ import { expect } from 'chai';
 import { createTestPki } from './support/pki.js';
 import { inet4, proxiedTlsConnect, tlv, v1, v2 } from './support/proxy_headers.js';
 import { delay, expectBalanced, greet, rawConnect, startListener, useCleanup, waitUntil } from './support/tls_harness.js';
-import { openDescriptors, waitForFdCount } from './support/registry_support.js';
 
 const pki = await createTestPki();
 const credential = { key: pki.server.key, cert: pki.server.cert };
@@ -92,45 +91,6 @@ describe('PROXY header read natively: one TLSSocket on the descriptor, the same 
     expect(client.socket.alpnProtocol).to.equal('http/1.1');
     expect(client.serverCommonName()).to.equal('sni.test');
     expect(running.listener.stats().sni).to.deep.equal({ sniCredential: 1, primaryCredential: 0 });
-    expectBalanced(running.listener);
-  });
-
-  // A header that comes alone is given to JS at once (its client's address, the per-address
-  // limit), while C++ keeps the descriptor and waits on for the hello under the same wait.
-  it('a header alone from a client over maxConnectionsPerAddress: closed at once while its hello is awaited, its descriptor closed', async function () {
-    const baseline = openDescriptors();
-    const running = await startListener(
-      cleanup,
-      { backend: 'native', credential, alpn: ['h2', 'http/1.1'], proxyProtocol: 'v2', trustedProxies: LOOPBACK, maxConnectionsPerAddress: 1, handshakeTimeout: 60_000 },
-      greet('hi'),
-    );
-    const held = proxiedTlsConnect(cleanup, running.port, HEADER, { ALPNProtocols: ['http/1.1'] });
-    await held.receive('hi');
-    const alone = await rawConnect(cleanup, running.port);
-    alone.socket.write(HEADER);
-    // Well before handshakeTimeout: the limit is applied on the header, not after a hello.
-    await alone.whenClosed(5_000);
-    expect((await running.nextClientError()).error.code).to.equal('ERR_PER_ADDRESS_LIMIT');
-    expect(running.listener.stats().active).to.equal(1);
-    held.socket.destroy();
-    await waitUntil(() => running.listener.stats().active === 0, 'the held connection to be released');
-    expectBalanced(running.listener);
-    await running.listener.close();
-    await waitForFdCount(baseline);
-  });
-
-  it('a header alone, then nothing: the hello is awaited until handshakeTimeout, then the connection is cut and released', async function () {
-    const running = await startListener(
-      cleanup,
-      { backend: 'native', credential, alpn: ['h2', 'http/1.1'], proxyProtocol: 'v2', trustedProxies: LOOPBACK, handshakeTimeout: 300 },
-      greet('hi'),
-    );
-    const alone = await rawConnect(cleanup, running.port);
-    alone.socket.write(HEADER);
-    await alone.whenClosed();
-    expect((await running.nextClientError()).error.code).to.equal('ERR_TLS_HANDSHAKE_TIMEOUT');
-    await waitUntil(() => running.listener.stats().active === 0, 'the connection to be released');
-    expect(running.listener.stats().handshakes.timedOut).to.equal(1);
     expectBalanced(running.listener);
   });
 

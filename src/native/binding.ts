@@ -192,17 +192,15 @@ export type HelloVerdict = 1 | 0 | -1;
  * The PROXY header outcome (native/hello_peek.h): `header`, the header's bytes, read off the
  * socket with the ClientHello left queued; undefined when its end was not found (the client's
  * FIN, or a queue that stopped growing), nothing read; `errno` the socket's error, else 0.
- * `hello` is 1 when the whole ClientHello was queued behind the header and parsed from the same
- * peek: `servername` and `choices` are then as HelloCallback's, and the hello needs no wait of
- * its own. It is 2 when the hello is not whole yet and the peeker keeps the descriptor, waiting
- * on for it under the same token: HelloCallback settles it (cancel(token) ends it). Otherwise
- * (undefined) the descriptor is JS's, which watches it for the hello.
+ * `helloParsed` is 1 when the whole ClientHello was queued behind the header and parsed from
+ * the same peek: `servername` and `choices` are then as HelloCallback's, and the hello needs
+ * no wait of its own. Otherwise it and what follows are undefined.
  */
 export type HeaderCallback = (
   token: number,
   header: Buffer | undefined,
   errno: number,
-  hello?: 1 | 2,
+  helloParsed?: 1,
   servername?: string,
   ...choices: number[]
 ) => void;

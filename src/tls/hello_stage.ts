@@ -30,8 +30,8 @@ export class HelloStage implements PeekCanceller {
     this.peeker = new peekerClass(
       [wireList(alpn), wireList(sniAlpn)],
       (token, verdict, servername, errno, taken, choice, sniChoice) => this.settle(token, verdict, servername, errno, taken, choice ?? -1, sniChoice ?? -1),
-      (token, header, errno, hello, servername, choice, sniChoice) =>
-        this.settleHeader(token, header, errno, hello === HELLO_PARSED ? this.helloOf(servername, choice ?? -1, sniChoice ?? -1) : hello === HELLO_FOLLOWS),
+      (token, header, errno, helloParsed, servername, choice, sniChoice) =>
+        this.settleHeader(token, header, errno, helloParsed === 1 ? this.helloOf(servername, choice ?? -1, sniChoice ?? -1) : undefined),
     );
   }
 
@@ -109,17 +109,14 @@ export class HelloStage implements PeekCanceller {
     if (this.waiting.delete(token)) this.peeker.cancel(token);
   }
 
-  // Never throws: it may run inside watch() (the header was there already). `hello`: the hello
-  // parsed from the header's peek; true when C++ keeps the descriptor and waits on for it under
-  // the same token (its onHello then settles the connection); false when JS must ask for it.
-  private settleHeader(token: number, header: Buffer | undefined, errno: number, hello: PeekedClientHello | boolean): void {
+  // Never throws: it may run inside watch() (the header was there already).
+  private settleHeader(token: number, header: Buffer | undefined, errno: number, helloBehind: PeekedClientHello | undefined): void {
     const connection = this.waiting.get(token);
     if (connection === undefined) return;
-    if (hello !== true) this.waiting.delete(token);
+    this.waiting.delete(token);
     if (errno !== 0) connection.fail(systemError(errno, 'read'));
     else if (header === undefined) connection.headerRead(undefined);
-    else if (hello === true) connection.headerRead({ header }, 'waiting');
-    else connection.headerRead({ header }, hello === false ? undefined : hello);
+    else connection.headerRead({ header }, helloBehind);
   }
 
   // Never throws: it may run inside watch() (the hello was there already).
@@ -158,10 +155,6 @@ export class HelloStage implements PeekCanceller {
     return hello;
   }
 }
-
-/** onHeader's `hello` (native/peek_outcome.h): parsed from the header's peek, or waited for on. */
-const HELLO_PARSED = 1;
-const HELLO_FOLLOWS = 2;
 
 /** Tokens are 0..2^31-2, reused once their connection has left the peeker. */
 const TOKEN_LIMIT = 0x7fffffff;

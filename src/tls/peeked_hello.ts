@@ -16,15 +16,10 @@
 // descriptor is closed.
 //
 // Behind a PROXY balancer (adoptBehindProxy) the wait starts with the header: C++ reads exactly
-// its bytes and gives them to JS, where the PROXY stage (src/proxy/proxy_setup.ts) parses them.
-// What happens to the hello then depends on what was queued behind the header:
-// - nothing whole (the usual case when a balancer writes its header as its connection opens):
-//   C++ keeps the descriptor and waits on for the hello under the same token, so this stays
-//   'peeking' and the hello settles it as without a balancer (peekHello has nothing to do);
-// - the whole hello: C++ parsed it from the header's own peek and hands the descriptor back
-//   ('held'), and peekHello settles with that hello at once;
-// - where C++ could not watch on (the poll refused it): the descriptor comes back ('held'), and
-//   peekHello watches it for the hello ('peeking' again).
+// its bytes and hands the descriptor back ('held'); the PROXY stage (src/proxy/proxy_setup.ts)
+// parses them, then the TLS stage has the hello peeked as above (peekHello: 'peeking' again),
+// unless the hello was queued whole behind the header: C++ parsed it from the header's own peek,
+// and peekHello settles with it at once.
 // When C++ cannot find the header's end, the descriptor goes to a net.Socket (adoptSocket,
 // 'open') and the header and the hello are read in JS, as where there is no addon.
 import { EventEmitter } from 'node:events';
@@ -126,19 +121,14 @@ export class PeekedHello extends EventEmitter {
   }
 
   /**
-   * The native peeker read the header (HelloStage's callback) and handed the descriptor back,
-   * with the hello queued behind it when the same peek parsed it whole; or, with 'waiting', kept
-   * the descriptor and waits on for the hello under the same token (this stays 'peeking', and
-   * the hello comes to settle(), maybe before the TLS stage asks for it).
+   * The native peeker handed the descriptor back with the header (HelloStage's callback), and
+   * the hello queued behind it when the same peek parsed it whole.
    */
-  headerRead(outcome: HeaderOutcome, helloBehind?: PeekedClientHello | 'waiting'): void {
+  headerRead(outcome: HeaderOutcome, helloBehind?: PeekedClientHello): void {
     if (this.state !== 'peeking') return;
+    this.state = 'held';
     this.headerOutcome = { outcome };
-    // Still 'peeking' when C++ waits on: peekHello() then has nothing to ask for.
-    if (helloBehind !== 'waiting') {
-      this.state = 'held';
-      this.helloBehindHeader = helloBehind;
-    }
+    this.helloBehindHeader = helloBehind;
     const then = this.onHeader;
     this.onHeader = undefined;
     then?.(outcome);
