@@ -19,7 +19,7 @@ root="$PWD"
 suites=("$@")
 [ ${#suites[@]} -gt 0 ] || suites=(tcp_listener accept_faults exhaustion worker tls_worker churn registry
   descriptor_handoff descriptor_ownership accept_thread accept_thread_faults worker_queue_bound descriptor_passing_limits acceptor_options adopted_descriptors admission peer_address direct_tls_socket
-  peeked_hello)
+  peeked_hello proxy_native proxied_hello)
 addon="$root/build-sanitize/Release/native_acceptor.node"
 
 runtimes=()
