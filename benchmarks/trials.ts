@@ -8,11 +8,25 @@ import type { ContenderId, ScenarioDef, TrialResult } from './model.js';
 import { ask, certArgs, interference, loadgenArgs, loadgenTrouble, machineCpu, num, raisePriority, runLoadgen, startServer, stopServer } from './trial_processes.js';
 import type { Context } from './trial_processes.js';
 
-/** The warm-up's load generator arguments and time limit: a count of connections, or a duration. */
+/**
+ * The warm-up's load generator arguments and time limit: a count of connections, or a duration.
+ * The load generator stops at whichever of --count and --duration comes first, and --duration
+ * defaults to 2 s: a count alone would stop after 2 s (about 1,300 connections at one in
+ * flight), so the count comes with WARM_COUNT_LIMIT_S.
+ */
 function warmUp(t: Context['timings']): { args: Array<string | number>; timeoutMs: number } {
-  if (t.warmConnections > 0) return { args: ['--count', t.warmConnections], timeoutMs: 300_000 };
+  if (t.warmConnections > 0) return { args: ['--count', t.warmConnections, '--duration', WARM_COUNT_LIMIT_S], timeoutMs: (WARM_COUNT_LIMIT_S + 30) * 1000 };
   return { args: ['--duration', t.warmSeconds], timeoutMs: (t.warmSeconds + 30) * 1000 };
 }
+
+/** A counted warm-up that stopped short says so in the trial's warnings. */
+function warmedShort(t: Context['timings'], result: Message, warnings: string[]): void {
+  const completed = num(result, 'completed');
+  if (t.warmConnections > 0 && !(completed >= t.warmConnections)) warnings.push(`the warm-up completed ${completed} of ${t.warmConnections} connections`);
+}
+
+/** Seconds a counted warm-up may take at most (6,000 connections take 6-10 s at one in flight here). */
+const WARM_COUNT_LIMIT_S = 240;
 
 async function throughputTrial(ctx: Context, scenario: ScenarioDef, contender: ContenderId, round: number): Promise<TrialResult> {
   const t = ctx.timings;
@@ -21,7 +35,7 @@ async function throughputTrial(ctx: Context, scenario: ScenarioDef, contender: C
   try {
     const common = ['--concurrency', scenario.concurrency ?? t.concurrency, ...certArgs(ctx, scenario)];
     const warm = warmUp(t);
-    await runLoadgen(ctx, loadgenArgs(ctx, scenario.loadgenMode, server.port, [...warm.args, ...common]), warm.timeoutMs);
+    warmedShort(t, await runLoadgen(ctx, loadgenArgs(ctx, scenario.loadgenMode, server.port, [...warm.args, ...common]), warm.timeoutMs), warnings);
     await ask(server, 'mark');
     const cpuBefore = machineCpu();
     const lg = await runLoadgen(ctx, loadgenArgs(ctx, scenario.loadgenMode, server.port, ['--duration', t.measureSeconds, ...common]), (t.measureSeconds + 30) * 1000);
@@ -60,7 +74,7 @@ async function latencyTrial(ctx: Context, scenario: ScenarioDef, contender: Cont
   try {
     const cert = certArgs(ctx, scenario);
     const warm = warmUp(t);
-    await runLoadgen(ctx, loadgenArgs(ctx, scenario.loadgenMode, server.port, [...warm.args, '--concurrency', t.concurrency, ...cert]), warm.timeoutMs);
+    warmedShort(t, await runLoadgen(ctx, loadgenArgs(ctx, scenario.loadgenMode, server.port, [...warm.args, '--concurrency', t.concurrency, ...cert]), warm.timeoutMs), warnings);
     const marked = await ask(server, 'mark');
     const cpuBefore = machineCpu();
     const args = ['--rate', rate, '--duration', t.latencySeconds, '--max-inflight', 2000, scenario.transport === 'tls' ? '--tls' : '--plain', ...cert];
