@@ -8,25 +8,26 @@ import type { ContenderId, ScenarioDef, TrialResult } from './model.js';
 import { ask, certArgs, interference, loadgenArgs, loadgenTrouble, machineCpu, num, raisePriority, runLoadgen, startServer, stopServer } from './trial_processes.js';
 import type { Context } from './trial_processes.js';
 
-/**
- * The warm-up's load generator arguments and time limit: a count of connections, or a duration.
- * The load generator stops at whichever of --count and --duration comes first, and --duration
- * defaults to 2 s: a count alone would stop after 2 s (about 1,300 connections at one in
- * flight), so the count comes with WARM_COUNT_LIMIT_S.
- */
-function warmUp(t: Context['timings']): { args: Array<string | number>; timeoutMs: number } {
-  if (t.warmConnections > 0) return { args: ['--count', t.warmConnections, '--duration', WARM_COUNT_LIMIT_S], timeoutMs: (WARM_COUNT_LIMIT_S + 30) * 1000 };
-  return { args: ['--duration', t.warmSeconds], timeoutMs: (t.warmSeconds + 30) * 1000 };
-}
-
-/** A counted warm-up that stopped short says so in the trial's warnings. */
-function warmedShort(t: Context['timings'], result: Message, warnings: string[]): void {
-  const completed = num(result, 'completed');
-  if (t.warmConnections > 0 && !(completed >= t.warmConnections)) warnings.push(`the warm-up completed ${completed} of ${t.warmConnections} connections`);
-}
-
 /** Seconds a counted warm-up may take at most (6,000 connections take 6-10 s at one in flight here). */
 const WARM_COUNT_LIMIT_S = 240;
+
+/**
+ * Warms the server up with the trial's load (`load`: its load generator arguments besides the
+ * amount): a count of connections, or a duration. The load generator stops at whichever of
+ * --count and --duration comes first, and --duration defaults to 2 s: a count alone would stop
+ * after 2 s (about 1,300 connections at one in flight), so the count comes with
+ * WARM_COUNT_LIMIT_S, and a counted warm-up that stops short says so in `warnings`.
+ */
+async function warmUp(ctx: Context, mode: string, port: number, load: Array<string | number>, warnings: string[]): Promise<void> {
+  const t = ctx.timings;
+  if (t.warmConnections === 0) {
+    await runLoadgen(ctx, loadgenArgs(ctx, mode, port, ['--duration', t.warmSeconds, ...load]), (t.warmSeconds + 30) * 1000);
+    return;
+  }
+  const result = await runLoadgen(ctx, loadgenArgs(ctx, mode, port, ['--count', t.warmConnections, '--duration', WARM_COUNT_LIMIT_S, ...load]), (WARM_COUNT_LIMIT_S + 30) * 1000);
+  const completed = num(result, 'completed');
+  if (!(completed >= t.warmConnections)) warnings.push(`the warm-up completed ${completed} of ${t.warmConnections} connections`);
+}
 
 async function throughputTrial(ctx: Context, scenario: ScenarioDef, contender: ContenderId, round: number): Promise<TrialResult> {
   const t = ctx.timings;
@@ -34,8 +35,7 @@ async function throughputTrial(ctx: Context, scenario: ScenarioDef, contender: C
   const warnings: string[] = [];
   try {
     const common = ['--concurrency', scenario.concurrency ?? t.concurrency, ...certArgs(ctx, scenario)];
-    const warm = warmUp(t);
-    warmedShort(t, await runLoadgen(ctx, loadgenArgs(ctx, scenario.loadgenMode, server.port, [...warm.args, ...common]), warm.timeoutMs), warnings);
+    await warmUp(ctx, scenario.loadgenMode, server.port, common, warnings);
     await ask(server, 'mark');
     const cpuBefore = machineCpu();
     const lg = await runLoadgen(ctx, loadgenArgs(ctx, scenario.loadgenMode, server.port, ['--duration', t.measureSeconds, ...common]), (t.measureSeconds + 30) * 1000);
@@ -73,8 +73,7 @@ async function latencyTrial(ctx: Context, scenario: ScenarioDef, contender: Cont
   const warnings: string[] = [];
   try {
     const cert = certArgs(ctx, scenario);
-    const warm = warmUp(t);
-    warmedShort(t, await runLoadgen(ctx, loadgenArgs(ctx, scenario.loadgenMode, server.port, [...warm.args, '--concurrency', t.concurrency, ...cert]), warm.timeoutMs), warnings);
+    await warmUp(ctx, scenario.loadgenMode, server.port, ['--concurrency', t.concurrency, ...cert], warnings);
     const marked = await ask(server, 'mark');
     const cpuBefore = machineCpu();
     const args = ['--rate', rate, '--duration', t.latencySeconds, '--max-inflight', 2000, scenario.transport === 'tls' ? '--tls' : '--plain', ...cert];
