@@ -147,6 +147,9 @@ class HelloPeeker : public Napi::ObjectWrap<HelloPeeker> {
  private:
   friend Napi::Function DefineHelloPeeker(Napi::Env env);
   Napi::Value Watch(const Napi::CallbackInfo& info);
+  Napi::Value WatchUnlessParsed(const Napi::CallbackInfo& info);
+  // watch() and watchUnlessParsed(): `parsed_returns`, a hello parsed at once is returned.
+  Napi::Value StartWatch(const Napi::CallbackInfo& info, bool parsed_returns);
   Napi::Value Cancel(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
 
@@ -198,7 +201,11 @@ HelloPeeker::~HelloPeeker() {
   if (!set_->orphaned) Orphan(set_);
 }
 
-Napi::Value HelloPeeker::Watch(const Napi::CallbackInfo& info) {
+Napi::Value HelloPeeker::Watch(const Napi::CallbackInfo& info) { return StartWatch(info, false); }
+
+Napi::Value HelloPeeker::WatchUnlessParsed(const Napi::CallbackInfo& info) { return StartWatch(info, true); }
+
+Napi::Value HelloPeeker::StartWatch(const Napi::CallbackInfo& info, bool parsed_returns) {
   Napi::Env env = info.Env();
   const int fd = static_cast<int>(RequireInteger(env, info[0], "fd", 0, INT_MAX));
   const auto token = static_cast<uint32_t>(RequireInteger(env, info[1], "token", 0, kMaxToken));
@@ -231,6 +238,11 @@ Napi::Value HelloPeeker::Watch(const Napi::CallbackInfo& info) {
   RestoreLowWater(watch.get());
   std::vector<napi_value> argv;
   const bool header = proxy_versions != 0;
+  if (parsed_returns && !header && outcome.parsed && outcome.err == 0 && watch->taken.empty()) {
+    // The common case (the hello came with the accept) costs no callback and no wait: JS opens
+    // its TLSSocket straight away. The descriptor never left the caller.
+    return ParsedHelloArray(env, outcome);
+  }
   if (!OutcomeArguments(env, token, header, outcome, watch->taken, argv)) throw Napi::Error::New(env, "could not build the peek's outcome");
   (header ? set_->on_header : set_->on_hello).Value().Call(env.Global(), argv.size(), argv.data());
   return env.Undefined();
@@ -258,6 +270,7 @@ Napi::Function DefineHelloPeeker(Napi::Env env) {
   return HelloPeeker::DefineClass(env, "HelloPeeker",
                                   {
                                       HelloPeeker::InstanceMethod<&HelloPeeker::Watch>("watch"),
+                                      HelloPeeker::InstanceMethod<&HelloPeeker::WatchUnlessParsed>("watchUnlessParsed"),
                                       HelloPeeker::InstanceMethod<&HelloPeeker::Cancel>("cancel"),
                                       HelloPeeker::InstanceMethod<&HelloPeeker::Close>("close"),
                                   });

@@ -50,6 +50,10 @@ namespace ntl {
 //   version 1, bit 1 version 2) it waits for a PROXY header, else for the hello. The callback
 //   may run before it returns (the bytes were there already). Throws (fd untouched, still the
 //   caller's) if the descriptor cannot be polled.
+// watchUnlessParsed(fd, token): watch(fd, token) for a hello, except when the whole ClientHello
+//   is queued already and parses, with no error and nothing read off the socket: then nothing is
+//   taken, no callback runs, and it returns [servername | undefined, ...choices] (as onHello's);
+//   `fd` is still the caller's. Otherwise undefined, as watch().
 // cancel(token): true if it was waiting; its descriptor is closed.
 // close(): cancels every wait; later watch() calls throw.
 class HelloPeeker;

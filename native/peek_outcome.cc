@@ -43,4 +43,12 @@ bool OutcomeArguments(napi_env env, uint32_t token, bool header, const Outcome& 
   return status == napi_ok && HelloArguments(env, outcome, 2, 5, argv);
 }
 
+Napi::Array ParsedHelloArray(Napi::Env env, const Outcome& outcome) {
+  std::vector<napi_value> values(1 + outcome.choices.size(), nullptr);
+  if (!HelloArguments(env, outcome, 0, 1, values)) throw Napi::Error::New(env, "could not build the parsed hello");
+  Napi::Array parsed = Napi::Array::New(env, values.size());
+  for (uint32_t i = 0; i < values.size(); i++) parsed.Set(i, Napi::Value(env, values[i]));
+  return parsed;
+}
+
 }  // namespace ntl

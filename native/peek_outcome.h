@@ -2,6 +2,7 @@
 // onHello or onHeader callback is called with (their shapes are in native/hello_peek.h).
 #pragma once
 
+#include <napi.h>
 #include <node_api.h>
 
 #include <cstdint>
@@ -16,5 +17,9 @@ namespace ntl {
 // then nobody can be called, and the caller closes the descriptor.
 bool OutcomeArguments(napi_env env, uint32_t token, bool header, const Outcome& outcome, const std::vector<uint8_t>& taken,
                       std::vector<napi_value>& argv);
+
+// A hello parsed at once, as watchUnlessParsed() returns it: [servername | undefined, ...choices].
+// Throws (node-addon-api) when an N-API call fails.
+Napi::Array ParsedHelloArray(Napi::Env env, const Outcome& outcome);
 
 }  // namespace ntl

@@ -54,10 +54,10 @@ function startChild(cleanup: Cleanup, removed: NodeInternalName, config: Partial
 }
 
 /** What a TLS client receives from the child (the greeting). */
-function fetchGreeting(port: number): Promise<{ text: string }> {
+function fetchGreeting(port: number, ALPNProtocols?: string[]): Promise<{ text: string }> {
   return new Promise((resolve, reject) => {
     let text = '';
-    const socket = tls.connect({ port, host: '127.0.0.1', servername: 'localhost', ca: pki.ca.cert });
+    const socket = tls.connect({ port, host: '127.0.0.1', servername: 'localhost', ca: pki.ca.cert, ...(ALPNProtocols ? { ALPNProtocols } : {}) });
     socket.on('data', (chunk: Buffer) => (text += chunk.toString()));
     socket.on('error', reject);
     socket.on('close', () => resolve({ text }));
@@ -98,6 +98,15 @@ describe('Node internals: each is probed once and has a fallback', function () {
       expect(text).to.equal('hello 127.0.0.1');
     });
   }
+
+  it('without tlsLayerOpen, with alpn: a hello queued whole at the accept is held, then served on a net.Socket with its protocol', async function () {
+    // The peeker returns the hello with the descriptor still the acceptor's (src/tls/hello_stage.ts
+    // openedAtOnce); with no direct TLSSocket, a PeekedHello takes it as if its wait had ended.
+    const report = await startChild(cleanup, 'tlsLayerOpen', { alpn: ['h2', 'http/1.1'] });
+    expect(report.internals).to.deep.equal(expected('tlsLayerOpen'));
+    for (let i = 0; i < 3; i++) expect((await fetchGreeting(report.port, ['http/1.1'])).text).to.equal('hello 127.0.0.1 http/1.1');
+    expect((await fetchGreeting(report.port)).text).to.equal('hello 127.0.0.1 none');
+  });
 
   it('without SecureContext.setTicketKeys(): workers start, rotateTicketKeys() resolves, and TLS clients are served', async function () {
     const report = await startChild(cleanup, 'ticketKeys', { workers: true });

@@ -205,6 +205,9 @@ export type HeaderCallback = (
   ...choices: number[]
 ) => void;
 
+/** A hello parsed the moment it was watched: its host_name (latin1) and the choice from each ALPN list. */
+export type ParsedHello = [servername: string | undefined, ...choices: number[]];
+
 /** Waits, in C++, for each connection's whole ClientHello; see native/hello_peek.h. */
 export interface NativeHelloPeeker {
   /**
@@ -217,6 +220,12 @@ export interface NativeHelloPeeker {
    * the descriptor back.
    */
   watch(fd: number, token: number, versions: number): void;
+  /**
+   * watch(fd, token), except when the whole ClientHello is queued already and parses (no
+   * error, nothing read off): then `fd` stays the caller's, no callback runs, and this returns
+   * `[servername, ...choices]` as onHello would have them. Undefined otherwise, as watch().
+   */
+  watchUnlessParsed(fd: number, token: number): ParsedHello | undefined;
   /** Stops a wait and closes its descriptor; false when `token` is not waiting. */
   cancel(token: number): boolean;
   /** Cancels every wait; watch() throws from then on. */

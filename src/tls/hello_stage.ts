@@ -3,15 +3,25 @@
 // the callbacks that turn its outcomes (a parsed hello, a PROXY header, a socket error) into
 // what a PeekedHello (src/tls/peeked_hello.ts) is told. Descriptor ownership is as written
 // there: watch() moves the descriptor into C++, a callback moves it back to the PeekedHello.
+// A hello already queued whole at the accept never moves it: watchUnlessParsed() returns what
+// the hello asks for, and the TLSSocket's handle takes the descriptor from the acceptor.
 import fs from 'node:fs';
 import type net from 'node:net';
-import type { HelloVerdict, NativeBinding, NativeHelloPeeker } from '../native/binding.js';
+import type tls from 'node:tls';
+import type { HelloVerdict, NativeBinding, NativeHelloPeeker, ParsedHello } from '../native/binding.js';
 import { wireList } from './alpn.js';
 import { systemError } from '../errors.js';
 import { SLOT_SETTLED } from '../accept/batch_slots.js';
 import type { BatchSlot } from '../accept/batch_slots.js';
 import { PeekedHello } from './peeked_hello.js';
 import type { PeekCanceller, PeekedClientHello } from './peeked_hello.js';
+
+/**
+ * Opens the TLSSocket on `fd` for a hello parsed at the accept, marking `slot` settled the
+ * instant its handle owns `fd`; null where this Node cannot (`fd` untouched). Throws leaving
+ * `fd` untouched and the caller's.
+ */
+export type OpenParsed = (fd: number, hello: PeekedClientHello, slot: BatchSlot) => tls.TLSSocket | null;
 
 /** The listener's native peeker and the connections waiting in it. */
 export class HelloStage implements PeekCanceller {
@@ -26,6 +36,8 @@ export class HelloStage implements PeekCanceller {
     private readonly closeDescriptor: NativeBinding['closeDescriptor'],
     private readonly alpn: readonly string[],
     private readonly sniAlpn: readonly string[],
+    /** Opens the socket for a hello parsed at the accept; without it every hello waits in a PeekedHello. */
+    private readonly openParsed?: OpenParsed,
   ) {
     this.peeker = new peekerClass(
       [wireList(alpn), wireList(sniAlpn)],
@@ -64,18 +76,39 @@ export class HelloStage implements PeekCanceller {
 
   private adoptWaiting(fd: number, slot: BatchSlot, versions: number): net.Socket {
     const token = this.freeToken();
+    // Made before the watch: an outcome there already may come back within it.
     const connection = new PeekedHello(fd, token, this, versions !== 0);
     this.waiting.set(token, connection);
+    let parsed: ParsedHello | undefined;
     try {
-      if (versions === 0) this.peeker.watch(fd, token);
-      else this.peeker.watch(fd, token, versions);
+      if (versions !== 0) this.peeker.watch(fd, token, versions);
+      else if (this.openParsed === undefined) this.peeker.watch(fd, token);
+      else parsed = this.peeker.watchUnlessParsed(fd, token);
     } catch (error) {
       this.waiting.delete(token);
       throw error;
     }
+    if (parsed !== undefined) return this.openedAtOnce(fd, slot, token, connection, parsed);
     // No call between watch() and this store (src/accept/batch_slots.ts).
     slot.slots[slot.index] = SLOT_SETTLED;
     // The lifecycle and the registry use a connection's events, destroy() and peer only.
+    return connection as unknown as net.Socket;
+  }
+
+  /**
+   * The whole hello was queued at the accept (most connections): the descriptor never left the
+   * acceptor, and one TLSSocket is opened on it now, as with no hello to read, with no wait, no
+   * callback and no PeekedHello between it and the registry. Where this Node cannot open one
+   * directly, the PeekedHello holds the descriptor as if its wait had ended at once.
+   */
+  private openedAtOnce(fd: number, slot: BatchSlot, token: number, connection: PeekedHello, parsed: ParsedHello): net.Socket {
+    this.waiting.delete(token);
+    const hello = this.helloOf(parsed[0], parsed[1] ?? -1, parsed[2] ?? -1);
+    // Throwing, it leaves `fd` untouched and the acceptor's (openTlsSocket).
+    const socket = (this.openParsed as OpenParsed)(fd, hello, slot);
+    if (socket !== null) return socket;
+    slot.slots[slot.index] = SLOT_SETTLED;
+    connection.settle(hello, undefined);
     return connection as unknown as net.Socket;
   }
 

@@ -21,6 +21,8 @@ import { SetupDeadlines } from './setup_deadlines.js';
 import { carry, Handshake, onHandshakeDeadline, onSetupClose, onSetupError } from './tls_handshake.js';
 import { isOpenedTlsSocket, openTlsSocket } from './direct_tls_socket.js';
 import { HelloStage } from './hello_stage.js';
+import type { OpenParsed } from './hello_stage.js';
+import { markOpenedAtAccept, openedAtAccept } from './opened_at_accept.js';
 import { PeekedHello } from './peeked_hello.js';
 import type { PeekedClientHello } from './peeked_hello.js';
 import { loadNativeBinding } from '../native/load.js';
@@ -82,6 +84,14 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
   /** Opens a TLSSocket on a descriptor with the contexts serving now (directAdopter). */
   private readonly openDirect: DescriptorAdopter = (fd, slot) =>
     openTlsSocket(fd, this.socketOptions(undefined, this.contexts), slot) ?? adoptDescriptor(fd, slot);
+  /** Opens a TLSSocket on a descriptor whose hello was queued whole at the accept (HelloStage). */
+  private readonly openParsed: OpenParsed = (fd, parsed, slot) => {
+    const contexts = this.contexts;
+    const hello = this.decidePeeked(parsed, contexts);
+    const socket = openTlsSocket(fd, this.socketOptions(hello, contexts), slot);
+    if (socket !== null) markOpenedAtAccept(socket, { hello, contexts });
+    return socket;
+  };
 
   constructor(private readonly options: TlsSetupOptions) {
     this.deadlines = new SetupDeadlines(options.handshakeTimeout);
@@ -132,7 +142,9 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
     if (this.helloStage === undefined) {
       const binding = loadNativeBinding().binding;
       const peeker = binding?.HelloPeeker;
-      this.helloStage = peeker ? new HelloStage(peeker, binding?.closeDescriptor?.bind(binding), this.serverAlpn, this.options.sniAlpn ?? this.serverAlpn) : null;
+      this.helloStage = peeker
+        ? new HelloStage(peeker, binding?.closeDescriptor?.bind(binding), this.serverAlpn, this.options.sniAlpn ?? this.serverAlpn, this.openParsed)
+        : null;
     }
     return this.helloStage;
   }
@@ -155,7 +167,9 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
     done: SetupDone<tls.TLSSocket, ConnectionInfo>,
     fail: SetupFail,
   ): void {
-    const handshake = new Handshake(this, socket, record, this.contexts, done, fail);
+    // A socket opened at the accept for its peeked hello goes by the contexts it was opened with.
+    const atAccept = openedAtAccept(socket);
+    const handshake = new Handshake(this, socket, record, atAccept?.contexts ?? this.contexts, done, fail);
     handshake.deadline = this.deadlines.add(onHandshakeDeadline, handshake);
     carry(socket, handshake);
     // The client's own end is one cause with one code, whichever layer sees it: its FIN while
@@ -164,10 +178,10 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
     socket.on('close', onSetupClose);
     socket.on('error', onSetupError);
 
-    // `socket` is the TLSSocket itself when directAdopter() opened it, else a net.Socket that
-    // the TLSSocket is built on.
+    // `socket` is the TLSSocket itself when directAdopter() opened it (with the hello's decision
+    // when it was peeked at the accept), else a net.Socket that the TLSSocket is built on.
     if (isOpenedTlsSocket(socket)) {
-      handshake.listen(socket, undefined);
+      handshake.listen(socket, atAccept?.hello);
       return;
     }
     if (socket instanceof PeekedHello) {
