@@ -28,6 +28,7 @@ export type ScenarioId =
   | 'tls-alpn'
   | 'tls-alpn-c1'
   | 'tls-alpn-c8'
+  | 'tls-alpn-c1-defer'
   | 'tls-proxy'
   | 'tls-proxy-c1'
   | 'latency-tcp'
@@ -56,6 +57,12 @@ export interface ScenarioDef {
    * passes the socket to tls.createServer. The trivial C server does not run.
    */
   proxy?: boolean;
+  /**
+   * This package's contenders run with `deferAccept` (seconds of TCP_DEFER_ACCEPT, which the
+   * README recommends for TLS): a connection is accepted once its first bytes are in. Bare Node
+   * has no such option and runs as it is.
+   */
+  deferAccept?: number;
   /** throughput scenarios: connections in flight; absent: the run's default (64, 32 with --quick) */
   concurrency?: number;
   /** latency scenarios: the throughput scenario whose capacity sets the offered rate */
@@ -87,6 +94,20 @@ export const SCENARIOS: readonly ScenarioDef[] = [
   { id: 'tls-alpn', title: 'TLS 1.3 full handshake, ECDSA P-256, with ALPN (h2, http/1.1)', kind: 'throughput', transport: 'tls', cert: 'ecdsa-p256', loadgenMode: 'tls-full', headline: 'cpuPerConnUs', alpn: true },
   { id: 'tls-alpn-c1', title: 'TLS 1.3 full handshake with ALPN, one connection at a time', kind: 'throughput', transport: 'tls', cert: 'ecdsa-p256', loadgenMode: 'tls-full', headline: 'cpuPerConnUs', alpn: true, concurrency: 1 },
   { id: 'tls-alpn-c8', title: 'TLS 1.3 full handshake with ALPN, 8 in flight', kind: 'throughput', transport: 'tls', cert: 'ecdsa-p256', loadgenMode: 'tls-full', headline: 'cpuPerConnUs', alpn: true, concurrency: 8 },
+  {
+    id: 'tls-alpn-c1-defer',
+    title: 'TLS 1.3 full handshake with ALPN, one connection at a time; this package with deferAccept: 1',
+    kind: 'throughput',
+    transport: 'tls',
+    cert: 'ecdsa-p256',
+    loadgenMode: 'tls-full',
+    headline: 'cpuPerConnUs',
+    alpn: true,
+    concurrency: 1,
+    // One client at a time, the accept usually comes before the ClientHello, which then waits
+    // in the native peeker; deferred, the hello is queued at the accept, and is opened at once.
+    deferAccept: 1,
+  },
   { id: 'tls-proxy', title: 'TLS 1.3 full handshake with ALPN behind a PROXY v2 balancer', kind: 'throughput', transport: 'tls', cert: 'ecdsa-p256', loadgenMode: 'tls-full', headline: 'cpuPerConnUs', alpn: true, proxy: true },
   { id: 'tls-proxy-c1', title: 'TLS 1.3 full handshake with ALPN behind a PROXY v2 balancer, one connection at a time', kind: 'throughput', transport: 'tls', cert: 'ecdsa-p256', loadgenMode: 'tls-full', headline: 'cpuPerConnUs', alpn: true, proxy: true, concurrency: 1 },
   { id: 'latency-tcp', title: 'Latency at 50% load, plain TCP (connect to first byte)', kind: 'latency', transport: 'tcp', loadgenMode: 'tcp-churn', headline: 'p99Us', capacityFrom: 'tcp-churn' },

@@ -123,6 +123,7 @@ export async function runNode(ctx: Context, label: string, plan: ScenarioDef[], 
       if (scenario.maxPendingHandshakes !== undefined) Object.assign(settings, { maxPendingHandshakes: scenario.maxPendingHandshakes });
       if (scenario.maxQueuedConnections !== undefined) Object.assign(settings, { maxQueuedConnections: scenario.maxQueuedConnections });
     }
+    if (scenario.deferAccept !== undefined) Object.assign(settings, { deferAccept: scenario.deferAccept });
     if (scenario.kind === 'memory') Object.assign(settings, { idleConnections: t.holdConnections, warmConnections: t.holdWarmConnections });
     const estimate = estimateSeconds(t, scenario);
     const trials: TrialResult[] = [];

@@ -3,14 +3,15 @@
 //   node dist/benchmarks/server.js --contender native|js|node --transport tcp|tls
 //                                  [--handler end|hold] [--cert FILE --key FILE]
 //                                  [--max-pending-handshakes N] [--max-queued-connections N]
-//                                  [--alpn h2,http/1.1]
+//                                  [--alpn h2,http/1.1] [--proxy v2] [--defer-accept SECONDS]
 //
 // Listens on 127.0.0.1:0 and prints {"type":"ready","port":..,"pid":..,"versions":{..},
 // "admission":..} on stdout. --max-pending-handshakes passes that option to this package's
 // TLS listener when the listener knows it (admission control); "admission" says whether it
 // did (null when it was not asked for). --max-queued-connections adds maxQueuedConnections
 // (load shedding, README "Admission control") to it. Bare Node ignores both. --alpn offers those
-// protocols (bare Node: ALPNProtocols; this package: alpn). Then answers one JSON line per command line on stdin:
+// protocols (bare Node: ALPNProtocols; this package: alpn). --defer-accept gives this package's
+// listener deferAccept (bare Node has no such option). Then answers one JSON line per command line on stdin:
 //   mark    resets the CPU and connection counters (the measured window starts here); its
 //           answer carries the listener's stats() at that moment
 //   report  {"type":"report","cpuUserUs","cpuSystemUs","rss","heapUsed","external","connections",..}
@@ -47,6 +48,8 @@ interface Args {
   alpn?: string[];
   /** --proxy v2: each connection starts with a PROXY protocol version 2 header from 127.0.0.1 */
   proxy?: boolean;
+  /** --defer-accept N: this package's listener with deferAccept: N */
+  deferAccept?: number;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -76,6 +79,9 @@ function parseArgs(argv: string[]): Args {
   if (maxQueuedConnections !== undefined && !(Number.isInteger(maxQueuedConnections) && maxQueuedConnections >= 0 && maxPendingHandshakes !== undefined)) {
     throw new Error('--max-queued-connections must be an integer >= 0, with --max-pending-handshakes');
   }
+  const defer = values.get('defer-accept');
+  const deferAccept = defer !== undefined ? Number(defer) : undefined;
+  if (deferAccept !== undefined && !(Number.isInteger(deferAccept) && deferAccept > 0)) throw new Error('--defer-accept must be a positive integer');
   return {
     contender,
     transport,
@@ -86,6 +92,7 @@ function parseArgs(argv: string[]): Args {
     ...(maxQueuedConnections !== undefined ? { maxQueuedConnections } : {}),
     ...(values.get('alpn') !== undefined ? { alpn: (values.get('alpn') as string).split(',') } : {}),
     ...(values.get('proxy') === 'v2' ? { proxy: true } : {}),
+    ...(deferAccept !== undefined ? { deferAccept } : {}),
   };
 }
 
@@ -172,7 +179,7 @@ async function main(): Promise<void> {
       close = () => new Promise((resolve) => server.close(() => resolve()));
     } else {
       const proxy = args.proxy ? { proxyProtocol: 'v2' as const, trustedProxies: [HOST] } : {};
-      const made = createTlsListener({ port: 0, host: HOST, backlog: BACKLOG, backend: args.contender, credential: { key, cert }, ...(args.alpn ? { alpn: args.alpn } : {}), ...proxy }, handler, args.maxPendingHandshakes, args.maxQueuedConnections);
+      const made = createTlsListener({ port: 0, host: HOST, backlog: BACKLOG, backend: args.contender, credential: { key, cert }, ...(args.alpn ? { alpn: args.alpn } : {}), ...proxy, ...(args.deferAccept !== undefined ? { deferAccept: args.deferAccept } : {}) }, handler, args.maxPendingHandshakes, args.maxQueuedConnections);
       const listener = made.listener;
       admission = made.admission;
       port = (await listener.listen()).port;

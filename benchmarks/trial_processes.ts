@@ -101,6 +101,7 @@ export async function startServer(ctx: Context, scenario: ScenarioDef, contender
     // Admission control is this package's; bare Node runs as it is.
     if (scenario.maxPendingHandshakes !== undefined && contender !== 'node') nodeArgs.push('--max-pending-handshakes', String(scenario.maxPendingHandshakes));
     if (scenario.maxQueuedConnections !== undefined && contender !== 'node') nodeArgs.push('--max-queued-connections', String(scenario.maxQueuedConnections));
+    if (scenario.deferAccept !== undefined && contender !== 'node') nodeArgs.push('--defer-accept', String(scenario.deferAccept));
     if (ctx.options.pin) {
       command = 'taskset';
       args = ['-c', '1', ctx.nodeBin, ...nodeArgs];
