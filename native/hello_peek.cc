@@ -239,8 +239,8 @@ Napi::Value HelloPeeker::StartWatch(const Napi::CallbackInfo& info, bool parsed_
   std::vector<napi_value> argv;
   const bool header = proxy_versions != 0;
   if (parsed_returns && !header && outcome.parsed && outcome.err == 0 && watch->taken.empty()) {
-    // The common case (the hello came with the accept) costs no callback and no wait: JS opens
-    // its TLSSocket straight away. The descriptor never left the caller.
+    // The hello came with the accept (always with TCP_DEFER_ACCEPT): no callback and no wait,
+    // JS opens its TLSSocket straight away. The descriptor never left the caller.
     return ParsedHelloArray(env, outcome);
   }
   if (!OutcomeArguments(env, token, header, outcome, watch->taken, argv)) throw Napi::Error::New(env, "could not build the peek's outcome");

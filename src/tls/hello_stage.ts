@@ -36,8 +36,8 @@ export class HelloStage implements PeekCanceller {
     private readonly closeDescriptor: NativeBinding['closeDescriptor'],
     private readonly alpn: readonly string[],
     private readonly sniAlpn: readonly string[],
-    /** Opens the socket for a hello parsed at the accept; without it every hello waits in a PeekedHello. */
-    private readonly openParsed?: OpenParsed,
+    /** Opens the socket for a hello parsed at the accept (TlsSetup's openParsed). */
+    private readonly openParsed: OpenParsed,
   ) {
     this.peeker = new peekerClass(
       [wireList(alpn), wireList(sniAlpn)],
@@ -82,7 +82,6 @@ export class HelloStage implements PeekCanceller {
     let parsed: ParsedHello | undefined;
     try {
       if (versions !== 0) this.peeker.watch(fd, token, versions);
-      else if (this.openParsed === undefined) this.peeker.watch(fd, token);
       else parsed = this.peeker.watchUnlessParsed(fd, token);
     } catch (error) {
       this.waiting.delete(token);
@@ -96,7 +95,8 @@ export class HelloStage implements PeekCanceller {
   }
 
   /**
-   * The whole hello was queued at the accept (most connections): the descriptor never left the
+   * The whole hello was queued at the accept (every connection with deferAccept; otherwise
+   * those of a burst or a backlog, and a few of a lone client's): the descriptor never left the
    * acceptor, and one TLSSocket is opened on it now, as with no hello to read, with no wait, no
    * callback and no PeekedHello between it and the registry. Where this Node cannot open one
    * directly, the PeekedHello holds the descriptor as if its wait had ended at once.
@@ -105,7 +105,7 @@ export class HelloStage implements PeekCanceller {
     this.waiting.delete(token);
     const hello = this.helloOf(parsed[0], parsed[1] ?? -1, parsed[2] ?? -1);
     // Throwing, it leaves `fd` untouched and the acceptor's (openTlsSocket).
-    const socket = (this.openParsed as OpenParsed)(fd, hello, slot);
+    const socket = this.openParsed(fd, hello, slot);
     if (socket !== null) return socket;
     slot.slots[slot.index] = SLOT_SETTLED;
     connection.settle(hello, undefined);
