@@ -1,0 +1,192 @@
+// Paired short windows: `npm run bench:interleaved -- [--scenario ID[,ID]] [--windows N]
+// [--seconds S] [--contenders native,node] [--pin] [--quick]`.
+//
+// `npm run bench` starts a fresh server per trial and measures each for 2 s, one contender after
+// the other. On a shared 2-core VM the host's own load comes and goes in spells longer than a
+// trial (a contender measured in a slow spell costs 30-60% more), so a ratio taken round by
+// round spreads by ±10-30% at one connection in flight. Here every contender's server runs
+// for the whole scenario, warmed up once, and the load generator takes a short window on each
+// in turn: the two windows of a pair are a few seconds apart, so a spell hits both, and the
+// median of many pairs moves by a few percent, not tens. It answers "is this change cheaper
+// than that one", next to `npm run bench`, which stays the report (and the README's table).
+//
+// Each window is one throughput trial's measurement (benchmarks/trials.ts): the server's own
+// CPU time (process.cpuUsage, between 'mark' and 'report') per completed connection.
+import fs from 'node:fs';
+import path from 'node:path';
+import { ensureBinaries } from './build.js';
+import { makeCertificates } from './certs.js';
+import { BASELINE, SCENARIOS } from './model.js';
+import type { ContenderId, ScenarioDef } from './model.js';
+import { FULL } from './options.js';
+import type { Options } from './options.js';
+import { resultsDir } from './paths.js';
+import { Progress } from './progress.js';
+import { median, round, stringifyLayered } from './stats.js';
+import { ask, certArgs, loadgenArgs, loadgenTrouble, num, runLoadgen, startServer, stopServer } from './trial_processes.js';
+import type { Context, ServerHandle } from './trial_processes.js';
+
+interface InterleavedOptions {
+  scenarios: ScenarioDef[];
+  contenders: ContenderId[];
+  windows: number;
+  seconds: number;
+  warmConnections: number;
+  pin: boolean;
+  quick: boolean;
+}
+
+/** One contender's figures in one scenario: µs of server CPU per connection, window by window. */
+interface ContenderWindows {
+  contender: ContenderId;
+  cpuPerConnUs: number[];
+}
+
+const DEFAULT_SCENARIOS = ['tls-alpn-c1', 'tls-alpn-c8', 'tls-alpn'];
+
+function usage(message: string): never {
+  console.error(message);
+  console.error('usage: npm run bench:interleaved -- [--scenario ID[,ID]] [--windows N] [--seconds S] [--contenders native,node] [--pin] [--quick]');
+  console.error(`throughput scenarios: ${SCENARIOS.filter((s) => s.kind === 'throughput').map((s) => s.id).join(', ')}`);
+  process.exit(2);
+}
+
+function positive(text: string | undefined, flag: string): number {
+  const value = Number(text);
+  if (!Number.isFinite(value) || value <= 0) usage(`${flag} wants a positive number, not ${String(text)}`);
+  return value;
+}
+
+function parse(argv: readonly string[]): InterleavedOptions {
+  const options: InterleavedOptions = { scenarios: [], contenders: ['native', BASELINE], windows: 15, seconds: 1.5, warmConnections: 6000, pin: false, quick: false };
+  let ids = DEFAULT_SCENARIOS;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const value = (): string | undefined => argv[++i];
+    if (arg === '--scenario') ids = (value() ?? '').split(',').filter((id) => id !== '');
+    else if (arg === '--windows') options.windows = Math.round(positive(value(), arg));
+    else if (arg === '--seconds') options.seconds = positive(value(), arg);
+    else if (arg === '--contenders') {
+      const named = (value() ?? '').split(',').filter((c) => c !== '');
+      for (const c of named) if (c !== 'native' && c !== 'js' && c !== 'node') usage(`unknown contender ${c} (native, js, node)`);
+      // The baseline is always there: every ratio is to it, window by window.
+      options.contenders = [...new Set([...(named as ContenderId[]), BASELINE])];
+    } else if (arg === '--pin') options.pin = true;
+    else if (arg === '--quick') options.quick = true;
+    else usage(`unknown option ${String(arg)}`);
+  }
+  for (const id of ids) {
+    const scenario = SCENARIOS.find((s) => s.id === id);
+    if (!scenario) usage(`unknown scenario ${id}`);
+    if (scenario.kind !== 'throughput') usage(`${id} is not a throughput scenario`);
+    options.scenarios.push(scenario);
+  }
+  if (options.quick) Object.assign(options, { windows: 2, seconds: 0.3, warmConnections: 200 });
+  return options;
+}
+
+/** The ratio of each window to the baseline's window of the same pass. */
+function pairedRatios(subject: readonly number[], baseline: readonly number[]): number[] {
+  const ratios: number[] = [];
+  for (let i = 0; i < Math.min(subject.length, baseline.length); i++) {
+    const a = subject[i] as number;
+    const b = baseline[i] as number;
+    if (Number.isFinite(a) && Number.isFinite(b) && b > 0) ratios.push(a / b);
+  }
+  return ratios;
+}
+
+/** The quarter points of `values` (the middle half of the pairs lies between them). */
+function quartiles(values: readonly number[]): [number, number] {
+  const sorted = [...values].sort((a, b) => a - b);
+  const q = Math.floor(sorted.length / 4);
+  return [sorted[q] ?? Number.NaN, sorted[sorted.length - 1 - q] ?? Number.NaN];
+}
+
+async function window(ctx: Context, scenario: ScenarioDef, server: ServerHandle, seconds: number, load: Array<string | number>): Promise<number> {
+  await ask(server, 'mark');
+  const lg = await runLoadgen(ctx, loadgenArgs(ctx, scenario.loadgenMode, server.port, ['--duration', seconds, ...load]), (seconds + 30) * 1000);
+  const report = await ask(server, 'report');
+  const warnings: string[] = [];
+  loadgenTrouble(lg, warnings);
+  for (const warning of warnings) process.stderr.write(`  ${scenario.id}: ${warning}\n`);
+  return (num(report, 'cpuUserUs') + num(report, 'cpuSystemUs')) / num(lg, 'completed');
+}
+
+async function runScenario(ctx: Context, options: InterleavedOptions, scenario: ScenarioDef): Promise<ContenderWindows[]> {
+  const load = ['--concurrency', scenario.concurrency ?? FULL.concurrency, ...certArgs(ctx, scenario)];
+  const servers: Array<{ contender: ContenderId; server: ServerHandle }> = [];
+  try {
+    for (const contender of options.contenders) servers.push({ contender, server: await startServer(ctx, scenario, contender, 'end') });
+    // One warm-up per server: V8 tiers up by how often code runs (benchmarks/options.ts).
+    for (const { server } of servers) {
+      await runLoadgen(ctx, loadgenArgs(ctx, scenario.loadgenMode, server.port, ['--count', options.warmConnections, '--duration', 240, ...load]), 270_000);
+    }
+    const figures = servers.map(({ contender }) => ({ contender, cpuPerConnUs: [] as number[] }));
+    for (let pass = 0; pass < options.windows; pass++) {
+      // The order turns each pass, so no contender always follows the same one.
+      for (let k = 0; k < servers.length; k++) {
+        const index = (pass + k) % servers.length;
+        const { server } = servers[index] as { server: ServerHandle };
+        (figures[index] as ContenderWindows).cpuPerConnUs.push(await window(ctx, scenario, server, options.seconds, load));
+      }
+      process.stderr.write(`\r  ${scenario.id}: ${pass + 1}/${options.windows} passes`);
+    }
+    process.stderr.write('\n');
+    return figures;
+  } finally {
+    for (const { server } of servers) await stopServer(server);
+  }
+}
+
+function table(results: Array<{ scenario: ScenarioDef; figures: ContenderWindows[] }>): string {
+  const lines = ['| scenario | contender | CPU per connection, median (min-max) | ÷ node, median of pairs | middle half of pairs |', '| --- | --- | --- | --- | --- |'];
+  for (const { scenario, figures } of results) {
+    const baseline = figures.find((f) => f.contender === BASELINE)?.cpuPerConnUs ?? [];
+    for (const { contender, cpuPerConnUs } of figures) {
+      const us = cpuPerConnUs.filter(Number.isFinite);
+      const cpu = `${median(us).toFixed(0)} µs (${Math.min(...us).toFixed(0)}-${Math.max(...us).toFixed(0)})`;
+      if (contender === BASELINE) {
+        lines.push(`| ${scenario.id} | ${contender} | ${cpu} | | |`);
+        continue;
+      }
+      const ratios = pairedRatios(cpuPerConnUs, baseline);
+      const [low, high] = quartiles(ratios);
+      lines.push(`| ${scenario.id} | ${contender} | ${cpu} | ${median(ratios).toFixed(3)} | ${low.toFixed(3)}-${high.toFixed(3)} (${ratios.length} pairs) |`);
+    }
+  }
+  return lines.join('\n');
+}
+
+async function main(): Promise<void> {
+  const options = parse(process.argv.slice(2));
+  const log = (line: string): void => void process.stderr.write(`${line}\n`);
+  const bins = ensureBinaries(log);
+  const certs = makeCertificates();
+  const benchOptions: Options = { quick: options.quick, rounds: null, scenarios: [], nodes: [], out: null, pin: options.pin, nice: false, readme: false, workersBench: false, workers: 0 };
+  const ctx: Context = { quiet: { leftMs: 0, waitedMs: 0, loadedStarts: 0 }, options: benchOptions, timings: FULL, bins, certs, nodeBin: process.execPath, progress: new Progress(0, 0) };
+  const results: Array<{ scenario: ScenarioDef; figures: ContenderWindows[] }> = [];
+  try {
+    for (const scenario of options.scenarios) results.push({ scenario, figures: await runScenario(ctx, options, scenario) });
+  } finally {
+    certs.cleanup();
+  }
+  console.log(`\nNode ${process.version}, ${options.windows} passes of ${options.seconds} s windows${options.pin ? ', pinned' : ''}\n\n${table(results)}`);
+  const file = path.join(resultsDir, options.quick ? 'interleaved-quick.json' : 'interleaved.json');
+  const json = {
+    generated: new Date().toISOString(),
+    node: process.version,
+    windows: options.windows,
+    seconds: options.seconds,
+    pinned: options.pin,
+    scenarios: results.map(({ scenario, figures }) => ({ id: scenario.id, contenders: figures.map((f) => ({ contender: f.contender, cpuPerConnUs: f.cpuPerConnUs.map((v) => round(v)) })) })),
+  };
+  fs.mkdirSync(resultsDir, { recursive: true });
+  fs.writeFileSync(file, `${stringifyLayered(json, 4)}\n`);
+  console.log(`results: ${path.relative(process.cwd(), file)}`);
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof Error ? (error.stack ?? error.message) : String(error));
+  process.exit(1);
+});
