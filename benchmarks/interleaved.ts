@@ -25,6 +25,7 @@ import { Progress } from './progress.js';
 import { median, round, stringifyLayered } from './stats.js';
 import { ask, certArgs, loadgenArgs, loadgenTrouble, num, runLoadgen, startServer, stopServer } from './trial_processes.js';
 import type { Context, ServerHandle } from './trial_processes.js';
+import { warmUp } from './trials.js';
 
 interface InterleavedOptions {
   scenarios: ScenarioDef[];
@@ -114,13 +115,15 @@ async function window(ctx: Context, scenario: ScenarioDef, server: ServerHandle,
 }
 
 async function runScenario(ctx: Context, options: InterleavedOptions, scenario: ScenarioDef): Promise<ContenderWindows[]> {
-  const load = ['--concurrency', scenario.concurrency ?? FULL.concurrency, ...certArgs(ctx, scenario)];
+  const load = ['--concurrency', scenario.concurrency ?? ctx.timings.concurrency, ...certArgs(ctx, scenario)];
   const servers: Array<{ contender: ContenderId; server: ServerHandle }> = [];
   try {
     for (const contender of options.contenders) servers.push({ contender, server: await startServer(ctx, scenario, contender, 'end') });
-    // One warm-up per server: V8 tiers up by how often code runs (benchmarks/options.ts).
-    for (const { server } of servers) {
-      await runLoadgen(ctx, loadgenArgs(ctx, scenario.loadgenMode, server.port, ['--count', options.warmConnections, '--duration', 240, ...load]), 270_000);
+    // One warm-up per server, as a trial's (ctx.timings.warmConnections).
+    for (const { contender, server } of servers) {
+      const warnings: string[] = [];
+      await warmUp(ctx, scenario.loadgenMode, server.port, load, warnings);
+      for (const warning of warnings) process.stderr.write(`  ${scenario.id} ${contender}: ${warning}\n`);
     }
     const figures = servers.map(({ contender }) => ({ contender, cpuPerConnUs: [] as number[] }));
     for (let pass = 0; pass < options.windows; pass++) {
@@ -164,7 +167,7 @@ async function main(): Promise<void> {
   const bins = ensureBinaries(log);
   const certs = makeCertificates();
   const benchOptions: Options = { quick: options.quick, rounds: null, scenarios: [], nodes: [], out: null, pin: options.pin, nice: false, readme: false, workersBench: false, workers: 0 };
-  const ctx: Context = { quiet: { leftMs: 0, waitedMs: 0, loadedStarts: 0 }, options: benchOptions, timings: FULL, bins, certs, nodeBin: process.execPath, progress: new Progress(0, 0) };
+  const ctx: Context = { quiet: { leftMs: 0, waitedMs: 0, loadedStarts: 0 }, options: benchOptions, timings: { ...FULL, warmConnections: options.warmConnections }, bins, certs, nodeBin: process.execPath, progress: new Progress(0, 0) };
   const results: Array<{ scenario: ScenarioDef; figures: ContenderWindows[] }> = [];
   try {
     for (const scenario of options.scenarios) results.push({ scenario, figures: await runScenario(ctx, options, scenario) });

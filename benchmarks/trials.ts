@@ -18,7 +18,7 @@ const WARM_COUNT_LIMIT_S = 240;
  * after 2 s (about 1,300 connections at one in flight), so the count comes with
  * WARM_COUNT_LIMIT_S, and a counted warm-up that stops short says so in `warnings`.
  */
-async function warmUp(ctx: Context, mode: string, port: number, load: Array<string | number>, warnings: string[]): Promise<void> {
+export async function warmUp(ctx: Context, mode: string, port: number, load: Array<string | number>, warnings: string[]): Promise<void> {
   const t = ctx.timings;
   if (t.warmConnections === 0) {
     await runLoadgen(ctx, loadgenArgs(ctx, mode, port, ['--duration', t.warmSeconds, ...load]), (t.warmSeconds + 30) * 1000);
