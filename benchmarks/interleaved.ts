@@ -7,8 +7,9 @@
 // round spreads by ±10-30% at one connection in flight. Here every contender's server runs
 // for the whole scenario, warmed up once, and the load generator takes a short window on each
 // in turn: the two windows of a pair are a few seconds apart, so a spell hits both, and the
-// median of many pairs moves by a few percent, not tens. It answers "is this change cheaper
-// than that one", next to `npm run bench`, which stays the report (and the README's table).
+// median of many pairs moves by a few percent, not tens. It answers "did this change move the
+// ratio to Node" (run before and after), next to `npm run bench`, which stays the report (and
+// the README's table).
 //
 // Each window is one throughput trial's measurement (benchmarks/trials.ts): the server's own
 // CPU time (process.cpuUsage, between 'mark' and 'report') per completed connection.
