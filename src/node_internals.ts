@@ -12,6 +12,7 @@
 // | secureConnecting     | a writable `secureConnecting`: HTTP/2 serves a hand-built socket | left as Node computes it               |
 // | ticketKeys           | SecureContext's setTicketKeys(): one key for all workers | each worker's own keys (no cross-worker resumption) |
 // | httpConnectionTracking | _http_server's setupConnectionsTracking: headersTimeout/requestTimeout on routed connections | not enforced |
+// | tlsLayerAlpn         | TLSWrap's setALPNProtocols() after the socket is made: the TLSSocket is built while the hello is on its way | built once the hello is in |
 import net from 'node:net';
 import tls from 'node:tls';
 import { debug } from './diagnostics.js';
@@ -23,7 +24,8 @@ export type NodeInternalName =
   | 'releaseControl'
   | 'secureConnecting'
   | 'ticketKeys'
-  | 'httpConnectionTracking';
+  | 'httpConnectionTracking'
+  | 'tlsLayerAlpn';
 
 /** 'internal': the internal is there and used; 'fallback': it is missing or not as expected. */
 export type NodeInternalUse = 'internal' | 'fallback';
@@ -63,6 +65,7 @@ const probes: { [K in NodeInternalName]: Probe<unknown> } = {
   secureConnecting: { probed: false },
   ticketKeys: { probed: false },
   httpConnectionTracking: { probed: false },
+  tlsLayerAlpn: { probed: false },
 };
 
 function probed<T>(name: NodeInternalName, probe: () => T | null): T | null {
@@ -137,6 +140,44 @@ export function openUnderTlsLayer(socket: tls.TLSSocket, fd: number): number | n
   const layer = (socket as unknown as { _handle?: { open?: (fd: number) => unknown } | null })._handle;
   const err = typeof layer?.open === 'function' ? layer.open(fd) : undefined;
   return typeof err === 'number' ? err : null;
+}
+
+/** The part of Node's TLS layer (TLSWrap) that sets a server socket's protocols. */
+interface AlpnLayer {
+  setALPNProtocols(wire: Buffer): void;
+}
+
+function alpnLayer(socket: tls.TLSSocket): AlpnLayer | null {
+  const layer = (socket as unknown as { _handle?: Partial<AlpnLayer> | null })._handle;
+  return typeof layer?.setALPNProtocols === 'function' ? (layer as AlpnLayer) : null;
+}
+
+/**
+ * Whether a server TLSSocket's protocols can be set after it is made, before its handshake
+ * begins: its TLS layer's setALPNProtocols() (what TLSSocket's constructor calls with
+ * ALPNProtocols) keeps them per socket. src/tls/prepared_sockets.ts.
+ */
+export function tlsLayerAlpnWorks(): boolean {
+  return (
+    probed('tlsLayerAlpn', () => {
+      const socket = new tls.TLSSocket(undefined as unknown as net.Socket, { isServer: true });
+      try {
+        const layer = alpnLayer(socket);
+        if (layer === null) return null;
+        layer.setALPNProtocols(Buffer.from([2, 0x68, 0x32]));
+        return true;
+      } finally {
+        socket.destroy();
+      }
+    }) === true
+  );
+}
+
+/** Offers `wire` (ALPN wire format) to the client of a server socket whose handshake has not begun. */
+export function setServerAlpn(socket: tls.TLSSocket, wire: Buffer): void {
+  const layer = alpnLayer(socket);
+  if (layer === null) throw new Error('this Node cannot set a TLS socket\'s protocols after it is made');
+  layer.setALPNProtocols(wire);
 }
 
 /** The descriptor is connected already: lets a socket made "connecting" read and write. */
@@ -264,5 +305,6 @@ export function nodeInternals(): Record<NodeInternalName, NodeInternalUse> {
     secureConnecting: use(secureConnectingWritable()),
     ticketKeys: use(setTicketKeysMethod()),
     httpConnectionTracking: use(httpServerInternals()),
+    tlsLayerAlpn: use(tlsLayerAlpnWorks()),
   };
 }

@@ -23,6 +23,7 @@ const ALL: readonly NodeInternalName[] = [
   'secureConnecting',
   'ticketKeys',
   'httpConnectionTracking',
+  'tlsLayerAlpn',
 ];
 
 /** Starts the child without `removed`; resolves with its report once it listens. */
@@ -106,6 +107,14 @@ describe('Node internals: each is probed once and has a fallback', function () {
     expect(report.internals).to.deep.equal(expected('tlsLayerOpen'));
     for (let i = 0; i < 3; i++) expect((await fetchGreeting(report.port, ['http/1.1'])).text).to.equal('hello 127.0.0.1 http/1.1');
     expect((await fetchGreeting(report.port)).text).to.equal('hello 127.0.0.1 none');
+  });
+
+  it('without tlsLayerAlpn, with alpn: a hello that comes after the accept is served with its protocol by a socket made once it is in', async function () {
+    const report = await startChild(cleanup, 'tlsLayerAlpn', { alpn: ['h2', 'http/1.1'] });
+    expect(report.internals).to.deep.equal(expected('tlsLayerAlpn'));
+    expect(report.warnings.join('\n')).to.contain('Node internal tlsLayerAlpn is not usable');
+    for (let i = 0; i < 3; i++) expect((await fetchGreeting(report.port, ['http/1.1', 'h2'])).text).to.equal('hello 127.0.0.1 http/1.1');
+    expect((await fetchGreeting(report.port, ['spdy/3'])).text).to.equal('hello 127.0.0.1 none');
   });
 
   it('without SecureContext.setTicketKeys(): workers start, rotateTicketKeys() resolves, and TLS clients are served', async function () {
