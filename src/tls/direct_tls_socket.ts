@@ -18,9 +18,10 @@
 // (src/node_internals.ts probes both once), openTlsSocket returns null and the caller wraps
 // the descriptor the usual way.
 import type net from 'node:net';
+import os from 'node:os';
 import tls from 'node:tls';
 import { systemError } from '../errors.js';
-import { markConnected, openUnderTlsLayer, tlsLayerOpenWorks } from '../node_internals.js';
+import { markConnected, openUnderTlsLayer, setServerAlpn, tlsLayerAlpnWorks, tlsLayerOpenWorks } from '../node_internals.js';
 import { SLOT_SETTLED } from '../accept/batch_slots.js';
 import type { BatchSlot } from '../accept/batch_slots.js';
 
@@ -52,6 +53,45 @@ export function openTlsSocket(fd: number, options: tls.TLSSocketOptions, slot?: 
   }
   markConnected(socket);
   opened.add(socket);
+  return socket;
+}
+
+/**
+ * A server TLSSocket made before it has a descriptor, for a connection whose ClientHello is
+ * still on its way (src/tls/tls_setup.ts, prepareSocket); null where this Node cannot open one
+ * later or set its protocols then. It stays "connecting", so Node holds back its first read
+ * (net.Socket's _read waits for 'connect'); it owns no descriptor, and destroying it closes
+ * only its own handle.
+ */
+export function prepareTlsSocket(options: tls.TLSSocketOptions): tls.TLSSocket | null {
+  if (!tlsLayerOpenWorks() || !tlsLayerAlpnWorks()) return null;
+  return new tls.TLSSocket(undefined as unknown as net.Socket, options);
+}
+
+/**
+ * Opens a prepared socket on `fd` (an accepted connection whose hello was peeked), offering
+ * `alpn` (wire format) when given, and starts its reading. Throws, with the socket destroyed
+ * and `fd` open and owned by no handle, when the descriptor cannot be opened.
+ */
+export function openPreparedTlsSocket(socket: tls.TLSSocket, fd: number, alpn: Buffer | undefined): tls.TLSSocket {
+  try {
+    // Before the first read: OpenSSL chooses from this list when it reads the hello.
+    if (alpn !== undefined) setServerAlpn(socket, alpn);
+  } catch (error) {
+    socket.destroy();
+    throw error;
+  }
+  const err = openUnderTlsLayer(socket, fd);
+  if (err !== 0) {
+    // The handle never had the descriptor: destroying the socket closes only the handle.
+    socket.destroy();
+    throw systemError(err === null ? os.constants.errno.EBADF : -err, 'open');
+  }
+  markConnected(socket);
+  opened.add(socket);
+  // Node's first read, a tick after the socket was made, waited for the 'connect' a socket made
+  // connecting gets: this is it (net.Socket's _read then starts reading the handle).
+  if (socket.listenerCount('connect') > 0) socket.emit('connect');
   return socket;
 }
 

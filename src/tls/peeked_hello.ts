@@ -61,6 +61,8 @@ export interface PeekedHelloClient {
   openSocket(fd: number, hello: PeekedClientHello | undefined, taken: Buffer | undefined): { served: tls.TLSSocket; bottom: net.Socket };
   /** The socket is open, its 'close' forwarded to this connection. */
   opened(served: tls.TLSSocket): void;
+  /** The hello is on its way: what openSocket will need may be made now, while the server would wait. */
+  prepare(): void;
 }
 
 type State = 'peeking' | 'held' | 'open' | 'closed';
@@ -182,6 +184,7 @@ export class PeekedHello extends EventEmitter {
   whenHello(client: PeekedHelloClient): void {
     this.client = client;
     if (this.outcome !== undefined) this.open(this.outcome);
+    else if (this.state === 'peeking') client.prepare();
   }
 
   /** The native peeker handed the descriptor back (HelloStage's callback), with the bytes it read off it. */

@@ -12,6 +12,7 @@ import type { ClientHelloSummary } from './client_hello_reader.js';
 import type { PeekedClientHello, PeekedHelloClient } from './peeked_hello.js';
 import { SetupDeadlines } from './setup_deadlines.js';
 import type { SetupDeadline } from './setup_deadlines.js';
+import type { PreparedSocket } from './prepared_sockets.js';
 import type { ConnectionInfo, HelloDecision, ServingContexts, TlsSetup } from './tls_setup.js';
 
 const kHandshake = Symbol('native-tls-listener.tls-handshake');
@@ -53,6 +54,8 @@ export class Handshake implements PeekedHelloClient {
   served: tls.TLSSocket | undefined;
   /** What the ClientHello decided, when one was read before the TLSSocket was made. */
   hello: HelloDecision | undefined;
+  /** A TLSSocket made while the peeked hello is on its way (TlsSetup.prepareSocket), until it is opened or discarded. */
+  private prepared: PreparedSocket | undefined;
 
   constructor(
     readonly setup: TlsSetup,
@@ -70,6 +73,10 @@ export class Handshake implements PeekedHelloClient {
     if (this.finished) return false;
     this.finished = true;
     if (this.deadline !== undefined) SetupDeadlines.cancel(this.deadline);
+    if (this.prepared !== undefined) {
+      this.setup.discardPrepared(this.prepared);
+      this.prepared = undefined;
+    }
     return true;
   }
 
@@ -118,9 +125,15 @@ export class Handshake implements PeekedHelloClient {
   }
 
   // PeekedHelloClient: the peeked hello's decision is made once, when the socket is opened.
+  prepare(): void {
+    if (!this.finished && this.prepared === undefined) this.prepared = this.setup.prepareSocket(this.contexts);
+  }
+
   openSocket(fd: number, hello: PeekedClientHello | undefined, taken: Buffer | undefined): { served: tls.TLSSocket; bottom: net.Socket } {
     this.hello = this.setup.decidePeeked(hello, this.contexts);
-    return this.setup.openPeeked(fd, this.hello, this.contexts, taken);
+    const prepared = this.prepared;
+    this.prepared = undefined;
+    return this.setup.openPeeked(fd, this.hello, this.contexts, taken, prepared);
   }
 
   opened(served: tls.TLSSocket): void {

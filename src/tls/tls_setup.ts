@@ -19,7 +19,9 @@ import { releaseControlAfterSetup } from './released_control.js';
 import { markSecure } from '../node_internals.js';
 import { SetupDeadlines } from './setup_deadlines.js';
 import { carry, Handshake, onHandshakeDeadline, onSetupClose, onSetupError } from './tls_handshake.js';
-import { isOpenedTlsSocket, openTlsSocket } from './direct_tls_socket.js';
+import { isOpenedTlsSocket, openPreparedTlsSocket, openTlsSocket } from './direct_tls_socket.js';
+import { PreparedSockets } from './prepared_sockets.js';
+import type { PreparedSocket } from './prepared_sockets.js';
 import { HelloStage } from './hello_stage.js';
 import type { OpenParsed } from './hello_stage.js';
 import { markOpenedAtAccept, openedAtAccept } from './opened_at_accept.js';
@@ -81,6 +83,8 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
    * read first; else by context (0 primary, 1 SNI) and offered protocol ('' for none).
    */
   private optionsCache: OptionsCache | undefined;
+  /** TLSSockets made while their connection's hello is on its way (src/tls/prepared_sockets.ts). */
+  private readonly preparedSockets = new PreparedSockets();
   /** Opens a TLSSocket on a descriptor with the contexts serving now (directAdopter). */
   private readonly openDirect: DescriptorAdopter = (fd, slot) =>
     openTlsSocket(fd, this.socketOptions(undefined, this.contexts), slot) ?? adoptDescriptor(fd, slot);
@@ -259,20 +263,50 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
    * The TLSSocket on a descriptor whose hello was peeked: opened on it directly, or on a
    * net.Socket where this Node cannot, or where the peeker read bytes off it (`taken`), which
    * the net.Socket then holds for the TLS layer to read first (as after the JS reader).
-   * Throws leaving `fd` open and unowned if it cannot be opened.
+   * `prepared`, a socket made while the hello was on its way, is opened on `fd` when it can
+   * serve the hello, else destroyed. Throws leaving `fd` open and unowned if it cannot be opened.
    */
   openPeeked(
     fd: number,
     hello: HelloDecision | undefined,
     contexts: Readonly<ServingContexts>,
     taken: Buffer | undefined,
+    prepared?: PreparedSocket,
   ): { served: tls.TLSSocket; bottom: net.Socket } {
     const options = this.socketOptions(hello, contexts);
+    if (hello !== undefined && contexts.sniContext !== undefined) this.preparedSockets.served(options.secureContext === contexts.sniContext);
+    if (prepared !== undefined) {
+      // Only for a parsed hello with nothing read off the socket, and made with the context it chose.
+      if (hello === undefined || taken !== undefined) this.preparedSockets.discard(prepared);
+      else {
+        const socket = this.preparedSockets.take(prepared, options.secureContext);
+        if (socket !== undefined) {
+          const wire = hello.protocol !== undefined ? this.alpnLists.get(hello.protocol) : undefined;
+          const served = openPreparedTlsSocket(socket, fd, wire);
+          return { served, bottom: served };
+        }
+      }
+    }
     const direct = taken === undefined ? openTlsSocket(fd, options) : null;
     if (direct) return { served: direct, bottom: direct };
     const bottom = adoptDescriptor(fd);
     if (taken !== undefined) bottom.unshift(taken);
     return { served: new tls.TLSSocket(bottom, options), bottom };
+  }
+
+  /**
+   * A TLSSocket for a connection whose hello is on its way, made now rather than once the hello
+   * is in (src/tls/prepared_sockets.ts); openPeeked uses it when the hello chooses the context
+   * it was made with. Undefined where this Node cannot, or when enough are out already.
+   */
+  prepareSocket(contexts: Readonly<ServingContexts>): PreparedSocket | undefined {
+    const guess: HelloDecision = this.preparedSockets.guessSni && contexts.sniContext !== undefined ? { servername: '' } : {};
+    return this.preparedSockets.make(this.socketOptions(guess, contexts));
+  }
+
+  /** A prepared socket its connection will not use (the setup ended first). */
+  discardPrepared(prepared: PreparedSocket): void {
+    this.preparedSockets.discard(prepared);
   }
 
   private socketOptions(hello: HelloDecision | undefined, contexts: Readonly<ServingContexts>): tls.TLSSocketOptions {
