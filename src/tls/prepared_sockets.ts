@@ -1,9 +1,9 @@
 // TLSSockets made ahead: with `alpn`, a connection accepted before its ClientHello came (one
 // client at a time, usually: the accept wins the race against the client's key share) would
 // have the server sleep until the hello arrives, wake, and only then build the connection's
-// TLSSocket. Building it while the hello is on its way instead saves that sleep and wake-up,
-// which cost this VM's server more CPU than the building itself (README "Events", the hello
-// stage). The socket is made with the context the last peeked hello was served with and no
+// TLSSocket. Building it while the hello is on its way instead saves that sleep and wake-up and
+// has the socket ready when the hello comes: the connection completes sooner (README "Events",
+// the hello stage, has the figures). The socket is made with the context the last peeked hello was served with and no
 // protocol; when the hello is in, it is used if the hello chose that context (its protocol is
 // set then), else dropped for a new one (src/tls/tls_setup.ts openPeeked).
 //
