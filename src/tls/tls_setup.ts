@@ -9,7 +9,8 @@ import type { SetupDone, SetupFail } from '../connection_lifecycle.js';
 import type { ConnectionRecord } from '../registry.js';
 import { codedError, ErrorCodes } from '../errors.js';
 import type { CodedError } from '../errors.js';
-import { chooseAlpnProtocol, wireProtocolLists } from './alpn.js';
+import { chooseAlpnProtocol } from './alpn.js';
+import { SocketOptions } from './socket_options.js';
 import { readClientHello } from './client_hello_reader.js';
 import type { ClientHelloSummary } from './client_hello_reader.js';
 import { peerCertificateChain } from './peer_chain.js';
@@ -63,36 +64,26 @@ export interface HelloDecision {
   protocol?: string;
 }
 
-interface OptionsCache {
-  contexts: Readonly<ServingContexts>;
-  plain: tls.TLSSocketOptions | undefined;
-  byChoice: [Map<string, tls.TLSSocketOptions>, Map<string, tls.TLSSocketOptions>];
-}
-
 export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> {
   /** A handshake can fail, and its report names the client (read at accept). */
   readonly canFail = true;
-  private readonly alpnLists: Map<string, Buffer>;
   private readonly serverAlpn: readonly string[];
   private contexts: Readonly<ServingContexts>;
   private readonly deadlines: SetupDeadlines;
   /** The native ClientHello stage, made on first use; null where the addon has none. */
   private helloStage: HelloStage | null | undefined;
-  /**
-   * The socket options for the contexts they were built for: `plain` when no ClientHello was
-   * read first; else by context (0 primary, 1 SNI) and offered protocol ('' for none).
-   */
-  private optionsCache: OptionsCache | undefined;
+  /** Each connection's TLSSocket options, by contexts and choice (src/tls/socket_options.ts). */
+  private readonly socketOptions: SocketOptions;
   /** TLSSockets made while their connection's hello is on its way (src/tls/prepared_sockets.ts). */
   private readonly preparedSockets = new PreparedSockets();
   /** Opens a TLSSocket on a descriptor with the contexts serving now (directAdopter). */
   private readonly openDirect: DescriptorAdopter = (fd, slot) =>
-    openTlsSocket(fd, this.socketOptions(undefined, this.contexts), slot) ?? adoptDescriptor(fd, slot);
+    openTlsSocket(fd, this.socketOptions.of(undefined, this.contexts), slot) ?? adoptDescriptor(fd, slot);
   /** Opens a TLSSocket on a descriptor whose hello was queued whole at the accept (HelloStage). */
   private readonly openParsed: OpenParsed = (fd, parsed, slot) => {
     const contexts = this.contexts;
     const hello = this.decidePeeked(parsed, contexts);
-    const socket = openTlsSocket(fd, this.socketOptions(hello, contexts), slot);
+    const socket = openTlsSocket(fd, this.socketOptions.of(hello, contexts), slot);
     if (socket !== null) markOpenedAtAccept(socket, { hello, contexts });
     return socket;
   };
@@ -100,7 +91,7 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
   constructor(private readonly options: TlsSetupOptions) {
     this.deadlines = new SetupDeadlines(options.handshakeTimeout);
     this.serverAlpn = options.alpn ?? [];
-    this.alpnLists = wireProtocolLists(this.serverAlpn);
+    this.socketOptions = new SocketOptions(this.serverAlpn, options.sniAlpn, options.requestClientCert);
     this.contexts = { context: options.context, ...(options.sniContext ? { sniContext: options.sniContext } : {}) };
   }
 
@@ -228,19 +219,14 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
   /** The TLSSocket on a net.Socket whose hello the JS reader read (or that needs none). */
   wrapSocket(socket: net.Socket, summary: ClientHelloSummary | undefined, contexts: Readonly<ServingContexts>): { tlsSocket: tls.TLSSocket; hello: HelloDecision | undefined } {
     const hello = summary && this.decide(summary, contexts);
-    return { tlsSocket: new tls.TLSSocket(socket, this.socketOptions(hello, contexts)), hello };
-  }
-
-  /** The protocols offered to a client that sent `servername`. */
-  private offeredTo(servername: string | undefined, contexts: Readonly<ServingContexts>): readonly string[] {
-    return servername !== undefined && contexts.sniContext ? (this.options.sniAlpn ?? this.serverAlpn) : this.serverAlpn;
+    return { tlsSocket: new tls.TLSSocket(socket, this.socketOptions.of(hello, contexts)), hello };
   }
 
   /** The JS reader's hello: the first of the client's protocols that is offered wins. */
   private decide(summary: ClientHelloSummary, contexts: Readonly<ServingContexts>): HelloDecision {
     const decision: HelloDecision = {};
     if (summary.servername !== undefined) decision.servername = summary.servername;
-    const protocol = chooseAlpnProtocol(summary.alpnProtocols, this.offeredTo(summary.servername, contexts));
+    const protocol = chooseAlpnProtocol(summary.alpnProtocols, this.socketOptions.offeredTo(summary.servername, contexts));
     if (protocol !== undefined) decision.protocol = protocol;
     return decision;
   }
@@ -273,7 +259,7 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
     taken: Buffer | undefined,
     prepared?: PreparedSocket,
   ): { served: tls.TLSSocket; bottom: net.Socket } {
-    const options = this.socketOptions(hello, contexts);
+    const options = this.socketOptions.of(hello, contexts);
     if (hello !== undefined && contexts.sniContext !== undefined) this.preparedSockets.served(options.secureContext === contexts.sniContext);
     if (prepared !== undefined) {
       // Only for a parsed hello with nothing read off the socket, and made with the context it chose.
@@ -281,8 +267,7 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
       else {
         const socket = this.preparedSockets.take(prepared, options.secureContext);
         if (socket !== undefined) {
-          const wire = hello.protocol !== undefined ? this.alpnLists.get(hello.protocol) : undefined;
-          const served = openPreparedTlsSocket(socket, fd, wire);
+          const served = openPreparedTlsSocket(socket, fd, this.socketOptions.wire(hello.protocol));
           return { served, bottom: served };
         }
       }
@@ -301,69 +286,12 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
    */
   prepareSocket(contexts: Readonly<ServingContexts>): PreparedSocket | undefined {
     const guess: HelloDecision = this.preparedSockets.guessSni && contexts.sniContext !== undefined ? { servername: '' } : {};
-    return this.preparedSockets.make(this.socketOptions(guess, contexts));
+    return this.preparedSockets.make(this.socketOptions.of(guess, contexts));
   }
 
   /** A prepared socket its connection will not use (the setup ended first). */
   discardPrepared(prepared: PreparedSocket): void {
     this.preparedSockets.discard(prepared);
-  }
-
-  private socketOptions(hello: HelloDecision | undefined, contexts: Readonly<ServingContexts>): tls.TLSSocketOptions {
-    // They depend on the contexts, on whether the SNI context serves and on the protocol
-    // offered, nothing else: built once per set of contexts and choice (SNICallback included),
-    // not per connection. TLSSocket copies what it is given.
-    let cache = this.optionsCache;
-    if (cache?.contexts !== contexts) {
-      cache = { contexts, plain: undefined, byChoice: [new Map(), new Map()] };
-      this.optionsCache = cache;
-    }
-    if (hello === undefined) {
-      cache.plain ??= this.buildOptions(undefined, contexts);
-      return cache.plain;
-    }
-    const choices = cache.byChoice[hello.servername !== undefined && contexts.sniContext ? 1 : 0];
-    const protocol = hello.protocol ?? '';
-    let options = choices.get(protocol);
-    if (options === undefined) {
-      options = this.buildOptions(hello, contexts);
-      choices.set(protocol, options);
-    }
-    return options;
-  }
-
-  private buildOptions(hello: HelloDecision | undefined, contexts: Readonly<ServingContexts>): tls.TLSSocketOptions {
-    const { requestClientCert } = this.options;
-    const { context, sniContext } = contexts;
-    const options: tls.TLSSocketOptions = {
-      isServer: true,
-      secureContext: hello?.servername !== undefined && sniContext ? sniContext : context,
-      requestCert: requestClientCert,
-      // Chains are judged by the original's rules after the handshake, not by OpenSSL's store.
-      rejectUnauthorized: false,
-    };
-    if (hello) {
-      const wire = hello.protocol !== undefined ? this.alpnLists.get(hello.protocol) : undefined;
-      if (wire) options.ALPNProtocols = wire;
-      return options;
-    }
-    if (sniContext) {
-      // Node calls this only when the client sent a server name.
-      options.SNICallback = (_servername, callback) => callback(null, sniContext);
-    }
-    // A hello not parsed (too large for the JS reader, or bytes the parser cannot make sense of,
-    // such as an empty record before it) is OpenSSL's to answer in full, but the protocol is
-    // chosen as for a parsed one: the client's first choice among those offered to the
-    // credential that serves it (sniAlpn for an SNI client, which the HTTP route can speak).
-    // OpenSSL's own choice (ALPNProtocols) goes by the server's order and offers an SNI client
-    // the whole list, h2 included for an HTTP/1 route. Node calls this only when the client
-    // sent ALPN; no overlap is its no_application_protocol alert, as with ALPNProtocols.
-    if (this.serverAlpn.length > 0) {
-      options.ALPNCallback = ({ servername, protocols }) =>
-        // Node's SNI callback serves sniContext for any non-empty name; this follows it.
-        chooseAlpnProtocol(protocols, this.offeredTo(servername ? servername : undefined, contexts));
-    }
-    return options;
   }
 
   private describe(tlsSocket: tls.TLSSocket, id: number, hello: HelloDecision | undefined, contexts: Readonly<ServingContexts>): ConnectionInfo {
