@@ -38,13 +38,23 @@ export function openTlsSocket(fd: number, options: tls.TLSSocketOptions, slot?: 
   if (!tlsLayerOpenWorks()) return null;
   // Node's types want a socket; without one, the TLSSocket makes its own TCP handle.
   const socket = new tls.TLSSocket(undefined as unknown as net.Socket, options);
+  return openOnDescriptor(socket, fd, slot) ? socket : null;
+}
+
+/**
+ * Opens `socket` (made without a socket, so with its own TCP handle) on `fd`: true once its
+ * handle owns `fd`, marking `slot` settled that instant; false, with the socket destroyed and
+ * `fd` untouched, when the TLS layer passed open() on to nothing. Throws, with the socket
+ * destroyed and `fd` open and owned by no handle, when the descriptor cannot be opened.
+ */
+function openOnDescriptor(socket: tls.TLSSocket, fd: number, slot?: BatchSlot): boolean {
   const err = openUnderTlsLayer(socket, fd);
   // No call between open() and this store (see batch_slots.ts).
   if (err === 0 && slot !== undefined) slot.slots[slot.index] = SLOT_SETTLED;
   if (err === null) {
     // The TLS layer passed it on to nothing (the probe said it would): the descriptor was not touched.
     socket.destroy();
-    return null;
+    return false;
   }
   if (err !== 0) {
     // The handle never had the descriptor: destroying the socket closes only the handle.
@@ -53,7 +63,7 @@ export function openTlsSocket(fd: number, options: tls.TLSSocketOptions, slot?: 
   }
   markConnected(socket);
   opened.add(socket);
-  return socket;
+  return true;
 }
 
 /**
@@ -81,14 +91,8 @@ export function openPreparedTlsSocket(socket: tls.TLSSocket, fd: number, alpn: B
     socket.destroy();
     throw error;
   }
-  const err = openUnderTlsLayer(socket, fd);
-  if (err !== 0) {
-    // The handle never had the descriptor: destroying the socket closes only the handle.
-    socket.destroy();
-    throw systemError(err === null ? os.constants.errno.EBADF : -err, 'open');
-  }
-  markConnected(socket);
-  opened.add(socket);
+  // Nothing taking it is an error here: the socket was made for this descriptor.
+  if (!openOnDescriptor(socket, fd)) throw systemError(os.constants.errno.EBADF, 'open');
   // Node's first read, a tick after the socket was made, waited for the 'connect' a socket made
   // connecting gets: this is it (net.Socket's _read then starts reading the handle).
   if (socket.listenerCount('connect') > 0) socket.emit('connect');

@@ -3,9 +3,10 @@
 // have the server sleep until the hello arrives, wake, and only then build the connection's
 // TLSSocket. Building it while the hello is on its way instead saves that sleep and wake-up and
 // has the socket ready when the hello comes: the connection completes sooner (README "Events",
-// the hello stage, has the figures). The socket is made with the context the last peeked hello was served with and no
-// protocol; when the hello is in, it is used if the hello chose that context (its protocol is
-// set then), else dropped for a new one (src/tls/tls_setup.ts openPeeked).
+// the hello stage, has the figures). The socket is made with the context the last peeked hello
+// was served with and no protocol; when the hello is in, it is used if the hello chose that
+// context (its protocol is set then), else dropped for a new one (src/tls/tls_setup.ts
+// openPeeked).
 //
 // A prepared socket owns no descriptor until it is opened on one, and destroying it closes
 // only its own handle. At most MAX_PREPARED_SOCKETS exist at once: clients that never send a
@@ -19,7 +20,7 @@ export interface PreparedSocket {
   readonly context: tls.SecureContext | undefined;
 }
 
-export const MAX_PREPARED_SOCKETS = 16;
+const MAX_PREPARED_SOCKETS = 16;
 
 /** The listener's prepared sockets: how many are out, and which context to guess next. */
 export class PreparedSockets {
