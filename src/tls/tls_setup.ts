@@ -145,12 +145,15 @@ export class TlsSetup implements ConnectionSetup<tls.TLSSocket, ConnectionInfo> 
   }
 
   /**
-   * The ClientHello is read before the TLSSocket exists for client-preference ALPN, and
-   * when the SNI credential's key type differs from the primary's (or is not known): Node's
-   * SNI callback adds the SNI certificate beside the primary one instead of replacing it
-   * (OpenSSL keeps one per key type), so OpenSSL would serve whichever the client's signature
-   * algorithms list first, often the primary's. Choosing the context up front serves exactly
-   * one. Otherwise the first bytes go straight to OpenSSL (and Node's SNI callback).
+   * The ClientHello is read before the TLSSocket exists for ALPN (by the client's preference,
+   * and with no protocol in common served with none, as the original does: Node's ALPNCallback
+   * could follow the client's order from inside OpenSSL, but picking none there is a fatal
+   * no_application_protocol alert), and when the SNI credential's key type differs from the
+   * primary's (or is not known): Node's SNI callback adds the SNI certificate beside the
+   * primary one instead of replacing it (OpenSSL keeps one per key type), so OpenSSL would
+   * serve whichever the client's signature algorithms list first, often the primary's.
+   * Choosing the context up front serves exactly one. Otherwise the first bytes go straight
+   * to OpenSSL (and Node's SNI callback).
    */
   private needsClientHello(contexts: Readonly<ServingContexts>): boolean {
     return this.serverAlpn.length > 0 || (contexts.sniContext !== undefined && !sameKeyType(contexts.context, contexts.sniContext));
