@@ -8,7 +8,7 @@ import { Buffer } from 'node:buffer';
 import { parseV1 } from './proxy_v1.js';
 import { parseV2 } from './proxy_v2.js';
 import { V1_PREFIX, V2_FIXED_BYTES, V2_SIGNATURE } from './proxy_header.js';
-import type { ProxyHeader } from './proxy_header.js';
+import type { ProxyHeader, ProxyHeaderParse } from './proxy_header.js';
 
 /** Which header versions a listener accepts. */
 export type ProxyProtocolMode = 'v1' | 'v2' | 'any';
@@ -20,6 +20,21 @@ export type AccumulatedProxyHeader =
   | { kind: 'invalid'; reason: string };
 
 const INCOMPLETE: AccumulatedProxyHeader = { kind: 'incomplete' };
+
+/**
+ * Parses a connection's first bytes as a header of a version `mode` accepts. The native reader
+ * (src/proxy/proxy_setup.ts) calls it once on exactly the header's bytes; the accumulator below
+ * on what has come so far.
+ */
+export function parseProxyHeader(mode: ProxyProtocolMode, bytes: Buffer): ProxyHeaderParse {
+  const first = bytes[0];
+  if (first === V1_PREFIX[0] && mode !== 'v2') return parseV1(bytes);
+  if (first === V2_SIGNATURE[0] && mode !== 'v1') return parseV2(bytes);
+  if (first === V1_PREFIX[0] || first === V2_SIGNATURE[0]) {
+    return { kind: 'invalid', reason: `a version ${first === V1_PREFIX[0] ? 1 : 2} PROXY protocol header where only ${mode} is accepted` };
+  }
+  return { kind: 'invalid', reason: 'no PROXY protocol header: the connection did not start with one' };
+}
 
 export class ProxyHeaderAccumulator {
   private chunks: Buffer[] = [];
@@ -48,7 +63,7 @@ export class ProxyHeaderAccumulator {
     if (this.held < this.needed) return INCOMPLETE;
     const bytes = this.chunks.length === 1 && this.chunks[0] !== undefined ? this.chunks[0] : Buffer.concat(this.chunks, this.held);
     this.chunks = [bytes];
-    const parsed = this.parse(bytes);
+    const parsed = parseProxyHeader(this.mode, bytes);
     if (parsed.kind === 'invalid') return this.finish(parsed);
     if (parsed.kind === 'complete') return this.finish({ kind: 'complete', header: parsed.header, rest: bytes.subarray(parsed.length) });
     // Version 2 says its length in its 16th byte; until then, and for version 1, each byte may settle it.
@@ -56,15 +71,6 @@ export class ProxyHeaderAccumulator {
     return INCOMPLETE;
   }
 
-  private parse(bytes: Buffer): ReturnType<typeof parseV1> {
-    const first = bytes[0];
-    if (first === V1_PREFIX[0] && this.mode !== 'v2') return parseV1(bytes);
-    if (first === V2_SIGNATURE[0] && this.mode !== 'v1') return parseV2(bytes);
-    if (first === V1_PREFIX[0] || first === V2_SIGNATURE[0]) {
-      return { kind: 'invalid', reason: `a version ${first === V1_PREFIX[0] ? 1 : 2} PROXY protocol header where only ${this.mode} is accepted` };
-    }
-    return { kind: 'invalid', reason: 'no PROXY protocol header: the connection did not start with one' };
-  }
 
   private finish(answer: AccumulatedProxyHeader): AccumulatedProxyHeader {
     this.settled = answer;

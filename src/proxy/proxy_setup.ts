@@ -14,7 +14,7 @@ import type { ConnectionRecord } from '../registry.js';
 import { codedError, ErrorCodes } from '../errors.js';
 import type { CodedError, ErrorCode } from '../errors.js';
 import { readProxyHeader } from './proxy_header_reader.js';
-import { ProxyHeaderAccumulator } from './proxy_header_accumulator.js';
+import { parseProxyHeader } from './proxy_header_accumulator.js';
 import type { ProxyProtocolMode } from './proxy_header_accumulator.js';
 import { PeekedHello } from '../tls/peeked_hello.js';
 import type { HeaderOutcome } from '../tls/peeked_hello.js';
@@ -101,7 +101,7 @@ function peerOf(proxy: ProxyConnectionInfo): ConnectionRecord['peer'] {
 type HeaderSocket = Pick<net.Socket, 'remoteAddress' | 'remotePort' | 'remoteFamily' | 'localAddress' | 'localPort'>;
 
 function describeHeader(header: ProxyHeader, socket: HeaderSocket): ProxyConnectionInfo {
-  const proxy = { proxyAddress: socket.remoteAddress, proxyPort: socket.remotePort };
+  // Built whole in each branch, not spread: it is made once per connection.
   if (header.command === 'local') {
     const family = socket.remoteFamily === 'IPv4' || socket.remoteFamily === 'IPv6' ? socket.remoteFamily : undefined;
     return {
@@ -112,7 +112,8 @@ function describeHeader(header: ProxyHeader, socket: HeaderSocket): ProxyConnect
       remotePort: socket.remotePort,
       localAddress: socket.localAddress,
       localPort: socket.localPort,
-      ...proxy,
+      proxyAddress: socket.remoteAddress,
+      proxyPort: socket.remotePort,
       tlvs: header.tlvs,
     };
   }
@@ -124,7 +125,8 @@ function describeHeader(header: ProxyHeader, socket: HeaderSocket): ProxyConnect
     remotePort: header.sourcePort,
     localAddress: header.destinationAddress,
     localPort: header.destinationPort,
-    ...proxy,
+    proxyAddress: socket.remoteAddress,
+    proxyPort: socket.remotePort,
     tlvs: header.tlvs,
   };
 }
@@ -232,12 +234,10 @@ export class ProxyProtocolSetup<S extends net.Socket, I extends { id: number } &
       return;
     }
     const connection = socket;
-    listen(connection);
-    connection.whenHeader((outcome: HeaderOutcome) => {
+    const headerIn = (outcome: HeaderOutcome): void => {
       if (finished) return;
       if (outcome === undefined) {
         // No end found (a FIN, or a queue that would not grow): JS reads what there is.
-        unlisten(connection);
         let bottom: net.Socket;
         try {
           bottom = connection.adoptSocket();
@@ -248,15 +248,26 @@ export class ProxyProtocolSetup<S extends net.Socket, I extends { id: number } &
         readInJs(bottom);
         return;
       }
-      unlisten(connection);
       // The native framer gives the parser exactly the bytes it needs for its verdict.
-      const parsed = new ProxyHeaderAccumulator(this.settings.mode).push(outcome.header);
+      const parsed = parseProxyHeader(this.settings.mode, outcome.header);
       if (parsed.kind !== 'complete') {
         const reason = parsed.kind === 'invalid' ? parsed.reason : 'the header ended early';
         failWith(codedError(ErrorCodes.PROXY_PROTOCOL_INVALID, `invalid PROXY protocol header: ${reason}`));
         return;
       }
       proceed(parsed.header, connection, connection, () => connection.sentAfterHeader);
+    };
+    // Most often C++ read the header within the accept (a balancer sends it at once): no wait,
+    // so no listeners to add and take off again.
+    const read = connection.headerIfRead();
+    if (read !== undefined) {
+      headerIn(read.outcome);
+      return;
+    }
+    listen(connection);
+    connection.whenHeader((outcome: HeaderOutcome) => {
+      unlisten(connection);
+      headerIn(outcome);
     });
   }
 }

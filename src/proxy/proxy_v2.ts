@@ -5,7 +5,7 @@
 import { crc32c } from './crc32c.js';
 import { ipv4Text, ipv6Text } from './ip_text.js';
 import { INCOMPLETE, V2_FIXED_BYTES, V2_SIGNATURE, invalid, startsLike } from './proxy_header.js';
-import type { ProxyHeader, ProxyHeaderParse } from './proxy_header.js';
+import type { ProxyHeader, ProxyHeaderParse, ProxyTlvs } from './proxy_header.js';
 import { PP2_TYPE_CRC32C, decodeTlvs, splitTlvs } from './proxy_tlvs.js';
 
 const VERSION_2 = 0x2;
@@ -33,14 +33,43 @@ function unixPath(bytes: Buffer): string {
   return bytes.subarray(0, nul < 0 ? bytes.length : nul).toString('utf8');
 }
 
-function addresses(family: number, block: Buffer): Omit<Extract<ProxyHeader, { command: 'proxy' }>, 'version' | 'command' | 'transport' | 'tlvs'> {
+/** A PROXY command's header: its addresses read from the block at `at` (built whole, not spread: it is made once per connection). */
+function proxyHeader(family: number, transport: 'stream' | 'dgram', bytes: Buffer, at: number, tlvs: ProxyTlvs): ProxyHeader {
   if (family === AF_INET) {
-    return { family: 'IPv4', sourceAddress: ipv4Text(block, 0), destinationAddress: ipv4Text(block, 4), sourcePort: block.readUInt16BE(8), destinationPort: block.readUInt16BE(10) };
+    return {
+      version: 2,
+      command: 'proxy',
+      transport,
+      family: 'IPv4',
+      sourceAddress: ipv4Text(bytes, at),
+      destinationAddress: ipv4Text(bytes, at + 4),
+      sourcePort: bytes.readUInt16BE(at + 8),
+      destinationPort: bytes.readUInt16BE(at + 10),
+      tlvs,
+    };
   }
   if (family === AF_INET6) {
-    return { family: 'IPv6', sourceAddress: ipv6Text(block, 0), destinationAddress: ipv6Text(block, 16), sourcePort: block.readUInt16BE(32), destinationPort: block.readUInt16BE(34) };
+    return {
+      version: 2,
+      command: 'proxy',
+      transport,
+      family: 'IPv6',
+      sourceAddress: ipv6Text(bytes, at),
+      destinationAddress: ipv6Text(bytes, at + 16),
+      sourcePort: bytes.readUInt16BE(at + 32),
+      destinationPort: bytes.readUInt16BE(at + 34),
+      tlvs,
+    };
   }
-  return { family: 'unix', sourceAddress: unixPath(block.subarray(0, UNIX_PATH_BYTES)), destinationAddress: unixPath(block.subarray(UNIX_PATH_BYTES, 2 * UNIX_PATH_BYTES)) };
+  return {
+    version: 2,
+    command: 'proxy',
+    transport,
+    family: 'unix',
+    sourceAddress: unixPath(bytes.subarray(at, at + UNIX_PATH_BYTES)),
+    destinationAddress: unixPath(bytes.subarray(at + UNIX_PATH_BYTES, at + 2 * UNIX_PATH_BYTES)),
+    tlvs,
+  };
 }
 
 /** The header's CRC32C with its own value zeroed must equal that value (section 2.2.5). */
@@ -84,17 +113,20 @@ export function parseV2(bytes: Buffer): ProxyHeaderParse {
   // endpoints and discard the protocol block including the family", however short it is.
   if (command === COMMAND_LOCAL && length < addressBytes) return { kind: 'complete', header: { version: 2, command: 'local', tlvs: { tlvs: [] } }, length: total };
   if (length < addressBytes) return invalid(`a version 2 length of ${length}, shorter than its ${addressBytes}-byte addresses`);
-  const header = bytes.subarray(0, total);
   const tlvStart = V2_FIXED_BYTES + addressBytes;
-  const split = splitTlvs(header.subarray(tlvStart));
-  if (split.kind === 'invalid') return invalid(split.reason);
-  const crc = split.tlvs.find((tlv) => tlv.type === PP2_TYPE_CRC32C);
-  if (crc !== undefined && !crcMatches(header, tlvStart, crc.value)) return invalid('the PP2_TYPE_CRC32C checksum does not match the header');
-  const tlvs = decodeTlvs(split.tlvs);
+  const tlvs = tlvStart === total ? { kind: 'ok' as const, value: { tlvs: [] } } : readTlvs(bytes.subarray(0, total), tlvStart);
   if (tlvs.kind === 'invalid') return invalid(tlvs.reason);
   // The addresses of LOCAL and of UNSPEC are not to be used; their TLVs still are.
   if (command === COMMAND_LOCAL || family === AF_UNSPEC) return { kind: 'complete', header: { version: 2, command: 'local', tlvs: tlvs.value }, length: total };
   const transport = (familyTransport & 0x0f) === TRANSPORT_STREAM ? 'stream' : 'dgram';
-  const block = header.subarray(V2_FIXED_BYTES, tlvStart);
-  return { kind: 'complete', header: { version: 2, command: 'proxy', transport, ...addresses(family, block), tlvs: tlvs.value }, length: total };
+  return { kind: 'complete', header: proxyHeader(family, transport, bytes, V2_FIXED_BYTES, tlvs.value), length: total };
+}
+
+/** The TLVs of `header` (the whole header) from `tlvStart`: split, checked against a CRC32C TLV when there is one, the known ones decoded. */
+function readTlvs(header: Buffer, tlvStart: number): { kind: 'ok'; value: ProxyTlvs } | { kind: 'invalid'; reason: string } {
+  const split = splitTlvs(header.subarray(tlvStart));
+  if (split.kind === 'invalid') return split;
+  const crc = split.tlvs.find((tlv) => tlv.type === PP2_TYPE_CRC32C);
+  if (crc !== undefined && !crcMatches(header, tlvStart, crc.value)) return { kind: 'invalid', reason: 'the PP2_TYPE_CRC32C checksum does not match the header' };
+  return decodeTlvs(split.tlvs);
 }

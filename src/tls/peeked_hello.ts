@@ -116,6 +116,11 @@ export class PeekedHello extends EventEmitter {
     return this.destroyRequested || this.state === 'closed' || (this.bottom?.destroyed ?? false);
   }
 
+  /** The PROXY header's outcome when it is in already (most often: read within the accept), else undefined. */
+  headerIfRead(): { outcome: HeaderOutcome } | undefined {
+    return this.headerOutcome;
+  }
+
   /** Calls `then` once the PROXY header is in (at once if it is). */
   whenHeader(then: (outcome: HeaderOutcome) => void): void {
     if (this.headerOutcome !== undefined) then(this.headerOutcome.outcome);
