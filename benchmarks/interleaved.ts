@@ -1,5 +1,5 @@
 // Paired short windows: `npm run bench:interleaved -- [--scenario ID[,ID]] [--windows N]
-// [--seconds S] [--contenders native,node] [--pin] [--quick]`.
+// [--seconds S] [--warm N] [--contenders native,node] [--pin] [--out FILE] [--quick]`.
 //
 // `npm run bench` starts a fresh server per trial and measures each for 2 s, one contender after
 // the other. On a shared 2-core VM the host's own load comes and goes in spells longer than a
@@ -36,6 +36,8 @@ interface InterleavedOptions {
   warmConnections: number;
   pin: boolean;
   quick: boolean;
+  /** The results file's name in benchmarks/results/ (default interleaved.json). */
+  out: string | undefined;
 }
 
 /** One contender's figures in one scenario: µs of server CPU per connection, window by window. */
@@ -48,7 +50,7 @@ const DEFAULT_SCENARIOS = ['tls-alpn-c1', 'tls-alpn-c8', 'tls-alpn'];
 
 function usage(message: string): never {
   console.error(message);
-  console.error('usage: npm run bench:interleaved -- [--scenario ID[,ID]] [--windows N] [--seconds S] [--contenders native,node] [--pin] [--quick]');
+  console.error('usage: npm run bench:interleaved -- [--scenario ID[,ID]] [--windows N] [--seconds S] [--warm N] [--contenders native,node] [--pin] [--out FILE] [--quick]');
   console.error(`throughput scenarios: ${SCENARIOS.filter((s) => s.kind === 'throughput').map((s) => s.id).join(', ')}`);
   process.exit(2);
 }
@@ -60,7 +62,7 @@ function positive(text: string | undefined, flag: string): number {
 }
 
 function parse(argv: readonly string[]): InterleavedOptions {
-  const options: InterleavedOptions = { scenarios: [], contenders: ['native', BASELINE], windows: 15, seconds: 1.5, warmConnections: 6000, pin: false, quick: false };
+  const options: InterleavedOptions = { scenarios: [], contenders: ['native', BASELINE], windows: 15, seconds: 1.5, warmConnections: 6000, pin: false, quick: false, out: undefined };
   let ids = DEFAULT_SCENARIOS;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -68,6 +70,14 @@ function parse(argv: readonly string[]): InterleavedOptions {
     if (arg === '--scenario') ids = (value() ?? '').split(',').filter((id) => id !== '');
     else if (arg === '--windows') options.windows = Math.round(positive(value(), arg));
     else if (arg === '--seconds') options.seconds = positive(value(), arg);
+    // V8 keeps optimizing a server's code on its background threads for the first ten thousand
+    // or so connections at one in flight: a larger warm-up measures a long-running server.
+    else if (arg === '--warm') options.warmConnections = Math.round(positive(value(), arg));
+    else if (arg === '--out') {
+      const name = value() ?? '';
+      if (!/^[\w.-]+\.json$/.test(name)) usage(`--out takes a file name ending in .json (written to benchmarks/results/), not ${JSON.stringify(name)}`);
+      options.out = name;
+    }
     else if (arg === '--contenders') {
       const named = (value() ?? '').split(',').filter((c) => c !== '');
       for (const c of named) if (c !== 'native' && c !== 'js' && c !== 'node') usage(`unknown contender ${c} (native, js, node)`);
@@ -175,13 +185,14 @@ async function main(): Promise<void> {
   } finally {
     certs.cleanup();
   }
-  console.log(`\nNode ${process.version}, ${options.windows} passes of ${options.seconds} s windows${options.pin ? ', pinned' : ''}\n\n${table(results)}`);
-  const file = path.join(resultsDir, options.quick ? 'interleaved-quick.json' : 'interleaved.json');
+  console.log(`\nNode ${process.version}, ${options.windows} passes of ${options.seconds} s windows after ${options.warmConnections} warm-up connections${options.pin ? ', pinned' : ''}\n\n${table(results)}`);
+  const file = path.join(resultsDir, options.out ?? (options.quick ? 'interleaved-quick.json' : 'interleaved.json'));
   const json = {
     generated: new Date().toISOString(),
     node: process.version,
     windows: options.windows,
     seconds: options.seconds,
+    warmConnections: options.warmConnections,
     pinned: options.pin,
     scenarios: results.map(({ scenario, figures }) => ({ id: scenario.id, contenders: figures.map((f) => ({ contender: f.contender, cpuPerConnUs: f.cpuPerConnUs.map((v) => round(v)) })) })),
   };
