@@ -70,8 +70,8 @@ function parse(argv: readonly string[]): InterleavedOptions {
     if (arg === '--scenario') ids = (value() ?? '').split(',').filter((id) => id !== '');
     else if (arg === '--windows') options.windows = Math.round(positive(value(), arg));
     else if (arg === '--seconds') options.seconds = positive(value(), arg);
-    // V8 keeps optimizing a server's code on its background threads for the first ten thousand
-    // or so connections at one in flight: a larger warm-up measures a long-running server.
+    // At one in flight V8's background threads (compilation and GC) take more per connection for
+    // the first ten thousand or so connections: a larger warm-up measures a long-running server.
     else if (arg === '--warm') options.warmConnections = Math.round(positive(value(), arg));
     else if (arg === '--out') {
       const name = value() ?? '';
