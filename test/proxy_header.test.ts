@@ -113,7 +113,7 @@ describe('PROXY protocol version 2: the specification’s binary header', () => 
 
   it('parses TCP6 addresses as Node prints them, IPv4-mapped ones included', () => {
     const parsed = complete(parseV2(v2({ familyTransport: 0x21, addresses: inet6('2001:db8:0:0:0:0:0:1', '0:0:0:0:0:ffff:a00:1', 1, 2) })));
-    expect(parsed.header).to.include({ family: 'IPv6', sourceAddress: '2001:db8::1', destinationAddress: '::ffff:10.0.0.1' });
+    expect(parsed.header).to.include({ family: 'IPv6', sourceAddress: '2001:db8::1', destinationAddress: '::ffff:10.0.0.1', sourcePort: 1, destinationPort: 2 });
     const noRun = complete(parseV2(v2({ familyTransport: 0x21, addresses: inet6('1:0:2:0:3:0:4:0', '0:0:1:0:0:0:1:0', 1, 2) })));
     expect(noRun.header).to.include({ sourceAddress: '1:0:2:0:3:0:4:0', destinationAddress: '0:0:1::1:0' });
   });

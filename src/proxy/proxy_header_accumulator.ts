@@ -71,7 +71,6 @@ export class ProxyHeaderAccumulator {
     return INCOMPLETE;
   }
 
-
   private finish(answer: AccumulatedProxyHeader): AccumulatedProxyHeader {
     this.settled = answer;
     this.chunks = [];

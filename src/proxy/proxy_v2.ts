@@ -33,31 +33,22 @@ function unixPath(bytes: Buffer): string {
   return bytes.subarray(0, nul < 0 ? bytes.length : nul).toString('utf8');
 }
 
-/** A PROXY command's header: its addresses read from the block at `at` (built whole, not spread: it is made once per connection). */
+/** A PROXY command's header, its addresses read from the address block at `at`. */
 function proxyHeader(family: number, transport: 'stream' | 'dgram', bytes: Buffer, at: number, tlvs: ProxyTlvs): ProxyHeader {
-  if (family === AF_INET) {
+  if (family === AF_INET || family === AF_INET6) {
+    // Source address, destination address, source port, destination port.
+    const v4 = family === AF_INET;
+    const text = v4 ? ipv4Text : ipv6Text;
+    const width = v4 ? 4 : 16;
     return {
       version: 2,
       command: 'proxy',
       transport,
-      family: 'IPv4',
-      sourceAddress: ipv4Text(bytes, at),
-      destinationAddress: ipv4Text(bytes, at + 4),
-      sourcePort: bytes.readUInt16BE(at + 8),
-      destinationPort: bytes.readUInt16BE(at + 10),
-      tlvs,
-    };
-  }
-  if (family === AF_INET6) {
-    return {
-      version: 2,
-      command: 'proxy',
-      transport,
-      family: 'IPv6',
-      sourceAddress: ipv6Text(bytes, at),
-      destinationAddress: ipv6Text(bytes, at + 16),
-      sourcePort: bytes.readUInt16BE(at + 32),
-      destinationPort: bytes.readUInt16BE(at + 34),
+      family: v4 ? 'IPv4' : 'IPv6',
+      sourceAddress: text(bytes, at),
+      destinationAddress: text(bytes, at + width),
+      sourcePort: bytes.readUInt16BE(at + 2 * width),
+      destinationPort: bytes.readUInt16BE(at + 2 * width + 2),
       tlvs,
     };
   }
