@@ -86,7 +86,17 @@ export function num(message: Message | undefined, key: string): number {
   return typeof value === 'number' ? value : Number.NaN;
 }
 
-export async function startServer(ctx: Context, scenario: ScenarioDef, contender: ContenderId, handler: 'end' | 'hold'): Promise<ServerHandle> {
+/**
+ * A command the server runs under, and how long it may take to say 'ready' there (the
+ * instruction count runs Node inside valgrind, tens of times slower).
+ */
+export interface Launcher {
+  command: string;
+  args: string[];
+  readyTimeoutMs: number;
+}
+
+export async function startServer(ctx: Context, scenario: ScenarioDef, contender: ContenderId, handler: 'end' | 'hold', launcher?: Launcher): Promise<ServerHandle> {
   const cert = scenario.cert ? ctx.certs.files[scenario.cert] : undefined;
   let command: string;
   let args: string[];
@@ -110,12 +120,16 @@ export async function startServer(ctx: Context, scenario: ScenarioDef, contender
       args = nodeArgs;
     }
   }
+  if (launcher !== undefined) {
+    args = [...launcher.args, command, ...args];
+    command = launcher.command;
+  }
   const env = { ...process.env };
   delete env.NODE_OPTIONS;
   const channel = new LineChannel(command, args, `${contender} server`, env);
   raisePriority(ctx, channel);
   try {
-    const ready = await channel.expect('ready', 20_000);
+    const ready = await channel.expect('ready', launcher?.readyTimeoutMs ?? 20_000);
     const port = num(ready, 'port');
     if (!Number.isInteger(port) || port <= 0) throw new Error(`${contender} server sent no port`);
     return { channel, port, admission: typeof ready.admission === 'boolean' ? ready.admission : null };
