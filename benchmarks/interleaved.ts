@@ -12,7 +12,8 @@
 // the README's table).
 //
 // Each window is one throughput trial's measurement (benchmarks/trials.ts): the server's own
-// CPU time (process.cpuUsage, between 'mark' and 'report') per completed connection.
+// CPU time (process.cpuUsage, between 'mark' and 'report') per completed connection. Its system
+// part is kept apart too: a difference there is the kernel's work (system calls, TCP), not JS's.
 import fs from 'node:fs';
 import path from 'node:path';
 import { ensureBinaries } from './build.js';
@@ -44,6 +45,8 @@ interface InterleavedOptions {
 interface ContenderWindows {
   contender: ContenderId;
   cpuPerConnUs: number[];
+  /** the system (kernel) part of cpuPerConnUs */
+  systemPerConnUs: number[];
 }
 
 const DEFAULT_SCENARIOS = ['tls-alpn-c1', 'tls-alpn-c8', 'tls-alpn'];
@@ -115,14 +118,15 @@ function quartiles(values: readonly number[]): [number, number] {
   return [sorted[q] ?? Number.NaN, sorted[sorted.length - 1 - q] ?? Number.NaN];
 }
 
-async function window(ctx: Context, scenario: ScenarioDef, server: ServerHandle, seconds: number, load: Array<string | number>): Promise<number> {
+async function window(ctx: Context, scenario: ScenarioDef, server: ServerHandle, seconds: number, load: Array<string | number>): Promise<{ cpu: number; system: number }> {
   await ask(server, 'mark');
   const lg = await runLoadgen(ctx, loadgenArgs(ctx, scenario.loadgenMode, server.port, ['--duration', seconds, ...load]), (seconds + 30) * 1000);
   const report = await ask(server, 'report');
   const warnings: string[] = [];
   loadgenTrouble(lg, warnings);
   for (const warning of warnings) process.stderr.write(`  ${scenario.id}: ${warning}\n`);
-  return (num(report, 'cpuUserUs') + num(report, 'cpuSystemUs')) / num(lg, 'completed');
+  const completed = num(lg, 'completed');
+  return { cpu: (num(report, 'cpuUserUs') + num(report, 'cpuSystemUs')) / completed, system: num(report, 'cpuSystemUs') / completed };
 }
 
 async function runScenario(ctx: Context, options: InterleavedOptions, scenario: ScenarioDef): Promise<ContenderWindows[]> {
@@ -136,13 +140,16 @@ async function runScenario(ctx: Context, options: InterleavedOptions, scenario: 
       await warmUp(ctx, scenario.loadgenMode, server.port, load, warnings);
       for (const warning of warnings) process.stderr.write(`  ${scenario.id} ${contender}: ${warning}\n`);
     }
-    const figures = servers.map(({ contender }) => ({ contender, cpuPerConnUs: [] as number[] }));
+    const figures = servers.map(({ contender }) => ({ contender, cpuPerConnUs: [] as number[], systemPerConnUs: [] as number[] }));
     for (let pass = 0; pass < options.windows; pass++) {
       // The order turns each pass, so no contender always follows the same one.
       for (let k = 0; k < servers.length; k++) {
         const index = (pass + k) % servers.length;
         const { server } = servers[index] as { server: ServerHandle };
-        (figures[index] as ContenderWindows).cpuPerConnUs.push(await window(ctx, scenario, server, options.seconds, load));
+        const measured = await window(ctx, scenario, server, options.seconds, load);
+        const entry = figures[index] as ContenderWindows;
+        entry.cpuPerConnUs.push(measured.cpu);
+        entry.systemPerConnUs.push(measured.system);
       }
       process.stderr.write(`\r  ${scenario.id}: ${pass + 1}/${options.windows} passes`);
     }
@@ -154,19 +161,20 @@ async function runScenario(ctx: Context, options: InterleavedOptions, scenario: 
 }
 
 function table(results: Array<{ scenario: ScenarioDef; figures: ContenderWindows[] }>): string {
-  const lines = ['| scenario | contender | CPU per connection, median (min-max) | ÷ node, median of pairs | middle half of pairs |', '| --- | --- | --- | --- | --- |'];
+  const lines = ['| scenario | contender | CPU per connection, median (min-max) | of it system, median | ÷ node, median of pairs | middle half of pairs |', '| --- | --- | --- | --- | --- | --- |'];
   for (const { scenario, figures } of results) {
     const baseline = figures.find((f) => f.contender === BASELINE)?.cpuPerConnUs ?? [];
-    for (const { contender, cpuPerConnUs } of figures) {
+    for (const { contender, cpuPerConnUs, systemPerConnUs } of figures) {
       const us = cpuPerConnUs.filter(Number.isFinite);
       const cpu = `${median(us).toFixed(0)} µs (${Math.min(...us).toFixed(0)}-${Math.max(...us).toFixed(0)})`;
+      const system = `${median(systemPerConnUs.filter(Number.isFinite)).toFixed(0)} µs`;
       if (contender === BASELINE) {
-        lines.push(`| ${scenario.id} | ${contender} | ${cpu} | | |`);
+        lines.push(`| ${scenario.id} | ${contender} | ${cpu} | ${system} | | |`);
         continue;
       }
       const ratios = pairedRatios(cpuPerConnUs, baseline);
       const [low, high] = quartiles(ratios);
-      lines.push(`| ${scenario.id} | ${contender} | ${cpu} | ${median(ratios).toFixed(3)} | ${low.toFixed(3)}-${high.toFixed(3)} (${ratios.length} pairs) |`);
+      lines.push(`| ${scenario.id} | ${contender} | ${cpu} | ${system} | ${median(ratios).toFixed(3)} | ${low.toFixed(3)}-${high.toFixed(3)} (${ratios.length} pairs) |`);
     }
   }
   return lines.join('\n');
@@ -194,7 +202,7 @@ async function main(): Promise<void> {
     seconds: options.seconds,
     warmConnections: options.warmConnections,
     pinned: options.pin,
-    scenarios: results.map(({ scenario, figures }) => ({ id: scenario.id, contenders: figures.map((f) => ({ contender: f.contender, cpuPerConnUs: f.cpuPerConnUs.map((v) => round(v)) })) })),
+    scenarios: results.map(({ scenario, figures }) => ({ id: scenario.id, contenders: figures.map((f) => ({ contender: f.contender, cpuPerConnUs: f.cpuPerConnUs.map((v) => round(v)), systemPerConnUs: f.systemPerConnUs.map((v) => round(v)) })) })),
   };
   fs.mkdirSync(resultsDir, { recursive: true });
   fs.writeFileSync(file, `${stringifyLayered(json, 4)}\n`);
