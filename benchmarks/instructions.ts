@@ -63,7 +63,7 @@ function positiveInteger(text: string | undefined, flag: string): number {
 }
 
 function parse(argv: readonly string[]): InstructionOptions {
-  const options: InstructionOptions = { scenarios: [], rounds: 2, warmConnections: 3000, connections: 1000, quick: false, out: undefined };
+  const options: InstructionOptions = { scenarios: [], rounds: 2, warmConnections: 3000, connections: 3000, quick: false, out: undefined };
   let ids = DEFAULT_SCENARIOS;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
