@@ -18,16 +18,11 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ensureBinaries } from './build.js';
-import { makeCertificates } from './certs.js';
-import { BASELINE, SCENARIOS } from './model.js';
+import { BASELINE } from './model.js';
 import type { ContenderId, ScenarioDef } from './model.js';
-import { FULL } from './options.js';
-import type { Options } from './options.js';
-import { resultsDir } from './paths.js';
-import { Progress } from './progress.js';
-import { median, stringifyLayered } from './stats.js';
-import { ask, certArgs, loadgenArgs, loadgenTrouble, num, runLoadgen, startServer, stopServer } from './trial_processes.js';
+import { median } from './stats.js';
+import { resultsFileName, standaloneContext, throughputScenarios, usageExit, writeResults } from './standalone_run.js';
+import { ask, loadgenArgs, loadgenTrouble, num, runLoadgen, scenarioLoad, startServer, stopServer } from './trial_processes.js';
 import type { Context, Launcher } from './trial_processes.js';
 
 interface InstructionOptions {
@@ -50,10 +45,7 @@ const DEFAULT_SCENARIOS = ['tls-alpn-c1', 'tls-full-ecdsa-c1', 'tls-proxy-c1'];
 const CONTENDERS: ContenderId[] = ['native', BASELINE];
 
 function usage(message: string): never {
-  console.error(message);
-  console.error('usage: npm run bench:instructions -- [--scenario ID[,ID]] [--rounds N] [--warm N] [--connections N] [--out FILE] [--quick]');
-  console.error(`throughput scenarios: ${SCENARIOS.filter((s) => s.kind === 'throughput').map((s) => s.id).join(', ')}`);
-  process.exit(2);
+  usageExit('usage: npm run bench:instructions -- [--scenario ID[,ID]] [--rounds N] [--warm N] [--connections N] [--out FILE] [--quick]', message);
 }
 
 function positiveInteger(text: string | undefined, flag: string): number {
@@ -72,20 +64,12 @@ function parse(argv: readonly string[]): InstructionOptions {
     else if (arg === '--rounds') options.rounds = positiveInteger(value(), arg);
     else if (arg === '--warm') options.warmConnections = positiveInteger(value(), arg);
     else if (arg === '--connections') options.connections = positiveInteger(value(), arg);
-    else if (arg === '--out') {
-      const name = value() ?? '';
-      if (!/^[\w.-]+\.json$/.test(name)) usage(`--out takes a file name ending in .json (written to benchmarks/results/), not ${JSON.stringify(name)}`);
-      options.out = name;
-    } else if (arg === '--quick') options.quick = true;
+    else if (arg === '--out') options.out = resultsFileName(value(), usage);
+    else if (arg === '--quick') options.quick = true;
     else usage(`unknown option ${String(arg)}`);
   }
-  for (const id of ids) {
-    const scenario = SCENARIOS.find((s) => s.id === id);
-    if (!scenario) usage(`unknown scenario ${id}`);
-    if (scenario.kind !== 'throughput') usage(`${id} is not a throughput scenario`);
-    if (scenario.transport !== 'tls') usage(`${id} is not a TLS scenario`);
-    options.scenarios.push(scenario);
-  }
+  options.scenarios = throughputScenarios(ids, usage);
+  for (const scenario of options.scenarios) if (scenario.transport !== 'tls') usage(`${scenario.id} is not a TLS scenario`);
   if (options.quick) Object.assign(options, { rounds: 1, warmConnections: 100, connections: 30 });
   return options;
 }
@@ -132,7 +116,7 @@ async function count(ctx: Context, options: InstructionOptions, scenario: Scenar
   const pid = server.channel.child.pid;
   try {
     if (pid === undefined) throw new Error('the server under valgrind has no pid');
-    const load = ['--concurrency', scenario.concurrency ?? ctx.timings.concurrency, ...certArgs(ctx, scenario)];
+    const load = scenarioLoad(ctx, scenario);
     // Under valgrind a connection takes tens of times as long: the limits are the load
     // generator's longest (900 s).
     const warm = await runLoadgen(ctx, loadgenArgs(ctx, scenario.loadgenMode, server.port, ['--count', options.warmConnections, '--duration', 900, ...load]), 960_000);
@@ -193,32 +177,24 @@ async function main(): Promise<void> {
       process.exit(2);
     }
   }
-  const log = (line: string): void => void process.stderr.write(`${line}\n`);
-  const bins = ensureBinaries(log);
-  const certs = makeCertificates();
+  const ctx = standaloneContext({ ...options, pin: false });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ntl-callgrind-'));
-  const benchOptions: Options = { quick: options.quick, rounds: null, scenarios: [], nodes: [], out: null, pin: false, nice: false, readme: false, workersBench: false, workers: 0 };
-  const ctx: Context = { quiet: { leftMs: 0, waitedMs: 0, loadedStarts: 0 }, options: benchOptions, timings: { ...FULL, warmConnections: options.warmConnections }, bins, certs, nodeBin: process.execPath, progress: new Progress(0, 0) };
   const results: Array<{ scenario: ScenarioDef; figures: ContenderCounts[] }> = [];
   try {
     for (const scenario of options.scenarios) results.push({ scenario, figures: await runScenario(ctx, options, scenario, dir) });
   } finally {
-    certs.cleanup();
+    ctx.certs.cleanup();
     fs.rmSync(dir, { recursive: true, force: true });
   }
   console.log(`\nNode ${process.version}, ${options.rounds} rounds of ${options.connections} connections counted after ${options.warmConnections} warm-up connections, under callgrind\n\n${table(results)}`);
-  const file = path.join(resultsDir, options.out ?? (options.quick ? 'instructions-quick.json' : 'instructions.json'));
-  const json = {
+  writeResults(options.out ?? (options.quick ? 'instructions-quick.json' : 'instructions.json'), {
     generated: new Date().toISOString(),
     node: process.version,
     rounds: options.rounds,
     warmConnections: options.warmConnections,
     connections: options.connections,
     scenarios: results.map(({ scenario, figures }) => ({ id: scenario.id, contenders: figures.map((f) => ({ contender: f.contender, instructionsPerConn: f.instructionsPerConn.map((v) => Math.round(v)) })) })),
-  };
-  fs.mkdirSync(resultsDir, { recursive: true });
-  fs.writeFileSync(file, `${stringifyLayered(json, 4)}\n`);
-  console.log(`results: ${path.relative(process.cwd(), file)}`);
+  });
 }
 
 main().catch((error: unknown) => {

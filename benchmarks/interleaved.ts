@@ -14,18 +14,11 @@
 // Each window is one throughput trial's measurement (benchmarks/trials.ts): the server's own
 // CPU time (process.cpuUsage, between 'mark' and 'report') per completed connection. Its system
 // part is kept apart too: a difference there is the kernel's work (system calls, TCP), not JS's.
-import fs from 'node:fs';
-import path from 'node:path';
-import { ensureBinaries } from './build.js';
-import { makeCertificates } from './certs.js';
-import { BASELINE, SCENARIOS } from './model.js';
+import { BASELINE } from './model.js';
 import type { ContenderId, ScenarioDef } from './model.js';
-import { FULL } from './options.js';
-import type { Options } from './options.js';
-import { resultsDir } from './paths.js';
-import { Progress } from './progress.js';
-import { median, round, stringifyLayered } from './stats.js';
-import { ask, certArgs, loadgenArgs, loadgenTrouble, num, runLoadgen, startServer, stopServer } from './trial_processes.js';
+import { median, round } from './stats.js';
+import { resultsFileName, standaloneContext, throughputScenarios, usageExit, writeResults } from './standalone_run.js';
+import { ask, loadgenArgs, loadgenTrouble, num, runLoadgen, scenarioLoad, startServer, stopServer } from './trial_processes.js';
 import type { Context, ServerHandle } from './trial_processes.js';
 import { warmUp } from './trials.js';
 
@@ -52,10 +45,7 @@ interface ContenderWindows {
 const DEFAULT_SCENARIOS = ['tls-alpn-c1', 'tls-alpn-c8', 'tls-alpn'];
 
 function usage(message: string): never {
-  console.error(message);
-  console.error('usage: npm run bench:interleaved -- [--scenario ID[,ID]] [--windows N] [--seconds S] [--warm N] [--contenders native,node] [--pin] [--out FILE] [--quick]');
-  console.error(`throughput scenarios: ${SCENARIOS.filter((s) => s.kind === 'throughput').map((s) => s.id).join(', ')}`);
-  process.exit(2);
+  usageExit('usage: npm run bench:interleaved -- [--scenario ID[,ID]] [--windows N] [--seconds S] [--warm N] [--contenders native,node] [--pin] [--out FILE] [--quick]', message);
 }
 
 function positive(text: string | undefined, flag: string): number {
@@ -76,11 +66,7 @@ function parse(argv: readonly string[]): InterleavedOptions {
     // At one in flight V8's background threads (compilation and GC) take more per connection for
     // the first ten thousand or so connections: a larger warm-up measures a long-running server.
     else if (arg === '--warm') options.warmConnections = Math.round(positive(value(), arg));
-    else if (arg === '--out') {
-      const name = value() ?? '';
-      if (!/^[\w.-]+\.json$/.test(name)) usage(`--out takes a file name ending in .json (written to benchmarks/results/), not ${JSON.stringify(name)}`);
-      options.out = name;
-    }
+    else if (arg === '--out') options.out = resultsFileName(value(), usage);
     else if (arg === '--contenders') {
       const named = (value() ?? '').split(',').filter((c) => c !== '');
       for (const c of named) if (c !== 'native' && c !== 'js' && c !== 'node') usage(`unknown contender ${c} (native, js, node)`);
@@ -90,12 +76,7 @@ function parse(argv: readonly string[]): InterleavedOptions {
     else if (arg === '--quick') options.quick = true;
     else usage(`unknown option ${String(arg)}`);
   }
-  for (const id of ids) {
-    const scenario = SCENARIOS.find((s) => s.id === id);
-    if (!scenario) usage(`unknown scenario ${id}`);
-    if (scenario.kind !== 'throughput') usage(`${id} is not a throughput scenario`);
-    options.scenarios.push(scenario);
-  }
+  options.scenarios = throughputScenarios(ids, usage);
   if (options.quick) Object.assign(options, { windows: 2, seconds: 0.3, warmConnections: 200 });
   return options;
 }
@@ -130,7 +111,7 @@ async function window(ctx: Context, scenario: ScenarioDef, server: ServerHandle,
 }
 
 async function runScenario(ctx: Context, options: InterleavedOptions, scenario: ScenarioDef): Promise<ContenderWindows[]> {
-  const load = ['--concurrency', scenario.concurrency ?? ctx.timings.concurrency, ...certArgs(ctx, scenario)];
+  const load = scenarioLoad(ctx, scenario);
   const servers: Array<{ contender: ContenderId; server: ServerHandle }> = [];
   try {
     for (const contender of options.contenders) servers.push({ contender, server: await startServer(ctx, scenario, contender, 'end') });
@@ -182,20 +163,15 @@ function table(results: Array<{ scenario: ScenarioDef; figures: ContenderWindows
 
 async function main(): Promise<void> {
   const options = parse(process.argv.slice(2));
-  const log = (line: string): void => void process.stderr.write(`${line}\n`);
-  const bins = ensureBinaries(log);
-  const certs = makeCertificates();
-  const benchOptions: Options = { quick: options.quick, rounds: null, scenarios: [], nodes: [], out: null, pin: options.pin, nice: false, readme: false, workersBench: false, workers: 0 };
-  const ctx: Context = { quiet: { leftMs: 0, waitedMs: 0, loadedStarts: 0 }, options: benchOptions, timings: { ...FULL, warmConnections: options.warmConnections }, bins, certs, nodeBin: process.execPath, progress: new Progress(0, 0) };
+  const ctx = standaloneContext(options);
   const results: Array<{ scenario: ScenarioDef; figures: ContenderWindows[] }> = [];
   try {
     for (const scenario of options.scenarios) results.push({ scenario, figures: await runScenario(ctx, options, scenario) });
   } finally {
-    certs.cleanup();
+    ctx.certs.cleanup();
   }
   console.log(`\nNode ${process.version}, ${options.windows} passes of ${options.seconds} s windows after ${options.warmConnections} warm-up connections${options.pin ? ', pinned' : ''}\n\n${table(results)}`);
-  const file = path.join(resultsDir, options.out ?? (options.quick ? 'interleaved-quick.json' : 'interleaved.json'));
-  const json = {
+  writeResults(options.out ?? (options.quick ? 'interleaved-quick.json' : 'interleaved.json'), {
     generated: new Date().toISOString(),
     node: process.version,
     windows: options.windows,
@@ -203,10 +179,7 @@ async function main(): Promise<void> {
     warmConnections: options.warmConnections,
     pinned: options.pin,
     scenarios: results.map(({ scenario, figures }) => ({ id: scenario.id, contenders: figures.map((f) => ({ contender: f.contender, cpuPerConnUs: f.cpuPerConnUs.map((v) => round(v)), systemPerConnUs: f.systemPerConnUs.map((v) => round(v)) })) })),
-  };
-  fs.mkdirSync(resultsDir, { recursive: true });
-  fs.writeFileSync(file, `${stringifyLayered(json, 4)}\n`);
-  console.log(`results: ${path.relative(process.cwd(), file)}`);
+  });
 }
 
 main().catch((error: unknown) => {

@@ -183,6 +183,11 @@ export function certArgs(ctx: Context, scenario: ScenarioDef): string[] {
   return [...(scenario.cert ? ['--cert', ctx.certs.files[scenario.cert].cert] : []), ...(scenario.alpn === true ? ['--alpn'] : []), ...(scenario.proxy === true ? ['--proxy-v2'] : [])];
 }
 
+/** The load generator's arguments every run of `scenario` takes: its concurrency, certificate, ALPN and PROXY. */
+export function scenarioLoad(ctx: Context, scenario: ScenarioDef): Array<string | number> {
+  return ['--concurrency', scenario.concurrency ?? ctx.timings.concurrency, ...certArgs(ctx, scenario)];
+}
+
 export function loadgenTrouble(result: Message, warnings: string[]): void {
   const completed = num(result, 'completed');
   const errors = num(result, 'errors');

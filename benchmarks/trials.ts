@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { LineChannel } from './proc.js';
 import type { Message } from './proc.js';
 import type { ContenderId, ScenarioDef, TrialResult } from './model.js';
-import { ask, certArgs, interference, loadgenArgs, loadgenTrouble, machineCpu, num, raisePriority, runLoadgen, startServer, stopServer } from './trial_processes.js';
+import { ask, certArgs, interference, loadgenArgs, loadgenTrouble, machineCpu, num, raisePriority, runLoadgen, scenarioLoad, startServer, stopServer } from './trial_processes.js';
 import type { Context } from './trial_processes.js';
 
 /** Seconds a counted warm-up may take at most (6,000 connections take 6-10 s at one in flight here). */
@@ -34,7 +34,7 @@ async function throughputTrial(ctx: Context, scenario: ScenarioDef, contender: C
   const server = await startServer(ctx, scenario, contender, 'end');
   const warnings: string[] = [];
   try {
-    const common = ['--concurrency', scenario.concurrency ?? t.concurrency, ...certArgs(ctx, scenario)];
+    const common = scenarioLoad(ctx, scenario);
     await warmUp(ctx, scenario.loadgenMode, server.port, common, warnings);
     await ask(server, 'mark');
     const cpuBefore = machineCpu();
